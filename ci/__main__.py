@@ -1,0 +1,5 @@
+"""Entry point for ``python -m ci``."""
+
+from ci.cli import run
+
+run()

@@ -1,0 +1,40 @@
+"""What every command handler receives: config (loaded on first use), runner, clock, env."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci import config as config_module
+from ci.clock import Clock, SystemClock
+from ci.config import Config
+from ci.gates import GateContext, context
+from ci.runner import ProcessRunner, Runner
+
+Handler = Callable[[argparse.Namespace, "App"], int]
+
+
+@dataclass(slots=True, kw_only=True)
+class App:
+    """The outside world as the commands see it; tests build one with fakes."""
+
+    config_file: Path | None = None
+    cwd: Path = field(default_factory=Path.cwd)
+    runner: Runner = field(default_factory=ProcessRunner)
+    clock: Clock = field(default_factory=SystemClock)
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    _config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        """The validated ``[tool.ci]`` (loaded once; ConfigError when malformed)."""
+        if self._config is None:
+            self._config = config_module.load(self.config_file, cwd=self.cwd)
+        return self._config
+
+    def gate_context(self) -> GateContext:
+        """A GateContext for gates run by this process."""
+        return context(self.config, self.runner, self.clock, self.env)

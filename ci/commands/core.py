@@ -1,0 +1,90 @@
+"""``preflight``, ``gate`` and ``pipeline``: the checks, one gate, and the main job."""
+
+from __future__ import annotations
+
+import argparse
+
+from ci import pipeline, preflight
+from ci.commands.app import App
+from ci.errors import ExitCode
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the core commands to the parser."""
+    p = sub.add_parser(
+        "preflight",
+        help="check uv.lock, [tool.ci], interpreters and tools before a gate run",
+        description=(
+            "Checks that uv.lock exists, parses and matches pyproject.toml (uv lock --check), "
+            "that [tool.ci] is valid, and that the default Python and uv/nox are available. "
+            "Does not require a clean tree. Exit 3 when a check fails, 2 for a bad config."
+        ),
+    )
+    p.set_defaults(handler=_preflight)
+
+    p = sub.add_parser(
+        "gate",
+        help="run one gate (what the nox sessions call) and write reports/<gate>.json",
+        description=(
+            "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
+            "mypy if enabled) or test (headless pytest with junit and coverage under reports/). "
+            "Extra arguments after the name go to the tool (pytest). Exit 1 when the gate "
+            "found problems, 6 when its tool crashed."
+        ),
+    )
+    p.add_argument("name", choices=sorted(pipeline.GATES), help="the gate to run")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="extra arguments for the tool")
+    p.set_defaults(handler=_gate)
+
+    p = sub.add_parser(
+        "pipeline",
+        help="the main job: preflight, then every default nox session, then a summary table",
+        description=(
+            "Runs the preflight, then each session (lint, test on the default Python, ...) "
+            "with nox, in order, and prints a summary table read from reports/*.json. "
+            "`invoke ci` calls this."
+        ),
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    p.add_argument(
+        "--session",
+        action="append",
+        dest="sessions",
+        metavar="NAME",
+        help="run only this session (repeatable); default: the main job's sessions",
+    )
+    p.set_defaults(handler=_pipeline)
+
+
+def _preflight(args: argparse.Namespace, app: App) -> int:
+    del args
+    checks = preflight.gather(app.config, app.runner)
+    print(preflight.render(checks))
+    preflight.verdict(checks)
+    return ExitCode.OK
+
+
+def _gate(args: argparse.Namespace, app: App) -> int:
+    extra = [a for a in args.args if a != "--"]
+    result = pipeline.run_gate(args.name, app.gate_context(), extra)
+    print(f"{result.id}: {result.status.value} ({result.mode.value}) {result.summary}")
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    return pipeline.gate_exit_code(result)
+
+
+def _pipeline(args: argparse.Namespace, app: App) -> int:
+    sessions = args.sessions or pipeline.default_sessions(app.config)
+    if args.dry_run:
+        print("plan (dry run, nothing is run):")
+        print("  1. python -m ci preflight")
+        for index, session in enumerate(sessions, start=2):
+            print(f"  {index}. nox -s {session}")
+        return ExitCode.OK
+    checks = preflight.gather(app.config, app.runner)
+    print(preflight.render(checks))
+    preflight.verdict(checks)
+    outcomes = pipeline.run_sessions(app.config, app.runner, sessions)
+    print()
+    print(pipeline.render_summary(outcomes))
+    return pipeline.pipeline_exit_code(outcomes)

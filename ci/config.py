@@ -1,0 +1,444 @@
+"""Load and validate the ``[tool.ci]`` table of pyproject.toml into frozen records.
+
+Stdlib only: noxfile.py and tasks.py import this before any environment is synced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ci.errors import ConfigError
+
+DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
+DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
+GATE_NAMES = ("lint", "test", "secrets", "audit", "package", "workflows")
+SEVERITIES = ("low", "medium", "high", "critical")
+
+
+class Mode(enum.StrEnum):
+    """Whether a gate blocks (required) or is only reported (advisory)."""
+
+    REQUIRED = "required"
+    ADVISORY = "advisory"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateConfig:
+    """The policy of one gate: mode, time budget and the gate's own thresholds."""
+
+    name: str
+    mode: Mode = Mode.REQUIRED
+    budget_s: float | None = None
+    budget_blocks: bool = False
+    coverage_min: float = 85.0
+    coverage_drop_max: float = 0.5
+    mypy: bool = False
+    fail_on: str = "high"
+    unknown_severity: str = "high"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Waiver:
+    """A time-bound exception for one finding id (advisory id or secret hash)."""
+
+    id: str
+    reason: str
+    expires: dt.date
+    approved_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Environment:
+    """A deployment target and its protections."""
+
+    name: str
+    after: str | None = None
+    allowed_refs: tuple[str, ...] = ()
+    allowed_actors: tuple[str, ...] = ()
+    requires_approval: bool = False
+    required_secrets: tuple[str, ...] = ()
+    deploy_command: tuple[str, ...] = ()
+    healthcheck_command: tuple[str, ...] = ()
+    timeout_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishConfig:
+    """Where releases go and how many builds to keep."""
+
+    repository_url: str | None = None
+    retain: int = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CacheConfig:
+    """Bounds of the gate result cache."""
+
+    max_mb: int = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotifyConfig:
+    """Where failed runs are announced."""
+
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The whole validated ``[tool.ci]`` table, plus where it came from."""
+
+    root: Path
+    path: Path | None
+    project_name: str = ""
+    project_version: str = ""
+    pythons: tuple[str, ...] = DEFAULT_PYTHONS
+    packages: tuple[str, ...] = ("ci",)
+    tests: str = "tests"
+    required_secrets: tuple[str, ...] = ()
+    mask_env: tuple[str, ...] = DEFAULT_MASK_ENV
+    advisory_db: str | None = None
+    reports_dir: str = "reports"
+    gates: Mapping[str, GateConfig] = field(default_factory=dict)
+    waivers: tuple[Waiver, ...] = ()
+    environments: Mapping[str, Environment] = field(default_factory=dict)
+    publish: PublishConfig = PublishConfig()
+    cache: CacheConfig = CacheConfig()
+    notify: NotifyConfig = NotifyConfig()
+
+    @property
+    def default_python(self) -> str:
+        """The first of ``pythons``: the one plain ``nox`` tests on."""
+        return self.pythons[0]
+
+    def gate(self, name: str) -> GateConfig:
+        """The policy of gate ``name`` (defaults when it is not configured)."""
+        return self.gates.get(name, GateConfig(name=name))
+
+    def environment(self, name: str) -> Environment:
+        """The environment ``name``, or a ConfigError listing the known ones."""
+        if name not in self.environments:
+            known = ", ".join(sorted(self.environments)) or "none"
+            msg = (
+                f"{self._where()}: no environment {name!r} in [tool.ci.environments] "
+                f"(configured: {known})"
+            )
+            raise ConfigError(msg)
+        return self.environments[name]
+
+    def reports_path(self) -> Path:
+        """The folder where gate reports are written."""
+        return self.root / self.reports_dir
+
+    def _where(self) -> str:
+        return str(self.path) if self.path else "pyproject.toml"
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``, or None."""
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(config_file: Path | None = None, *, cwd: Path | None = None) -> Config:
+    """Load ``[tool.ci]`` from ``config_file`` or the nearest pyproject.toml."""
+    start = (cwd or Path.cwd()).resolve()
+    path = config_file.resolve() if config_file else find_pyproject(start)
+    if path is None:
+        return Config(root=start, path=None)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: no such file; pass --config with an existing pyproject.toml"
+        raise ConfigError(msg) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path}: not valid TOML ({exc}); fix the file"
+        raise ConfigError(msg) from None
+    return parse(data, root=path.parent, path=path)
+
+
+def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
+    """Validate a parsed pyproject.toml document into a Config."""
+    v = _Validator(str(path) if path else "pyproject.toml")
+    project = data.get("project", {})
+    tool = data.get("tool", {})
+    table = tool.get("ci", {}) if isinstance(tool, Mapping) else {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{v.file}: [tool.ci] must be a table")
+    v.keys(
+        table,
+        "tool.ci",
+        {
+            "pythons",
+            "packages",
+            "tests",
+            "required_secrets",
+            "mask_env",
+            "advisory_db",
+            "reports_dir",
+            "gates",
+            "waivers",
+            "environments",
+            "publish",
+            "cache",
+            "notify",
+        },
+    )
+    pythons = v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS)
+    if not pythons:
+        raise ConfigError(f"{v.file}: [tool.ci] pythons must name at least one version")
+    name = project.get("name", "") if isinstance(project, Mapping) else ""
+    default_package = str(name).replace("-", "_") if name else "ci"
+    return Config(
+        root=root,
+        path=path,
+        project_name=str(name),
+        project_version=str(project.get("version", "")) if isinstance(project, Mapping) else "",
+        pythons=pythons,
+        packages=v.str_list(table, "tool.ci", "packages", (default_package,)),
+        tests=v.string(table, "tool.ci", "tests", "tests"),
+        required_secrets=v.str_list(table, "tool.ci", "required_secrets", ()),
+        mask_env=v.str_list(table, "tool.ci", "mask_env", DEFAULT_MASK_ENV),
+        advisory_db=v.opt_string(table, "tool.ci", "advisory_db"),
+        reports_dir=v.string(table, "tool.ci", "reports_dir", "reports"),
+        gates=_gates(v, v.table(table, "tool.ci", "gates")),
+        waivers=_waivers(v, table.get("waivers", [])),
+        environments=_environments(v, v.table(table, "tool.ci", "environments")),
+        publish=_publish(v, v.table(table, "tool.ci", "publish")),
+        cache=_cache(v, v.table(table, "tool.ci", "cache")),
+        notify=_notify(v, v.table(table, "tool.ci", "notify")),
+    )
+
+
+_GATE_COMMON = {"mode", "budget_s", "budget_blocks"}
+_GATE_EXTRA = {
+    "lint": {"mypy"},
+    "test": {"coverage_min", "coverage_drop_max"},
+    "audit": {"fail_on", "unknown_severity"},
+}
+
+
+def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
+    gates: dict[str, GateConfig] = {}
+    for name, raw in table.items():
+        where = f"tool.ci.gates.{name}"
+        if name not in GATE_NAMES:
+            msg = f"{v.file}: unknown gate [{where}] (known: {', '.join(GATE_NAMES)})"
+            raise ConfigError(msg)
+        sub = v.table({name: raw}, "tool.ci.gates", name)
+        v.keys(sub, where, _GATE_COMMON | _GATE_EXTRA.get(name, set()))
+        defaults = GateConfig(name=name)
+        gates[name] = GateConfig(
+            name=name,
+            mode=Mode(v.choice(sub, where, "mode", [m.value for m in Mode], defaults.mode.value)),
+            budget_s=v.opt_number(sub, where, "budget_s"),
+            budget_blocks=v.boolean(sub, where, "budget_blocks", defaults.budget_blocks),
+            mypy=v.boolean(sub, where, "mypy", defaults.mypy),
+            coverage_min=v.number(sub, where, "coverage_min", defaults.coverage_min),
+            coverage_drop_max=v.number(sub, where, "coverage_drop_max", defaults.coverage_drop_max),
+            fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
+            unknown_severity=v.choice(
+                sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
+            ),
+        )
+    return gates
+
+
+def _waivers(v: _Validator, raw: object) -> tuple[Waiver, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(
+            f"{v.file}: tool.ci.waivers must be an array of tables ([[tool.ci.waivers]])"
+        )
+    waivers = []
+    for index, item in enumerate(raw):
+        where = f"tool.ci.waivers[{index}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{v.file}: {where} must be a table")
+        v.keys(item, where, {"id", "reason", "expires", "approved_by"})
+        for key in ("id", "reason", "expires"):
+            if key not in item:
+                msg = f"{v.file}: {where} has no {key!r}; every waiver needs id, reason and expires"
+                raise ConfigError(msg)
+        expires = item["expires"]
+        if isinstance(expires, dt.datetime):
+            expires = expires.date()
+        if not isinstance(expires, dt.date):
+            msg = f"{v.file}: {where}.expires must be a TOML date like 2027-01-31, not {expires!r}"
+            raise ConfigError(msg)
+        reason = v.string(item, where, "reason", "")
+        if not reason.strip():
+            raise ConfigError(f"{v.file}: {where}.reason is empty; say why the finding is accepted")
+        waivers.append(
+            Waiver(
+                id=v.string(item, where, "id", ""),
+                reason=reason,
+                expires=expires,
+                approved_by=v.opt_string(item, where, "approved_by"),
+            )
+        )
+    return tuple(waivers)
+
+
+def _environments(v: _Validator, table: Mapping[str, Any]) -> dict[str, Environment]:
+    envs: dict[str, Environment] = {}
+    for name in table:
+        where = f"tool.ci.environments.{name}"
+        sub = v.table(table, "tool.ci.environments", name)
+        v.keys(
+            sub,
+            where,
+            {
+                "after",
+                "allowed_refs",
+                "allowed_actors",
+                "requires_approval",
+                "required_secrets",
+                "deploy_command",
+                "healthcheck_command",
+                "timeout_s",
+            },
+        )
+        envs[name] = Environment(
+            name=name,
+            after=v.opt_string(sub, where, "after"),
+            allowed_refs=v.str_list(sub, where, "allowed_refs", ()),
+            allowed_actors=v.str_list(sub, where, "allowed_actors", ()),
+            requires_approval=v.boolean(sub, where, "requires_approval", False),
+            required_secrets=v.str_list(sub, where, "required_secrets", ()),
+            deploy_command=v.str_list(sub, where, "deploy_command", ()),
+            healthcheck_command=v.str_list(sub, where, "healthcheck_command", ()),
+            timeout_s=v.number(sub, where, "timeout_s", 600.0),
+        )
+    for env in envs.values():
+        if env.after is not None and env.after not in envs:
+            msg = (
+                f"{v.file}: [tool.ci.environments.{env.name}] after = {env.after!r} "
+                "is not an environment"
+            )
+            raise ConfigError(msg)
+    return envs
+
+
+def _publish(v: _Validator, table: Mapping[str, Any]) -> PublishConfig:
+    v.keys(table, "tool.ci.publish", {"repository_url", "retain"})
+    retain = int(v.number(table, "tool.ci.publish", "retain", 5))
+    if retain < 1:
+        raise ConfigError(f"{v.file}: tool.ci.publish.retain must be at least 1")
+    return PublishConfig(
+        repository_url=v.opt_string(table, "tool.ci.publish", "repository_url"), retain=retain
+    )
+
+
+def _cache(v: _Validator, table: Mapping[str, Any]) -> CacheConfig:
+    v.keys(table, "tool.ci.cache", {"max_mb"})
+    return CacheConfig(max_mb=int(v.number(table, "tool.ci.cache", "max_mb", 200)))
+
+
+def _notify(v: _Validator, table: Mapping[str, Any]) -> NotifyConfig:
+    v.keys(table, "tool.ci.notify", {"webhook_url"})
+    return NotifyConfig(webhook_url=v.opt_string(table, "tool.ci.notify", "webhook_url"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Validator:
+    """Typed getters that raise one clear ConfigError naming the key and the file."""
+
+    file: str
+
+    def _type_error(self, where: str, key: str, expected: str, value: object) -> ConfigError:
+        got = type(value).__name__
+        return ConfigError(f"{self.file}: {where}.{key} must be {expected}, not {got} ({value!r})")
+
+    def keys(self, table: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+        unknown = sorted(set(table) - allowed)
+        if unknown:
+            msg = (
+                f"{self.file}: unknown key {unknown[0]!r} in [{where}] "
+                f"(known: {', '.join(sorted(allowed))})"
+            )
+            raise ConfigError(msg)
+
+    def table(self, table: Mapping[str, Any], where: str, key: str) -> Mapping[str, Any]:
+        value = table.get(key, {})
+        if not isinstance(value, Mapping):
+            raise self._type_error(where, key, "a table", value)
+        return value
+
+    def string(self, table: Mapping[str, Any], where: str, key: str, default: str) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise self._type_error(where, key, "a string", value)
+        return value
+
+    def opt_string(self, table: Mapping[str, Any], where: str, key: str) -> str | None:
+        if key not in table:
+            return None
+        return self.string(table, where, key, "")
+
+    def str_list(
+        self, table: Mapping[str, Any], where: str, key: str, default: tuple[str, ...]
+    ) -> tuple[str, ...]:
+        value = table.get(key, list(default))
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise self._type_error(where, key, "a list of strings", value)
+        return tuple(value)
+
+    def boolean(self, table: Mapping[str, Any], where: str, key: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self._type_error(where, key, "true or false", value)
+        return value
+
+    def number(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self._type_error(where, key, "a number", value)
+        return float(value)
+
+    def opt_number(self, table: Mapping[str, Any], where: str, key: str) -> float | None:
+        if key not in table:
+            return None
+        return self.number(table, where, key, 0.0)
+
+    def choice(
+        self,
+        table: Mapping[str, Any],
+        where: str,
+        key: str,
+        choices: tuple[str, ...] | list[str],
+        default: str,
+    ) -> str:
+        value = self.string(table, where, key, default)
+        if value not in choices:
+            msg = f"{self.file}: {where}.{key} = {value!r} is not one of {', '.join(choices)}"
+            raise ConfigError(msg)
+        return value
+
+
+def state_dir(root: Path, env: Mapping[str, str] | None = None) -> Path:
+    """The state folder: ``CI_STATE_DIR`` or ``<root>/.ci-state``."""
+    environ = os.environ if env is None else env
+    raw = environ.get("CI_STATE_DIR", "")
+    return Path(raw) if raw else root / ".ci-state"
+
+
+def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
+    """True when env var ``name`` is set to 1/true/yes (a ConfigError for other values)."""
+    environ = os.environ if env is None else env
+    raw = environ.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no"}:
+        return False
+    if raw in {"1", "true", "yes"}:
+        return True
+    msg = f"environment variable {name}={raw!r} is not a boolean; use 1 or 0"
+    raise ConfigError(msg)

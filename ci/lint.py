@@ -1,0 +1,106 @@
+"""The lint gate: ``ruff check``, ``ruff format --check`` and (if enabled) mypy."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from ci.errors import ToolError
+from ci.gates import Finding, GateContext, GateResult, GateStatus
+from ci.runner import Completed
+
+_MYPY_LINE = re.compile(
+    r"^(?P<file>[^:\n]+):(?P<line>\d+): error: (?P<msg>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
+)
+
+
+def run(ctx: GateContext) -> GateResult:
+    """Run the linters over the project and turn their output into findings."""
+    start = time.monotonic()
+    python = [sys.executable, "-m"]
+    findings: list[Finding] = []
+    check = ctx.runner.run([*python, "ruff", "check", "--output-format=json", "."], cwd=ctx.root)
+    _expect(check, "ruff check")
+    findings += ruff_findings(check.stdout, ctx.root)
+    fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
+    _expect(fmt, "ruff format --check")
+    findings += format_findings(fmt.stdout)
+    if ctx.config.gate("lint").mypy:
+        mypy = ctx.runner.run([*python, "mypy"], cwd=ctx.root)
+        _expect(mypy, "mypy")
+        findings += mypy_findings(mypy.stdout)
+    for finding in findings:
+        print(f"{finding.location()}: {finding.rule} {finding.message}")
+    status = GateStatus.FAILED if findings else GateStatus.PASSED
+    summary = f"{len(findings)} finding(s)" if findings else "clean"
+    return GateResult(
+        gate="lint",
+        status=status,
+        duration_s=time.monotonic() - start,
+        summary=summary,
+        findings=tuple(findings),
+    )
+
+
+def _expect(done: Completed, name: str) -> None:
+    """Exit status 0 and 1 are verdicts; anything else means the tool itself broke."""
+    if done.returncode not in {0, 1}:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        msg = f"{name} crashed with exit status {done.returncode}: {tail[0]}"
+        raise ToolError(msg)
+
+
+def ruff_findings(text: str, root: Path) -> list[Finding]:
+    """Findings from ``ruff check --output-format=json`` output."""
+    try:
+        items = json.loads(text or "[]")
+    except json.JSONDecodeError as exc:
+        msg = f"ruff check printed output that is not JSON ({exc})"
+        raise ToolError(msg) from None
+    findings = []
+    for item in items:
+        path = Path(item["filename"])
+        rel = path.relative_to(root) if path.is_relative_to(root) else path
+        findings.append(
+            Finding(
+                rule=str(item.get("code") or "syntax"),
+                message=str(item["message"]),
+                file=rel.as_posix(),
+                line=int(item["location"]["row"]),
+            )
+        )
+    return findings
+
+
+def format_findings(text: str) -> list[Finding]:
+    """Findings from ``ruff format --check`` output (one per file to reformat)."""
+    prefix = "Would reformat: "
+    return [
+        Finding(
+            rule="format",
+            message="would be reformatted by `ruff format`",
+            file=line[len(prefix) :].strip(),
+        )
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    ]
+
+
+def mypy_findings(text: str) -> list[Finding]:
+    """Findings from mypy's default output."""
+    findings = []
+    for line in text.splitlines():
+        match = _MYPY_LINE.match(line)
+        if match:
+            findings.append(
+                Finding(
+                    rule=f"mypy:{match['code'] or 'error'}",
+                    message=match["msg"],
+                    file=match["file"],
+                    line=int(match["line"]),
+                )
+            )
+    return findings

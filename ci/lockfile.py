@@ -1,0 +1,60 @@
+"""uv.lock: presence, parseability, freshness (``uv lock --check``) and its hash."""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.errors import PreflightError
+from ci.runner import Runner
+
+LOCK_NAME = "uv.lock"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockInfo:
+    """What a readable uv.lock holds."""
+
+    path: Path
+    sha256: str
+    packages: int
+
+
+def read(root: Path) -> LockInfo:
+    """Parse ``root/uv.lock``; PreflightError (exit 3) when it is missing or corrupt."""
+    path = root / LOCK_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        msg = f"{path} is missing: run `uv lock` and commit uv.lock"
+        raise PreflightError(msg) from None
+    try:
+        document = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path} is corrupt ({exc}): restore it from git or run `uv lock` to regenerate it"
+        raise PreflightError(msg) from None
+    packages = document.get("package", [])
+    if "version" not in document or not isinstance(packages, list):
+        msg = f"{path} is not a uv lock file (no version or package list): run `uv lock`"
+        raise PreflightError(msg)
+    return LockInfo(path=path, sha256=hashlib.sha256(data).hexdigest(), packages=len(packages))
+
+
+def check_fresh(root: Path, runner: Runner) -> None:
+    """Run ``uv lock --check``; PreflightError (exit 3) when uv.lock is stale or unreadable."""
+    done = runner.run(["uv", "lock", "--check"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
+    if done:
+        return
+    detail = _last_line(done.stderr or done.stdout)
+    msg = (
+        f"{root / LOCK_NAME} does not match pyproject.toml ({detail}): "
+        "run `uv lock` and commit uv.lock"
+    )
+    raise PreflightError(msg)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "uv lock --check failed"

@@ -1,0 +1,133 @@
+"""The only module that starts subprocesses: runs, times, captures and masks them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ci.errors import ToolError
+from ci.redact import redact
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completed:
+    """What a finished command left behind (output already masked)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    def __bool__(self) -> bool:
+        """True when the command exited 0."""
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        """Standard output followed by standard error."""
+        return self.stdout + self.stderr
+
+
+class Runner(Protocol):
+    """Runs a command to completion; the real one and the test fake share this shape."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        """Run ``argv``; ToolError when it cannot start or times out."""
+        ...
+
+    def which(self, name: str) -> str | None:
+        """The path of executable ``name`` on PATH, or None."""
+        ...
+
+
+class ProcessRunner:
+    """Runs real subprocesses."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        """Run ``argv``; with ``stream`` its output is printed (masked) as it comes."""
+        merged = {**os.environ, **(env or {})}
+        start = time.monotonic()
+        try:
+            if stream:
+                code, out, err = _run_streaming(argv, cwd, merged, timeout)
+            else:
+                done = subprocess.run(
+                    list(argv),
+                    cwd=cwd,
+                    env=merged,
+                    capture_output=True,
+                    text=True,
+                    errors="replace",
+                    timeout=timeout,
+                    check=False,
+                    stdin=subprocess.DEVNULL,
+                )
+                code, out, err = done.returncode, done.stdout, done.stderr
+        except FileNotFoundError:
+            msg = f"{argv[0]} was not found; install it (uv sync) or put it on PATH"
+            raise ToolError(msg) from None
+        except subprocess.TimeoutExpired:
+            msg = f"{' '.join(argv[:3])} did not finish within {timeout:g} s"
+            raise ToolError(msg) from None
+        return Completed(
+            argv=tuple(argv),
+            returncode=code,
+            stdout=redact(out),
+            stderr=redact(err),
+            duration_s=time.monotonic() - start,
+        )
+
+    def which(self, name: str) -> str | None:
+        """The path of executable ``name`` on PATH, or None."""
+        return shutil.which(name)
+
+
+def _run_streaming(
+    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], timeout: float | None
+) -> tuple[int, str, str]:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    lines: list[str] = []
+    with subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            sys.stdout.write(redact(line))
+            sys.stdout.flush()
+            if deadline is not None and time.monotonic() > deadline:
+                proc.kill()
+                raise subprocess.TimeoutExpired(list(argv), timeout or 0)
+        code = proc.wait()
+    return code, "".join(lines), ""

@@ -1,0 +1,149 @@
+"""The test gate: headless pytest with junit and coverage reports and a coverage floor."""
+
+from __future__ import annotations
+
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ci.errors import ToolError
+from ci.gates import Finding, GateContext, GateResult, GateStatus
+
+HEADLESS_ENV = {"CI": "1", "UI_HEADLESS": "1", "MPLBACKEND": "Agg", "QT_QPA_PLATFORM": "offscreen"}
+_PYTEST_VERDICTS = {0, 1, 2, 5}  # passed, failed, interrupted/collection errors, no tests
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JunitSummary:
+    """Counts and failures read from a junit XML file."""
+
+    tests: int
+    failures: int
+    errors: int
+    skipped: int
+    failed: tuple[Finding, ...]
+
+
+def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
+    """Run pytest headless on this interpreter, then judge tests and coverage."""
+    start = time.monotonic()
+    variant = ctx.python
+    reports = ctx.reports
+    scratch = reports / "tmp" / f"test-{variant}"
+    scratch.mkdir(parents=True, exist_ok=True)
+    junit = reports / f"junit-{variant}.xml"
+    coverage_xml = reports / f"coverage-{variant}.xml"
+    junit.unlink(missing_ok=True)
+    coverage_xml.unlink(missing_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--basetemp={scratch / 'pytest'}",
+        f"--junitxml={junit}",
+        *[f"--cov={package}" for package in ctx.config.packages],
+        f"--cov-report=xml:{coverage_xml}",
+        "--cov-report=term",
+        *pytest_args,
+    ]
+    env = {**HEADLESS_ENV, "TMPDIR": str(scratch), "COVERAGE_FILE": str(scratch / ".coverage")}
+    done = ctx.runner.run(argv, cwd=ctx.root, env=env, stream=True)
+    if done.returncode not in _PYTEST_VERDICTS:
+        msg = f"pytest could not run (exit status {done.returncode}); see its output above"
+        raise ToolError(msg)
+    policy = ctx.config.gate("test")
+    junit_summary = read_junit(junit) if junit.exists() else None
+    coverage = read_coverage(coverage_xml) if coverage_xml.exists() else None
+    status, summary, findings = judge(done.returncode, junit_summary, coverage, policy.coverage_min)
+    artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
+    return GateResult(
+        gate="test",
+        variant=variant,
+        status=status,
+        duration_s=time.monotonic() - start,
+        summary=summary,
+        findings=findings,
+        artifacts=artifacts,
+    )
+
+
+def judge(
+    returncode: int, junit: JunitSummary | None, coverage: float | None, coverage_min: float
+) -> tuple[GateStatus, str, tuple[Finding, ...]]:
+    """The verdict from pytest's exit status, its junit counts and the coverage total."""
+    if returncode == 5 or (junit is not None and junit.tests == 0):
+        return GateStatus.FAILED, "no tests ran (pytest exit 5)", ()
+    findings = list(junit.failed if junit else ())
+    parts = []
+    if junit is not None:
+        passed = junit.tests - junit.failures - junit.errors - junit.skipped
+        parts.append(
+            f"{passed} passed, {junit.failures + junit.errors} failed, {junit.skipped} skipped"
+        )
+    if coverage is not None:
+        parts.append(f"coverage {coverage:.1f}% (min {coverage_min:g}%)")
+        if coverage < coverage_min:
+            findings.append(
+                Finding(
+                    rule="coverage",
+                    message=f"coverage {coverage:.1f}% is below the minimum of {coverage_min:g}%",
+                )
+            )
+    if returncode != 0 and not findings:
+        findings.append(Finding(rule="pytest", message=f"pytest exited with status {returncode}"))
+    status = GateStatus.FAILED if findings else GateStatus.PASSED
+    return status, "; ".join(parts) or f"pytest exit {returncode}", tuple(findings)
+
+
+def read_junit(path: Path) -> JunitSummary:
+    """Counts and failing tests from a pytest junit XML file."""
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - our own pytest's output
+    except ET.ParseError as exc:
+        msg = f"{path} is not valid junit XML ({exc})"
+        raise ToolError(msg) from None
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    failed = []
+    for suite in suites:
+        for key in totals:
+            totals[key] += int(suite.get(key, "0"))
+        for case in suite.iter("testcase"):
+            problem = case.find("failure")
+            if problem is None:
+                problem = case.find("error")
+            if problem is not None:
+                name = f"{case.get('classname', '')}::{case.get('name', '')}".strip(":")
+                message = (problem.get("message") or problem.tag).splitlines()[0][:300]
+                failed.append(
+                    Finding(rule="test", message=f"{name}: {message}", file=_case_file(case))
+                )
+    return JunitSummary(failed=tuple(failed), **totals)
+
+
+def _case_file(case: ET.Element) -> str | None:
+    if case.get("file"):
+        return case.get("file")
+    classname = case.get("classname", "")
+    parts = classname.split(".")
+    while parts and parts[-1][:1].isupper():  # drop test classes
+        parts.pop()
+    return "/".join(parts) + ".py" if parts else None
+
+
+def read_coverage(path: Path) -> float:
+    """Total coverage percent (lines and branches, as ``coverage report`` counts it)."""
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - our own coverage's output
+    except ET.ParseError as exc:
+        msg = f"{path} is not valid coverage XML ({exc})"
+        raise ToolError(msg) from None
+    lines_valid = int(root.get("lines-valid", "0"))
+    lines_covered = int(root.get("lines-covered", "0"))
+    branches_valid = int(root.get("branches-valid", "0"))
+    branches_covered = int(root.get("branches-covered", "0"))
+    total = lines_valid + branches_valid
+    return 100.0 if total == 0 else 100.0 * (lines_covered + branches_covered) / total
