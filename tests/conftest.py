@@ -1,0 +1,64 @@
+"""Shared fixtures: a clean environment per test, and real git repositories in tmp."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ci import redact
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Clear CI_*/GITHUB_* variables, point state at tmp, and reset the masking filter."""
+    for name in list(os.environ):
+        if name.startswith(("CI_", "GITHUB_")) or name in {"CI", "RUNNER_TEMP"}:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CI_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.invalid")
+    yield
+    redact._current = redact.Redactor()  # noqa: SLF001 - undo what main() installed
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if isinstance(stream, redact.RedactingStream):
+            setattr(sys, name, stream.inner)
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in ``repo`` and return its stdout (raises on failure)."""
+    done = subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def make_repo(tmp_path: Path) -> Callable[..., Path]:
+    """Create a real git repository with the given files committed; returns its path."""
+    counter = iter(range(1000))
+
+    def make(files: dict[str, str] | None = None, name: str | None = None) -> Path:
+        repo = tmp_path / (name or f"repo{next(counter)}")
+        repo.mkdir(parents=True)
+        git(repo, "init", "-q", "-b", "main")
+        for rel, text in (files or {}).items():
+            path = repo / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        if files:
+            git(repo, "add", "-A")
+            git(repo, "commit", "-q", "-m", "initial")
+        return repo
+
+    return make
