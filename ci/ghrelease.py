@@ -1,0 +1,311 @@
+"""The GitHub release for a tag: created or brought up to date through the REST API, idempotently.
+
+Steps: GET the release by tag; POST it when missing, PATCH it when its name, body or
+pre-release flag differ; list its assets; upload each file that is missing, delete and
+re-upload each whose size or sha256 differs, skip the identical ones. HTTP goes through a
+small client interface (stdlib urllib in production), so tests can point it at a loopback
+server. The token only ever travels in the Authorization header: it is never printed,
+logged or written, and error messages carry only the method, path, status and GitHub's
+message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ci.errors import DeployError
+
+API_VERSION = "2022-11-28"
+DEFAULT_API_URL = "https://api.github.com"
+TIMEOUT_S = 60.0
+CONTENT_TYPES = {
+    ".whl": "application/zip",
+    ".gz": "application/gzip",
+    ".json": "application/json",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Response:
+    """An HTTP response: status, headers (lower-case names) and the raw body."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json(self) -> Any:  # noqa: ANN401 - GitHub's JSON is whatever shape the endpoint has
+        """The body parsed as JSON (None when empty or not JSON)."""
+        try:
+            return json.loads(self.body.decode("utf-8")) if self.body else None
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+
+
+class HttpClient(Protocol):
+    """Sends one HTTP request and returns the response, whatever its status."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> Response:
+        """Send the request; DeployError only when no response could be had at all."""
+        ...
+
+
+class UrllibClient:
+    """The production client: stdlib urllib, no retries, a bounded timeout."""
+
+    def __init__(self, timeout: float = TIMEOUT_S) -> None:
+        """Use ``timeout`` seconds per request."""
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: bytes | None = None,
+    ) -> Response:
+        """Send the request; HTTP error statuses come back as responses."""
+        if not url.startswith(("https://", "http://")):
+            msg = f"refusing a non-HTTP URL for the GitHub API: {url}"
+            raise DeployError(msg)
+        req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))  # noqa: S310 - scheme checked above
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - scheme checked above
+                return Response(
+                    status=resp.status,
+                    headers={k.lower(): v for k, v in resp.headers.items()},
+                    body=resp.read(),
+                )
+        except urllib.error.HTTPError as exc:
+            return Response(
+                status=exc.code,
+                headers={k.lower(): v for k, v in (exc.headers or {}).items()},
+                body=exc.read() or b"",
+            )
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            host = urllib.parse.urlsplit(url).netloc
+            msg = f"could not reach the GitHub API at {host} ({reason}); check GITHUB_API_URL"
+            raise DeployError(msg) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Asset:
+    """A file to attach to the release."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseSpec:
+    """What the release should look like."""
+
+    tag: str
+    name: str
+    body: str
+    prerelease: bool
+    assets: tuple[Asset, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncResult:
+    """What syncing the release did."""
+
+    release: str  # "created", "updated" or "unchanged"
+    url: str
+    uploaded: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """True when anything on GitHub was changed."""
+        return self.release != "unchanged" or bool(self.uploaded or self.replaced)
+
+    def summary(self) -> str:
+        """One line describing the outcome."""
+        parts = [f"GitHub release {self.release}"]
+        if self.uploaded:
+            parts.append(f"uploaded {len(self.uploaded)}")
+        if self.replaced:
+            parts.append(f"replaced {len(self.replaced)}")
+        if self.unchanged:
+            parts.append(f"{len(self.unchanged)} assets unchanged")
+        return ", ".join(parts) + (f": {self.url}" if self.url else "")
+
+
+class GitHubAPI:
+    """The few release endpoints of the GitHub REST API, through an HttpClient."""
+
+    def __init__(self, client: HttpClient, *, api_url: str, repository: str, token: str) -> None:
+        """Talk to ``api_url`` about ``repository`` (owner/name) with ``token``."""
+        self.client = client
+        self.api_url = api_url.rstrip("/")
+        self.repository = repository.strip("/")
+        self._token = token
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {
+            "Accept": "application/vnd.github+json",
+            "Authorization": f"Bearer {self._token}",
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "noxgate-release",
+        }
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        payload: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        ok: Sequence[int] = (200,),
+    ) -> Response:
+        """One request; DeployError (exit 5) naming method, path and status when not ``ok``."""
+        if payload is not None:
+            data = json.dumps(payload).encode("utf-8")
+            content_type = "application/json"
+        resp = self.client.request(method, url, headers=self._headers(content_type), body=data)
+        if resp.status not in ok:
+            raise DeployError(_describe_failure(method, url, resp))
+        return resp
+
+    def repo_url(self, *parts: str) -> str:
+        """``<api>/repos/<owner>/<repo>/<parts...>``."""
+        return "/".join([self.api_url, "repos", self.repository, *parts])
+
+
+def _describe_failure(method: str, url: str, resp: Response) -> str:
+    path = urllib.parse.urlsplit(url).path
+    doc = resp.json()
+    message = doc.get("message", "") if isinstance(doc, dict) else ""
+    hint = {
+        401: "the token was rejected: check GITHUB_TOKEN",
+        403: "the token may not write releases: grant `contents: write` to the job",
+        404: "no such repository or no access: check GITHUB_REPOSITORY and the token",
+    }.get(resp.status, "")
+    extra = "; ".join(p for p in (message, hint) if p)
+    return f"GitHub API {method} {path} answered {resp.status}" + (f": {extra}" if extra else "")
+
+
+def _next_link(resp: Response) -> str | None:
+    for part in resp.headers.get("link", "").split(","):
+        match = re.search(r'<([^>]+)>\s*;\s*rel="next"', part)
+        if match:
+            return match.group(1)
+    return None
+
+
+def upload_base(release: Mapping[str, Any], api: GitHubAPI) -> str:
+    """The asset upload URL of a release, its ``{?name,label}`` template removed."""
+    raw = str(release.get("upload_url") or "")
+    if not raw:
+        return api.repo_url("releases", str(release["id"]), "assets")
+    return raw.split("{", 1)[0]
+
+
+def _list_assets(api: GitHubAPI, release_id: int) -> list[dict[str, Any]]:
+    url: str | None = api.repo_url("releases", str(release_id), "assets") + "?per_page=100"
+    assets: list[dict[str, Any]] = []
+    while url:
+        resp = api.call("GET", url)
+        page = resp.json()
+        if isinstance(page, list):
+            assets.extend(a for a in page if isinstance(a, dict))
+        url = _next_link(resp)
+    return assets
+
+
+def _same(remote: Mapping[str, Any], asset: Asset) -> bool:
+    """True when the uploaded asset is byte-identical as far as GitHub tells.
+
+    GitHub reports a ``digest`` ("sha256:...") for assets; where it is absent (older
+    servers) the size has to do, and the release body's sha256 column stays authoritative.
+    """
+    if remote.get("state", "uploaded") != "uploaded" or remote.get("size") != asset.size:
+        return False
+    digest = remote.get("digest")
+    if isinstance(digest, str) and digest.startswith("sha256:"):
+        return digest.removeprefix("sha256:").lower() == asset.sha256.lower()
+    return True
+
+
+def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
+    """Create or update the release for ``spec.tag`` and its assets; a re-run changes nothing."""
+    tag_path = urllib.parse.quote(spec.tag, safe="")
+    found = api.call("GET", api.repo_url("releases", "tags", tag_path), ok=(200, 404))
+    desired = {"name": spec.name, "body": spec.body, "prerelease": spec.prerelease}
+    if found.status == 404:
+        payload = {"tag_name": spec.tag, "draft": False, **desired}
+        release = api.call("POST", api.repo_url("releases"), payload=payload, ok=(201,)).json()
+        state = "created"
+    else:
+        release = found.json()
+        changes = {k: v for k, v in desired.items() if _normal(release.get(k)) != _normal(v)}
+        if changes:
+            url = api.repo_url("releases", str(release["id"]))
+            release = api.call("PATCH", url, payload=changes).json()
+            state = "updated"
+        else:
+            state = "unchanged"
+    if not isinstance(release, dict) or "id" not in release:
+        msg = "GitHub API answered without a release id; check GITHUB_API_URL"
+        raise DeployError(msg)
+    remote = {a.get("name"): a for a in _list_assets(api, int(release["id"]))}
+    uploaded: list[str] = []
+    replaced: list[str] = []
+    unchanged: list[str] = []
+    base = upload_base(release, api)
+    for asset in spec.assets:
+        existing = remote.get(asset.name)
+        if existing is not None and _same(existing, asset):
+            unchanged.append(asset.name)
+            continue
+        if existing is not None:
+            url = api.repo_url("releases", "assets", str(existing["id"]))
+            api.call("DELETE", url, ok=(204, 404))
+            replaced.append(asset.name)
+        else:
+            uploaded.append(asset.name)
+        query = urllib.parse.urlencode({"name": asset.name})
+        api.call(
+            "POST",
+            f"{base}?{query}",
+            data=asset.path.read_bytes(),
+            content_type=CONTENT_TYPES.get(asset.path.suffix, "application/octet-stream"),
+            ok=(201,),
+        )
+    return SyncResult(
+        release=state,
+        url=str(release.get("html_url") or ""),
+        uploaded=tuple(uploaded),
+        replaced=tuple(replaced),
+        unchanged=tuple(unchanged),
+    )
+
+
+def _normal(value: Any) -> Any:  # noqa: ANN401 - compares JSON scalars of any type
+    # GitHub may hand the body back with CRLF line ends; those are not a change.
+    return value.replace("\r\n", "\n").strip() if isinstance(value, str) else value

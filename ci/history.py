@@ -1,0 +1,92 @@
+"""Reading the commit history and the ``v*`` tags through the runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ci.errors import PreflightError, UsageError
+from ci.notes import Commit, parse_tag
+from ci.runner import Runner
+
+FIELDS = 5  # sha, parents, author name, author email, raw message
+# NUL separates the fields and (with -z) the commits: a commit message cannot contain NUL.
+LOG_FORMAT = "%H%x00%P%x00%an%x00%ae%x00%B"
+
+
+def _git(runner: Runner, repo: Path, *args: str) -> str:
+    done = runner.run(["git", *args], cwd=repo, env={"GIT_PAGER": "cat", "LC_ALL": "C"})
+    if not done:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        msg = f"git {' '.join(args[:2])} failed: {detail[0] if detail else 'no output'}"
+        raise UsageError(msg)
+    return done.stdout
+
+
+def resolve(runner: Runner, repo: Path, ref: str) -> str:
+    """The commit sha ``ref`` names; UsageError naming the ref when git does not know it."""
+    done = runner.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], cwd=repo)
+    if not done or not done.stdout.strip():
+        msg = f"{ref!r} is not a commit, tag or branch in {repo}; check the name (git tag --list)"
+        raise UsageError(msg)
+    return done.stdout.strip()
+
+
+def ensure_repo(runner: Runner, repo: Path) -> None:
+    """Exit 3 with the fix when ``repo`` is not inside a git work tree."""
+    done = runner.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=repo)
+    if not done or done.stdout.strip() != "true":
+        msg = f"{repo} is not a git repository: run this from the project's clone"
+        raise PreflightError(msg)
+
+
+def version_tags(runner: Runner, repo: Path, *, merged: str | None = None) -> list[str]:
+    """The ``v*`` tags that parse as versions, highest first (only ancestors of ``merged``)."""
+    args = ["tag", "--list", "v*", "--sort=-v:refname"]
+    if merged:
+        args += ["--merged", merged]
+    return [t for t in _git(runner, repo, *args).split() if parse_tag(t) is not None]
+
+
+def tags_at(runner: Runner, repo: Path, ref: str) -> list[str]:
+    """The ``v*`` version tags pointing at ``ref``, highest first."""
+    out = _git(runner, repo, "tag", "--list", "v*", "--sort=-v:refname", "--points-at", ref)
+    return [t for t in out.split() if parse_tag(t) is not None]
+
+
+def previous_tag(runner: Runner, repo: Path, until: str) -> str | None:
+    """The highest ``v*`` tag reachable from ``until`` that is not on ``until`` itself."""
+    target = resolve(runner, repo, until)
+    for tag in version_tags(runner, repo, merged=target):
+        if resolve(runner, repo, tag) != target:
+            return tag
+    return None
+
+
+def commits(runner: Runner, repo: Path, since: str | None, until: str) -> list[Commit]:
+    """The commits of ``since..until`` (all up to ``until`` without ``since``), oldest first."""
+    span = f"{since}..{until}" if since else until
+    out = _git(runner, repo, "log", "-z", "--reverse", f"--format={LOG_FORMAT}", span, "--")
+    return parse_log(out)
+
+
+def parse_log(out: str) -> list[Commit]:
+    """Parse ``git log -z --format=LOG_FORMAT`` output into commits."""
+    parts = out.split("\0")
+    if parts and parts[-1].strip() == "":
+        parts = parts[:-1]
+    if len(parts) % FIELDS:
+        msg = "git log printed output in an unexpected shape; is git older than 2.0?"
+        raise UsageError(msg)
+    found = []
+    for i in range(0, len(parts), FIELDS):
+        sha, parents, author, email, message = parts[i : i + FIELDS]
+        found.append(
+            Commit(
+                sha=sha.strip(),
+                parents=tuple(parents.split()),
+                author=author,
+                email=email,
+                message=message,
+            )
+        )
+    return found

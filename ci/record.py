@@ -1,0 +1,307 @@
+"""The release record: notes, the artifact table and the ledger anchor, written and published.
+
+Reads what packaging and deploy leave behind, each optional:
+
+- ``dist/manifest.json``: ``{"artifacts": [{"name": str, "sha256": str?, "size": int?,
+  "published": str | [str] | {"url": str}?}]}`` (``files`` is accepted for ``artifacts``,
+  and ``url``/``urls``/``published_to`` for ``published``); nothing else is read.
+- ``dist/SHA256SUMS``: ``<sha256>  <name>`` lines (``sha256sum`` format).
+- ``CI_STATE_DIR/ledger.jsonl``: the ``hash`` of its last entry is the audit anchor.
+
+Without a manifest or SHA256SUMS the wheels and sdists found in ``dist/`` are the assets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ci import files, ghrelease, history, notes
+from ci.errors import DeployError, UsageError
+from ci.runner import Runner
+
+NOTES_FILE = "RELEASE_NOTES.md"
+META_FILES = ("SHA256SUMS", "manifest.json")
+LEDGER_FILE = "ledger.jsonl"
+TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Artifact:
+    """One file of the release with where it was published."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str
+    published: tuple[str, ...] = ()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_sums(path: Path) -> dict[str, str]:
+    """``name -> sha256`` from a SHA256SUMS file ({} when absent)."""
+    if not path.is_file():
+        return {}
+    sums = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.strip().split(maxsplit=1)
+        if len(parts) == 2 and len(parts[0]) == 64:
+            sums[parts[1].lstrip("*").strip()] = parts[0].lower()
+    return sums
+
+
+def _locations(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    for key in ("published", "published_to", "urls", "url", "locations"):
+        value = entry.get(key)
+        items = value if isinstance(value, list) else [value]
+        found = []
+        for item in items:
+            if isinstance(item, str) and item:
+                found.append(item)
+            elif isinstance(item, Mapping) and isinstance(item.get("url"), str):
+                found.append(item["url"])
+        if found:
+            return tuple(found)
+    return ()
+
+
+def read_manifest(path: Path) -> dict[str, Mapping[str, Any]]:
+    """``name -> entry`` for the artifacts listed in manifest.json ({} when absent)."""
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = f"{path} is not valid JSON ({exc}); rebuild it with `python -m ci package`"
+        raise UsageError(msg) from None
+    raw = doc.get("artifacts", doc.get("files")) if isinstance(doc, dict) else None
+    entries: list[Any] = raw if isinstance(raw, list) else []
+    if isinstance(raw, Mapping):  # {"name": {...}} is a shape some writers use
+        entries = [{"name": k, **v} for k, v in raw.items() if isinstance(v, Mapping)]
+    return {
+        str(e["name"]).rsplit("/", 1)[-1]: e
+        for e in entries
+        if isinstance(e, Mapping) and isinstance(e.get("name"), str)
+    }
+
+
+def artifacts(dist: Path) -> list[Artifact]:
+    """The release's files in ``dist``, verified against SHA256SUMS; DeployError on a mismatch."""
+    manifest = read_manifest(dist / "manifest.json")
+    sums = read_sums(dist / "SHA256SUMS")
+    names = list(dict.fromkeys([*manifest, *sums]))
+    if not names and dist.is_dir():
+        names = sorted(p.name for p in dist.iterdir() if p.name.endswith((".whl", ".tar.gz")))
+    names += [m for m in META_FILES if (dist / m).is_file() and m not in names]
+    found = []
+    for name in names:
+        path = dist / name
+        if not path.is_file():
+            msg = f"{path} is listed in manifest.json or SHA256SUMS but missing; rebuild dist"
+            raise DeployError(msg)
+        sha = _sha256(path)
+        expected = sums.get(name) or manifest.get(name, {}).get("sha256")
+        if isinstance(expected, str) and expected.lower() != sha:
+            msg = f"{path} does not match its recorded sha256; rebuild with `python -m ci package`"
+            raise DeployError(msg)
+        found.append(
+            Artifact(
+                name=name,
+                path=path,
+                size=path.stat().st_size,
+                sha256=sha,
+                published=_locations(manifest.get(name, {})),
+            )
+        )
+    return found
+
+
+def ledger_head(state: Path) -> str | None:
+    """The hash of the ledger's last entry, or None when there is no ledger yet."""
+    path = state / LEDGER_FILE
+    if not path.is_file():
+        return None
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        return None
+    try:
+        entry = json.loads(lines[-1])
+    except json.JSONDecodeError:
+        msg = f"{path}: the last line is not JSON; run `python -m ci ledger verify`"
+        raise DeployError(msg) from None
+    value = entry.get("hash") if isinstance(entry, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def human_size(n: int) -> str:
+    """``n`` bytes as B, KiB or MiB with one decimal."""
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{n / 1024:.1f} KiB"
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
+def body(notes_md: str, found: Sequence[Artifact], anchor: str | None) -> str:
+    """The release body: the notes, the artifact table and the ledger anchor."""
+    lines = [notes_md.rstrip(), "", "### Artifacts", ""]
+    if found:
+        lines += ["| name | size | sha256 | published |", "|---|---|---|---|"]
+        for a in found:
+            where = ", ".join(a.published) if a.published else "release assets"
+            lines.append(
+                f"| `{a.name}` | {human_size(a.size)} ({a.size} B) | `{a.sha256}` | {where} |"
+            )
+    else:
+        lines.append("No artifacts were found in dist/.")
+    lines += ["", "### Audit anchor", ""]
+    if anchor:
+        lines.append(f"Ledger head: `{anchor}`")
+        lines.append("")
+        lines.append(f"Check it with `python -m ci ledger verify --anchor {anchor}`.")
+    else:
+        lines.append("No deploy ledger yet: nothing to anchor.")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """Everything the release record is made of, worked out before anything is written."""
+
+    tag: str
+    notes: notes.Notes
+    artifacts: tuple[Artifact, ...]
+    anchor: str | None
+    body: str
+    warning: str | None
+
+
+def head_tag(runner: Runner, repo: Path) -> str:
+    """The ``v*`` tag on HEAD; UsageError saying to pass ``--tag`` when there is none."""
+    tags = history.tags_at(runner, repo, "HEAD")
+    if not tags:
+        msg = "HEAD carries no v* tag: tag the release (git tag vX.Y.Z) or pass --tag"
+        raise UsageError(msg)
+    return tags[0]
+
+
+def gather_notes(
+    runner: Runner,
+    repo: Path,
+    env: Mapping[str, str],
+    *,
+    since: str | None = None,
+    until: str = "HEAD",
+) -> notes.Notes:
+    """Notes for ``since..until`` (since defaults to the previous ``v*`` tag)."""
+    history.ensure_repo(runner, repo)
+    history.resolve(runner, repo, until)
+    if since is not None:
+        history.resolve(runner, repo, since)
+    else:
+        since = history.previous_tag(runner, repo, until)
+    at = history.tags_at(runner, repo, until)
+    title = at[0] if at else ("Unreleased" if until == "HEAD" else until)
+    return notes.build(
+        history.commits(runner, repo, since, until),
+        since=since,
+        until=until,
+        title=title,
+        link=notes.link_base(env),
+    )
+
+
+def tag_warning(runner: Runner, repo: Path, tag: str, env: Mapping[str, str]) -> str | None:
+    """For ``preflight --release``: a warning when ``tag`` is lower than the notes propose."""
+    found = gather_notes(runner, repo, env, until=tag)
+    return notes.version_warning(tag, found.proposal)
+
+
+def build(
+    runner: Runner, repo: Path, env: Mapping[str, str], *, tag: str, dist: Path, state: Path
+) -> Record:
+    """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing)."""
+    found_notes = gather_notes(runner, repo, env, until=tag)
+    found = tuple(artifacts(dist))
+    anchor = ledger_head(state)
+    return Record(
+        tag=tag,
+        notes=found_notes,
+        artifacts=found,
+        anchor=anchor,
+        body=body(notes.render_markdown(found_notes), found, anchor),
+        warning=notes.version_warning(tag, found_notes.proposal),
+    )
+
+
+def write_notes(record: Record, dist: Path) -> Path:
+    """Write the release body to ``dist/RELEASE_NOTES.md`` (atomic, masked)."""
+    path = dist / NOTES_FILE
+    files.atomic_write_text(path, record.body)
+    return path
+
+
+def append_summary(text: str, env: Mapping[str, str]) -> Path | None:
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when set (rewritten atomically)."""
+    raw = env.get("GITHUB_STEP_SUMMARY", "")
+    if not raw:
+        return None
+    path = Path(raw)
+    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    sep = "\n" if before and not before.endswith("\n") else ""
+    files.atomic_write_text(path, before + sep + text)
+    return path
+
+
+def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
+    """``(repository, token)`` when a release can be made, else the one-line reason why not."""
+    repository = env.get("GITHUB_REPOSITORY", "").strip()
+    token = next((env[v] for v in TOKEN_VARS if env.get(v)), "")
+    if not token:
+        return "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist/)"
+    if not repository:
+        return "GITHUB_REPOSITORY is not set: skipping the GitHub release"
+    return repository, token
+
+
+def spec(record: Record) -> ghrelease.ReleaseSpec:
+    """The GitHub release the record calls for."""
+    version = notes.parse_tag(record.tag)
+    return ghrelease.ReleaseSpec(
+        tag=record.tag,
+        name=record.tag,
+        body=record.body,
+        prerelease=bool(version and version.is_prerelease),
+        assets=tuple(
+            ghrelease.Asset(name=a.name, path=a.path, size=a.size, sha256=a.sha256)
+            for a in record.artifacts
+        ),
+    )
+
+
+def publish(
+    record: Record, env: Mapping[str, str], client: ghrelease.HttpClient
+) -> ghrelease.SyncResult | str:
+    """Create or update the GitHub release; the skip reason instead when there is no token."""
+    target = github_target(env)
+    if isinstance(target, str):
+        return target
+    repository, token = target
+    api = ghrelease.GitHubAPI(
+        client,
+        api_url=env.get("GITHUB_API_URL") or ghrelease.DEFAULT_API_URL,
+        repository=repository,
+        token=token,
+    )
+    return ghrelease.sync(api, spec(record))
