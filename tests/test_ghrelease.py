@@ -1,0 +1,427 @@
+"""The GitHub release (create, idempotent re-run, asset replacement) against a loopback server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from ci import ghrelease, record
+from ci.cli import main
+from ci.commands.app import App
+from ci.errors import DeployError
+
+REPO = "owner/project"
+TOKEN = "ghp_s3cretTokenValue1234567890"
+
+
+@dataclass
+class FakeGitHub:
+    """Releases and assets in memory; checks the token on every request."""
+
+    server: HTTPServer
+    token: str
+    digests: bool = True  # GitHub reports asset digests; older servers do not
+    page_size: int = 100
+    releases: dict[int, dict[str, Any]] = field(default_factory=dict)
+    assets: dict[int, dict[str, Any]] = field(default_factory=dict)
+    contents: dict[int, bytes] = field(default_factory=dict)
+    next_id: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
+
+    def install(self) -> FakeGitHub:
+        self.server.expect_request(re.compile(r"^/.*")).respond_with_handler(self.handle)
+        return self
+
+    @property
+    def api_url(self) -> str:
+        return self.server.url_for("/api").rstrip("/")
+
+    def requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every request received so far."""
+        return [(req.method, req.path) for req, _ in self.server.log]
+
+    def uploads(self) -> list[tuple[str, bytes]]:
+        """(name, body) of every asset upload received so far."""
+        found = []
+        for req, _ in self.server.log:
+            if req.method == "POST" and req.path.startswith("/uploads/"):
+                found.append((req.args["name"], req.get_data()))
+        return found
+
+    def _json(self, status: int, doc: object) -> Response:
+        return Response(json.dumps(doc), status=status, content_type="application/json")
+
+    def _asset_doc(self, asset: dict[str, Any]) -> dict[str, Any]:
+        doc = {k: v for k, v in asset.items() if k != "release_id"}
+        if not self.digests:
+            doc.pop("digest", None)
+        return doc
+
+    def handle(self, request: Request) -> Response:
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return self._json(401, {"message": "Bad credentials"})
+        path, method = request.path, request.method
+        base = f"/api/repos/{REPO}"
+        if method == "GET" and (m := re.fullmatch(f"{base}/releases/tags/(.+)", path)):
+            for release in self.releases.values():
+                if release["tag_name"] == m.group(1):
+                    return self._json(200, release)
+            return self._json(404, {"message": "Not Found"})
+        if method == "POST" and path == f"{base}/releases":
+            payload = json.loads(request.get_data())
+            rid = next(self.next_id)
+            release = {
+                "id": rid,
+                "html_url": f"https://github.example/{REPO}/releases/tag/{payload['tag_name']}",
+                "upload_url": self.server.url_for(f"/uploads/repos/{REPO}/releases/{rid}/assets")
+                + "{?name,label}",
+                **payload,
+            }
+            self.releases[rid] = release
+            return self._json(201, release)
+        if method == "PATCH" and (m := re.fullmatch(f"{base}/releases/(\\d+)", path)):
+            release = self.releases[int(m.group(1))]
+            release.update(json.loads(request.get_data()))
+            return self._json(200, release)
+        if method == "GET" and (m := re.fullmatch(f"{base}/releases/(\\d+)/assets", path)):
+            rid = int(m.group(1))
+            mine = [self._asset_doc(a) for a in self.assets.values() if a["release_id"] == rid]
+            page = int(request.args.get("page", "1"))
+            size = min(self.page_size, int(request.args.get("per_page", "30")))
+            chunk = mine[(page - 1) * size : page * size]
+            resp = self._json(200, chunk)
+            if page * size < len(mine):
+                nxt = self.server.url_for(f"{path}?per_page={size}&page={page + 1}")
+                resp.headers["Link"] = f'<{nxt}>; rel="next"'
+            return resp
+        if method == "DELETE" and (m := re.fullmatch(f"{base}/releases/assets/(\\d+)", path)):
+            self.assets.pop(int(m.group(1)))
+            return Response(status=204)
+        if method == "POST" and (
+            m := re.fullmatch(f"/uploads/repos/{REPO}/releases/(\\d+)/assets", path)
+        ):
+            name = parse_qs(request.query_string.decode())["name"][0]
+            data = request.get_data()
+            aid = next(self.next_id)
+            self.assets[aid] = {
+                "id": aid,
+                "name": name,
+                "size": len(data),
+                "state": "uploaded",
+                "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
+                "content_type": request.headers.get("Content-Type"),
+                "release_id": int(m.group(1)),
+            }
+            self.contents[aid] = data
+            return self._json(201, self._asset_doc(self.assets[aid]))
+        return self._json(404, {"message": f"no such endpoint: {method} {path}"})
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    """A real HTTP server on 127.0.0.1 (a free port) shared by this module's tests."""
+    srv = HTTPServer(host="127.0.0.1", port=0)
+    srv.start()
+    yield srv
+    srv.clear()
+    srv.stop()
+
+
+@pytest.fixture
+def github(server: HTTPServer) -> Iterator[FakeGitHub]:
+    server.clear()  # handlers and log of the previous test
+    yield FakeGitHub(server=server, token=TOKEN).install()
+    server.clear()
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+DIST_FILES = {
+    "project-1.1.0-py3-none-any.whl": b"PK\x03\x04" + b"\x00\xff" * 598,  # 1200 B
+    "project-1.1.0.tar.gz": b"\x1f\x8b sdist bytes" * 40,
+    "project-1.1.0-bundle.tar.gz": b"\x1f\x8b bundle bytes" * 30,
+}
+
+
+def write_dist(dist: Path, files: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Artifacts plus SHA256SUMS and manifest.json, as packaging leaves them."""
+    files = files or DIST_FILES
+    dist.mkdir(parents=True, exist_ok=True)
+    sums = []
+    artifacts = []
+    for name, data in files.items():
+        (dist / name).write_bytes(data)
+        sha = hashlib.sha256(data).hexdigest()
+        sums.append(f"{sha}  {name}\n")
+        published = ["http://127.0.0.1:9/simple/project/"] if name.endswith(".whl") else []
+        artifacts.append({"name": name, "size": len(data), "sha256": sha, "published": published})
+    (dist / "SHA256SUMS").write_text("".join(sums), encoding="utf-8")
+    manifest = {"schema": 1, "version": "1.1.0", "artifacts": artifacts}
+    (dist / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return {name: (dist / name).read_bytes() for name in [*files, "SHA256SUMS", "manifest.json"]}
+
+
+@pytest.fixture
+def release_repo(make_repo: Callable[..., Path], tmp_path: Path) -> Path:
+    """A repo tagged v1.0.0 and v1.1.0 with a feat and a fix between, a dist and a ledger."""
+    repo = make_repo({"README.md": "x\n"})
+    git(repo, "tag", "v1.0.0")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "feat(cli): add the export command")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "fix: keep the exit code")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "chore(release): 1.1.0")
+    git(repo, "tag", "v1.1.0")
+    write_dist(repo / "dist")
+    state = tmp_path / "state"
+    state.mkdir(exist_ok=True)
+    entries = [{"seq": 1, "hash": "a" * 64}, {"seq": 2, "prev": "a" * 64, "hash": "b" * 64}]
+    (state / "ledger.jsonl").write_text(
+        "".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8"
+    )
+    return repo
+
+
+def github_env(github: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+        "GITHUB_API_URL": github.api_url,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "CI_STATE_DIR": str(tmp_path / "state"),
+        **extra,
+    }
+
+
+def run_record(repo: Path, env: dict[str, str], *argv: str) -> int:
+    return main(["release-record", *argv], app=App(cwd=repo, env=env))
+
+
+# --- the command, end to end ---------------------------------------------------------------
+
+
+def test_creates_the_release_then_a_rerun_changes_nothing(
+    release_repo: Path,
+    github: FakeGitHub,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = github_env(github, tmp_path)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)  # so main() installs the mask for it
+    assert run_record(release_repo, env) == 0
+    out1 = capsys.readouterr()
+    base = f"/api/repos/{REPO}"
+    first = github.requests()
+    assert first[:3] == [
+        ("GET", f"{base}/releases/tags/v1.1.0"),
+        ("POST", f"{base}/releases"),
+        ("GET", f"{base}/releases/1/assets"),
+    ]
+    uploads = github.uploads()
+    expected = {
+        name: (release_repo / "dist" / name).read_bytes()
+        for name in [*DIST_FILES, "SHA256SUMS", "manifest.json"]
+    }
+    assert dict(uploads) == expected  # byte-equal bodies, each file once
+    assert len(uploads) == len(expected)
+    assert all(path.startswith("/uploads/") for m, path in first[3:])
+
+    (release,) = github.releases.values()
+    assert release["tag_name"] == "v1.1.0"
+    assert release["prerelease"] is False
+    body = release["body"]
+    assert "### Features" in body
+    assert "add the export command" in body
+    assert "chore(release)" not in body
+    assert "Ledger head: `" + "b" * 64 + "`" in body
+    wheel_sha = hashlib.sha256(DIST_FILES["project-1.1.0-py3-none-any.whl"]).hexdigest()
+    assert f"| `project-1.1.0-py3-none-any.whl` | 1.2 KiB (1200 B) | `{wheel_sha}` |" in body
+    assert "http://127.0.0.1:9/simple/project/" in body
+    notes_file = release_repo / "dist" / "RELEASE_NOTES.md"
+    assert notes_file.read_text(encoding="utf-8") == body
+    assert (tmp_path / "summary.md").read_text(encoding="utf-8") == body
+    assert "GitHub release created, uploaded 5" in out1.out
+
+    github.server.clear_log()
+    assert run_record(release_repo, env) == 0
+    out2 = capsys.readouterr()
+    assert github.requests() == [
+        ("GET", f"{base}/releases/tags/v1.1.0"),
+        ("GET", f"{base}/releases/1/assets"),
+    ]
+    assert "GitHub release unchanged, 5 assets unchanged" in out2.out
+    assert notes_file.read_text(encoding="utf-8") == body  # same body byte for byte
+
+    written = [notes_file.read_text(), (tmp_path / "summary.md").read_text()]
+    for text in [out1.out, out1.err, out2.out, out2.err, *written]:
+        assert TOKEN not in text
+
+
+def test_a_changed_artifact_and_body_are_replaced(
+    release_repo: Path, github: FakeGitHub, tmp_path: Path
+) -> None:
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env) == 0
+    old_wheel_id = next(a["id"] for a in github.assets.values() if a["name"].endswith(".whl"))
+    changed = {**DIST_FILES, "project-1.1.0-py3-none-any.whl": b"rebuilt wheel"}
+    write_dist(release_repo / "dist", changed)
+    github.server.clear_log()
+
+    assert run_record(release_repo, env) == 0
+    base = f"/api/repos/{REPO}"
+    reqs = github.requests()
+    assert ("PATCH", f"{base}/releases/1") in reqs  # the table's sha256 changed
+    assert ("DELETE", f"{base}/releases/assets/{old_wheel_id}") in reqs
+    replaced = dict(github.uploads())
+    assert set(replaced) == {"project-1.1.0-py3-none-any.whl", "SHA256SUMS", "manifest.json"}
+    assert replaced["project-1.1.0-py3-none-any.whl"] == b"rebuilt wheel"
+    names = sorted(a["name"] for a in github.assets.values())
+    assert names == sorted([*DIST_FILES, "SHA256SUMS", "manifest.json"])
+    (release,) = github.releases.values()
+    assert hashlib.sha256(b"rebuilt wheel").hexdigest() in release["body"]
+
+
+def test_without_a_token_it_says_so_and_goes_on(
+    release_repo: Path, github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = github_env(github, tmp_path)
+    del env["GITHUB_TOKEN"]
+    assert run_record(release_repo, env) == 0
+    out = capsys.readouterr().out
+    assert [ln for ln in out.splitlines() if "GitHub release" in ln] == [
+        "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist/)"
+    ]
+    assert github.requests() == []
+    assert (release_repo / "dist" / "RELEASE_NOTES.md").is_file()
+
+
+def test_dry_run_writes_and_sends_nothing(
+    release_repo: Path, github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "plan (dry run" in out
+    assert f"create or update the GitHub release v1.1.0 on {REPO}" in out
+    assert github.requests() == []
+    assert not (release_repo / "dist" / "RELEASE_NOTES.md").exists()
+    assert not (tmp_path / "summary.md").exists()
+
+
+def test_bad_token_is_exit_5_without_the_token(
+    release_repo: Path, github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    github.token = "another-token-entirely"
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env) == 5
+    captured = capsys.readouterr()
+    assert "GitHub API GET /api/repos/owner/project/releases/tags/v1.1.0 answered 401" in (
+        captured.err
+    )
+    assert "Traceback" not in captured.err
+    assert TOKEN not in captured.out + captured.err
+
+
+def test_unreachable_api_is_exit_5(
+    release_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as sock:  # a free port that nothing listens on once closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": url}
+    assert run_record(release_repo, env) == 5
+    assert "could not reach the GitHub API at 127.0.0.1" in capsys.readouterr().err
+
+
+def test_a_lower_tag_is_warned_about(
+    release_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    git(release_repo, "tag", "v1.0.1")  # a feat since v1.0.0 calls for 1.1.0
+    assert run_record(release_repo, {}, "--tag", "v1.0.1", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "warning: tag v1.0.1 is lower than the proposed 1.1.0" in out
+
+
+def test_untagged_head_needs_a_tag(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({"a": "1"})
+    assert run_record(repo, {}) == 2
+    assert "pass --tag" in capsys.readouterr().err
+
+
+# --- the sync, through the client interface -------------------------------------------------
+
+
+def spec_for(dist: Path, tag: str = "v1.1.0", body: str = "notes") -> ghrelease.ReleaseSpec:
+    assets = tuple(
+        ghrelease.Asset(name=a.name, path=a.path, size=a.size, sha256=a.sha256)
+        for a in record.artifacts(dist)
+    )
+    return ghrelease.ReleaseSpec(tag=tag, name=tag, body=body, prerelease=False, assets=assets)
+
+
+def api_for(github: FakeGitHub) -> ghrelease.GitHubAPI:
+    return ghrelease.GitHubAPI(
+        ghrelease.UrllibClient(timeout=10), api_url=github.api_url, repository=REPO, token=TOKEN
+    )
+
+
+def test_assets_are_paged_and_size_decides_without_digests(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    github.digests = False
+    github.page_size = 2  # five assets: three pages, followed through the Link header
+    write_dist(tmp_path / "dist")
+    first = ghrelease.sync(api_for(github), spec_for(tmp_path / "dist"))
+    assert first.release == "created"
+    assert len(first.uploaded) == 5
+    github.server.clear_log()
+    again = ghrelease.sync(api_for(github), spec_for(tmp_path / "dist"))
+    assert not again.changed
+    assert [m for m, _ in github.requests()] == ["GET", "GET", "GET", "GET"]
+
+
+def test_existing_release_gets_patched_only_where_it_differs(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    ghrelease.sync(api_for(github), spec_for(dist, body="first"))
+    github.server.clear_log()
+    result = ghrelease.sync(api_for(github), spec_for(dist, body="second"))
+    assert result.release == "updated"
+    (patch_req,) = [req for req, _ in github.server.log if req.method == "PATCH"]
+    assert json.loads(patch_req.get_data()) == {"body": "second"}
+
+
+def test_an_unexpected_status_is_a_deploy_error(github: FakeGitHub, tmp_path: Path) -> None:
+    api = ghrelease.GitHubAPI(
+        ghrelease.UrllibClient(timeout=10),
+        api_url=github.api_url,
+        repository="someone/else",
+        token=TOKEN,
+    )
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    with pytest.raises(DeployError, match="answered 404"):
+        # the tag lookup 404s (no release yet), then creating one on an unknown repo 404s
+        ghrelease.sync(api, spec_for(dist))

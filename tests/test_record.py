@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from ci import record
+from ci.errors import DeployError, UsageError
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_without_manifest_or_sums_the_wheels_and_sdists_are_the_assets(tmp_path: Path) -> None:
+    (tmp_path / "p-1.0-py3-none-any.whl").write_bytes(b"w")
+    (tmp_path / "p-1.0.tar.gz").write_bytes(b"s")
+    (tmp_path / "RELEASE_NOTES.md").write_text("old", encoding="utf-8")
+    found = record.artifacts(tmp_path)
+    assert [a.name for a in found] == ["p-1.0-py3-none-any.whl", "p-1.0.tar.gz"]
+    assert found[0].sha256 == sha(b"w")
+    assert found[0].size == 1
+    assert found[0].published == ()
+
+
+def test_an_empty_or_missing_dist_has_no_assets(tmp_path: Path) -> None:
+    assert record.artifacts(tmp_path / "nowhere") == []
+    text = record.body("## v1\n", [], None)
+    assert "No artifacts were found in dist/." in text
+    assert "No deploy ledger yet" in text
+
+
+def test_sums_only_and_a_mismatch_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.whl").write_bytes(b"a")
+    (tmp_path / "SHA256SUMS").write_text(f"{sha(b'a')} *a.whl\n", encoding="utf-8")
+    assert [a.name for a in record.artifacts(tmp_path)] == ["a.whl", "SHA256SUMS"]
+    (tmp_path / "a.whl").write_bytes(b"tampered")
+    with pytest.raises(DeployError, match="does not match its recorded sha256"):
+        record.artifacts(tmp_path)
+
+
+def test_a_listed_but_missing_file_is_refused(tmp_path: Path) -> None:
+    doc = {"artifacts": [{"name": "gone.whl"}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(DeployError, match=r"gone\.whl is listed"):
+        record.artifacts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"published": "https://index/simple/p/"}, ("https://index/simple/p/",)),
+        ({"published": ["u1", "u2"]}, ("u1", "u2")),
+        ({"published": {"url": "u"}}, ("u",)),
+        ({"urls": ["u"]}, ("u",)),
+        ({"published": None}, ()),
+        ({}, ()),
+    ],
+)
+def test_where_published_is_read_tolerantly(
+    tmp_path: Path, entry: dict[str, object], expected: tuple[str, ...]
+) -> None:
+    (tmp_path / "a.whl").write_bytes(b"a")
+    doc = {"artifacts": [{"name": "a.whl", **entry}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+    (artifact, manifest) = record.artifacts(tmp_path)
+    assert artifact.published == expected
+    assert manifest.name == "manifest.json"
+
+
+def test_a_broken_manifest_names_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(UsageError, match="python -m ci package"):
+        record.artifacts(tmp_path)
+
+
+def test_ledger_head(tmp_path: Path) -> None:
+    assert record.ledger_head(tmp_path) is None
+    ledger = tmp_path / "ledger.jsonl"
+    ledger.write_text('{"hash": "h1"}\n{"hash": "h2"}\n\n', encoding="utf-8")
+    assert record.ledger_head(tmp_path) == "h2"
+    ledger.write_text('{"hash": "h1"}\n{"hash": "h2', encoding="utf-8")
+    with pytest.raises(DeployError, match="ledger verify"):
+        record.ledger_head(tmp_path)
+
+
+def test_step_summary_is_appended_to(tmp_path: Path) -> None:
+    summary = tmp_path / "summary.md"
+    assert record.append_summary("x\n", {}) is None
+    summary.write_text("earlier step", encoding="utf-8")
+    assert record.append_summary("## v1\n", {"GITHUB_STEP_SUMMARY": str(summary)}) == summary
+    assert summary.read_text(encoding="utf-8") == "earlier step\n## v1\n"
+
+
+def test_github_target_needs_a_token_and_a_repository() -> None:
+    assert "no GITHUB_TOKEN" in str(record.github_target({"GITHUB_REPOSITORY": "o/r"}))
+    assert "GITHUB_REPOSITORY" in str(record.github_target({"GH_TOKEN": "t0ken"}))
+    assert record.github_target({"GH_TOKEN": "t0ken", "GITHUB_REPOSITORY": "o/r"}) == (
+        "o/r",
+        "t0ken",
+    )
