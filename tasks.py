@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from invoke import Context, task
@@ -19,3 +20,10 @@ def preflight(c: Context) -> None:
 def ci(c: Context, dry_run: bool = False) -> None:
     """The main job: preflight, every default nox session, then a summary table."""
     c.run(f"{CI} pipeline" + (" --dry-run" if dry_run else ""), pty=False)
+
+
+@task(help={"tag": "the release tag (default: the v* tag on HEAD)", "dry_run": "print only"})
+def record(c: Context, tag: str = "", dry_run: bool = False) -> None:
+    """Write dist/RELEASE_NOTES.md and create or update the GitHub release for the tag."""
+    args = (f" --tag {shlex.quote(tag)}" if tag else "") + (" --dry-run" if dry_run else "")
+    c.run(f"{CI} release-record{args}", pty=False)

@@ -39,6 +39,17 @@ def ensure_repo(runner: Runner, repo: Path) -> None:
         raise PreflightError(msg)
 
 
+def ensure_full_history(runner: Runner, repo: Path) -> None:
+    """Exit 3 in a shallow clone: its notes would miss commits and tags."""
+    done = runner.run(["git", "rev-parse", "--is-shallow-repository"], cwd=repo)
+    if done and done.stdout.strip() == "true":
+        msg = (
+            f"{repo} is a shallow clone, so the notes would miss commits and tags: "
+            "use `fetch-depth: 0` with actions/checkout (or run `git fetch --unshallow --tags`)"
+        )
+        raise PreflightError(msg)
+
+
 def version_tags(runner: Runner, repo: Path, *, merged: str | None = None) -> list[str]:
     """The ``v*`` tags that parse as versions, highest first (only ancestors of ``merged``)."""
     args = ["tag", "--list", "v*", "--sort=-v:refname"]

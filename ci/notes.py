@@ -365,7 +365,11 @@ def render_markdown(notes: Notes, *, heading_level: int = 2) -> str:
     """The notes as Markdown: a heading, the sections, contributors and the proposal."""
     h = "#" * heading_level
     lines = [f"{h} {notes.title}", ""]
-    span = f"{notes.since}..{notes.until}" if notes.since else f"up to {notes.until}"
+    if notes.since and notes.link_base:
+        compare = f"{notes.link_base}/compare/{notes.since}...{notes.until}"
+        span = f"[{notes.since}...{notes.until}]({compare})"
+    else:
+        span = f"{notes.since}..{notes.until}" if notes.since else f"up to {notes.until}"
     lines.append(f"Changes {span}.")
     lines.append("")
     if not notes.changes:

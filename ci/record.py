@@ -206,6 +206,7 @@ def gather_notes(
 ) -> notes.Notes:
     """Notes for ``since..until`` (since defaults to the previous ``v*`` tag)."""
     history.ensure_repo(runner, repo)
+    history.ensure_full_history(runner, repo)
     history.resolve(runner, repo, until)
     if since is not None:
         history.resolve(runner, repo, since)

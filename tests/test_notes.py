@@ -104,6 +104,7 @@ def test_markdown_has_scopes_short_shas_links_and_breaking_notes(tagged_repo: Pa
     assert "### Breaking changes" in text
     assert text.index("### Breaking changes") < text.index("### Features")
     assert "- Second Person (1 change)" in text
+    assert "[v1.2.0...HEAD](https://github.example/o/r/compare/v1.2.0...HEAD)" in text
     assert "Proposed next version: **2.0.0**" in text
     plain = notes.render_markdown(record.gather_notes(ProcessRunner(), tagged_repo, {}))
     assert "/commit/" not in plain
@@ -270,3 +271,14 @@ def test_empty_range_says_no_changes(
     out = capsys.readouterr().out
     assert "No changes." in out
     assert "**1.0.0**" in out
+
+
+def test_a_shallow_clone_is_refused(
+    make_repo: MakeRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    origin = make_repo({"a": "1"})
+    commit(origin, "feat: second")
+    clone = origin.parent / "shallow"
+    git(origin.parent, "clone", "-q", "--depth", "1", f"file://{origin}", str(clone))
+    assert run_cli(clone, "notes") == 3
+    assert "fetch-depth: 0" in capsys.readouterr().err
