@@ -21,7 +21,9 @@ def clone(tmp_path: Path) -> Path:
     return target
 
 
-def ci(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def ci(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ci", *args],
         cwd=repo,
@@ -54,7 +56,9 @@ def test_missing_lock_is_exit_3(clone: Path) -> None:
 def test_stale_lock_is_exit_3(clone: Path) -> None:
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(text.replace('dependencies = ["packaging>=24"]', "dependencies = []"), encoding="utf-8")
+    pyproject.write_text(
+        text.replace('dependencies = ["packaging>=24"]', "dependencies = []"), encoding="utf-8"
+    )
     done = ci(clone, "preflight")
     assert_one_line_error(done, 3, "uv.lock does not match pyproject.toml")
     assert "FAIL  uv.lock fresh" in done.stdout
@@ -62,8 +66,13 @@ def test_stale_lock_is_exit_3(clone: Path) -> None:
 
 def test_unknown_key_is_exit_2_naming_it(clone: Path) -> None:
     pyproject = clone / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text(encoding="utf-8") + "\n[tool.ci.gates.lint]\nstrictness = 11\n", encoding="utf-8")
-    assert_one_line_error(ci(clone, "preflight"), 2, "unknown key 'strictness' in [tool.ci.gates.lint]")
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + "\n[tool.ci.gates.lint]\nstrictness = 11\n",
+        encoding="utf-8",
+    )
+    assert_one_line_error(
+        ci(clone, "preflight"), 2, "unknown key 'strictness' in [tool.ci.gates.lint]"
+    )
 
 
 def test_preflight_passes_with_local_edits(clone: Path) -> None:
@@ -73,7 +82,9 @@ def test_preflight_passes_with_local_edits(clone: Path) -> None:
     assert "ok    uv.lock fresh" in done.stdout
 
 
-def nox(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def nox(
+    repo: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "nox", *args],
         cwd=repo,
@@ -97,7 +108,10 @@ def test_nox_lint_passes_in_a_fresh_clone_and_fails_on_a_finding(clone: Path) ->
 def test_missing_interpreter_skips_locally_and_fails_in_ci(clone: Path) -> None:
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(text.replace('pythons = ["3.12", "3.11", "3.13"]', 'pythons = ["3.12", "3.4"]'), encoding="utf-8")
+    pyproject.write_text(
+        text.replace('pythons = ["3.12", "3.11", "3.13"]', 'pythons = ["3.12", "3.4"]'),
+        encoding="utf-8",
+    )
     local = nox(clone, "-s", "test-3.4", env={"CI": ""})
     assert local.returncode == 0, local.stdout + local.stderr
     assert "Python interpreter 3.4 not found" in local.stderr
