@@ -66,10 +66,9 @@ def test_stale_lock_is_exit_3(clone: Path) -> None:
 
 def test_unknown_key_is_exit_2_naming_it(clone: Path) -> None:
     pyproject = clone / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text(encoding="utf-8") + "\n[tool.ci.gates.lint]\nstrictness = 11\n",
-        encoding="utf-8",
-    )
+    text = pyproject.read_text(encoding="utf-8")
+    text = text.replace("[tool.ci.gates.lint]\n", "[tool.ci.gates.lint]\nstrictness = 11\n")
+    pyproject.write_text(text, encoding="utf-8")
     assert_one_line_error(
         ci(clone, "preflight"), 2, "unknown key 'strictness' in [tool.ci.gates.lint]"
     )
@@ -82,15 +81,16 @@ def test_preflight_passes_with_local_edits(clone: Path) -> None:
     assert "ok    uv.lock fresh" in done.stdout
 
 
-def nox(
-    repo: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def nox(repo: Path, *args: str, in_ci: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if in_ci:
+        env["CI"] = "true"  # a missing interpreter must fail, not skip, in these runs
     return subprocess.run(
         [sys.executable, "-m", "nox", *args],
         cwd=repo,
         capture_output=True,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=env,
         check=False,
     )
 
