@@ -112,7 +112,7 @@ def test_missing_interpreter_skips_locally_and_fails_in_ci(clone: Path) -> None:
         text.replace('pythons = ["3.12", "3.11", "3.13"]', 'pythons = ["3.12", "3.4"]'),
         encoding="utf-8",
     )
-    local = nox(clone, "-s", "test-3.4", ci=False)
+    local = nox(clone, "-s", "test-3.4", in_ci=False)
     assert local.returncode == 0, local.stdout + local.stderr
     assert "Python interpreter 3.4 not found" in local.stderr
     in_ci = nox(clone, "-s", "test-3.4")
