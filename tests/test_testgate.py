@@ -26,7 +26,7 @@ def project(tmp_path: Path, tests: dict[str, str], coverage_min: int = 50) -> co
 
 PASSING = "from pkg import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
 FAILING = "from pkg import add\n\ndef test_wrong():\n    assert add(1, 2) == 4, 'sum is off'\n"
-HEADLESS = "import os\n\ndef test_env():\n    assert os.environ['MPLBACKEND'] == 'Agg'\n    assert os.environ['QT_QPA_PLATFORM'] == 'offscreen'\n    assert os.environ['TMPDIR'].endswith('test-' + os.environ['PYV'])\n"
+HEADLESS = "import os\n\ndef test_env():\n    assert os.environ['MPLBACKEND'] == 'Agg'\n    assert os.environ['QT_QPA_PLATFORM'] == 'offscreen'\n    assert os.environ['TMPDIR'].endswith('test-' + os.environ['PYV']); assert 'reports' not in os.environ['TMPDIR']\n"
 
 
 def run(cfg: config.Config, monkeypatch: pytest.MonkeyPatch) -> testgate.GateResult:
