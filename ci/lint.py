@@ -48,8 +48,9 @@ def run(ctx: GateContext) -> GateResult:
 
 
 def _expect(done: Completed, name: str) -> None:
-    """Exit status 0 and 1 are verdicts; anything else means the tool itself broke."""
-    if done.returncode not in {0, 1}:
+    """Exit status 0 and 1 (with output) are verdicts; anything else means the tool broke."""
+    silent_failure = done.returncode == 1 and not done.stdout.strip()
+    if done.returncode not in {0, 1} or silent_failure:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         msg = f"{name} crashed with exit status {done.returncode}: {tail[0]}"
         raise ToolError(msg)

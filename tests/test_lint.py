@@ -69,3 +69,11 @@ def test_parsers(tmp_path: Path) -> None:
         lint.ruff_findings("oops", tmp_path)
     (m,) = lint.mypy_findings("ci/x.py:3: error: Missing return  [return]\nSuccess: no")
     assert (m.file, m.line, m.rule) == ("ci/x.py", 3, "mypy:return")
+
+
+def test_missing_ruff_module_is_a_tool_error(tmp_path: Path) -> None:
+    cfg = project(tmp_path, "x = 1\n")
+    ruff = (sys.executable, "-m", "ruff", "check")
+    fake = FakeRunner(script={ruff: (1, "", "/usr/bin/python: No module named ruff")})
+    with pytest.raises(ToolError, match="No module named ruff"):
+        lint.run(context(cfg, fake, SystemClock(), {}))
