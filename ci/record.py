@@ -153,9 +153,21 @@ def human_size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
 
 
+NOTES_LIMIT = 100_000  # GitHub refuses release bodies over 125,000 characters
+
+
+def clip(notes_md: str, limit: int = NOTES_LIMIT) -> str:
+    """``notes_md`` cut at a line boundary to fit in ``limit`` characters, saying so."""
+    if len(notes_md) <= limit:
+        return notes_md
+    kept = notes_md[:limit].rsplit("\n", 1)[0]
+    dropped = notes_md[len(kept) :].count("\n- ")
+    return f"{kept}\n\n... {dropped} more lines: run `python -m ci notes` for all of them.\n"
+
+
 def body(notes_md: str, found: Sequence[Artifact], anchor: str | None) -> str:
     """The release body: the notes, the artifact table and the ledger anchor."""
-    lines = [notes_md.rstrip(), "", "### Artifacts", ""]
+    lines = [clip(notes_md).rstrip(), "", "### Artifacts", ""]
     if found:
         lines += ["| name | size | sha256 | published |", "|---|---|---|---|"]
         for a in found:

@@ -101,3 +101,15 @@ def test_github_target_needs_a_token_and_a_repository() -> None:
         "o/r",
         "t0ken",
     )
+
+
+def test_long_notes_are_clipped_at_a_line(tmp_path: Path) -> None:
+    notes_md = "## v1\n\n" + "".join(f"- change {i}\n" for i in range(1000))
+    clipped = record.clip(notes_md, limit=200)
+    assert len(clipped) < 300
+    assert "- change 1\n" in clipped
+    assert "- change 999" not in clipped
+    kept = clipped.count("\n- ")
+    assert f"... {1000 - kept} more lines" in clipped
+    assert record.clip(notes_md) == notes_md
+    assert "### Audit anchor" in record.body(notes_md * 200, [], "h")
