@@ -179,7 +179,9 @@ def _github_env(app: App, repo: str | None = None) -> GitHubEnv:
 
 
 def _run_report_path(app: App, given: Path | None) -> Path:
-    return given if given is not None else app.config.reports_path() / report.RUN_REPORT
+    if given is None:
+        return app.config.reports_path() / report.RUN_REPORT
+    return given if given.is_absolute() else app.cwd / given
 
 
 def _publish(args: argparse.Namespace, app: App) -> int:
