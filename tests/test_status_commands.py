@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,9 +105,11 @@ def test_gate_lint_posts_pending_then_success_with_run_link_and_writes_summary(
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "| `lint` | ✅ passed | required |" in summary
     assert RUN_URL in summary
-    assert "::group::gate lint" in out.out and "::endgroup::" in out.out
+    assert "::group::gate lint" in out.out
+    assert "::endgroup::" in out.out
     run_report = json.loads((project / "reports" / "run.json").read_text(encoding="utf-8"))
-    assert run_report["schema"] == 1 and run_report["sha"] == SHA
+    assert run_report["schema"] == 1
+    assert run_report["sha"] == SHA
     assert [g["id"] for g in run_report["gates"]] == ["lint"]
     durations = (tmp_path / "state" / "durations.jsonl").read_text(encoding="utf-8").splitlines()
     assert json.loads(durations[-1])["gate"] == "lint"
@@ -126,7 +127,8 @@ def test_gate_lint_failure_annotates_posts_failure_and_names_the_file(
     assert api.posted_states(SHA)[-1] == ("ci/lint", "failure")
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
     assert "### Failing steps" in summary
-    assert "`demo/extra.py:3`" in summary and "F401" in summary
+    assert "`demo/extra.py:3`" in summary
+    assert "F401" in summary
     assert_token_hidden(out.out + out.err, tmp_path)
 
 
@@ -217,7 +219,8 @@ def test_status_publish_posts_each_gate_of_the_run_report(
     assert "::error file=a.py,line=2,title=lint%3A F401::`os` imported but unused" in out
     assert "posted 3 status(es)" in out
     summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
-    assert "noxgate run: failed" in summary and "`a.py:2`" in summary
+    assert "noxgate run: failed" in summary
+    assert "`a.py:2`" in summary
 
 
 def test_status_publish_dry_run_posts_nothing(
@@ -265,7 +268,8 @@ def test_status_require_names_the_missing_context(
     assert run(argv, project, github_env(api, tmp_path)) == 1
     out = capsys.readouterr().out
     assert "ci/lint: success" in out
-    assert "error: 1 of 2 required context(s) not green" in out and "ci/test: missing" in out
+    assert "error: 1 of 2 required context(s) not green" in out
+    assert "ci/test: missing" in out
     gets = api.requests("GET")
     assert {g.path for g in gets} == {
         f"/api/v3/repos/octo/demo/commits/{SHA}/status",
@@ -293,7 +297,8 @@ def test_status_require_default_contexts_come_from_the_config(
     api.check_runs[SHA] = [{"name": "ci/lint", "status": "completed", "conclusion": "failure"}]
     assert run(["status", "require"], project, github_env(api, tmp_path)) == 1
     out = capsys.readouterr().out
-    assert "ci/lint: failure (failure)" in out and "ci/test: missing" in out
+    assert "ci/lint: failure (failure)" in out
+    assert "ci/test: missing" in out
 
 
 def test_status_require_waits_for_pending_contexts(
@@ -387,9 +392,8 @@ def test_notify_posts_the_failing_gates_and_the_run_link(
     out = capsys.readouterr().out
     [message] = api.webhook
     assert message["text"] == message["content"]
-    assert (
-        "octo/demo@0123456" in message["text"] and "- lint: failed: 2 finding(s)" in message["text"]
-    )
+    assert "octo/demo@0123456" in message["text"]
+    assert "- lint: failed: 2 finding(s)" in message["text"]
     assert "test" not in message["text"].split("failing")[1].split("Run:")[0]
     assert f"Run: {RUN_URL}" in message["text"]
     assert "notified http://localhost: 1 failing gate(s)" in out
