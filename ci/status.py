@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ci.errors import UsageError
@@ -40,7 +42,7 @@ class GitHubEnv:
             api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
             server_url=(env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL).rstrip("/"),
             repository=env.get("GITHUB_REPOSITORY", ""),
-            sha=env.get("GITHUB_SHA", ""),
+            sha=_head_sha(env) or env.get("GITHUB_SHA", ""),
             run_id=env.get("GITHUB_RUN_ID", ""),
             actions=env.get("GITHUB_ACTIONS") == "true",
             step_summary=env.get("GITHUB_STEP_SUMMARY", ""),
@@ -63,6 +65,17 @@ class GitHubEnv:
         if absent:
             return f"{' and '.join(absent)} not set; commit statuses are not posted"
         return None
+
+
+def _head_sha(env: Mapping[str, str]) -> str:
+    """For pull requests, the head commit: GITHUB_SHA is a merge commit the PR never shows."""
+    if env.get("GITHUB_EVENT_NAME") not in {"pull_request", "pull_request_target"}:
+        return ""
+    try:
+        event = json.loads(Path(env.get("GITHUB_EVENT_PATH", "")).read_text(encoding="utf-8"))
+        return str(event["pull_request"]["head"]["sha"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # fall back to GITHUB_SHA
 
 
 def context_name(gate: str, variant: str, default_python: str) -> str:

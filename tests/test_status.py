@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from ci.config import Mode
 from ci.gates import GateResult, GateStatus
 from ci.status import (
@@ -45,6 +48,16 @@ def test_github_env_reads_variables_and_hides_the_token() -> None:
         "GITHUB_TOKEN is not set; commit statuses are not posted"
     )
     assert GitHubEnv.from_env({}).run_url is None
+
+
+def test_pull_requests_post_to_the_head_commit(tmp_path: Path) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"pull_request": {"head": {"sha": "feed" * 10}}}))
+    env = {"GITHUB_SHA": "merge" * 8, "GITHUB_EVENT_PATH": str(event)}
+    assert GitHubEnv.from_env(env).sha == "merge" * 8
+    assert GitHubEnv.from_env({**env, "GITHUB_EVENT_NAME": "pull_request"}).sha == "feed" * 10
+    event.write_text("{}")
+    assert GitHubEnv.from_env({**env, "GITHUB_EVENT_NAME": "pull_request"}).sha == "merge" * 8
 
 
 def test_update_for_maps_states_and_keeps_descriptions_short() -> None:
