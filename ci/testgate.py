@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -34,7 +36,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     start = time.monotonic()
     variant = ctx.python
     reports = ctx.reports
-    scratch = reports / "tmp" / f"test-{variant}"
+    scratch = scratch_dir(ctx.root, variant)
     scratch.mkdir(parents=True, exist_ok=True)
     junit = reports / f"junit-{variant}.xml"
     coverage_xml = reports / f"coverage-{variant}.xml"
@@ -90,6 +92,12 @@ def _keep_baseline(ctx: GateContext, state: Path, variant: str, coverage: float)
         coverage_module.record_baseline(state, variant, coverage, sha=sha, when=ctx.clock.now())
 
 
+def scratch_dir(root: Path, variant: str) -> Path:
+    """A per-project, per-Python temp folder outside the tree (tests must not see our config)."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"noxgate-{digest}" / f"test-{variant}"
+
+
 def judge(
     returncode: int,
     junit: JunitSummary | None,
@@ -109,7 +117,15 @@ def judge(
         parts.append(
             f"{passed} passed, {junit.failures + junit.errors} failed, {junit.skipped} skipped"
         )
-    if coverage is not None:
+    if coverage is None:
+        findings.append(
+            Finding(
+                rule="coverage",
+                message="no coverage data was collected: check [tool.ci] packages names "
+                "the import packages the tests exercise",
+            )
+        )
+    else:
         parts.append(f"coverage {coverage:.1f}% (min {coverage_min:g}%)")
         if coverage < coverage_min:
             findings.append(

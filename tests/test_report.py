@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from github_api import GitHubAPI
 from pytest_httpserver import HTTPServer
 
 from ci import redact, report
@@ -16,6 +15,7 @@ from ci.gates import Finding, GateContext, GateResult, GateStatus
 from ci.http import Retry, UrllibClient
 from ci.status import GitHubEnv
 from ci.testing import FakeRunner, FixedClock
+from tests.github_api import GitHubAPI
 
 SHA = "a" * 40
 TOKEN = "ghs_reporttoken123456"

@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from github_api import GitHubAPI
 from pytest_httpserver import HTTPServer
 
 from ci.cli import main
 from ci.commands.app import App
+from tests.github_api import GitHubAPI
 
 TOKEN = "ghs_TESTTOKEN0123456789abcdefXYZ"
 SHA = "0123456789abcdef0123456789abcdef01234567"

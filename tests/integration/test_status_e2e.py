@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from github_api import GitHubAPI
 from pytest_httpserver import HTTPServer
+
+from tests.github_api import GitHubAPI
 
 pytestmark = pytest.mark.integration
 
