@@ -14,10 +14,8 @@ from ci import lint, report, testgate
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
-from ci.report import read_report, write_report
+from ci.report import read_report, write_report  # noqa: F401 - moved to ci.report; kept here
 from ci.runner import Runner
-
-__all__ = ["GATES", "read_report", "run_gate", "write_report"]  # the last two moved to ci.report
 
 GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 

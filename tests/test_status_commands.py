@@ -168,6 +168,22 @@ def test_gate_status_api_errors_warn_and_leave_the_exit_code(
     capsys.readouterr()
 
 
+def test_gate_over_a_blocking_budget_fails_with_a_warning_annotation(
+    api: GitHubAPI, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pyproject = project / "pyproject.toml"
+    budget = "\n[tool.ci.gates.lint]\nbudget_s = 0.001\nbudget_blocks = true\n"
+    pyproject.write_text(pyproject.read_text() + budget, encoding="utf-8")
+    assert run(["gate", "lint"], project, github_env(api, tmp_path)) == 1
+    out = capsys.readouterr().out
+    assert "::warning title=lint::took " in out
+    assert "over its budget of 0.001 s" in out
+    assert api.posted_states(SHA)[-1] == ("ci/lint", "failure")
+    summary = (tmp_path / "summary.md").read_text(encoding="utf-8")
+    assert "| 0.001 s |" in summary
+    assert "### Warnings" in summary
+
+
 def test_gate_test_uses_ci_test_and_lists_the_slowest_tests(
     api: GitHubAPI,
     make_repo: Callable[..., Path],
