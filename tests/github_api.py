@@ -49,6 +49,7 @@ class GitHubAPI:
     always_fail: bool = False
     echo_auth_on_error: bool = True  # a careless server that echoes credentials in errors
     public_reads: bool = True
+    checks_forbidden: bool = False  # a token without checks:read
 
     def __post_init__(self) -> None:
         self.server.expect_request(re.compile(r"^/.*$")).respond_with_handler(self._handle)
@@ -109,6 +110,8 @@ class GitHubAPI:
         if match := re.fullmatch(r"commits/([0-9a-f]{7,40})/status", rest):
             return self._combined(match[1], seen.query)
         if match := re.fullmatch(r"commits/([0-9a-f]{7,40})/check-runs", rest):
+            if self.checks_forbidden:
+                return _json({"message": "Resource not accessible by integration"}, 403)
             runs = self.check_runs.get(match[1], [])
             return _json({"total_count": len(runs), "check_runs": runs})
         if match := re.fullmatch(r"branches/(.+)/protection", rest):

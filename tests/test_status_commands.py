@@ -307,6 +307,19 @@ def test_status_require_passes_on_statuses_and_check_runs(
     assert "all 2 required context(s) are green" in capsys.readouterr().out
 
 
+def test_status_require_falls_back_to_statuses_when_check_runs_are_forbidden(
+    api: GitHubAPI, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api.checks_forbidden = True
+    api.statuses[SHA] = [{"context": "ci/lint", "state": "success"}]
+    assert (
+        run(["status", "require", "--contexts", "ci/lint"], project, github_env(api, tmp_path)) == 0
+    )
+    out = capsys.readouterr().out
+    assert "notice: reading the check runs failed (HTTP 403" in out
+    assert "judging by commit statuses only" in out
+
+
 def test_status_require_default_contexts_come_from_the_config(
     api: GitHubAPI, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -234,8 +234,18 @@ def _require(args: argparse.Namespace, app: App) -> int:
         print("notice: GITHUB_TOKEN is not set; reading statuses without authentication")
     github = GitHub(env, app.http, app.retry())
 
+    unread: list[str] = []
+
     def fetch() -> list[Observed]:
-        return observed(github.combined_status(sha), github.check_runs(sha))
+        statuses = github.combined_status(sha)
+        try:
+            runs = github.check_runs(sha)
+        except ApiError as exc:  # e.g. a token without checks:read; statuses still count
+            if not unread:
+                print(f"notice: {exc}; judging by commit statuses only")
+            unread.append(str(exc))
+            runs = []
+        return observed(statuses, runs)
 
     verdict = wait_for(
         required,
