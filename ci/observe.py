@@ -10,15 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.files import atomic_write_text
+from ci.files import append_line, atomic_write_text
 from ci.gates import GateResult
 
 DURATIONS = "durations.jsonl"
-KEEP_LINES = 5000  # bounds the file; old lines are dropped first
+KEEP_LINES = 5000  # what a trim keeps: the newest lines
+TRIM_BYTES = 2 * 1024 * 1024  # trim once the file grows past this
 
 
 def record_duration(state: Path, result: GateResult, when: dt.datetime, sha: str = "") -> Path:
-    """Append the gate's duration to ``<state>/durations.jsonl`` (rewritten atomically)."""
+    """Append the gate's duration to ``<state>/durations.jsonl``; trim it when it grows large."""
     path = state / DURATIONS
     line = json.dumps(
         {
@@ -30,9 +31,10 @@ def record_duration(state: Path, result: GateResult, when: dt.datetime, sha: str
             "sha": sha,
         }
     )
-    old = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
-    lines = [*old[-(KEEP_LINES - 1) :], line]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    append_line(path, line)  # one O_APPEND write: gates running in parallel lose nothing
+    if path.stat().st_size > TRIM_BYTES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        atomic_write_text(path, "\n".join(lines[-KEEP_LINES:]) + "\n")
     return path
 
 

@@ -20,11 +20,13 @@ def test_durations_are_appended_and_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(observe, "KEEP_LINES", 3)
+    monkeypatch.setattr(observe, "TRIM_BYTES", 400)  # about three lines
     for seconds in (1.0, 2.0, 3.0, 4.0):
         result = GateResult(gate="lint", status=GateStatus.PASSED, duration_s=seconds)
         observe.record_duration(tmp_path, result, WHEN, "abc")
     rows = observe.read_durations(tmp_path)
     assert [r["duration_s"] for r in rows] == [2.0, 3.0, 4.0]
+    assert (tmp_path / observe.DURATIONS).stat().st_size <= 400
     assert rows[0] == {
         "schema": 1,
         "gate": "lint",
@@ -35,6 +37,19 @@ def test_durations_are_appended_and_bounded(
     }
     assert observe.median_duration(rows, "lint") == 3.0
     assert observe.median_duration(rows, "test") is None
+
+
+def test_parallel_writers_lose_no_duration(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(index: int) -> None:
+        result = GateResult(gate=f"g{index}", status=GateStatus.PASSED, duration_s=index)
+        observe.record_duration(tmp_path, result, WHEN)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(64)))
+    rows = observe.read_durations(tmp_path)
+    assert sorted(r["gate"] for r in rows) == sorted(f"g{i}" for i in range(64))
 
 
 def test_damaged_duration_lines_are_skipped(tmp_path: Path) -> None:
@@ -113,3 +128,14 @@ def test_coverage_drop_beyond_the_maximum_fails_the_test_gate(current: float, fa
     assert "baseline 90.0%" in summary
     assert (status is GateStatus.FAILED) is fails
     assert [f.rule for f in findings] == (["coverage-drop"] if fails else [])
+
+
+def test_append_line_masks_and_appends(tmp_path: Path) -> None:
+    from ci import redact
+    from ci.files import append_line
+
+    redact.install(redact.Redactor.of(["s3cret-value"]))
+    path = tmp_path / "sub" / "log.jsonl"
+    append_line(path, "one s3cret-value\n")
+    append_line(path, "two")
+    assert path.read_text(encoding="utf-8") == "one ***\ntwo\n"
