@@ -207,6 +207,28 @@ def test_gate_test_uses_ci_test_and_lists_the_slowest_tests(
     assert "`tests.test_demo::test_one`" in summary
 
 
+def test_gate_that_cannot_finish_turns_its_pending_status_into_error(
+    api: GitHubAPI,
+    make_repo: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    project = make_repo(
+        {
+            "pyproject.toml": PYPROJECT,
+            "demo/__init__.py": CLEAN,
+            "tests/test_demo.py": "import demo\n\n\ndef test_one():\n    assert demo.VALUE\n",
+            "reports/coverage-baseline.json": '{"coverage": "lots"}',
+        }
+    )
+    assert run(["gate", "test"], project, github_env(api, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "coverage-baseline.json is not a coverage baseline" in err
+    assert api.posted_states(SHA) == [("ci/test", "pending"), ("ci/test", "error")]
+    assert api.statuses[SHA][-1]["description"].startswith("did not finish: ")
+    assert "coverage-baseline.json" in api.statuses[SHA][-1]["description"]
+
+
 # --- status publish -----------------------------------------------------------------------
 
 

@@ -81,7 +81,7 @@ def _gate(args: argparse.Namespace, app: App) -> int:
             args.name,
             ctx,
             state="error",
-            description=f"did not finish: {exc or type(exc).__name__}",
+            description=f"did not finish: {str(exc) or type(exc).__name__}",
         )
         raise
     print(f"{result.id}: {result.status.value} ({result.mode.value}) {result.summary}")
