@@ -110,6 +110,11 @@ class Retry:
 class ApiError(ToolError):
     """A server could not be reached or kept failing; the message never holds credentials."""
 
+    def __init__(self, message: str, *, exhausted: bool = False) -> None:
+        """``exhausted``: every retry failed, so more requests now would most likely fail too."""
+        super().__init__(message)
+        self.exhausted = exhausted
+
 
 def send(
     client: HttpClient,
@@ -148,7 +153,7 @@ def send(
         if attempt < len(delays):
             retry.sleep(delays[attempt])
     msg = f"{what} failed after {len(delays) + 1} attempt(s) ({problem})"
-    raise ApiError(msg)
+    raise ApiError(msg, exhausted=True)
 
 
 def _transient(answer: Response) -> bool:

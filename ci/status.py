@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ci.config import Mode
 from ci.errors import UsageError
 from ci.gates import GateResult, GateStatus
 from ci.http import ApiError, HttpClient, Retry, send
@@ -120,7 +121,7 @@ def shorten(text: str, limit: int) -> str:
 def update_for(result: GateResult, default_python: str, run_url: str | None) -> StatusUpdate:
     """The final status of one gate result."""
     words = [result.status.value]
-    if result.mode.value == "advisory":
+    if result.mode is Mode.ADVISORY:
         words.insert(0, "advisory:")
     text = " ".join(words) + (f": {result.summary}" if result.summary else "")
     text += f" ({result.duration_s:.1f} s)"
@@ -130,11 +131,6 @@ def update_for(result: GateResult, default_python: str, run_url: str | None) -> 
         description=shorten(text, DESCRIPTION_MAX),
         target_url=run_url,
     )
-
-
-def pending_update(context: str, run_url: str | None) -> StatusUpdate:
-    """The status posted when a gate starts."""
-    return StatusUpdate(context=context, state="pending", description="running", target_url=run_url)
 
 
 class GitHub:
@@ -230,11 +226,14 @@ def post_updates(
         say(f"notice: {exc}; commit statuses are not posted")
         return 0
     posted = 0
-    for update in updates:
+    for index, update in enumerate(updates):
         try:
             github.post_status(sha or env.sha, update)
         except ApiError as exc:
             say(f"warning: {exc}; the gate's result is unchanged")
+            if exc.exhausted and index + 1 < len(updates):
+                say(f"warning: {len(updates) - index - 1} more status(es) not posted")
+                break  # the API is down: each further status would only wait through retries
         else:
             posted += 1
     return posted
