@@ -2,106 +2,36 @@
 
 Steps: GET the release by tag; POST it when missing, PATCH it when its name, body or
 pre-release flag differ; list its assets; upload each file that is missing, delete and
-re-upload each whose size or sha256 differs, skip the identical ones. HTTP goes through a
-small client interface (stdlib urllib in production), so tests can point it at a loopback
-server. The token only ever travels in the Authorization header: it is never printed,
-logged or written, and error messages carry only the method, path, status and GitHub's
-message.
+re-upload each whose size or sha256 differs, skip the identical ones. HTTP goes through the
+small client interface of ``ci.http`` (stdlib urllib in production), so tests can point it
+at a loopback server; idempotent calls are retried with backoff on transient failures. The
+token only ever travels in the Authorization header: it is never printed, logged or
+written, and error messages carry only the method, path, status and GitHub's message.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ci.errors import DeployError
+from ci.errors import DeployError, UsageError
+from ci.http import RETRY_STATUSES, HttpClient, Response, Retry, host_of
+from ci.redact import redact
 
 API_VERSION = "2022-11-28"
 DEFAULT_API_URL = "https://api.github.com"
-TIMEOUT_S = 60.0
+TIMEOUT_S = 60.0  # uploads of large wheels take a while
+IDEMPOTENT = frozenset({"GET", "PATCH", "DELETE"})  # safe to send again after a failure
 CONTENT_TYPES = {
     ".whl": "application/zip",
     ".gz": "application/gzip",
     ".json": "application/json",
 }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Response:
-    """An HTTP response: status, headers (lower-case names) and the raw body."""
-
-    status: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    def json(self) -> Any:  # noqa: ANN401 - GitHub's JSON is whatever shape the endpoint has
-        """The body parsed as JSON (None when empty or not JSON)."""
-        try:
-            return json.loads(self.body.decode("utf-8")) if self.body else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-
-
-class HttpClient(Protocol):
-    """Sends one HTTP request and returns the response, whatever its status."""
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-    ) -> Response:
-        """Send the request; DeployError only when no response could be had at all."""
-        ...
-
-
-class UrllibClient:
-    """The production client: stdlib urllib, no retries, a bounded timeout."""
-
-    def __init__(self, timeout: float = TIMEOUT_S) -> None:
-        """Use ``timeout`` seconds per request."""
-        self.timeout = timeout
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: bytes | None = None,
-    ) -> Response:
-        """Send the request; HTTP error statuses come back as responses."""
-        if not url.startswith(("https://", "http://")):
-            msg = f"refusing a non-HTTP URL for the GitHub API: {url}"
-            raise DeployError(msg)
-        req = urllib.request.Request(url, data=body, method=method, headers=dict(headers))  # noqa: S310 - scheme checked above
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 - scheme checked above
-                return Response(
-                    status=resp.status,
-                    headers={k.lower(): v for k, v in resp.headers.items()},
-                    body=resp.read(),
-                )
-        except urllib.error.HTTPError as exc:
-            return Response(
-                status=exc.code,
-                headers={k.lower(): v for k, v in (exc.headers or {}).items()},
-                body=exc.read() or b"",
-            )
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            host = urllib.parse.urlsplit(url).netloc
-            msg = f"could not reach the GitHub API at {host} ({reason}); check GITHUB_API_URL"
-            raise DeployError(msg) from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -155,9 +85,18 @@ class SyncResult:
 class GitHubAPI:
     """The few release endpoints of the GitHub REST API, through an HttpClient."""
 
-    def __init__(self, client: HttpClient, *, api_url: str, repository: str, token: str) -> None:
+    def __init__(
+        self,
+        client: HttpClient,
+        *,
+        api_url: str,
+        repository: str,
+        token: str,
+        retry: Retry | None = None,
+    ) -> None:
         """Talk to ``api_url`` about ``repository`` (owner/name) with ``token``."""
         self.client = client
+        self.retry = retry or Retry()
         self.api_url = api_url.rstrip("/")
         self.repository = repository.strip("/")
         self._token = token
@@ -187,10 +126,31 @@ class GitHubAPI:
         if payload is not None:
             data = json.dumps(payload).encode("utf-8")
             content_type = "application/json"
-        resp = self.client.request(method, url, headers=self._headers(content_type), body=data)
-        if resp.status not in ok:
-            raise DeployError(_describe_failure(method, url, resp))
-        return resp
+        headers = self._headers(content_type)
+        delays = self.retry.delays() if method in IDEMPOTENT else []
+        for attempt in range(len(delays) + 1):
+            try:
+                resp = self.client.request(
+                    method, url, headers=headers, body=data, timeout=TIMEOUT_S
+                )
+            except ValueError:
+                msg = f"{host_of(url)} is not a usable http(s) URL: check GITHUB_API_URL"
+                raise UsageError(msg) from None
+            except OSError as exc:
+                if attempt == len(delays):
+                    msg = (
+                        f"could not reach the GitHub API at {host_of(url)} "
+                        f"({redact(str(getattr(exc, 'reason', exc)))}); "
+                        "check GITHUB_API_URL and the network"
+                    )
+                    raise DeployError(msg) from None
+            else:
+                if resp.status in ok:
+                    return resp
+                if resp.status not in RETRY_STATUSES or attempt == len(delays):
+                    raise DeployError(_describe_failure(method, url, resp))
+            self.retry.sleep(delays[attempt])
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def repo_url(self, *parts: str) -> str:
         """``<api>/repos/<owner>/<repo>/<parts...>``."""
@@ -199,7 +159,7 @@ class GitHubAPI:
 
 def _describe_failure(method: str, url: str, resp: Response) -> str:
     path = urllib.parse.urlsplit(url).path
-    doc = resp.json()
+    doc = _doc(resp)
     message = doc.get("message", "") if isinstance(doc, dict) else ""
     hint = {
         401: "the token was rejected: check GITHUB_TOKEN",
@@ -208,6 +168,14 @@ def _describe_failure(method: str, url: str, resp: Response) -> str:
     }.get(resp.status, "")
     extra = "; ".join(p for p in (message, hint) if p)
     return f"GitHub API {method} {path} answered {resp.status}" + (f": {extra}" if extra else "")
+
+
+def _doc(resp: Response) -> Any:  # noqa: ANN401 - GitHub's JSON has the endpoint's shape
+    """The body as JSON, or None when it is not JSON."""
+    try:
+        return resp.json()
+    except ValueError:
+        return None
 
 
 def _next_link(resp: Response) -> str | None:
@@ -231,7 +199,7 @@ def _list_assets(api: GitHubAPI, release_id: int) -> list[dict[str, Any]]:
     assets: list[dict[str, Any]] = []
     while url:
         resp = api.call("GET", url)
-        page = resp.json()
+        page = _doc(resp)
         if isinstance(page, list):
             assets.extend(a for a in page if isinstance(a, dict))
         url = _next_link(resp)
@@ -259,14 +227,17 @@ def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
     desired = {"name": spec.name, "body": spec.body, "prerelease": spec.prerelease}
     if found.status == 404:
         payload = {"tag_name": spec.tag, "draft": False, **desired}
-        release = api.call("POST", api.repo_url("releases"), payload=payload, ok=(201,)).json()
+        release = _doc(api.call("POST", api.repo_url("releases"), payload=payload, ok=(201,)))
         state = "created"
     else:
-        release = found.json()
+        release = _doc(found)
+        if not isinstance(release, dict):
+            msg = "GitHub API answered the release lookup without a release; check GITHUB_API_URL"
+            raise DeployError(msg)
         changes = {k: v for k, v in desired.items() if _normal(release.get(k)) != _normal(v)}
         if changes:
             url = api.repo_url("releases", str(release["id"]))
-            release = api.call("PATCH", url, payload=changes).json()
+            release = _doc(api.call("PATCH", url, payload=changes))
             state = "updated"
         else:
             state = "unchanged"

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import files, ghrelease, history, notes
+from ci import files, ghrelease, history, notes, report
 from ci.errors import DeployError, UsageError
+from ci.http import HttpClient, Retry
 from ci.runner import Runner
 
 NOTES_FILE = "RELEASE_NOTES.md"
@@ -266,15 +267,14 @@ def write_notes(record: Record, dist: Path) -> Path:
 
 
 def append_summary(text: str, env: Mapping[str, str]) -> Path | None:
-    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when set (rewritten atomically)."""
+    """Append ``text`` to ``$GITHUB_STEP_SUMMARY`` when set and it has room left."""
     raw = env.get("GITHUB_STEP_SUMMARY", "")
     if not raw:
         return None
     path = Path(raw)
     before = path.read_text(encoding="utf-8") if path.is_file() else ""
     sep = "\n" if before and not before.endswith("\n") else ""
-    files.atomic_write_text(path, before + sep + text)
-    return path
+    return path if report.append_step_summary(path, sep + text) else None
 
 
 def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
@@ -304,7 +304,7 @@ def spec(record: Record) -> ghrelease.ReleaseSpec:
 
 
 def publish(
-    record: Record, env: Mapping[str, str], client: ghrelease.HttpClient
+    record: Record, env: Mapping[str, str], client: HttpClient, retry: Retry | None = None
 ) -> ghrelease.SyncResult | str:
     """Create or update the GitHub release; the skip reason instead when there is no token."""
     target = github_target(env)
@@ -316,5 +316,6 @@ def publish(
         api_url=env.get("GITHUB_API_URL") or ghrelease.DEFAULT_API_URL,
         repository=repository,
         token=token,
+        retry=retry,
     )
     return ghrelease.sync(api, spec(record))

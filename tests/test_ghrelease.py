@@ -21,9 +21,11 @@ from ci import ghrelease, record
 from ci.cli import main
 from ci.commands.app import App
 from ci.errors import DeployError
+from ci.http import Retry, UrllibClient
 
 REPO = "owner/project"
 TOKEN = "ghp_s3cretTokenValue1234567890"
+NO_WAIT = Retry(sleep=lambda _s: None)
 
 
 @dataclass
@@ -34,6 +36,8 @@ class FakeGitHub:
     token: str
     digests: bool = True  # GitHub reports asset digests; older servers do not
     page_size: int = 100
+    # (method, status) answers to give first, in order, to requests of that method
+    failures: list[tuple[str, int]] = field(default_factory=list)
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     assets: dict[int, dict[str, Any]] = field(default_factory=dict)
     contents: dict[int, bytes] = field(default_factory=dict)
@@ -69,6 +73,8 @@ class FakeGitHub:
         return doc
 
     def handle(self, request: Request) -> Response:
+        if self.failures and self.failures[0][0] == request.method:
+            return self._json(self.failures.pop(0)[1], {"message": "Server Error"})
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._json(401, {"message": "Bad credentials"})
         path, method = request.path, request.method
@@ -210,7 +216,7 @@ def github_env(github: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str, st
 
 
 def run_record(repo: Path, env: dict[str, str], *argv: str) -> int:
-    return main(["release-record", *argv], app=App(cwd=repo, env=env))
+    return main(["release-record", *argv], app=App(cwd=repo, env=env, sleep=lambda _s: None))
 
 
 # --- the command, end to end ---------------------------------------------------------------
@@ -348,7 +354,9 @@ def test_unreachable_api_is_exit_5(
     url = f"http://127.0.0.1:{port}/api"
     env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": url}
     assert run_record(release_repo, env) == 5
-    assert "could not reach the GitHub API at 127.0.0.1" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "could not reach the GitHub API at http://127.0.0.1 (" in err
+    assert "refused" in err.lower()
 
 
 def test_a_lower_tag_is_warned_about(
@@ -381,7 +389,7 @@ def spec_for(dist: Path, tag: str = "v1.1.0", body: str = "notes") -> ghrelease.
 
 def api_for(github: FakeGitHub) -> ghrelease.GitHubAPI:
     return ghrelease.GitHubAPI(
-        ghrelease.UrllibClient(timeout=10), api_url=github.api_url, repository=REPO, token=TOKEN
+        UrllibClient(), api_url=github.api_url, repository=REPO, token=TOKEN, retry=NO_WAIT
     )
 
 
@@ -415,13 +423,37 @@ def test_existing_release_gets_patched_only_where_it_differs(
 
 def test_an_unexpected_status_is_a_deploy_error(github: FakeGitHub, tmp_path: Path) -> None:
     api = ghrelease.GitHubAPI(
-        ghrelease.UrllibClient(timeout=10),
+        UrllibClient(),
         api_url=github.api_url,
         repository="someone/else",
         token=TOKEN,
+        retry=NO_WAIT,
     )
     dist = tmp_path / "dist"
     dist.mkdir()
     with pytest.raises(DeployError, match="answered 404"):
         # the tag lookup 404s (no release yet), then creating one on an unknown repo 404s
         ghrelease.sync(api, spec_for(dist))
+
+
+def test_transient_failures_of_idempotent_calls_are_retried(
+    github: FakeGitHub, tmp_path: Path
+) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    github.failures = [("GET", 503), ("GET", 502)]
+    pauses: list[float] = []
+    api = ghrelease.GitHubAPI(
+        UrllibClient(),
+        api_url=github.api_url,
+        repository=REPO,
+        token=TOKEN,
+        retry=Retry(sleep=pauses.append),
+    )
+    assert ghrelease.sync(api, spec_for(dist)).release == "created"
+    assert pauses == [0.5, 1.0]
+    github.failures = [("POST", 500)]  # a POST is never sent twice: it could create a duplicate
+    dist2 = tmp_path / "dist2"
+    dist2.mkdir()
+    with pytest.raises(DeployError, match="answered 500"):
+        ghrelease.sync(api, spec_for(dist2, tag="v9.0.0"))

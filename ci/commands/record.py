@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci import config, ghrelease, record
+from ci import config, record
 from ci.commands.app import App
 from ci.errors import ExitCode
 
@@ -62,7 +62,9 @@ def _release_record(args: argparse.Namespace, app: App) -> int:
     summary = record.append_summary(rec.body, app.env)
     if summary:
         print("appended the release notes to the step summary")
-    outcome = record.publish(rec, app.env, ghrelease.UrllibClient())
+    elif app.env.get("GITHUB_STEP_SUMMARY"):
+        print("warning: the step summary is full: the notes are only in dist/")
+    outcome = record.publish(rec, app.env, app.http, app.retry())
     print(outcome if isinstance(outcome, str) else outcome.summary())
     return ExitCode.OK
 
