@@ -1,11 +1,12 @@
-"""Reading the commit history and the ``v*`` tags through the runner."""
+"""Reading the commit history and the ``v*`` tags through the runner, and the notes they make."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from ci.errors import PreflightError, UsageError
-from ci.notes import Commit, parse_tag
+from ci.notes import Commit, Notes, build, link_base, parse_tag, version_warning
 from ci.runner import Runner
 
 FIELDS = 5  # sha, parents, author name, author email, raw message
@@ -101,3 +102,36 @@ def parse_log(out: str) -> list[Commit]:
             )
         )
     return found
+
+
+def gather_notes(
+    runner: Runner,
+    repo: Path,
+    env: Mapping[str, str],
+    *,
+    since: str | None = None,
+    until: str = "HEAD",
+) -> Notes:
+    """Notes for ``since..until`` (since defaults to the previous ``v*`` tag)."""
+    ensure_repo(runner, repo)
+    ensure_full_history(runner, repo)
+    resolve(runner, repo, until)
+    if since is not None:
+        resolve(runner, repo, since)
+    else:
+        since = previous_tag(runner, repo, until)
+    at = tags_at(runner, repo, until)
+    title = at[0] if at else ("Unreleased" if until == "HEAD" else until)
+    return build(
+        commits(runner, repo, since, until),
+        since=since,
+        until=until,
+        title=title,
+        link=link_base(env),
+    )
+
+
+def tag_warning(runner: Runner, repo: Path, tag: str, env: Mapping[str, str]) -> str | None:
+    """For ``preflight --release``: a warning when ``tag`` is lower than the notes propose."""
+    found = gather_notes(runner, repo, env, until=tag)
+    return version_warning(tag, found.proposal)

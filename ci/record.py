@@ -209,44 +209,11 @@ def head_tag(runner: Runner, repo: Path) -> str:
     return tags[0]
 
 
-def gather_notes(
-    runner: Runner,
-    repo: Path,
-    env: Mapping[str, str],
-    *,
-    since: str | None = None,
-    until: str = "HEAD",
-) -> notes.Notes:
-    """Notes for ``since..until`` (since defaults to the previous ``v*`` tag)."""
-    history.ensure_repo(runner, repo)
-    history.ensure_full_history(runner, repo)
-    history.resolve(runner, repo, until)
-    if since is not None:
-        history.resolve(runner, repo, since)
-    else:
-        since = history.previous_tag(runner, repo, until)
-    at = history.tags_at(runner, repo, until)
-    title = at[0] if at else ("Unreleased" if until == "HEAD" else until)
-    return notes.build(
-        history.commits(runner, repo, since, until),
-        since=since,
-        until=until,
-        title=title,
-        link=notes.link_base(env),
-    )
-
-
-def tag_warning(runner: Runner, repo: Path, tag: str, env: Mapping[str, str]) -> str | None:
-    """For ``preflight --release``: a warning when ``tag`` is lower than the notes propose."""
-    found = gather_notes(runner, repo, env, until=tag)
-    return notes.version_warning(tag, found.proposal)
-
-
 def build(
     runner: Runner, repo: Path, env: Mapping[str, str], *, tag: str, dist: Path, state: Path
 ) -> Record:
     """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing)."""
-    found_notes = gather_notes(runner, repo, env, until=tag)
+    found_notes = history.gather_notes(runner, repo, env, until=tag)
     found = tuple(artifacts(dist))
     anchor = ledger_head(state)
     return Record(

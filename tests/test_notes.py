@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import history, notes, record
+from ci import history, notes
 from ci.cli import main
 from ci.commands.app import App
 from ci.notes import Bump, Commit
@@ -70,7 +70,7 @@ def tagged_repo(make_repo: MakeRepo) -> Path:
 
 
 def test_groups_excludes_and_proposes_from_a_real_history(tagged_repo: Path) -> None:
-    found = record.gather_notes(ProcessRunner(), tagged_repo, {})
+    found = history.gather_notes(ProcessRunner(), tagged_repo, {})
     assert found.since == "v1.2.0"
     sections = {s.key: [c.description for c in s.changes] for s in found.sections}
     assert sections == {
@@ -95,7 +95,7 @@ def test_groups_excludes_and_proposes_from_a_real_history(tagged_repo: Path) -> 
 
 def test_markdown_has_scopes_short_shas_links_and_breaking_notes(tagged_repo: Path) -> None:
     env = {"GITHUB_SERVER_URL": "https://github.example", "GITHUB_REPOSITORY": "o/r"}
-    found = record.gather_notes(ProcessRunner(), tagged_repo, env)
+    found = history.gather_notes(ProcessRunner(), tagged_repo, env)
     text = notes.render_markdown(found)
     cli_change = next(c for c in found.changes if c.description == "new output format")
     assert f"[`{cli_change.short}`](https://github.example/o/r/commit/{cli_change.sha})" in text
@@ -106,29 +106,29 @@ def test_markdown_has_scopes_short_shas_links_and_breaking_notes(tagged_repo: Pa
     assert "- Second Person (1 change)" in text
     assert "[v1.2.0...HEAD](https://github.example/o/r/compare/v1.2.0...HEAD)" in text
     assert "Proposed next version: **2.0.0**" in text
-    plain = notes.render_markdown(record.gather_notes(ProcessRunner(), tagged_repo, {}))
+    plain = notes.render_markdown(history.gather_notes(ProcessRunner(), tagged_repo, {}))
     assert "/commit/" not in plain
     assert f"(`{cli_change.short}`)" in plain
 
 
 def test_notes_for_a_tagged_head_start_at_the_previous_tag(tagged_repo: Path) -> None:
     tag(tagged_repo, "v2.0.0")
-    found = record.gather_notes(ProcessRunner(), tagged_repo, {}, until="v2.0.0")
+    found = history.gather_notes(ProcessRunner(), tagged_repo, {}, until="v2.0.0")
     assert found.since == "v1.2.0"
     assert found.title == "v2.0.0"
-    assert record.tag_warning(ProcessRunner(), tagged_repo, "v2.0.0", {}) is None
+    assert history.tag_warning(ProcessRunner(), tagged_repo, "v2.0.0", {}) is None
     assert history.previous_tag(ProcessRunner(), tagged_repo, "v1.2.0") == "v1.1.0"
 
 
 def test_since_and_until_select_a_range(tagged_repo: Path) -> None:
-    found = record.gather_notes(ProcessRunner(), tagged_repo, {}, since="v1.1.0", until="v1.2.0")
+    found = history.gather_notes(ProcessRunner(), tagged_repo, {}, since="v1.1.0", until="v1.2.0")
     assert [c.description for c in found.changes] == ["old feature"]
     assert found.proposal.version == "1.2.0"
 
 
 def test_a_lower_tag_gets_a_warning(tagged_repo: Path) -> None:
     tag(tagged_repo, "v1.2.1")
-    warning = record.tag_warning(ProcessRunner(), tagged_repo, "v1.2.1", {})
+    warning = history.tag_warning(ProcessRunner(), tagged_repo, "v1.2.1", {})
     assert warning is not None
     assert "v1.2.1 is lower than the proposed 2.0.0" in warning
 
@@ -158,9 +158,9 @@ def test_next_version_in_a_real_0x_repo(make_repo: MakeRepo) -> None:
     repo = make_repo({"a": "1"})
     tag(repo, "v0.3.1")
     commit(repo, "feat: something")
-    assert record.gather_notes(ProcessRunner(), repo, {}).proposal.version == "0.3.2"
+    assert history.gather_notes(ProcessRunner(), repo, {}).proposal.version == "0.3.2"
     commit(repo, "feat!: break it")
-    assert record.gather_notes(ProcessRunner(), repo, {}).proposal.version == "0.4.0"
+    assert history.gather_notes(ProcessRunner(), repo, {}).proposal.version == "0.4.0"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ci import files, notes, record
+from ci import files, history, notes
 from ci.commands.app import App
 from ci.errors import ExitCode
 
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _notes(args: argparse.Namespace, app: App) -> int:
-    found = record.gather_notes(app.runner, app.cwd, app.env, since=args.since, until=args.until)
+    found = history.gather_notes(app.runner, app.cwd, app.env, since=args.since, until=args.until)
     if args.format == "json":
         text = json.dumps({"schema": 1, **notes.to_json(found)}, indent=2) + "\n"
     else:
