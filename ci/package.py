@@ -400,10 +400,10 @@ def first_difference(a: Path, b: Path) -> str | None:
         left, right = _members(a), _members(b)
     except (OSError, zipfile.BadZipFile, tarfile.TarError):
         return None
-    for name in sorted(set(left) | set(right)):
-        if left.get(name) != right.get(name):
-            return name
-    return None
+    differing = [n for n in sorted(set(left) | set(right)) if left.get(n) != right.get(n)]
+    # RECORD differs whenever any file does: name the file itself when there is one
+    named = [n for n in differing if not n.endswith(".dist-info/RECORD")]
+    return next(iter(named or differing), None)
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -511,7 +511,8 @@ def _build_once(
 
 def twine_check(runner: Runner, files: Sequence[Path]) -> None:
     """``twine check --strict``; GateFailedError naming the problems when it complains."""
-    done = runner.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)])
+    argv = [sys.executable, "-m", "twine", "--no-color", "check", "--strict"]
+    done = runner.run([*argv, *map(str, files)])
     if done:
         return
     text = done.stdout + done.stderr

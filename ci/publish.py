@@ -393,6 +393,7 @@ def _upload(runner: Runner, repo: Repository, path: Path) -> None:
         sys.executable,
         "-m",
         "twine",
+        "--no-color",
         "upload",
         "--non-interactive",
         "--disable-progress-bar",
@@ -407,6 +408,11 @@ def _upload(runner: Runner, repo: Repository, path: Path) -> None:
     detail = detail.removeprefix("ERROR").strip() or f"twine exited {done.returncode}"
     if "No module named twine" in detail:
         detail = f"twine is not installed for {sys.executable}: run `uv sync --group package`"
+    elif "Credential not found" in detail:
+        detail = (
+            "no credentials: set TWINE_USERNAME and TWINE_PASSWORD (any values for an index "
+            "that does not check them) or use --repository with a ~/.pypirc entry"
+        )
     msg = f"uploading {path.name} to {repo.display} failed: {detail}"
     raise DeployError(msg)
 
@@ -436,11 +442,12 @@ def remove_uploaded(
             f"before this run; remove by hand: {files}"
         )
         return (), tuple(uploaded), note
-    form = urllib.parse.urlencode(
-        {":action": "remove_pkg", "name": manifest.name, "version": manifest.version}
-    ).encode()
+    # pypiserver matches the name exactly as the file names spell it (sample_pkg, not sample-pkg)
+    spellings = dict.fromkeys(n.rsplit(f"-{manifest.version}", 1)[0] for n in uploaded)
     try:
-        _request(repo, repo.upload_url, data=form)
+        for spelling in spellings:
+            form = {":action": "remove_pkg", "name": spelling, "version": manifest.version}
+            _request(repo, repo.upload_url, data=urllib.parse.urlencode(form).encode())
         after = fetch_index(repo, manifest.name)
     except (urllib.error.URLError, OSError, DeployError) as exc:
         note = f"could not remove them ({_reason(exc)}); remove or yank by hand: {files}"
