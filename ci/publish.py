@@ -13,6 +13,7 @@ import configparser
 import dataclasses
 import hashlib
 import html.parser
+import re
 import sys
 import urllib.error
 import urllib.parse
@@ -406,6 +407,7 @@ def _upload(runner: Runner, repo: Repository, path: Path) -> None:
     lines = [" ".join(line.split()) for line in done.output.splitlines() if line.strip()]
     detail = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     detail = detail.removeprefix("ERROR").strip() or f"twine exited {done.returncode}"
+    detail = re.sub(r"(https?://)[^/@\s]+@", r"\1", detail)  # no user:password from URLs
     if "No module named twine" in detail:
         detail = f"twine is not installed for {sys.executable}: run `uv sync --group package`"
     elif "Credential not found" in detail:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from ci import package, publish
 from ci.errors import DeployError, UsageError
+from ci.testing import FakeRunner
 
 
 def artifact(name: str, sha: str, kind: str = "wheel") -> package.Artifact:
@@ -170,3 +172,25 @@ def test_pypi_partial_upload_says_to_yank_exact_files(tmp_path):
     assert left == ("d-1.0-py3-none-any.whl",)
     assert "yank d 1.0" in note
     assert "d-1.0-py3-none-any.whl" in note
+
+
+def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
+    url = "https://bot:hunter22@idx.example/legacy/"
+    repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
+    runner = FakeRunner(
+        script={
+            (sys.executable, "-m", "twine"): (
+                1,
+                "Uploading d-1.0.tar.gz\nERROR    HTTPError: 403 Forbidden from " + url + "\n",
+                "",
+            )
+        }
+    )
+    with pytest.raises(DeployError) as caught:
+        publish._upload(runner, repo, tmp_path / "d-1.0.tar.gz")
+    message = str(caught.value)
+    assert message == (
+        "uploading d-1.0.tar.gz to https://idx.example/legacy/ failed: "
+        "HTTPError: 403 Forbidden from https://idx.example/legacy/"
+    )
+    assert runner.calls[0][3:6] == ("--no-color", "upload", "--non-interactive")
