@@ -597,15 +597,20 @@ def package(
     outdir.mkdir(parents=True, exist_ok=True)
     builds = outdir / BUILDS
     builds.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=outdir, prefix=".staging-") as staging:
+    # builds happen outside the tree (an sdist must never pick up a half-made build) and are
+    # staged inside outdir, so the final rename is atomic on the same filesystem
+    with (
+        tempfile.TemporaryDirectory(prefix="ci-package-") as work,
+        tempfile.TemporaryDirectory(dir=outdir, prefix=".staging-") as staging,
+    ):
         build = functools.partial(
             _build_once, root, runner=runner, facts=facts, epoch=epoch, packages=packages, env=env
         )
         _progress("building wheel and sdist")
-        first = build(Path(staging) / "a")
+        first = build(Path(work) / "a")
         if verify_reproducible:
             _progress("building again to check reproducibility")
-            second = build(Path(staging) / "b")
+            second = build(Path(work) / "b")
             problems = compare_builds(first.files(), second.files())
             if problems:
                 raise GateFailedError("; ".join(problems))
@@ -627,7 +632,10 @@ def package(
             build=first.info,
             artifacts=artifacts,
         )
-        staged = Path(staging) / "a"
+        staged = Path(staging) / "build"
+        staged.mkdir()
+        for path in first.files():
+            shutil.copyfile(path, staged / path.name)
         atomic_write_text(staged / SUMS, render_sums(artifacts))
         write_manifest(staged, manifest)
         for path in staged.iterdir():
