@@ -11,11 +11,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import git
 
 from ci import package
 from ci.errors import UsageError
 from ci.runner import ProcessRunner
+from tests.conftest import git
 
 
 def make_wheel(path: Path, files: dict[str, bytes], dist_info: str = "demo-1.0.dist-info") -> Path:

@@ -10,12 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support.pypiserver import FlakyIndex, PypiServer, free_port, running
-from support.sample_project import git, write_sample_project
 
 from ci import package
 from ci.cli import main
 from ci.runner import ProcessRunner
+from tests.support.pypiserver import FlakyIndex, PypiServer, free_port, running
+from tests.support.sample_project import git, write_sample_project
 
 pytestmark = pytest.mark.integration
 
