@@ -6,15 +6,19 @@ import base64
 import gzip
 import hashlib
 import json
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from ci import package
-from ci.errors import UsageError
+from ci import package, pipeline
+from ci.config import parse
+from ci.errors import ToolError, UsageError
+from ci.gates import GateContext, GateStatus
 from ci.runner import ProcessRunner
+from ci.testing import FakeRunner, FixedClock
 from tests.conftest import git
 
 
@@ -207,3 +211,50 @@ def test_missing_manifest_says_how_to_make_one(tmp_path):
 def test_wheel_metadata_reads_name_and_version(tmp_path):
     wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", {"demo/__init__.py": b""})
     assert package.wheel_metadata(wheel) == ("demo", "1.0")
+
+
+def test_package_is_a_registered_gate_and_the_last_default_session(tmp_path):
+    config = parse({}, root=tmp_path, path=None)
+    assert pipeline.GATES["package"] is package.gate
+    assert pipeline.default_sessions(config)[-1] == "package"
+
+
+def gate_context(root: Path, runner: FakeRunner) -> GateContext:
+    config = parse({"project": {"name": "demo"}}, root=root, path=None)
+    return GateContext(config=config, runner=runner, clock=FixedClock(), env={})
+
+
+def test_gate_turns_a_failed_build_into_a_finding(tmp_path):
+    runner = FakeRunner(
+        script={
+            ("git",): (128, "", "fatal: not a git repository"),
+            (sys.executable, "-m", "build"): (
+                1,
+                "",
+                "ERROR Backend subprocess exited when trying to invoke build_sdist\n",
+            ),
+        },
+        executables={},
+    )
+    result = package.gate(gate_context(tmp_path, runner), [])
+    assert result.status is GateStatus.FAILED
+    assert result.findings[0].message.startswith("python -m build failed (exit 1): ERROR Backend")
+    assert not (tmp_path / "dist" / "manifest.json").exists()
+    build_calls = [c for c in runner.calls if c[:3] == (sys.executable, "-m", "build")]
+    assert "--installer" not in build_calls[0]  # no uv on PATH: build's default installer
+
+
+def test_gate_rejects_unknown_arguments(tmp_path):
+    with pytest.raises(UsageError, match="--outdir"):
+        package.gate(gate_context(tmp_path, FakeRunner()), ["--fast"])
+
+
+def test_missing_build_module_is_a_tool_error(tmp_path):
+    runner = FakeRunner(
+        script={
+            ("git",): (128, "", ""),
+            (sys.executable, "-m", "build"): (1, "", "/usr/bin/python: No module named build\n"),
+        }
+    )
+    with pytest.raises(ToolError, match="uv sync --group package"):
+        package.package(tmp_path, tmp_path / "dist", runner=runner, env={})
