@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
 import sys
 import tarfile
@@ -258,3 +259,35 @@ def test_missing_build_module_is_a_tool_error(tmp_path):
     )
     with pytest.raises(ToolError, match="uv sync --group package"):
         package.package(tmp_path, tmp_path / "dist", runner=runner, env={})
+
+
+def write_tar(path: Path, entries: list[tuple[str, bytes, int, int]]) -> None:
+    """A tar.gz whose members carry the given mtimes and uids, in the given order."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data, mtime, uid in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uid, info.uname, info.mode = (
+                len(data),
+                mtime,
+                uid,
+                "me",
+                0o664,
+            )
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_normalize_sdist_removes_time_owner_and_order(tmp_path):
+    one, two = tmp_path / "one.tar.gz", tmp_path / "two.tar.gz"
+    write_tar(one, [("p-1/b.py", b"b", 111, 1000), ("p-1/a.py", b"a", 222, 1000)])
+    write_tar(two, [("p-1/a.py", b"a", 333, 0), ("p-1/b.py", b"b", 444, 501)])
+    assert one.read_bytes() != two.read_bytes()
+    for path in (one, two):
+        package.normalize_sdist(path, 1_700_000_000)
+    assert one.read_bytes() == two.read_bytes()
+    with tarfile.open(one) as tar:
+        infos = tar.getmembers()
+        assert [(i.name, tar.extractfile(i).read()) for i in infos] == [
+            ("p-1/a.py", b"a"),
+            ("p-1/b.py", b"b"),
+        ]
+    assert {(i.mtime, i.uid, i.uname, i.mode) for i in infos} == {(1_700_000_000, 0, "", 0o644)}

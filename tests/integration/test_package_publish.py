@@ -106,16 +106,23 @@ def test_package_is_reproducible_stamped_and_checksummed(project, built, tmp_pat
     assert twine.returncode == 0, twine.stdout
 
 
-def test_retention_keeps_the_last_n_builds(tmp_path, capsys):
-    repo = write_sample_project(tmp_path / "proj", retain=1)
+def test_a_setuptools_project_is_reproducible_and_old_builds_are_pruned(tmp_path, capsys):
+    # setuptools stamps its own build time into the sdist: package normalizes it
+    repo = write_sample_project(tmp_path / "proj", backend="setuptools", retain=1)
     out = tmp_path / "out"
-    for _ in range(2):
-        code, _, err = run_ci(
-            capsys, "--config", str(repo / "pyproject.toml"), "package", "--outdir", str(out)
-        )
-        assert code == 0, err
+    cfg = str(repo / "pyproject.toml")
+    code, text, err = run_ci(
+        capsys, "--config", cfg, "package", "--outdir", str(out), "--verify-reproducible"
+    )
+    assert code == 0, err
+    assert "reproducible" in text
+    with zipfile.ZipFile(out / "sample_pkg-1.2.3-py3-none-any.whl") as wheel:
+        assert json.loads(wheel.read("sample_pkg/_build_info.json"))["name"] == "sample-pkg"
+
+    code, _, err = run_ci(capsys, "--config", cfg, "package", "--outdir", str(out))
+    assert code == 0, err
     kept = sorted(p.name for p in (out / "builds").iterdir())
-    assert [k[:4] for k in kept] == ["0002"]
+    assert [k[:4] for k in kept] == ["0002"]  # retain = 1: the first build is gone
     assert manifest(out)["build_id"] == kept[-1]
     assert not list(out.glob(".staging-*"))
 
