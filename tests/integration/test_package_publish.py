@@ -14,6 +14,7 @@ import pytest
 from ci import package
 from ci.cli import main
 from ci.runner import ProcessRunner
+from tests.conftest import ROOT
 from tests.support.pypiserver import FlakyIndex, PypiServer, free_port, running
 from tests.support.sample_project import git, write_sample_project
 
@@ -306,3 +307,26 @@ def test_repository_url_from_the_environment(dist, pypiserver, capsys, monkeypat
     code, _, err = run_ci(capsys, "publish", "--dist", str(dist))
     assert code == 0, err
     assert len(pypiserver.files()) == 2
+
+
+def test_a_fresh_clone_of_this_repository_builds_byte_identical_twice(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    for out in ("a", "b"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ci", "package", "--outdir", str(tmp_path / out)],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    first, second = manifest(tmp_path / "a"), manifest(tmp_path / "b")
+    assert first["artifacts"] == second["artifacts"]
+    for artifact in first["artifacts"]:
+        name = artifact["name"]
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    head = git(clone, "rev-parse", "HEAD").strip()
+    assert first["build"]["commit"] == head
+    assert first["build"]["dirty"] is False
+    assert not (clone / "ci" / "_build_info.json").exists()  # generated into the wheel only
