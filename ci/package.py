@@ -623,6 +623,9 @@ def package(
     _progress("reading the commit")
     facts = source_facts(root, runner)
     epoch = source_date_epoch(facts, env)
+    if outdir.exists() and not outdir.is_dir():
+        msg = f"--outdir {outdir} is a file, not a folder; pass a folder"
+        raise UsageError(msg)
     outdir.mkdir(parents=True, exist_ok=True)
     builds = outdir / BUILDS
     builds.mkdir(exist_ok=True)

@@ -291,3 +291,10 @@ def test_normalize_sdist_removes_time_owner_and_order(tmp_path):
             ("p-1/b.py", b"b"),
         ]
     assert {(i.mtime, i.uid, i.uname, i.mode) for i in infos} == {(1_700_000_000, 0, "", 0o644)}
+
+
+def test_an_outdir_that_is_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "dist").write_text("")
+    runner = FakeRunner(script={("git",): (128, "", "")})
+    with pytest.raises(UsageError, match="is a file"):
+        package.package(tmp_path, tmp_path / "dist", runner=runner, env={})
