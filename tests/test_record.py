@@ -113,3 +113,44 @@ def test_long_notes_are_clipped_at_a_line(tmp_path: Path) -> None:
     assert f"... {1000 - kept} more lines" in clipped
     assert record.clip(notes_md) == notes_md
     assert "### Audit anchor" in record.body(notes_md * 200, [], "h")
+
+
+def test_reads_what_packaging_writes(tmp_path: Path) -> None:
+    from ci import package
+
+    data = {"p-1.0-py3-none-any.whl": b"wheel", "p-1.0.tar.gz": b"sdist"}
+    built = []
+    for name, content in data.items():
+        (tmp_path / name).write_bytes(content)
+        built.append(
+            package.Artifact(
+                name=name,
+                kind="wheel" if name.endswith(".whl") else "sdist",
+                size=len(content),
+                sha256=sha(content),
+                published=("http://127.0.0.1:1/packages/" + name,),
+            )
+        )
+    info = package.BuildInfo(
+        name="p",
+        version="1.0",
+        commit="0" * 40,
+        branch=None,
+        tag="v1.0",
+        dirty=False,
+        uv_lock_sha256=None,
+        python="3.12",
+        source_date_epoch=0,
+        build_time="1970-01-01T00:00:00Z",
+    )
+    manifest = package.Manifest(
+        name="p", version="1.0", build_id="b", build=info, artifacts=tuple(built)
+    )
+    package.write_manifest(tmp_path, manifest)
+    (tmp_path / package.SUMS).write_text(package.render_sums(built), encoding="utf-8")
+
+    found = {a.name: a for a in record.artifacts(tmp_path)}
+    assert set(found) == {*data, "SHA256SUMS", "manifest.json"}
+    wheel = found["p-1.0-py3-none-any.whl"]
+    assert wheel.sha256 == sha(b"wheel")
+    assert wheel.published == ("http://127.0.0.1:1/packages/p-1.0-py3-none-any.whl",)
