@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from support.pypiserver import PypiServer, start
 
 from ci import redact
 
@@ -28,7 +29,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.invalid")
     yield
-    redact._current = redact.Redactor()  # noqa: SLF001 - undo what main() installed
+    redact._current = redact.Redactor()  # undo what main() installed
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if isinstance(stream, redact.RedactingStream):
@@ -60,3 +61,11 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         return repo
 
     return make
+
+
+@pytest.fixture
+def pypiserver(tmp_path: Path) -> Iterator[PypiServer]:
+    """A real pypiserver on 127.0.0.1 (free port, tmp package folder, no auth); stopped after."""
+    server = start(tmp_path / "index")
+    yield server
+    server.stop()
