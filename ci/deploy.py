@@ -60,6 +60,21 @@ def normalize_version(raw: str) -> str:
         raise UsageError(msg) from None
 
 
+def same_version(a: str | None, b: str | None) -> bool:
+    """True when ``a`` and ``b`` are equal PEP 440 versions (1.0 == 1.0.0)."""
+    if a is None or b is None:
+        return False
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def is_current(state: EnvState, version: str) -> bool:
+    """True when ``version`` already runs, healthy, in ``state``'s environment."""
+    return state.status == deploystate.STATUS_OK and same_version(state.current_version, version)
+
+
 def check_env_name(name: str) -> None:
     """UsageError unless ``name`` is safe to use in file names."""
     if not ENV_NAME.fullmatch(name):
@@ -97,7 +112,7 @@ def after_problem(environment: Environment, version: str, after: EnvState | None
     """Why ``version`` may not go to ``environment`` yet (its ``after`` env), or None; pure."""
     if environment.after is None:
         return None
-    if after is not None and version in after.deployed:
+    if after is not None and any(same_version(version, v) for v in after.deployed):
         return None
     return (
         f"{version} was never deployed successfully to {environment.after}: deploy it there "
@@ -419,8 +434,8 @@ class Deployer:
             problem = after_problem(environment, version, states.get(environment.after or "", None))
             if problem:
                 raise PreflightError(problem)
-            if state.status == deploystate.STATUS_OK and state.current_version == version:
-                self.out(f"{env_name} already runs {version}: nothing to do")
+            if is_current(state, version):
+                self.out(f"{env_name} already runs {state.current_version}: nothing to do")
                 return 0
             artifact = self.require_artifact(environment, version)
             return self._deploy_locked(
@@ -442,7 +457,7 @@ class Deployer:
         self.out(f"  version      {version} (current: {state.current_version or 'none'})")
         if problem:
             self.out(f"  blocked      {problem}")
-        if state.status == deploystate.STATUS_OK and state.current_version == version:
+        if is_current(state, version):
             self.out("  nothing to do: this version is already current")
             return 0
         approval = "required (--approve or a prompt)" if environment.requires_approval else "-"
@@ -555,7 +570,7 @@ class Deployer:
             _, state = self.load(env_name)
             state = self.record_recoveries(state, acquired)
             target = rollback_target(state, wanted)
-            if state.status == deploystate.STATUS_OK and state.current_version == target:
+            if is_current(state, target):
                 self.out(f"{env_name} already runs {target}: nothing to do")
                 return 0
             current = state.current_version
@@ -619,13 +634,14 @@ class Deployer:
 def rollback_target(state: EnvState, wanted: str | None) -> str:
     """The version a rollback goes to; PreflightError (exit 3) when there is none (pure)."""
     if wanted is not None:
-        if wanted not in state.deployed:
+        known = [v for v in state.deployed if same_version(v, wanted)]
+        if not known:
             msg = (
                 f"{wanted} was never deployed successfully to {state.env}: rollback only goes "
                 "to known-good versions; use `python -m ci deploy` for new ones"
             )
             raise PreflightError(msg)
-        return wanted
+        return known[0]
     target = state.previous_good()
     if target is None:
         msg = (
@@ -650,10 +666,7 @@ def _wheel_matches(path: Path, name: str, version: str) -> bool:
     parts = path.name.split("-")
     if len(parts) < 5 or parts[0].lower() != name:
         return False
-    try:
-        return str(Version(parts[1])) == version
-    except InvalidVersion:
-        return False
+    return same_version(parts[1], version)
 
 
 def _without_refs(environment: Environment) -> Environment:
