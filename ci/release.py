@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ci.config import Config, Environment
-from ci.errors import ExitCode
+from ci.errors import ExitCode, UsageError
 from ci.runner import Runner
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
@@ -33,8 +33,9 @@ class ReleasePlan:
 
     version: str
     steps: tuple[Step, ...]
-    publish_to: str
+    publish_to: str | None
     deploy_env: str | None
+    missing: tuple[str, ...] = ()  # gate sessions the noxfile does not declare (skipped)
 
 
 PostPublish = Callable[[Config, str, Sequence[str]], Sequence[Step]]
@@ -58,13 +59,24 @@ def gate_sessions(config: Config) -> list[str]:
     return ["lint", f"test-{config.default_python}", "security", "package"]
 
 
-def publish_target(config: Config, env: Mapping[str, str]) -> str:
-    """Where publish uploads to, as publish itself resolves it."""
-    return (
-        env.get(PUBLISH_URL_ENV)
-        or config.publish.repository_url
-        or "the index twine uses by default (PyPI)"
-    )
+def publish_target(config: Config, env: Mapping[str, str]) -> str | None:
+    """Where publish uploads to, as publish itself resolves it (None: nowhere configured)."""
+    return env.get(PUBLISH_URL_ENV) or config.publish.repository_url or None
+
+
+def parse_nox_list(text: str) -> list[str]:
+    """Session names from ``nox --list`` output (selected ``*`` and skipped ``-`` alike)."""
+    names = []
+    for line in text.splitlines():
+        if line[:2] in {"* ", "- "}:
+            names.append(line[2:].split(" -> ", 1)[0].strip())
+    return names
+
+
+def declared_sessions(runner: Runner, nox: Sequence[str], config: Config) -> list[str] | None:
+    """The sessions noxfile.py declares, or None when nox cannot list them."""
+    done = runner.run([*nox, "--list"], cwd=config.root)
+    return parse_nox_list(done.stdout) if done else None
 
 
 def plan(
@@ -73,10 +85,17 @@ def plan(
     env: Mapping[str, str],
     ci: Sequence[str],
     nox: Sequence[str],
+    declared: Sequence[str] | None = None,
     post_publish: Sequence[PostPublish] | None = None,
 ) -> ReleasePlan:
-    """The release of the project's current version as a list of steps (pure)."""
+    """The release of the project's current version as a list of steps (pure).
+
+    Gate sessions missing from ``declared`` (when known) are left out and listed in
+    ``missing``, so a partial bundle still releases, loudly.
+    """
     version = config.project_version
+    wanted = gate_sessions(config)
+    missing = tuple(s for s in wanted if declared is not None and s not in declared)
     steps = [
         Step(
             name="preflight",
@@ -84,14 +103,15 @@ def plan(
             what=f"clean tree, HEAD tagged v{version}, secrets, uv.lock fresh",
         )
     ]
-    for session in gate_sessions(config):
+    for session in (s for s in wanted if s not in missing):
         steps.append(Step(name=f"gate {session}", argv=(*nox, "-s", session), what="nox session"))
     target = publish_target(config, env)
+    where = target or f"NO INDEX CONFIGURED (set {PUBLISH_URL_ENV} or [tool.ci.publish])"
     steps.append(
         Step(
             name="publish",
             argv=(*ci, "publish", "--dist", "dist"),
-            what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {target}",
+            what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {where}",
         )
     )
     hooks = POST_PUBLISH if post_publish is None else post_publish
@@ -111,6 +131,7 @@ def plan(
         steps=tuple(steps),
         publish_to=target,
         deploy_env=environment.name if environment else None,
+        missing=missing,
     )
 
 
@@ -122,13 +143,35 @@ def render(release: ReleasePlan) -> str:
         lines.append(f"       $ {' '.join(step.argv)}")
     if release.deploy_env is None:
         lines.append("  (no [tool.ci.environments]: nothing is deployed)")
+    lines.extend(f"  warning: {w}" for w in warnings(release))
     return "\n".join(lines)
+
+
+def warnings(release: ReleasePlan) -> list[str]:
+    """What the plan leaves out that a full release would run."""
+    return [
+        f"noxfile.py declares no `{session}` session: the release runs without that gate"
+        for session in release.missing
+    ]
+
+
+def check_runnable(release: ReleasePlan) -> None:
+    """UsageError (exit 2) when the plan cannot succeed, before anything runs."""
+    if release.publish_to is None:
+        msg = (
+            f"no package index to publish to: set {PUBLISH_URL_ENV} or [tool.ci.publish] "
+            "repository_url (nothing was run)"
+        )
+        raise UsageError(msg)
 
 
 def execute(
     release: ReleasePlan, runner: Runner, config: Config, out: Callable[[str], None] = print
 ) -> int:
     """Run the steps in order; the exit code of the first that fails (nothing after it runs)."""
+    check_runnable(release)
+    for warning in warnings(release):
+        out(f"warning: {warning}")
     total = len(release.steps)
     for index, step in enumerate(release.steps, start=1):
         out(f"==> [{index}/{total}] {step.name}: {' '.join(step.argv)}")

@@ -62,7 +62,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(
     assert "release 2.1.0 plan (dry run" in out
     assert "preflight --release" in out
     assert "nox -s security" in out
-    assert "to the index twine uses by default (PyPI)" in out
+    assert "NO INDEX CONFIGURED" in out
     assert "deploy --env staging --version 2.1.0" in out
     assert not (tmp_path / "dist").exists()
 
@@ -81,8 +81,32 @@ def test_execute_stops_at_the_first_failure_with_its_code(
             what="",
         ),
     )
-    plan = release.ReleasePlan(version="1.0.0", steps=steps, publish_to="x", deploy_env=None)
+    plan = release.ReleasePlan(
+        version="1.0.0", steps=steps, publish_to="http://127.0.0.1:9/", deploy_env=None
+    )
     assert release.execute(plan, ProcessRunner(), config) == 5
     out = capsys.readouterr().out
     assert "publish exited 5; not run: deploy" in out
     assert not marker.exists()
+
+
+def test_gate_sessions_the_noxfile_lacks_are_skipped_loudly(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ENVS))
+    listing = (
+        "Sessions defined in noxfile.py:\n\n"
+        "* lint -> Lint.\n* test-3.12 -> Test.\n- test-3.11 -> Test.\n* package -> Package.\n"
+    )
+    declared = release.parse_nox_list(listing)
+    assert declared == ["lint", "test-3.12", "test-3.11", "package"]
+    plan = release.plan(config, env={}, ci=CI, nox=NOX, declared=declared, post_publish=[])
+    assert "gate security" not in [s.name for s in plan.steps]
+    assert plan.missing == ("security",)
+    assert "declares no `security` session" in release.render(plan)
+
+
+def test_a_release_with_no_index_stops_before_running_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_project(tmp_path, "")
+    assert main(["--config", str(cfg), "release"]) == 2
+    assert "no package index to publish to" in capsys.readouterr().err

@@ -238,11 +238,13 @@ def _ledger_verify(args: argparse.Namespace, app: App) -> int:
 
 def _release(args: argparse.Namespace, app: App) -> int:
     config_file = str(app.config_file) if app.config_file else None
+    nox = pipeline.nox_command()
     the_plan = release.plan(
         app.config,
         env=app.env,
         ci=release.ci_prefix(config_file),
-        nox=pipeline.nox_command(),
+        nox=nox,
+        declared=release.declared_sessions(app.runner, nox, app.config),
     )
     if args.dry_run:
         print(release.render(the_plan))
