@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import sys
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,9 +300,9 @@ class Deployer:
                 Step(stage="healthcheck", argv=_fill(environment.healthcheck_command, values))
             )
         else:
-            package = self.config.packages[0]
+            modules = ", ".join(_top_level(artifact) or self.config.packages[:1])
             code = (
-                f"import importlib.metadata as m, {package}; "
+                f"import importlib.metadata as m, {modules}; "
                 f"print(m.version({self.config.project_name!r}))"
             )
             steps.append(
@@ -660,6 +661,25 @@ def _fill(argv: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
             text = text.replace(key, value)
         filled.append(text)
     return tuple(filled)
+
+
+def _top_level(wheel: Path | None) -> list[str]:
+    """The top-level packages and modules a wheel installs: what the smoke test imports."""
+    if wheel is None or not wheel.is_file():
+        return []
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return []
+    found = set()
+    for name in names:
+        head, _, rest = name.partition("/")
+        if head.endswith((".dist-info", ".data")):
+            continue
+        if rest == "__init__.py" or (not rest and head.endswith(".py")):
+            found.add(head.removesuffix(".py"))
+    return sorted(m for m in found if m.isidentifier())
 
 
 def _wheel_matches(path: Path, name: str, version: str) -> bool:

@@ -106,11 +106,20 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     lines = (state / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
     last = json.loads(lines[-1])
     assert (last["action"], last["env"], last["version"], last["outcome"]) == (
-        "deploy", "staging", "0.1.0", "succeeded"
+        "deploy",
+        "staging",
+        "0.1.0",
+        "succeeded",
     )
     smoke = subprocess.run(
-        [str(state / "envs" / "staging" / "bin" / "python"), "-c", "import ci; print(ci.__version__)"],
-        capture_output=True, text=True, check=True,
+        [
+            str(state / "envs" / "staging" / "bin" / "python"),
+            "-c",
+            "import ci; print(ci.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert smoke.stdout.strip() == "0.1.0"
 
