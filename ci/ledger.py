@@ -134,10 +134,11 @@ def verify_lines(lines: Sequence[str], anchor: str | None = None) -> list[Entry]
     prev = GENESIS
     for number, text in enumerate(lines, start=1):
         entry = parse_line(text, number)
-        if entry.line() != text:
-            raise LedgerCorruptError(number, "not in canonical form (edited by hand?)")
-        if digest(entry.body()) != entry.hash:
+        body = canonical(entry.body())
+        if hashlib.sha256(body.encode("utf-8")).hexdigest() != entry.hash:
             raise LedgerCorruptError(number, "its hash does not match its content (edited?)")
+        if _with_hash(body, entry.hash) != text:
+            raise LedgerCorruptError(number, "not in canonical form (edited by hand?)")
         if entry.prev != prev:
             raise LedgerCorruptError(
                 number, "its prev does not match the entry before it (deleted, inserted or moved?)"
@@ -152,6 +153,17 @@ def verify_lines(lines: Sequence[str], anchor: str | None = None) -> list[Entry]
             f"anchor {anchor[:12]} is not in the ledger (truncated or rewritten after it)",
         )
     return entries
+
+
+def _with_hash(body: str, hash_: str) -> str:
+    """The canonical line of an entry from its body's canonical JSON (one encode, not two).
+
+    Sorted keys put ``hash`` just before the top-level ``outcome``; only the fields after
+    ``outcome`` (plain strings and numbers, where a raw ``,"outcome":`` cannot occur) follow
+    it, so its last occurrence is the top-level key.
+    """
+    cut = body.rfind(',"outcome":')
+    return f'{body[:cut]},"hash":"{hash_}"{body[cut:]}'
 
 
 def head(entries: Sequence[Entry]) -> str:
