@@ -492,7 +492,13 @@ class Deployer:
                 "how": approval.how,
             }
         state = self.record(state, "deploy", version, "started", details)
-        failure = self.run_steps(environment, version, artifact)
+        try:
+            failure = self.run_steps(environment, version, artifact)
+        except KeyboardInterrupt:
+            # Leave a trace: what runs now is unknown, so the state says "failed".
+            reason = "interrupted during the deploy; no automatic rollback"
+            self.record(state, "deploy", version, "failed", {"from": previous, "reason": reason})
+            raise
         if failure is None:
             self.record(state, "deploy", version, "succeeded", {"from": previous})
             self.out(f"deployed {version} to {environment.name}")

@@ -343,3 +343,61 @@ def test_a_held_lock_is_exit_4_and_unlock_needs_its_id(
     assert run(cfg, "unlock", "--env", "staging", "--lock-id", "3f0c-remote") == 0
     assert actions(state) == [("unlock", "0.9.0", "removed")]
     assert run(cfg, "deploy", "--env", "staging", "--version", "1.0.0") == 0
+
+
+def test_interactive_approval_is_asked_and_recorded(
+    tmp_path: Path, state: Path, log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ci.clock import SystemClock
+    from ci.config import load
+    from ci.deploy import Deployer
+    from ci.errors import PreflightError
+    from ci.runner import ProcessRunner
+
+    monkeypatch.setenv("GEMINI_API_KEY", "k-123456789")
+    cfg = write_project(tmp_path / "app", two_envs(log))
+    assert run(cfg, "deploy", "--env", "staging", "--version", "1.0.0") == 0
+    answers = iter(["y", "hotfix for the login page"])
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return next(answers)
+
+    deployer = Deployer(
+        config=load(cfg),
+        runner=ProcessRunner(),
+        clock=SystemClock(),
+        env=dict(os.environ),
+        ask=ask,
+        out=lambda _line: None,
+    )
+    assert deployer.deploy("production", "1.0.0") == 0
+    assert asked[0] == "approve deploying 1.0.0 to production? [y/N] "
+    started = next(e for e in ledger_of(state).verify() if e.env == "production")
+    assert started.details["approval"]["reason"] == "hotfix for the login page"
+    assert started.details["approval"]["how"] == "prompt"
+
+    refuse = Deployer(
+        config=load(cfg),
+        runner=ProcessRunner(),
+        clock=SystemClock(),
+        env=dict(os.environ),
+        ask=lambda _prompt: "n",
+        out=lambda _line: None,
+    )
+    with pytest.raises(PreflightError, match="was not approved"):
+        refuse.deploy("production", "1.1.0")
+
+
+def test_wait_gets_the_lock_once_the_holder_releases_it(
+    tmp_path: Path, state: Path, log: Path
+) -> None:
+    import threading
+
+    cfg = write_project(tmp_path / "app", two_envs(log))
+    info = lock.new_info(env="staging", operation="deploy", version="0.0.1", created="now")
+    held = lock.acquire(lock.lock_path(state, "staging"), info)
+    threading.Timer(0.5, lock.release, args=(held,)).start()
+    assert run(cfg, "deploy", "--env", "staging", "--version", "1.0.0", "--wait", "10") == 0
+    assert log.read_text() == "staging 1.0.0\n"

@@ -110,3 +110,22 @@ def test_a_sigkilled_holder_is_recovered_by_the_next_deploy(tmp_path: Path) -> N
     ]
     assert entries[1].details["holder"]["id"] == held["id"]
     assert not lock.lock_path(state, "staging").exists()
+
+
+def test_an_interrupted_deploy_records_it_and_frees_the_lock(tmp_path: Path) -> None:
+    state = Path(os.environ["CI_STATE_DIR"])
+    gate, started = tmp_path / "gate", tmp_path / "started"
+    command = toml_list(gated_command(gate, started))
+    cfg = write_project(
+        tmp_path / "app", f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
+    )
+    proc = spawn(cfg, "1.0.0")
+    wait_for(started)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    gate.write_text("go")  # let the orphaned deploy_command finish
+    assert proc.returncode == 130, err
+    entries = ledger_of(state).verify()
+    assert [(e.action, e.outcome) for e in entries] == [("deploy", "started"), ("deploy", "failed")]
+    assert "interrupted" in entries[1].details["reason"]
+    assert not lock.lock_path(state, "staging").exists()

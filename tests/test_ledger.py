@@ -149,3 +149,21 @@ def test_cli_verify_empty_ledger(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ledger", "verify"]) == 0
     assert GENESIS in capsys.readouterr().out
     assert main(["ledger", "verify", "--anchor", "ab" * 32]) == 1
+
+
+def test_nested_keys_named_like_top_level_ones_do_not_confuse_verify(ledger: Ledger) -> None:
+    ledger.append(
+        time="t",
+        actor="a",
+        action="x",
+        env="e",
+        version="1",
+        outcome="ok",
+        details={"outcome": "nested", "env": "e", "deeper": {"outcome": 1, "hash": "h"}},
+    )
+    assert len(ledger.verify()) == 1
+
+
+def test_cli_rejects_a_malformed_anchor(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ledger", "verify", "--anchor", "abc"]) == 2
+    assert "not a sha256 hex digest" in capsys.readouterr().err

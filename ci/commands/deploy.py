@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 
 from ci import pipeline, release
@@ -223,6 +224,9 @@ def _unlock(args: argparse.Namespace, app: App) -> int:
 
 def _ledger_verify(args: argparse.Namespace, app: App) -> int:
     ledger = _deployer(app).ledger
+    if args.anchor is not None and not re.fullmatch(r"[0-9a-f]{64}", args.anchor):
+        msg = f"--anchor {args.anchor!r} is not a sha256 hex digest (64 characters 0-9a-f)"
+        raise UsageError(msg)
     try:
         entries = ledger.verify(args.anchor)
     except LedgerCorruptError as exc:
