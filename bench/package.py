@@ -8,6 +8,7 @@ median wall time is reported; the stamp + bundle overhead is timed in-process.
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -23,17 +24,27 @@ from ci import package  # noqa: E402
 from ci.runner import ProcessRunner  # noqa: E402
 
 
-def timed(argv: list[str], runs: int) -> list[float]:
-    """Wall times of ``runs`` runs of ``argv`` (after one warm-up), each in a fresh outdir."""
-    times = []
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU times of ``runs`` runs of ``argv`` (after one warm-up), fresh outdirs.
+
+    CPU time (user + system of every process the command waited for) is the steadier
+    figure on a shared machine, where wall time swings with other people's load.
+    """
+    walls, cpus = [], []
     for index in range(runs + 1):
         with tempfile.TemporaryDirectory() as out:
             cmd = [a.replace("{out}", out) for a in argv]
-            start = time.perf_counter()
+            cpu, start = _children_cpu(), time.perf_counter()
             subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
             if index:  # the first run only warms caches
-                times.append(time.perf_counter() - start)
-    return times
+                walls.append(time.perf_counter() - start)
+                cpus.append(_children_cpu() - cpu)
+    return walls, cpus
 
 
 def overhead(runs: int) -> list[float]:
@@ -89,15 +100,19 @@ def main() -> None:
             [py, "-m", "nox", "-s", "package"], runs
         ),
     }
-    base = statistics.median(rows["bare `python -m build` (pip installer)"])
-    print(f"| command | median of {runs} (s) | vs bare build |")
-    print("|---|---|---|")
-    for name, times in rows.items():
-        med = statistics.median(times)
-        print(f"| {name} | {med:.2f} | {med / base:.2f}x |")
+    base_wall, base_cpu = (
+        statistics.median(t) for t in rows["bare `python -m build` (pip installer)"]
+    )
+    print(f"| command | wall, median of {runs} (s) | vs bare | CPU, median (s) | vs bare |")
+    print("|---|---|---|---|---|")
+    for name, (walls, cpus) in rows.items():
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        print(
+            f"| {name} | {wall:.2f} | {wall / base_wall:.2f}x | {cpu:.2f} | {cpu / base_cpu:.2f}x |"
+        )
     stamp = overhead(20)
     label = "stamp wheel + write bundle (in-process, median of 20)"
-    print(f"| {label} | {statistics.median(stamp):.3f} | |")
+    print(f"| {label} | {statistics.median(stamp):.3f} | | | |")
 
 
 if __name__ == "__main__":

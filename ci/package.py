@@ -394,6 +394,34 @@ def make_bundle(root: Path, out: Path, prefix: str, build_info: bytes, epoch: in
     return [name for name, _ in sorted(entries)]
 
 
+def normalize_sdist(path: Path, epoch: int) -> None:
+    """Rewrite an sdist deterministically: sorted, mtime = ``epoch``, root-owned, no gzip time.
+
+    Some backends (setuptools) stamp the build's own time and the builder's user into the
+    sdist; the contents stay exactly as built.
+    """
+    with tarfile.open(path, "r:gz") as tar:
+        members = [(info, tar.extractfile(info)) for info in tar.getmembers()]
+        entries = [(info, handle.read() if handle else b"") for info, handle in members]
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as out:
+        for info, data in sorted(entries, key=lambda entry: entry[0].name):
+            clean = tarfile.TarInfo(info.name)
+            clean.type = info.type
+            clean.linkname = info.linkname
+            clean.size = len(data) if info.isfile() else 0
+            clean.mtime = epoch
+            executable = info.isdir() or info.mode & 0o111
+            clean.mode = 0o755 if executable else 0o644
+            clean.uid = clean.gid = 0
+            clean.uname = clean.gname = ""
+            out.addfile(clean, io.BytesIO(data) if info.isfile() else None)
+    packed = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=packed, mtime=0, compresslevel=9) as gz:
+        gz.write(raw.getvalue())
+    atomic_write_bytes(path, packed.getvalue())
+
+
 def first_difference(a: Path, b: Path) -> str | None:
     """The first member that differs between two wheels or two tar.gz files, if any."""
     try:
@@ -502,6 +530,7 @@ def _build_once(
         env=env,
     )
     payload = info.to_json()
+    normalize_sdist(sdists[0], epoch)
     stamp_wheel(wheels[0], payload, packages)
     stem = wheels[0].name.split("-")[0]  # the escaped distribution name wheels use
     bundle = out / f"{stem}-{version}-bundle.tar.gz"
@@ -594,6 +623,9 @@ def package(
     _progress("reading the commit")
     facts = source_facts(root, runner)
     epoch = source_date_epoch(facts, env)
+    if outdir.exists() and not outdir.is_dir():
+        msg = f"--outdir {outdir} is a file, not a folder; pass a folder"
+        raise UsageError(msg)
     outdir.mkdir(parents=True, exist_ok=True)
     builds = outdir / BUILDS
     builds.mkdir(exist_ok=True)

@@ -485,6 +485,11 @@ def publish(
     """Verify, plan, upload, verify again; record the outcome in ``dist/manifest.json``."""
     manifest = read_manifest(dist)
     verify_sums(dist, manifest)
+    if manifest.build.dirty:
+        print(
+            f"warning: {manifest.build_id} was built from a tree with uncommitted changes",
+            file=sys.stderr,
+        )
     wanted = uploads(manifest)
     if not wanted:
         msg = (

@@ -5,17 +5,22 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import git
 
-from ci import package
-from ci.errors import UsageError
+from ci import package, pipeline
+from ci.config import parse
+from ci.errors import ToolError, UsageError
+from ci.gates import GateContext, GateStatus
 from ci.runner import ProcessRunner
+from ci.testing import FakeRunner, FixedClock
+from tests.conftest import git
 
 
 def make_wheel(path: Path, files: dict[str, bytes], dist_info: str = "demo-1.0.dist-info") -> Path:
@@ -207,3 +212,89 @@ def test_missing_manifest_says_how_to_make_one(tmp_path):
 def test_wheel_metadata_reads_name_and_version(tmp_path):
     wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", {"demo/__init__.py": b""})
     assert package.wheel_metadata(wheel) == ("demo", "1.0")
+
+
+def test_package_is_a_registered_gate_and_the_last_default_session(tmp_path):
+    config = parse({}, root=tmp_path, path=None)
+    assert pipeline.GATES["package"] is package.gate
+    assert pipeline.default_sessions(config)[-1] == "package"
+
+
+def gate_context(root: Path, runner: FakeRunner) -> GateContext:
+    config = parse({"project": {"name": "demo"}}, root=root, path=None)
+    return GateContext(config=config, runner=runner, clock=FixedClock(), env={})
+
+
+def test_gate_turns_a_failed_build_into_a_finding(tmp_path):
+    runner = FakeRunner(
+        script={
+            ("git",): (128, "", "fatal: not a git repository"),
+            (sys.executable, "-m", "build"): (
+                1,
+                "",
+                "ERROR Backend subprocess exited when trying to invoke build_sdist\n",
+            ),
+        },
+        executables={},
+    )
+    result = package.gate(gate_context(tmp_path, runner), [])
+    assert result.status is GateStatus.FAILED
+    assert result.findings[0].message.startswith("python -m build failed (exit 1): ERROR Backend")
+    assert not (tmp_path / "dist" / "manifest.json").exists()
+    build_calls = [c for c in runner.calls if c[:3] == (sys.executable, "-m", "build")]
+    assert "--installer" not in build_calls[0]  # no uv on PATH: build's default installer
+
+
+def test_gate_rejects_unknown_arguments(tmp_path):
+    with pytest.raises(UsageError, match="--outdir"):
+        package.gate(gate_context(tmp_path, FakeRunner()), ["--fast"])
+
+
+def test_missing_build_module_is_a_tool_error(tmp_path):
+    runner = FakeRunner(
+        script={
+            ("git",): (128, "", ""),
+            (sys.executable, "-m", "build"): (1, "", "/usr/bin/python: No module named build\n"),
+        }
+    )
+    with pytest.raises(ToolError, match="uv sync --group package"):
+        package.package(tmp_path, tmp_path / "dist", runner=runner, env={})
+
+
+def write_tar(path: Path, entries: list[tuple[str, bytes, int, int]]) -> None:
+    """A tar.gz whose members carry the given mtimes and uids, in the given order."""
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data, mtime, uid in entries:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uid, info.uname, info.mode = (
+                len(data),
+                mtime,
+                uid,
+                "me",
+                0o664,
+            )
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_normalize_sdist_removes_time_owner_and_order(tmp_path):
+    one, two = tmp_path / "one.tar.gz", tmp_path / "two.tar.gz"
+    write_tar(one, [("p-1/b.py", b"b", 111, 1000), ("p-1/a.py", b"a", 222, 1000)])
+    write_tar(two, [("p-1/a.py", b"a", 333, 0), ("p-1/b.py", b"b", 444, 501)])
+    assert one.read_bytes() != two.read_bytes()
+    for path in (one, two):
+        package.normalize_sdist(path, 1_700_000_000)
+    assert one.read_bytes() == two.read_bytes()
+    with tarfile.open(one) as tar:
+        infos = tar.getmembers()
+        assert [(i.name, tar.extractfile(i).read()) for i in infos] == [
+            ("p-1/a.py", b"a"),
+            ("p-1/b.py", b"b"),
+        ]
+    assert {(i.mtime, i.uid, i.uname, i.mode) for i in infos} == {(1_700_000_000, 0, "", 0o644)}
+
+
+def test_an_outdir_that_is_a_file_is_a_usage_error(tmp_path):
+    (tmp_path / "dist").write_text("")
+    runner = FakeRunner(script={("git",): (128, "", "")})
+    with pytest.raises(UsageError, match="is a file"):
+        package.package(tmp_path, tmp_path / "dist", runner=runner, env={})

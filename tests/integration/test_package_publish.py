@@ -10,12 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from support.pypiserver import FlakyIndex, PypiServer, free_port, running
-from support.sample_project import git, write_sample_project
 
 from ci import package
 from ci.cli import main
 from ci.runner import ProcessRunner
+from tests.conftest import ROOT
+from tests.support.pypiserver import FlakyIndex, PypiServer, free_port, running
+from tests.support.sample_project import git, write_sample_project
 
 pytestmark = pytest.mark.integration
 
@@ -106,16 +107,23 @@ def test_package_is_reproducible_stamped_and_checksummed(project, built, tmp_pat
     assert twine.returncode == 0, twine.stdout
 
 
-def test_retention_keeps_the_last_n_builds(tmp_path, capsys):
-    repo = write_sample_project(tmp_path / "proj", retain=1)
+def test_a_setuptools_project_is_reproducible_and_old_builds_are_pruned(tmp_path, capsys):
+    # setuptools stamps its own build time into the sdist: package normalizes it
+    repo = write_sample_project(tmp_path / "proj", backend="setuptools", retain=1)
     out = tmp_path / "out"
-    for _ in range(2):
-        code, _, err = run_ci(
-            capsys, "--config", str(repo / "pyproject.toml"), "package", "--outdir", str(out)
-        )
-        assert code == 0, err
+    cfg = str(repo / "pyproject.toml")
+    code, text, err = run_ci(
+        capsys, "--config", cfg, "package", "--outdir", str(out), "--verify-reproducible"
+    )
+    assert code == 0, err
+    assert "reproducible" in text
+    with zipfile.ZipFile(out / "sample_pkg-1.2.3-py3-none-any.whl") as wheel:
+        assert json.loads(wheel.read("sample_pkg/_build_info.json"))["name"] == "sample-pkg"
+
+    code, _, err = run_ci(capsys, "--config", cfg, "package", "--outdir", str(out))
+    assert code == 0, err
     kept = sorted(p.name for p in (out / "builds").iterdir())
-    assert [k[:4] for k in kept] == ["0002"]
+    assert [k[:4] for k in kept] == ["0002"]  # retain = 1: the first build is gone
     assert manifest(out)["build_id"] == kept[-1]
     assert not list(out.glob(".staging-*"))
 
@@ -299,3 +307,26 @@ def test_repository_url_from_the_environment(dist, pypiserver, capsys, monkeypat
     code, _, err = run_ci(capsys, "publish", "--dist", str(dist))
     assert code == 0, err
     assert len(pypiserver.files()) == 2
+
+
+def test_a_fresh_clone_of_this_repository_builds_byte_identical_twice(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    for out in ("a", "b"):
+        done = subprocess.run(
+            [sys.executable, "-m", "ci", "package", "--outdir", str(tmp_path / out)],
+            cwd=clone,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    first, second = manifest(tmp_path / "a"), manifest(tmp_path / "b")
+    assert first["artifacts"] == second["artifacts"]
+    for artifact in first["artifacts"]:
+        name = artifact["name"]
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    head = git(clone, "rev-parse", "HEAD").strip()
+    assert first["build"]["commit"] == head
+    assert first["build"]["dirty"] is False
+    assert not (clone / "ci" / "_build_info.json").exists()  # generated into the wheel only

@@ -73,6 +73,7 @@ def write_sample_project(
     version: str = "1.2.3",
     retain: int = 5,
     unreproducible: bool = False,
+    backend: str = "hatchling",
 ) -> Path:
     """Create and commit the project in ``root`` (a new git repository); returns ``root``."""
     root.mkdir(parents=True, exist_ok=True)
@@ -89,6 +90,13 @@ def write_sample_project(
     }
     if unreproducible:
         files["hatch_build.py"] = UNREPRODUCIBLE_HOOK
+    if backend == "setuptools":  # a backend that stamps its own build time into the sdist
+        files["pyproject.toml"] = (
+            files["pyproject.toml"]
+            .replace('requires = ["hatchling>=1.27"]', 'requires = ["setuptools>=68"]')
+            .replace('"hatchling.build"', '"setuptools.build_meta"')
+            .replace('[tool.hatch.build.targets.wheel]\npackages = ["sample_pkg"]\n', "")
+        )
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
