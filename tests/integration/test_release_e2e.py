@@ -58,12 +58,15 @@ def invoke(clone: Path, *args: str, env: dict[str, str]) -> subprocess.Completed
     )
 
 
-def release_env(index: PypiServer, state: Path) -> dict[str, str]:
+def release_env(index: PypiServer, state: Path, advisories: Path) -> dict[str, str]:
+    advisories.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     return {
         **env,
         **index.twine_env(),
         "CI_STATE_DIR": str(state),
+        # an empty local advisory database: the audit gate runs offline (no OSV service here)
+        "CI_ADVISORY_DB": str(advisories),
         "PYENV_VERSION": "3.11.7:3.12.1:3.13.0",
         "UV_PYTHON_DOWNLOADS": "never",
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -75,7 +78,7 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
 ) -> None:
     clone = clone_for_release(tmp_path, pypiserver)
     state = tmp_path / "release-state"
-    env = release_env(pypiserver, state)
+    env = release_env(pypiserver, state, tmp_path / "advisories")
 
     untagged = invoke(clone, "release", env=env)
     assert untagged.returncode == 3, untagged.stdout + untagged.stderr
