@@ -87,7 +87,7 @@ def protection_problems(facts: Facts) -> list[str]:
     """What stops this actor deploying from these refs (secrets, actors, refs); pure."""
     env = facts.environment
     problems = [
-        missing_secret_message(name, "the deploy workflow")
+        missing_secret_message(name)
         for name in missing_secrets([*facts.global_secrets, *env.required_secrets], facts.env)
     ]
     if env.allowed_actors and not any(
