@@ -46,12 +46,12 @@ def deploy(  # noqa: PLR0917 - invoke maps each parameter to a flag
     version: str,
     approve: bool = False,
     reason: str = "",
-    wait: float = 0.0,
+    wait: int = 0,
     dry_run: bool = False,
 ) -> None:
     """Deploy a built version to an environment (lock, checkpoint, automatic rollback)."""
     flags = (" --approve" if approve else "") + (f" --reason {quote(reason)}" if reason else "")
-    flags += f" --wait {wait:g}" + (" --dry-run" if dry_run else "")
+    flags += f" --wait {wait}" + (" --dry-run" if dry_run else "")
     c.run(f"{CI} deploy --env {quote(env)} --version {quote(version)}{flags}", pty=False)
 
 
