@@ -338,17 +338,19 @@ class Deployer:
             self.out(f"==> {step.stage}: {' '.join(step.argv)}")
             try:
                 done = self.runner.run(
-                    step.argv, cwd=self.config.root, env=extra, timeout=environment.timeout_s
+                    step.argv,
+                    cwd=self.config.root,
+                    env=extra,
+                    timeout=environment.timeout_s,
+                    stream=True,  # long deploys show their (masked) output as it comes
                 )
             except CIError as exc:
                 return f"{step.stage} failed: {exc}"
-            if done.output.strip():
-                self.out(done.output.rstrip())
             if not done:
                 return f"{step.stage} exited {done.returncode}"
-            if step.expect_output is not None and done.stdout.strip() != step.expect_output:
-                got = done.stdout.strip() or "nothing"
-                return f"{step.stage} found version {got}, expected {step.expect_output}"
+            last = (done.stdout.strip().splitlines() or ["nothing"])[-1].strip()
+            if step.expect_output is not None and last != step.expect_output:
+                return f"{step.stage} found version {last}, expected {step.expect_output}"
         return None
 
     # ---- ledger and state ----------------------------------------------------------------
