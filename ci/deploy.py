@@ -163,11 +163,7 @@ class Deployer:
     def actor(self) -> str:
         """Who acts: GITHUB_ACTOR, else the git user, else the login name."""
         if self._actor is None:
-            self._actor = (
-                self.env.get("GITHUB_ACTOR")
-                or self._git_user()
-                or lock.new_info(env="", operation="", version="", created="").user
-            )
+            self._actor = self.env.get("GITHUB_ACTOR") or self._git_user() or lock.login_name()
         return self._actor
 
     def _git_user(self) -> str | None:

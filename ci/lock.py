@@ -185,7 +185,7 @@ def new_info(*, env: str, operation: str, version: str, created: str) -> LockInf
     return LockInfo(
         id=str(uuid.uuid4()),
         env=env,
-        user=_user(),
+        user=login_name(),
         host=socket.gethostname(),
         pid=pid,
         start_time=process_start_time(pid),
@@ -195,7 +195,8 @@ def new_info(*, env: str, operation: str, version: str, created: str) -> LockInf
     )
 
 
-def _user() -> str:
+def login_name() -> str:
+    """The login name of this process's user (``uid<N>`` when it has none)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
