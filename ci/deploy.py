@@ -45,7 +45,6 @@ class Facts:
     """What the protections of an environment are judged against."""
 
     environment: Environment
-    version: str
     actor: str
     refs: tuple[str, ...]
     env: Mapping[str, str]
@@ -414,7 +413,6 @@ class Deployer:
         version = normalize_version(raw_version)
         facts = Facts(
             environment=environment,
-            version=version,
             actor=self.actor(),
             refs=self.refs() if environment.allowed_refs else (),
             env=self.env,
@@ -553,7 +551,6 @@ class Deployer:
         # Rolling back to a known-good version needs no approval or ref: only who and secrets.
         facts = Facts(
             environment=_without_refs(environment),
-            version=wanted or "",
             actor=self.actor(),
             refs=(),
             env=self.env,
