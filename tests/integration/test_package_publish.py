@@ -289,6 +289,7 @@ def test_credentials_are_checked_and_never_printed(dist, tmp_path, capsys, monke
         )
         assert code == 5
         assert "403" in err or "401" in err
+        assert len(err.strip().splitlines()) == 1, err
         assert "wrong-Pa55word" not in out + err
         assert index.files() == {}
 
