@@ -10,10 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from ci import lock
 from tests.support.deploy_project import ROOT_ENV, ledger_of, toml_list, write_project
 
 PY = sys.executable
+
+pytestmark = pytest.mark.integration
 
 
 def gated_command(gate: Path, started: Path) -> list[str]:
