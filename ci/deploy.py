@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import sys
-import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from ci import deploystate, lock
+from ci import deploystate, deploysteps, lock
 from ci.clock import Clock
 from ci.config import Config, Environment, state_dir
 from ci.deploystate import EnvState
+from ci.deploysteps import same_version
 from ci.errors import CIError, DeployError, PreflightError, UsageError
 from ci.ledger import Entry, Ledger, LedgerCorruptError
 from ci.preflight import missing_secret_message, missing_secrets
@@ -58,16 +57,6 @@ def normalize_version(raw: str) -> str:
     except InvalidVersion:
         msg = f"--version {raw!r} is not a PEP 440 version: pass e.g. 1.2.0"
         raise UsageError(msg) from None
-
-
-def same_version(a: str | None, b: str | None) -> bool:
-    """True when ``a`` and ``b`` are equal PEP 440 versions (1.0 == 1.0.0)."""
-    if a is None or b is None:
-        return False
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
 
 
 def is_current(state: EnvState, version: str) -> bool:
@@ -118,15 +107,6 @@ def after_problem(environment: Environment, version: str, after: EnvState | None
         f"{version} was never deployed successfully to {environment.after}: deploy it there "
         f"first ({environment.name} comes after {environment.after})"
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Step:
-    """One command of a deploy: the deploy command or the healthcheck."""
-
-    stage: str
-    argv: tuple[str, ...]
-    expect_output: str | None = None  # the default smoke test checks the installed version
 
 
 @dataclass(slots=True, kw_only=True)
@@ -236,83 +216,25 @@ class Deployer:
 
     def artifact(self, version: str) -> Path | None:
         """The built wheel of this project at ``version`` under dist/, or None."""
-        dist = self.config.root / "dist"
-        name = re.sub(r"[-_.]+", "_", self.config.project_name).lower()
-        if not name or not dist.is_dir():
-            return None
-        found = [p for p in dist.rglob(f"{name}-{version}-*.whl") if p.is_file()]
-        found += [
-            p for p in dist.rglob("*.whl") if p.is_file() and _wheel_matches(p, name, version)
-        ]
-        if not found:
-            return None
-        return max(set(found), key=lambda p: (p.stat().st_mtime, str(p)))
+        return deploysteps.find_wheel(self.config.root / "dist", self.config.project_name, version)
 
-    def steps(self, environment: Environment, version: str, artifact: Path | None) -> list[Step]:
+    def steps(
+        self, environment: Environment, version: str, artifact: Path | None
+    ) -> list[deploysteps.Step]:
         """The commands that put ``version`` on ``environment`` and check it."""
-        values = {
-            "{version}": version,
-            "{env}": environment.name,
-            "{artifact}": str(artifact or ""),
-        }
-        if environment.deploy_command:
-            steps = [Step(stage="deploy", argv=_fill(environment.deploy_command, values))]
-            if environment.healthcheck_command:
-                steps.append(
-                    Step(stage="healthcheck", argv=_fill(environment.healthcheck_command, values))
-                )
-            return steps
-        venv = self.state / "envs" / environment.name
-        python = venv / "bin" / "python"
-        uv = self.runner.which("uv") or "uv"
-        steps = []
-        if not python.exists():
-            steps.append(
-                Step(
-                    stage="deploy",
-                    argv=(uv, "venv", "--quiet", str(venv), "--python", sys.executable),
-                )
-            )
-        steps.append(
-            Step(
-                stage="deploy",
-                argv=(
-                    uv,
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--offline",
-                    "--python",
-                    str(python),
-                    "--reinstall-package",
-                    self.config.project_name,
-                    str(artifact or "MISSING"),
-                ),
-            )
+        return deploysteps.plan_steps(
+            environment,
+            version,
+            artifact,
+            venv=self.state / "envs" / environment.name,
+            uv=self.runner.which("uv") or "uv",
+            project=self.config.project_name,
+            packages=self.config.packages,
         )
-        if environment.healthcheck_command:
-            steps.append(
-                Step(stage="healthcheck", argv=_fill(environment.healthcheck_command, values))
-            )
-        else:
-            modules = ", ".join(_top_level(artifact) or self.config.packages[:1])
-            code = (
-                f"import importlib.metadata as m, {modules}; "
-                f"print(m.version({self.config.project_name!r}))"
-            )
-            steps.append(
-                Step(stage="healthcheck", argv=(str(python), "-c", code), expect_output=version)
-            )
-        return steps
-
-    def needs_artifact(self, environment: Environment) -> bool:
-        """True when the deploy uses the built wheel (the default deploy or ``{artifact}``)."""
-        commands = (*environment.deploy_command, *environment.healthcheck_command)
-        return not environment.deploy_command or any("{artifact}" in a for a in commands)
 
     def require_artifact(self, environment: Environment, version: str) -> Path | None:
         """The wheel for ``version`` if the deploy needs one; PreflightError when missing."""
-        if not self.needs_artifact(environment):
+        if not deploysteps.needs_artifact(environment):
             return self.artifact(version)
         found = self.artifact(version)
         if found is None:
@@ -652,42 +574,6 @@ def rollback_target(state: EnvState, wanted: str | None) -> str:
         )
         raise PreflightError(msg)
     return target
-
-
-def _fill(argv: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
-    filled = []
-    for arg in argv:
-        text = arg
-        for key, value in values.items():
-            text = text.replace(key, value)
-        filled.append(text)
-    return tuple(filled)
-
-
-def _top_level(wheel: Path | None) -> list[str]:
-    """The top-level packages and modules a wheel installs: what the smoke test imports."""
-    if wheel is None or not wheel.is_file():
-        return []
-    try:
-        with zipfile.ZipFile(wheel) as archive:
-            names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return []
-    found = set()
-    for name in names:
-        head, _, rest = name.partition("/")
-        if head.endswith((".dist-info", ".data")):
-            continue
-        if rest == "__init__.py" or (not rest and head.endswith(".py")):
-            found.add(head.removesuffix(".py"))
-    return sorted(m for m in found if m.isidentifier())
-
-
-def _wheel_matches(path: Path, name: str, version: str) -> bool:
-    parts = path.name.split("-")
-    if len(parts) < 5 or parts[0].lower() != name:
-        return False
-    return same_version(parts[1], version)
 
 
 def _without_refs(environment: Environment) -> Environment:
