@@ -38,7 +38,7 @@ def same_version(a: str | None, b: str | None) -> bool:
 
 def find_wheel(dist: Path, project: str, version: str) -> Path | None:
     """The newest wheel of ``project`` at ``version`` anywhere under ``dist``, or None."""
-    name = re.sub(r"[-_.]+", "_", project).lower()
+    name = _normalize(project)
     if not name or not dist.is_dir():
         return None
     found = {p for p in dist.rglob("*.whl") if p.is_file() and _wheel_matches(p, name, version)}
@@ -120,4 +120,8 @@ def top_level(wheel: Path | None) -> list[str]:
 
 def _wheel_matches(path: Path, name: str, version: str) -> bool:
     parts = path.name.split("-")
-    return len(parts) >= 5 and parts[0].lower() == name and same_version(parts[1], version)
+    return len(parts) >= 5 and _normalize(parts[0]) == name and same_version(parts[1], version)
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
