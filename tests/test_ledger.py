@@ -167,3 +167,13 @@ def test_nested_keys_named_like_top_level_ones_do_not_confuse_verify(ledger: Led
 def test_cli_rejects_a_malformed_anchor(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ledger", "verify", "--anchor", "abc"]) == 2
     assert "not a sha256 hex digest" in capsys.readouterr().err
+
+
+def test_cli_verify_names_the_entry_after_a_deleted_line(
+    ledger: Ledger, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fill(ledger, 4)
+    lines = ledger.path.read_text(encoding="utf-8").splitlines(keepends=True)
+    ledger.path.write_text("".join(lines[:2] + lines[3:]), encoding="utf-8")
+    assert main(["ledger", "verify"]) == 1
+    assert "entry 3: its prev does not match the entry before it" in capsys.readouterr().err
