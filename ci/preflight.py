@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from ci import lockfile
+from ci import history, lockfile, notes
 from ci.config import Config
 from ci.errors import CIError, PreflightError
 from ci.runner import Completed, Runner
@@ -165,7 +165,10 @@ def gather_release(
     """Every check of ``preflight --release``: the plain ones, then tree, tag, secrets."""
     checks = gather(config, runner)
     checks.append(_clean_tree_check(config, runner))
-    checks.append(_tag_check(config, runner))
+    tag = _tag_check(config, runner)
+    checks.append(tag)
+    if tag.status is Status.OK:
+        checks.append(_version_proposal_check(config, runner, env))
     names = list(config.required_secrets)
     if deploy_env is not None and deploy_env in config.environments:
         names += config.environments[deploy_env].required_secrets
@@ -234,6 +237,24 @@ def _tag_check(config: Config, runner: Runner) -> Check:
         f"bump [project] version to {tags[0][1:]} or tag HEAD v{raw}"
     )
     return _fail(name, detail)
+
+
+def _version_proposal_check(config: Config, runner: Runner, env: Mapping[str, str]) -> Check:
+    """Warn when the tagged version is lower than the commits since the last tag call for."""
+    name = "version proposal"
+    tag = f"v{config.project_version}"
+    try:
+        found = history.gather_notes(runner, config.root, env, until=tag)
+    except PreflightError as exc:  # a shallow clone: the release notes would be wrong
+        return _fail(name, str(exc))
+    except CIError as exc:
+        return Check(name=name, status=Status.WARN, detail=f"could not read the history: {exc}")
+    warning = notes.version_warning(tag, found.proposal)
+    if warning:
+        return Check(name=name, status=Status.WARN, detail=warning)
+    proposal = found.proposal
+    detail = f"{tag} is not lower than the proposed {proposal.version} ({proposal.reason})"
+    return Check(name=name, status=Status.OK, detail=detail)
 
 
 def _tag_version(tag: str) -> Version | None:

@@ -1,4 +1,4 @@
-"""The plan of ``invoke release``: preflight, gates, publish, post-publish steps, first deploy.
+"""The plan of ``invoke release``: preflight, gates, publish, post-publish, deploy, record.
 
 ``plan`` is pure (config in, steps out); ``execute`` runs the steps in order and stops at the
 first failure with that step's exit code, so nothing is published after a failed gate and
@@ -46,6 +46,27 @@ PostPublish = Callable[[Config, str, Sequence[str]], Sequence[Step]]
 POST_PUBLISH: list[PostPublish] = []
 
 
+def record_step(config: Config, version: str, ci: Sequence[str]) -> Sequence[Step]:
+    """The release record: dist/RELEASE_NOTES.md, the step summary and the GitHub release."""
+    del config
+    return [
+        Step(
+            name="release record",
+            argv=(*ci, "release-record", "--tag", f"v{version}", "--dist", "dist"),
+            what=(
+                "dist/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
+                "release with its assets and the ledger anchor"
+            ),
+        )
+    ]
+
+
+# Steps that close a release, after the first deploy (after publish when nothing is
+# deployed). The release record is one: run last, its ledger anchor covers the deploy, and
+# a re-run (publish and deploy being no-ops then) finds nothing to change on GitHub.
+FINAL: list[PostPublish] = [record_step]
+
+
 def first_environment(config: Config) -> Environment | None:
     """The environment a release deploys to: the first configured one that has no ``after``."""
     for environment in config.environments.values():
@@ -87,6 +108,7 @@ def plan(
     nox: Sequence[str],
     declared: Sequence[str] | None = None,
     post_publish: Sequence[PostPublish] | None = None,
+    final: Sequence[PostPublish] | None = None,
 ) -> ReleasePlan:
     """The release of the project's current version as a list of steps (pure).
 
@@ -126,6 +148,8 @@ def plan(
                 what=f"deploy {version} to {environment.name} (first environment)",
             )
         )
+    for hook in FINAL if final is None else final:
+        steps.extend(hook(config, version, ci))
     return ReleasePlan(
         version=version,
         steps=tuple(steps),

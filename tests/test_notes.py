@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -282,3 +283,41 @@ def test_a_shallow_clone_is_refused(
     git(origin.parent, "clone", "-q", "--depth", "1", f"file://{origin}", str(clone))
     assert run_cli(clone, "notes") == 3
     assert "fetch-depth: 0" in capsys.readouterr().err
+
+
+def _released_project(make_repo: MakeRepo, version: str) -> Path:
+    """A locked project tagged v1.0.0, a feat after it, and HEAD tagged v<version>."""
+    python = ".".join(platform.python_version_tuple()[:2])
+    pyproject = (
+        f'[project]\nname = "tagged"\nversion = "{version}"\nrequires-python = ">={python}"\n'
+        f'dependencies = []\n\n[tool.ci]\npythons = ["{python}"]\n'
+    )
+    repo = make_repo({"pyproject.toml": pyproject, ".gitignore": ".venv/\n"})
+    subprocess.run(["uv", "lock", "--quiet"], cwd=repo, check=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "chore: lock")
+    tag(repo, "v1.0.0")
+    commit(repo, "feat: a new command")
+    tag(repo, f"v{version}")
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("version", "status", "text"),
+    [
+        ("1.0.1", "warn", "tag v1.0.1 is lower than the proposed 1.1.0"),
+        ("1.1.0", "ok", "v1.1.0 is not lower than the proposed 1.1.0 (new features: minor bump)"),
+    ],
+)
+def test_preflight_release_warns_about_a_lower_tag(
+    make_repo: MakeRepo,
+    capsys: pytest.CaptureFixture[str],
+    version: str,
+    status: str,
+    text: str,
+) -> None:
+    repo = _released_project(make_repo, version)
+    assert main(["--config", str(repo / "pyproject.toml"), "preflight", "--release"]) == 0
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if "version proposal" in ln)
+    assert line.split()[0] == status
+    assert text in line

@@ -18,7 +18,7 @@ ENVS = '[tool.ci.environments.production]\nafter = "staging"\n[tool.ci.environme
 
 def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_path: Path) -> None:
     config = load(write_project(tmp_path, ENVS, version="2.1.0"))
-    plan = release.plan(config, env={}, ci=CI, nox=NOX, post_publish=[])
+    plan = release.plan(config, env={}, ci=CI, nox=NOX, post_publish=[], final=[])
     assert [s.name for s in plan.steps] == [
         "preflight",
         "gate lint",
@@ -31,6 +31,15 @@ def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_pa
     assert plan.steps[0].argv == (*CI, "preflight", "--release")
     assert plan.steps[-1].argv == (*CI, "deploy", "--env", "staging", "--version", "2.1.0")
     assert plan.deploy_env == "staging"
+
+
+def test_the_release_record_closes_the_plan_after_the_deploy(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ENVS, version="2.1.0"))
+    plan = release.plan(config, env={}, ci=CI, nox=NOX)
+    assert [s.name for s in plan.steps][-2:] == ["deploy staging", "release record"]
+    assert plan.steps[-1].argv == (*CI, "release-record", "--tag", "v2.1.0", "--dist", "dist")
+    bare = release.plan(load(write_project(tmp_path / "bare", "")), env={}, ci=CI, nox=NOX)
+    assert [s.name for s in bare.steps][-2:] == ["publish", "release record"]
 
 
 def test_where_it_publishes_follows_env_then_config(tmp_path: Path) -> None:
