@@ -146,3 +146,39 @@ def test_a_tampered_ledger_blocks_deploys_and_rebuild(
     assert main(["--config", cfg, "deploy", "--env", "staging", "--version", "1.1.0"]) == 3
     assert "failed verification at entry 1" in capsys.readouterr().err
     assert main(["--config", cfg, "state", "rebuild"]) == 3
+
+
+def test_a_lost_state_folder_is_rebuilt_identically_and_never_silently_reset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = Path(os.environ["CI_STATE_DIR"])
+    command = toml_list(record_command(tmp_path / "log"))
+    envs = (
+        f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
+        f'[tool.ci.environments.production]\nafter = "staging"\ndeploy_command = {command}\n'
+    )
+    cfg = str(write_project(tmp_path / "app", envs))
+    for step in (
+        ["deploy", "--env", "staging", "--version", "1.0.0"],
+        ["deploy", "--env", "staging", "--version", "1.1.0"],
+        ["deploy", "--env", "production", "--version", "1.1.0"],
+        ["rollback", "--env", "staging"],
+    ):
+        assert main(["--config", cfg, *step]) == 0
+    folder = state / "state"
+    original = {f.name: f.read_bytes() for f in sorted(folder.glob("*.json"))}
+    assert set(original) == {"production.json", "staging.json"}
+
+    (folder / "staging.json").unlink()  # a lost file is not a fresh environment
+    capsys.readouterr()
+    assert main(["--config", cfg, "deploy", "--env", "staging", "--version", "1.1.0"]) == 3
+    assert "state rebuild" in capsys.readouterr().err
+    assert not (folder / "staging.json").exists()
+
+    for path in folder.iterdir():  # every state file gone
+        path.unlink()
+    folder.rmdir()
+    assert main(["--config", cfg, "state", "rebuild"]) == 0
+    assert {f.name: f.read_bytes() for f in sorted(folder.glob("*.json"))} == original
+    assert main(["--config", cfg, "state", "--env", "staging", "--json"]) == 0
+    assert '"version": "1.0.0"' in capsys.readouterr().out
