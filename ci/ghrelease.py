@@ -36,12 +36,18 @@ CONTENT_TYPES = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Asset:
-    """A file to attach to the release."""
+    """A file to attach to the release.
+
+    A ``volatile`` asset (manifest.json: it records the time of the last publish attempt)
+    differs on every run without its meaning changing: once uploaded it is replaced only
+    when some other asset changed, so re-running a release leaves the release alone.
+    """
 
     name: str
     path: Path
     size: int
     sha256: str
+    volatile: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,9 +255,11 @@ def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
     replaced: list[str] = []
     unchanged: list[str] = []
     base = upload_base(release, api)
-    for asset in spec.assets:
+    ordered = sorted(spec.assets, key=lambda a: a.volatile)  # stable order, volatile last
+    for asset in ordered:
         existing = remote.get(asset.name)
-        if existing is not None and _same(existing, asset):
+        settled = asset.volatile and not (uploaded or replaced)
+        if existing is not None and (_same(existing, asset) or settled):
             unchanged.append(asset.name)
             continue
         if existing is not None:

@@ -169,9 +169,12 @@ def clip(notes_md: str, limit: int = NOTES_LIMIT) -> str:
 def body(notes_md: str, found: Sequence[Artifact], anchor: str | None) -> str:
     """The release body: the notes, the artifact table and the ledger anchor."""
     lines = [clip(notes_md).rstrip(), "", "### Artifacts", ""]
-    if found:
+    # SHA256SUMS and manifest.json describe the artifacts; the table lists the artifacts
+    # (manifest.json changes with every publish attempt, the body must not).
+    rows = [a for a in found if a.name not in META_FILES]
+    if rows:
         lines += ["| name | size | sha256 | published |", "|---|---|---|---|"]
-        for a in found:
+        for a in rows:
             where = ", ".join(a.published) if a.published else "release assets"
             lines.append(
                 f"| `{a.name}` | {human_size(a.size)} ({a.size} B) | `{a.sha256}` | {where} |"
@@ -264,7 +267,13 @@ def spec(record: Record) -> ghrelease.ReleaseSpec:
         body=record.body,
         prerelease=bool(version and version.is_prerelease),
         assets=tuple(
-            ghrelease.Asset(name=a.name, path=a.path, size=a.size, sha256=a.sha256)
+            ghrelease.Asset(
+                name=a.name,
+                path=a.path,
+                size=a.size,
+                sha256=a.sha256,
+                volatile=a.name == "manifest.json",
+            )
             for a in record.artifacts
         ),
     )

@@ -4,134 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qs
 
 import pytest
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from ci import ghrelease, record
 from ci.cli import main
 from ci.commands.app import App
 from ci.errors import DeployError
 from ci.http import Retry, UrllibClient
+from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 
-REPO = "owner/project"
-TOKEN = "ghp_s3cretTokenValue1234567890"
 NO_WAIT = Retry(sleep=lambda _s: None)
-
-
-@dataclass
-class FakeGitHub:
-    """Releases and assets in memory; checks the token on every request."""
-
-    server: HTTPServer
-    token: str
-    digests: bool = True  # GitHub reports asset digests; older servers do not
-    page_size: int = 100
-    # (method, status) answers to give first, in order, to requests of that method
-    failures: list[tuple[str, int]] = field(default_factory=list)
-    releases: dict[int, dict[str, Any]] = field(default_factory=dict)
-    assets: dict[int, dict[str, Any]] = field(default_factory=dict)
-    contents: dict[int, bytes] = field(default_factory=dict)
-    next_id: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
-
-    def install(self) -> FakeGitHub:
-        self.server.expect_request(re.compile(r"^/.*")).respond_with_handler(self.handle)
-        return self
-
-    @property
-    def api_url(self) -> str:
-        return self.server.url_for("/api").rstrip("/")
-
-    def requests(self) -> list[tuple[str, str]]:
-        """(method, path) of every request received so far."""
-        return [(req.method, req.path) for req, _ in self.server.log]
-
-    def uploads(self) -> list[tuple[str, bytes]]:
-        """(name, body) of every asset upload received so far."""
-        found = []
-        for req, _ in self.server.log:
-            if req.method == "POST" and req.path.startswith("/uploads/"):
-                found.append((req.args["name"], req.get_data()))
-        return found
-
-    def _json(self, status: int, doc: object) -> Response:
-        return Response(json.dumps(doc), status=status, content_type="application/json")
-
-    def _asset_doc(self, asset: dict[str, Any]) -> dict[str, Any]:
-        doc = {k: v for k, v in asset.items() if k != "release_id"}
-        if not self.digests:
-            doc.pop("digest", None)
-        return doc
-
-    def handle(self, request: Request) -> Response:
-        if self.failures and self.failures[0][0] == request.method:
-            return self._json(self.failures.pop(0)[1], {"message": "Server Error"})
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return self._json(401, {"message": "Bad credentials"})
-        path, method = request.path, request.method
-        base = f"/api/repos/{REPO}"
-        if method == "GET" and (m := re.fullmatch(f"{base}/releases/tags/(.+)", path)):
-            for release in self.releases.values():
-                if release["tag_name"] == m.group(1):
-                    return self._json(200, release)
-            return self._json(404, {"message": "Not Found"})
-        if method == "POST" and path == f"{base}/releases":
-            payload = json.loads(request.get_data())
-            rid = next(self.next_id)
-            release = {
-                "id": rid,
-                "html_url": f"https://github.example/{REPO}/releases/tag/{payload['tag_name']}",
-                "upload_url": self.server.url_for(f"/uploads/repos/{REPO}/releases/{rid}/assets")
-                + "{?name,label}",
-                **payload,
-            }
-            self.releases[rid] = release
-            return self._json(201, release)
-        if method == "PATCH" and (m := re.fullmatch(f"{base}/releases/(\\d+)", path)):
-            release = self.releases[int(m.group(1))]
-            release.update(json.loads(request.get_data()))
-            return self._json(200, release)
-        if method == "GET" and (m := re.fullmatch(f"{base}/releases/(\\d+)/assets", path)):
-            rid = int(m.group(1))
-            mine = [self._asset_doc(a) for a in self.assets.values() if a["release_id"] == rid]
-            page = int(request.args.get("page", "1"))
-            size = min(self.page_size, int(request.args.get("per_page", "30")))
-            chunk = mine[(page - 1) * size : page * size]
-            resp = self._json(200, chunk)
-            if page * size < len(mine):
-                nxt = self.server.url_for(f"{path}?per_page={size}&page={page + 1}")
-                resp.headers["Link"] = f'<{nxt}>; rel="next"'
-            return resp
-        if method == "DELETE" and (m := re.fullmatch(f"{base}/releases/assets/(\\d+)", path)):
-            self.assets.pop(int(m.group(1)))
-            return Response(status=204)
-        if method == "POST" and (
-            m := re.fullmatch(f"/uploads/repos/{REPO}/releases/(\\d+)/assets", path)
-        ):
-            name = parse_qs(request.query_string.decode())["name"][0]
-            data = request.get_data()
-            aid = next(self.next_id)
-            self.assets[aid] = {
-                "id": aid,
-                "name": name,
-                "size": len(data),
-                "state": "uploaded",
-                "digest": "sha256:" + hashlib.sha256(data).hexdigest(),
-                "content_type": request.headers.get("Content-Type"),
-                "release_id": int(m.group(1)),
-            }
-            self.contents[aid] = data
-            return self._json(201, self._asset_doc(self.assets[aid]))
-        return self._json(404, {"message": f"no such endpoint: {method} {path}"})
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -457,3 +345,20 @@ def test_transient_failures_of_idempotent_calls_are_retried(
     dist2.mkdir()
     with pytest.raises(DeployError, match="answered 500"):
         ghrelease.sync(api, spec_for(dist2, tag="v9.0.0"))
+
+
+def test_a_manifest_that_only_records_another_publish_attempt_is_left_alone(
+    release_repo: Path, github: FakeGitHub, tmp_path: Path
+) -> None:
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env) == 0
+    manifest = release_repo / "dist" / "manifest.json"
+    doc = json.loads(manifest.read_text(encoding="utf-8"))
+    doc["publish"] = {"status": "published", "at": "2026-01-02T00:00:00+00:00"}
+    manifest.write_text(json.dumps(doc), encoding="utf-8")
+    github.server.clear_log()
+    assert run_record(release_repo, env) == 0
+    assert github.changes() == []
+    (release,) = github.releases.values()
+    assert "manifest.json" not in release["body"]  # the table lists the artifacts only
+    assert "SHA256SUMS" not in release["body"].split("### Artifacts")[1]

@@ -8,11 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from tests.conftest import git
+from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,12 +76,23 @@ def release_env(index: PypiServer, state: Path, advisories: Path) -> dict[str, s
     }
 
 
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    """GitHub's release API as a real HTTP server on 127.0.0.1."""
+    server = HTTPServer(host="127.0.0.1", port=0)
+    server.start()
+    yield FakeGitHub(server=server, token=TOKEN).install()
+    server.clear()
+    server.stop()
+
+
 def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
-    tmp_path: Path, pypiserver: PypiServer
+    tmp_path: Path, pypiserver: PypiServer, github: FakeGitHub
 ) -> None:
     clone = clone_for_release(tmp_path, pypiserver)
     state = tmp_path / "release-state"
     env = release_env(pypiserver, state, tmp_path / "advisories")
+    env |= {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": github.api_url}
 
     untagged = invoke(clone, "release", env=env)
     assert untagged.returncode == 3, untagged.stdout + untagged.stderr
@@ -91,7 +105,9 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert "release 0.1.0 plan (dry run" in dry.stdout
     assert f"to {pypiserver.url}" in dry.stdout
     assert "deploy --env staging --version 0.1.0" in dry.stdout
+    assert "release-record --tag v0.1.0" in dry.stdout
     assert pypiserver.files() == {}
+    assert github.requests() == []
     assert not (clone / "dist").exists()
     assert not state.exists()
 
@@ -114,6 +130,26 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
         "0.1.0",
         "succeeded",
     )
+
+    # the GitHub release: created last, its assets the dist files byte for byte, anchored
+    (gh_release,) = github.releases.values()
+    assert gh_release["tag_name"] == "v0.1.0"
+    names = [a["name"] for a in manifest["artifacts"]] + ["SHA256SUMS", "manifest.json"]
+    assert {name for name, _ in github.uploads()} == set(names)
+    for name, body in github.uploads():
+        assert body == (clone / "dist" / name).read_bytes()
+    assert f"Ledger head: `{last['hash']}`" in gh_release["body"]
+    assert gh_release["body"] == (clone / "dist" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
+    assert TOKEN not in output
+
+    # running the whole release again changes nothing: not on the index, not on GitHub
+    github.server.clear_log()
+    rerun = invoke(clone, "release", env=env)
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-6000:]
+    assert github.changes() == []
+    assert "GitHub release unchanged" in rerun.stdout
+    assert (state / "ledger.jsonl").read_text(encoding="utf-8").splitlines() == lines
+
     smoke = subprocess.run(
         [
             str(state / "envs" / "staging" / "bin" / "python"),
