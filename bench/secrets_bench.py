@@ -21,7 +21,20 @@ sys.path.insert(0, str(ROOT))
 from ci import secrets  # noqa: E402
 from ci.runner import ProcessRunner  # noqa: E402
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+]
 
 
 def _line(i: int, j: int) -> str:
@@ -121,7 +134,8 @@ def main() -> None:
 
         pr_s = timed(pr_range, args.runs)
         print(
-            f"PR range scan of 10 commits (python -m ci secrets --since main): median {pr_s:.2f} s (goal <= 2 s)"
+            "PR range scan of 10 commits (python -m ci secrets --since main): "
+            f"median {pr_s:.2f} s (goal <= 2 s)"
         )
 
 
