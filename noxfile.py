@@ -18,7 +18,7 @@ os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use installed interpret
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
-nox.options.sessions = ["lint", f"test-{CONFIG.default_python}"]
+nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "security"]
 
 
 def sync(session: nox.Session, *groups: str) -> None:
@@ -46,3 +46,11 @@ def test(session: nox.Session) -> None:
     """Test: headless pytest with junit and coverage reports under reports/."""
     sync(session, "test")
     session.run("python", "-m", "ci", "gate", "test", *session.posargs)
+
+
+@nox.session(python=CONFIG.default_python)
+def security(session: nox.Session) -> None:
+    """Security: secrets in the tracked tree, and an audit of the locked dependencies."""
+    sync(session, "security")
+    session.run("python", "-m", "ci", "gate", "secrets", *session.posargs)
+    session.run("python", "-m", "ci", "gate", "audit")

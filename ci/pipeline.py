@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import lint, testgate
+from ci import audit, lint, secrets, testgate
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.files import write_json
@@ -23,12 +23,14 @@ GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 GATES: Mapping[str, GateFunction] = {
     "lint": lambda ctx, _args: lint.run(ctx),
     "test": testgate.run,
+    "secrets": secrets.run,
+    "audit": audit.run,
 }
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    return ["lint", f"test-{config.default_python}"]
+    return ["lint", f"test-{config.default_python}", "security"]
 
 
 def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
