@@ -292,7 +292,9 @@ def base_url(server: _Server) -> str:
 def serving(db: AdvisoryDB, port: int = 0) -> Iterator[str]:
     """Serve ``db`` on 127.0.0.1 in a thread; yields the base URL; stops on exit."""
     server = make_server(db, port)
-    thread = threading.Thread(target=server.serve_forever, name="osv-mirror", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="osv-mirror", daemon=True
+    )
     thread.start()
     try:
         yield base_url(server)

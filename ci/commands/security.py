@@ -127,7 +127,8 @@ def _secrets(args: argparse.Namespace, app: App) -> int:
         today=app.clock.today(),
     )
     report = secrets.scan(options, app.runner, _progress(app))
-    _emit(secrets.render(report, args.format), args.output, f"secrets: {report.summary()}")
+    output = app.cwd / args.output if args.output else None
+    _emit(secrets.render(report, args.format), output, f"secrets: {report.summary()}")
     return ExitCode.OK if report else ExitCode.GATE_FAILED
 
 
@@ -143,7 +144,8 @@ def _audit(args: argparse.Namespace, app: App) -> int:
     )
     report = audit.audit(options, app.runner)
     text = audit.render(report, args.format, root=app.config.root, now=app.clock.now())
-    _emit(text, args.output, f"audit: {report.summary()}")
+    output = app.cwd / args.output if args.output else None
+    _emit(text, output, f"audit: {report.summary()}")
     return ExitCode.OK if report else ExitCode.GATE_FAILED
 
 
