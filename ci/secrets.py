@@ -140,11 +140,14 @@ def repo_root(runner: Runner, path: Path) -> Path:
     if not path.is_dir():
         msg = f"{path} is not a folder; pass --repo with a git checkout"
         raise UsageError(msg)
-    done = runner.run([*_GIT, "rev-parse", "--show-toplevel"], cwd=path)
-    if not done:
+    try:  # unmasked: a masked path would name a folder that does not exist
+        top = "".join(runner.lines([*_GIT, "rev-parse", "--show-toplevel"], cwd=path)).strip()
+    except ToolError:
+        top = ""
+    if not top:
         msg = f"{path} is not a git repository; pass --repo with a git checkout"
         raise UsageError(msg)
-    return Path(done.stdout.strip())
+    return Path(top)
 
 
 def verify_rev(runner: Runner, root: Path, rev: str) -> None:
@@ -250,14 +253,12 @@ def scan_tree(
     """Scan every tracked file of the working tree (except ``skip``); (files, findings)."""
     from detect_secrets.core.scan import scan_file  # noqa: PLC0415 - see _settings
 
-    listed = runner.run([*_GIT, "ls-files", "-z"], cwd=root)
-    if not listed:
-        msg = f"git ls-files failed in {root}: {listed.stderr.strip()}"
-        raise ToolError(msg)
+    # unmasked: a file named after a secret env value must still be found and scanned
+    listed = "".join(runner.lines([*_GIT, "ls-files", "-z"], cwd=root))
     skipped = set(skip)
     files = [
         name
-        for name in listed.stdout.split("\0")
+        for name in listed.split("\0")
         if name
         and name not in skipped
         and (root / name).is_file()
