@@ -225,7 +225,8 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
             scanned, found = scan_tree(runner, root, skip={_relative(baseline_path, root)})
         else:
             revs = ["--all"] if options.mode is Mode.HISTORY else [f"{options.since}..HEAD"]
-            scanned, found = scan_log(runner, root, revs, progress)
+            skip = {_relative(baseline_path, root)}
+            scanned, found = scan_log(runner, root, revs, progress, skip=skip)
     known = known_hashes(baseline or {})
     judged = [replace(f, known=(f.file, f.hashed_secret) in known) for f in found]
     verdict = judge_waivers(
@@ -272,7 +273,11 @@ def scan_tree(
 
 
 def scan_log(
-    runner: Runner, root: Path, revs: Sequence[str], progress: Progress | None = None
+    runner: Runner,
+    root: Path,
+    revs: Sequence[str],
+    progress: Progress | None = None,
+    skip: Iterable[str] = (),
 ) -> tuple[int, list[SecretFinding]]:
     """Scan the lines added by the commits of ``revs`` (one ``git log -p``); (commits, findings)."""
     from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
@@ -283,7 +288,7 @@ def scan_log(
         counted = runner.run([*_GIT, "rev-list", "--count", *revs], cwd=root)
         total = int(counted.stdout.strip() or 0) if counted else 0
     wanted = Prefilter(get_plugins())
-    skipped: dict[str, bool] = {}
+    skipped: dict[str, bool] = dict.fromkeys(skip, True)  # the baseline lists hashes
     findings: list[SecretFinding] = []
     commits = 0
     for hunk in added_lines(runner.lines([*_GIT, *_LOG, *revs, "--"], cwd=root)):

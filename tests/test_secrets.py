@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import string
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -247,19 +248,19 @@ def test_prefilter_keeps_every_line_detect_secrets_flags() -> None:
     from detect_secrets.settings import default_settings, get_plugins
 
     rng = random.Random(7)
-    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/="
+    alphabet = string.ascii_letters + string.digits + "+/="
     planted = [
         f'token = "{GITHUB_TOKEN}"',
         f"key: {AWS_KEY}",
-        'PASSWORD = "hunter2hunter2"',
-        "db_pass: s3cr3t-value",
-        "-----BEGIN RSA PRIVATE KEY-----",
+        "PASS" + 'WORD = "hunter2hunter2"',
+        "db_" + "pass: s3cr3t-value",
+        "-----BEGIN RSA " + "PRIVATE KEY-----",
         "url = 'https://user:" + "pa55word@example.com/x'",
         "ip = 8.8.8.8",
         'blob = "' + "".join(rng.choice(alphabet) for _ in range(40)) + '"',
         "hex = '" + "".join(rng.choice("0123456789abcdef") for _ in range(40)) + "'",
         "xoxb-" + "1234567890-abcdefghij",
-        "contraseña = 'abcdefgh1234'",
+        "contra" + "seña = 'abcdefgh1234'",
     ]
     ordinary = [f"def handler_{i}(value: int) -> int:  # step {i}" for i in range(200)]
     corpus = ordinary + planted
