@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from ci import __version__, sarif
 from ci.advisories import AdvisoryDB, Record, serving
 from ci.config import SEVERITIES, Config, Waiver
 from ci.errors import ToolError, UsageError
-from ci.files import atomic_write_text
+from ci.files import atomic_write_bytes, atomic_write_text
 from ci.gates import Finding, GateContext, GateResult, GateStatus, judge_waivers
 from ci.runner import Runner
 
@@ -252,6 +253,12 @@ def export_locked(runner: Runner, root: Path, target: Path) -> None:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         msg = f"uv export failed (exit status {done.returncode}): {tail[0]}"
         raise ToolError(msg)
+    if target.is_file():  # pip-audit would skip pins whose markers miss this interpreter
+        text = target.read_text(encoding="utf-8")
+        atomic_write_bytes(target, _MARKER.sub(r"\1 \2", text).encode("utf-8"))
+
+
+_MARKER = re.compile(r"^(\S+==\S+) ;[^\\\n]*?(\\?)$", re.MULTILINE)
 
 
 def run_pip_audit(

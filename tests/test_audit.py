@@ -242,6 +242,8 @@ def test_export_of_the_real_lock_has_pins_and_hashes(tmp_path: Path) -> None:
     assert "\npackaging==" in "\n" + text
     assert "--hash=sha256:" in text
     assert "-e ." not in text
+    assert "\ncolorama==0.4.6 \\\n" in text  # a Windows-only pin is audited too, marker dropped
+    assert " ; " not in text
 
 
 def test_severity_sources() -> None:
