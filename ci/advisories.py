@@ -191,6 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     server: _Server
     protocol_version = "HTTP/1.1"
+    # headers and body go out as two writes; with Nagle's algorithm each keep-alive
+    # response would wait for the client's delayed ACK (~40 ms per package)
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: ANN401
         """Quiet: pip-audit makes one request per package."""
