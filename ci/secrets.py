@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import enum
+import hashlib
 import json
 import re
 import time
@@ -268,8 +269,20 @@ def scan_tree(
     findings = []
     for name in files:
         for secret in scan_file(str(root / name)):
-            findings.append(_finding(secret, name, secret.line_number, None))
+            text = _line_of(root / name, secret.line_number)
+            findings.append(_finding(secret, name, secret.line_number, None, text))
     return len(files), _unique(findings)
+
+
+def _line_of(path: Path, number: int) -> str:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for index, line in enumerate(handle, start=1):
+                if index == number:
+                    return line
+    except OSError:
+        pass
+    return ""
 
 
 def scan_log(
@@ -309,7 +322,9 @@ def scan_log(
             continue
         for secret in scan_lines(texts, candidates, hunk.file):
             line = hunk.lines[secret.line_number - 1][0]
-            findings.append(_finding(secret, hunk.file, line, hunk.commit))
+            findings.append(
+                _finding(secret, hunk.file, line, hunk.commit, texts[secret.line_number - 1])
+            )
     if progress is not None:
         progress(commits, total)
     return commits, _unique(findings)
@@ -418,19 +433,35 @@ def scan_lines(texts: Sequence[str], candidates: Iterable[int], filename: str) -
                     yield secret
 
 
+SHORT_SECRET = 8
+
+
 def _finding(
     secret: Any,  # noqa: ANN401 - detect-secrets' PotentialSecret is untyped
     file: str,
     line: int,
     commit: str | None,
+    text: str,
 ) -> SecretFinding:
     return SecretFinding(
         file=file,
         line=int(line),
         type=str(secret.type),
-        hashed_secret=str(secret.secret_hash),
+        hashed_secret=secret_hash(str(secret.type), str(secret.secret_value or ""), text),
         commit=commit,
     )
+
+
+def secret_hash(kind: str, value: str, line: str) -> str:
+    """detect-secrets' SHA-1 of the value, or of the whole line when the value is too short.
+
+    Some plugins capture only a prefix (the GitHub token plugin yields ``ghp``), so every
+    such token would share one hash, and one waiver or baseline entry would cover them all.
+    """
+    if len(value) >= SHORT_SECRET:
+        return hashlib.sha1(value.encode("utf-8")).hexdigest()  # noqa: S324 - not for security
+    salted = f"{kind}\0{line.strip()}"
+    return hashlib.sha1(salted.encode("utf-8")).hexdigest()  # noqa: S324 - an identifier
 
 
 def _unique(findings: Iterable[SecretFinding]) -> list[SecretFinding]:

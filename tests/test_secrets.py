@@ -311,3 +311,22 @@ def test_range_scan_needs_a_rev(leaky: tuple[Path, str]) -> None:
     repo, _ = leaky
     with pytest.raises(UsageError, match="--since"):
         secrets.scan(secrets.ScanOptions(repo=repo, mode=secrets.Mode.RANGE), ProcessRunner())
+
+
+def test_prefix_only_captures_get_distinct_hashes(make_repo: Callable[..., Path]) -> None:
+    """detect-secrets hashes only ``ghp`` for GitHub tokens; one waiver must not cover them all."""
+    other = "ghp_" + "Q" * 20 + "r" * 16
+    repo = make_repo({"a.py": f'T = "{GITHUB_TOKEN}"\n', "b.py": f'T = "{other}"\n'})
+    report = secrets.scan(secrets.ScanOptions(repo=repo), ProcessRunner())
+    github = {f.file: f.hashed_secret for f in report.findings if f.type == "GitHub Token"}
+    assert set(github) == {"a.py", "b.py"}
+    assert github["a.py"] != github["b.py"]
+    history = secrets.scan(
+        secrets.ScanOptions(repo=repo, mode=secrets.Mode.HISTORY), ProcessRunner()
+    )
+    assert {f.hashed_secret for f in history.findings if f.type == "GitHub Token"} == set(
+        github.values()
+    )
+    assert secrets.secret_hash("AWS Access Key", AWS_KEY, "x") == secrets.secret_hash(
+        "AWS Access Key", AWS_KEY, "y"
+    )
