@@ -331,3 +331,38 @@ def test_gate_audit_writes_reports(tmp_path: Path, capsys: pytest.CaptureFixture
 def test_rank_and_today_default() -> None:
     assert audit.rank("low") < audit.rank("critical")
     assert audit.AuditOptions(root=Path()).today <= dt.date.today()
+
+
+def test_online_mode_queries_and_enriches_from_an_osv_api(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without a database the audit talks to an OSV API: here our own server on 127.0.0.1."""
+    from ci.advisories import AdvisoryDB, serving
+
+    root = project(tmp_path)
+    (root / "r.txt").write_text("urllib3==1.24.1\n")
+    with serving(AdvisoryDB(FIXTURES)) as url:
+        app = App(cwd=root, env={"CI_OSV_API": url})
+        assert cli.main(["audit", "--requirements", "r.txt", "--format", "json"], app) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["service"] == url
+    assert {f["id"]: f["score"] for f in report["findings"]} == {
+        "PYSEC-2023-192": 8.1,
+        "PYSEC-2023-207": 6.1,
+    }
+
+
+def test_fetch_osv_handles_missing_records_and_outages(tmp_path: Path) -> None:
+    from ci.advisories import AdvisoryDB, serving
+
+    with serving(AdvisoryDB(FIXTURES)) as url:
+        fetch = audit.fetch_osv(url)
+        record = fetch("PYSEC-2023-192")
+        assert record is not None
+        assert record["id"] == "PYSEC-2023-192"
+        assert fetch("CVE-2023-43804") is None  # an alias without its own record
+    with pytest.raises(ToolError, match="could not be reached"):
+        audit.fetch_osv(url, timeout=2)("PYSEC-2023-192")
+    with pytest.raises(UsageError, match="not http"):
+        audit.fetch_osv("file:///etc")("X")
+    del tmp_path
