@@ -135,7 +135,7 @@ def test_no_planted_value_in_any_written_file_or_output(
     captured = capsys.readouterr()
 
     written = sorted(p for p in [*out.rglob("*"), *(repo / "reports").rglob("*")] if p.is_file())
-    assert len(written) == 8 + 5 + 3
+    assert len(written) >= 8 + 5 + 3  # our reports, plus whatever the gate recorder adds
     texts = {str(p): p.read_text(encoding="utf-8") for p in written}
     texts["stdout"], texts["stderr"] = captured.out, captured.err
     assert "***.cfg" in texts[str(out / "secrets-json-0.txt")]  # the reports did name them
