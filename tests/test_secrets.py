@@ -330,3 +330,34 @@ def test_prefix_only_captures_get_distinct_hashes(make_repo: Callable[..., Path]
     assert secrets.secret_hash("AWS Access Key", AWS_KEY, "x") == secrets.secret_hash(
         "AWS Access Key", AWS_KEY, "y"
     )
+
+
+class _Terminal:
+    """A stderr stand-in that says it is a terminal and keeps what is written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_history_progress_on_a_terminal_only(
+    leaky: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, _ = leaky
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert cli.main(["secrets", "--history"], App(cwd=repo, env={})) == 1
+    assert "\rscanning commits 4/4\n" in terminal.text
+    quiet = _Terminal()
+    monkeypatch.setattr("sys.stderr", quiet)
+    assert cli.main(["secrets", "--history"], App(cwd=repo, env={"CI": "true"})) == 1
+    assert "scanning commits" not in quiet.text
