@@ -539,11 +539,13 @@ def _unquote(name: str) -> str:
 
 
 def render_text(report: ScanReport) -> str:
-    """Human-readable lines: one per finding, then the summary."""
+    """Human-readable lines: one per finding not in the baseline, then the summary."""
     lines = []
     for f in report.findings:
+        if f.known:
+            continue  # audited already: counted in the summary
         where = f"{f.file}:{f.line}" + (f" (commit {f.commit[:12]})" if f.commit else "")
-        state = " [in baseline]" if f.known else " [waived]" if f.waived else ""
+        state = " [waived]" if f.waived else ""
         lines.append(f"{where}: {f.type} (hash {f.hashed_secret[:12]}){state}")
     lines.extend(report.expired)
     lines.append(f"secrets: {report.summary()}")
