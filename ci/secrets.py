@@ -33,6 +33,7 @@ _LOG = (
     "--no-ext-diff",
     "--no-renames",
     "--no-textconv",
+    "--cc",  # merges: only what the merge itself added (conflict resolutions)
     "--reverse",
     "--format=%x00%H",
 )
@@ -486,47 +487,53 @@ class AddedLines:
 
 
 def added_lines(log: Iterable[str]) -> Iterator[AddedLines]:
-    """Group the ``+`` lines of ``git log -p -U0 --format=%x00%H`` output by commit and file.
+    """Group the added lines of ``git log -p -U0 --cc --format=%x00%H`` by commit and file.
 
-    Each commit starts with an item without a file, so callers can count commits.
+    Each commit starts with an item without a file, so callers can count commits. In a
+    merge's combined diff only lines new against every parent (``++``) count as added:
+    the others came from a parent's own commit, scanned there.
     """
     commit = file = ""
     lines: list[tuple[int, str]] = []
-    number = plus_left = minus_left = 0
+    parents = number = 0
+    in_hunk = False
     for raw in log:
         line = raw.rstrip("\n")
-        if plus_left or minus_left:  # inside a hunk: counts say which lines belong to it
-            if line.startswith("+"):
-                lines.append((number, line[1:]))
-                number += 1
-                plus_left -= 1
-            elif line.startswith("-"):
-                minus_left -= 1
+        # inside a hunk every line starts with a column per parent: " ", "+" or "-"
+        if in_hunk and line[:1] in {" ", "+", "-", "\\"} and line:
+            prefix = line[:parents]
+            if line.startswith("\\") or "-" in prefix:
+                continue  # "\ No newline at end of file", or a removed line
+            if prefix == "+" * parents:
+                lines.append((number, line[parents:]))
+            number += 1
             continue
+        in_hunk = False
         if line.startswith("\0"):
             if lines:
                 yield AddedLines(commit=commit, file=file, lines=tuple(lines))
             commit, file, lines = line[1:].strip(), "", []
             yield AddedLines(commit=commit, file="", lines=())
-        elif line.startswith("diff --git "):
+        elif line.startswith("diff "):
             if lines:
                 yield AddedLines(commit=commit, file=file, lines=tuple(lines))
             file, lines = "", []
         elif line.startswith("+++ "):
             target = _unquote(line[4:])
             file = target[2:] if target.startswith("b/") else ""
-        elif line.startswith("@@ "):
-            number, plus_left, minus_left = _hunk_header(line)
+        elif line.startswith("@@"):
+            parents = len(line) - len(line.lstrip("@")) - 1
+            number, in_hunk = _new_start(line), True
     if lines:
         yield AddedLines(commit=commit, file=file, lines=tuple(lines))
 
 
-def _hunk_header(line: str) -> tuple[int, int, int]:
-    """(first new line number, new line count, old line count) of ``@@ -a,b +c,d @@``."""
-    old, new = line.split(" ")[1:3]
-    old_count = int(old.partition(",")[2] or 1)
-    start, _, count = new[1:].partition(",")
-    return int(start), int(count or 1), old_count
+def _new_start(header: str) -> int:
+    """The first new-file line number of a hunk header (``@@ -a,b +c,d @@`` or ``@@@ ...``)."""
+    for part in header.split(" ")[1:]:
+        if part.startswith("+"):
+            return int(part[1:].partition(",")[0])
+    return 1
 
 
 def _unquote(name: str) -> str:

@@ -361,3 +361,44 @@ def test_history_progress_on_a_terminal_only(
     monkeypatch.setattr("sys.stderr", quiet)
     assert cli.main(["secrets", "--history"], App(cwd=repo, env={"CI": "true"})) == 1
     assert "scanning commits" not in quiet.text
+
+
+def test_combined_diff_counts_only_lines_new_against_every_parent() -> None:
+    log = [
+        "\0" + "m" * 40 + "\n",
+        "diff --cc f.txt\n",
+        "--- a/f.txt\n",
+        "+++ b/f.txt\n",
+        "@@@ -2,1 -2,1 +2,3 @@@\n",
+        "- main\n",
+        " -side\n",
+        " +from side\n",
+        "++resolved\n",
+        "++third\n",
+    ]
+    items = [i for i in secrets.added_lines(log) if i.file]
+    assert [(i.file, i.lines) for i in items] == [("f.txt", ((3, "resolved"), (4, "third")))]
+
+
+def test_secret_added_while_resolving_a_merge(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({"f.txt": "a\nb\n"})
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "f.txt").write_text("a\nside\n")
+    commit(repo, "side")
+    git(repo, "checkout", "-q", "main")
+    (repo / "f.txt").write_text("a\nmain\n")
+    commit(repo, "main")
+    subprocess.run(["git", "merge", "-q", "side"], cwd=repo, capture_output=True, check=False)
+    (repo / "f.txt").write_text(f"a\nresolved\naws_access_key_id = {AWS_KEY}\n")
+    merge = commit(repo, "merge side")
+    assert run(repo, "secrets", "--history") == 1
+    out = capsys.readouterr().out
+    assert f"f.txt:3 (commit {merge[:12]}): AWS Access Key" in out
+    # a branch that merges main (without conflicts) is not blamed for main's secrets
+    git(repo, "checkout", "-q", "-b", "feature", "HEAD~1")
+    (repo / "g.txt").write_text("clean\n")
+    commit(repo, "feature work")
+    git(repo, "merge", "-q", "--no-edit", "main")
+    assert run(repo, "secrets", "--since", "main") == 0
