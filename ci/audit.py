@@ -40,6 +40,8 @@ _NETWORK_SIGNS = (
     "Could not connect",
     "Temporary failure in name resolution",
 )
+# pip-audit errors about the requirements file itself: bad input, not a broken tool
+_INPUT_SIGNS = ("not pinned", "invalid specifier", "Invalid requirement", "requirement file")
 # GHSA and OSV label words, mapped onto the policy scale
 _LABELS = {"low": "low", "moderate": "medium", "medium": "medium", "high": "high"}
 _LABELS |= {"critical": "critical"}
@@ -279,7 +281,15 @@ def run_pip_audit(
             return data
     if any(sign in done.stderr for sign in _NETWORK_SIGNS):
         raise ToolError(UNREACHABLE)
-    tail = [line for line in done.stderr.strip().splitlines() if line.strip()][-1:]
+    errors = [
+        line.removeprefix("ERROR:").split(":", 1)[-1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("ERROR:")
+    ]
+    if errors and any(sign in errors[-1] for sign in _INPUT_SIGNS):
+        msg = f"{errors[-1]}; fix the requirements file: one name==version per line"
+        raise UsageError(msg)
+    tail = errors[-1:] or [line for line in done.stderr.strip().splitlines() if line.strip()][-1:]
     msg = f"pip-audit failed (exit status {done.returncode}): {tail[0] if tail else 'no output'}"
     raise ToolError(msg)
 

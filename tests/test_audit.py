@@ -366,3 +366,16 @@ def test_fetch_osv_handles_missing_records_and_outages(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="not http"):
         audit.fetch_osv("file:///etc")("X")
     del tmp_path
+
+
+def test_unpinned_requirements_are_bad_input(tmp_path: Path) -> None:
+    (tmp_path / "r.txt").write_text("requests>=2\n")
+    options = audit.AuditOptions(
+        root=tmp_path, requirements=tmp_path / "r.txt", advisory_db=FIXTURES
+    )
+    stderr = (
+        "WARNING:pip_audit._cli:--no-deps is supported\n"
+        "ERROR:pip_audit._cli:requirement requests is not pinned to an exact version: requests>=2\n"
+    )
+    with pytest.raises(UsageError, match=r"not pinned .*one name==version per line"):
+        audit.audit(options, fake_pip_audit("", 1, stderr))
