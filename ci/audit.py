@@ -574,11 +574,12 @@ def gate_result(report: AuditReport, artifacts: Sequence[str] = ()) -> GateResul
     findings = [
         Finding(
             rule=f.id,
-            message=f"{f.package} {f.version}: {f.id} ({f.severity.label}"
-            + (f", counts as {f.counts_as})" if f.severity.label == "unknown" else ")")
-            + (f"; fixed in {', '.join(f.fix_versions)}" if f.fix_versions else ""),
+            message=f"{f.package} {f.version}"
+            + (f", fixed in {', '.join(f.fix_versions)}" if f.fix_versions else ", no fix yet")
+            + (f" (unscored, counts as {f.counts_as})" if f.severity.label == "unknown" else "")
+            + ("" if f.waived or f in report.failing else f" (below fail_on {report.fail_on})"),
             file=report.source,
-            severity=f.counts_as,
+            severity=f.severity.label,
             waived=f.waived or f not in report.failing,
         )
         for f in report.findings

@@ -594,11 +594,11 @@ def sarif_log(report: ScanReport) -> dict[str, Any]:
 
 
 def gate_findings(report: ScanReport) -> tuple[Finding, ...]:
-    """The scan's findings as gate findings (hash and commit, never the value)."""
+    """The scan's findings as gate findings: rule is the secret type; hash, never the value."""
     found = [
         Finding(
-            rule="secret",
-            message=f"{f.type} (hash {f.hashed_secret[:12]})"
+            rule=f.type,
+            message=f"potential secret (hash {f.hashed_secret[:12]})"
             + (f" added in commit {f.commit[:12]}" if f.commit else ""),
             file=f.file,
             line=f.line,
