@@ -561,7 +561,7 @@ def options_for(
         root=config.root,
         requirements=requirements,
         advisory_db=resolve_db(advisory_db, env, config, cwd),
-        osv_api=env.get("CI_OSV_API") or OSV_API,
+        osv_api=(env.get("CI_OSV_API") or OSV_API).rstrip("/").removesuffix("/v1/query"),
         fail_on=fail_on or policy.fail_on,
         unknown_severity=policy.unknown_severity,
         waivers=config.waivers,

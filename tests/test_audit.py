@@ -342,7 +342,7 @@ def test_online_mode_queries_and_enriches_from_an_osv_api(
     root = project(tmp_path)
     (root / "r.txt").write_text("urllib3==1.24.1\n")
     with serving(AdvisoryDB(FIXTURES)) as url:
-        app = App(cwd=root, env={"CI_OSV_API": url})
+        app = App(cwd=root, env={"CI_OSV_API": f"{url}/v1/query"})  # either form works
         assert cli.main(["audit", "--requirements", "r.txt", "--format", "json"], app) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["service"] == url
