@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -132,8 +133,6 @@ class ProcessRunner:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL,
-                text=True,
-                errors="replace",
                 bufsize=1 << 20,
             )
         except FileNotFoundError:
@@ -142,14 +141,16 @@ class ProcessRunner:
         with proc:
             assert proc.stdout is not None
             assert proc.stderr is not None
+            # split on "\n" only: a stray "\r" inside a line must not start a new one
+            out = io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline="\n")
             finished = False
             try:
-                yield from proc.stdout
+                yield from out
                 finished = True
             finally:
                 if not finished:
                     proc.kill()  # the reader stopped early: nothing more is wanted
-                err = proc.stderr.read()
+                err = proc.stderr.read().decode("utf-8", "replace")
                 code = proc.wait()
             if code != 0:
                 tail = redact(err).strip().splitlines()[-1:] or ["no output"]

@@ -402,3 +402,15 @@ def test_secret_added_while_resolving_a_merge(
     commit(repo, "feature work")
     git(repo, "merge", "-q", "--no-edit", "main")
     assert run(repo, "secrets", "--since", "main") == 0
+
+
+def test_history_keeps_reading_after_a_carriage_return(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({"old.txt": "x\n"})
+    (repo / "mixed.txt").write_bytes(b"one\rtwo\r\naws_access_key_id = " + AWS_KEY.encode() + b"\n")
+    commit(repo, "mixed line endings")
+    report = secrets.scan(
+        secrets.ScanOptions(repo=repo, mode=secrets.Mode.HISTORY), ProcessRunner()
+    )
+    assert [(f.file, f.line, f.type) for f in report.findings] == [
+        ("mixed.txt", 2, "AWS Access Key")
+    ]
