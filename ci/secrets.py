@@ -6,6 +6,7 @@ import bisect
 import datetime as dt
 import enum
 import hashlib
+import itertools
 import json
 import re
 import time
@@ -294,8 +295,7 @@ def scan_log(
     skip: Iterable[str] = (),
 ) -> tuple[int, list[SecretFinding]]:
     """Scan the lines added by the commits of ``revs`` (one ``git log -p``); (commits, findings)."""
-    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
-    from detect_secrets.settings import get_plugins  # noqa: PLC0415
+    from detect_secrets.settings import get_plugins  # noqa: PLC0415 - see _settings
 
     total = 0
     if progress is not None:
@@ -304,31 +304,57 @@ def scan_log(
     wanted = Prefilter(get_plugins())
     skipped: dict[str, bool] = dict.fromkeys(skip, True)  # the baseline lists hashes
     findings: list[SecretFinding] = []
-    commits = 0
+    batch: list[AddedLines] = []
+    size = commits = 0
+
+    def flush() -> None:
+        # one prefilter pass over many hunks: per-call costs dominate on small commits
+        texts = [text for hunk in batch for _, text in hunk.lines]
+        starts = list(itertools.accumulate((len(hunk.lines) for hunk in batch), initial=0))
+        local: dict[int, list[int]] = {}
+        for index in wanted.candidates(texts):
+            owner = bisect.bisect_right(starts, index) - 1
+            local.setdefault(owner, []).append(index - starts[owner])
+        for owner in sorted(local):  # history order: the first finding names the introducer
+            findings.extend(_scan_hunk(batch[owner], local[owner], skipped))
+        batch.clear()
+
     for hunk in added_lines(runner.lines([*_GIT, *_LOG, *revs, "--"], cwd=root)):
         if not hunk.file:  # a commit starts
             commits += 1
             if progress is not None and commits % 100 == 0:
                 progress(commits, total)
             continue
-        texts = [text for _, text in hunk.lines]
-        candidates = wanted.candidates(texts)
-        if not candidates:
-            continue
-        if hunk.file not in skipped:
-            skipped[hunk.file] = _is_filtered_out(
-                required_filter_parameters=["filename"], filename=hunk.file
-            )
-        if skipped[hunk.file]:
-            continue
-        for secret in scan_lines(texts, candidates, hunk.file):
-            line = hunk.lines[secret.line_number - 1][0]
-            findings.append(
-                _finding(secret, hunk.file, line, hunk.commit, texts[secret.line_number - 1])
-            )
+        batch.append(hunk)
+        size += len(hunk.lines)
+        if size >= _BATCH_LINES:
+            flush()
+            size = 0
+    flush()
     if progress is not None:
         progress(commits, total)
     return commits, _unique(findings)
+
+
+_BATCH_LINES = 2000
+
+
+def _scan_hunk(
+    hunk: AddedLines, candidates: list[int], skipped: dict[str, bool]
+) -> Iterator[SecretFinding]:
+    """Run detect-secrets on the candidate lines of one hunk (unless its file is filtered)."""
+    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
+
+    if hunk.file not in skipped:
+        skipped[hunk.file] = _is_filtered_out(
+            required_filter_parameters=["filename"], filename=hunk.file
+        )
+    if skipped[hunk.file]:
+        return
+    texts = [text for _, text in hunk.lines]
+    for secret in scan_lines(texts, candidates, hunk.file):
+        number = hunk.lines[secret.line_number - 1][0]
+        yield _finding(secret, hunk.file, number, hunk.commit, texts[secret.line_number - 1])
 
 
 class Prefilter:
