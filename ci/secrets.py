@@ -395,6 +395,12 @@ class Prefilter:
         """Indexes of the ``lines`` some plugin might flag (a superset, never fewer)."""
         if self.everything:
             return list(range(len(lines)))
+        # detect-secrets judges each line on its own, so each distinct line is tested once
+        unique = list(dict.fromkeys(lines))
+        flagged = {unique[index] for index in self._distinct(unique)}
+        return [index for index, line in enumerate(lines) if line in flagged]
+
+    def _distinct(self, lines: Sequence[str]) -> list[int]:
         text = "\n".join(lines)
         starts = [0]
         for line in lines[:-1]:
