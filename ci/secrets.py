@@ -57,6 +57,7 @@ class SecretFinding:
     type: str
     hashed_secret: str
     commit: str | None = None
+    baseline_hash: str = ""  # detect-secrets' own hash, as its baselines record it
     known: bool = False  # listed in the baseline: audited, does not fail
     waived: bool = False
 
@@ -231,7 +232,10 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
             skip = {_relative(baseline_path, root)}
             scanned, found = scan_log(runner, root, revs, progress, skip=skip)
     known = known_hashes(baseline or {})
-    judged = [replace(f, known=(f.file, f.hashed_secret) in known) for f in found]
+    judged = [
+        replace(f, known=bool({(f.file, f.hashed_secret), (f.file, f.baseline_hash)} & known))
+        for f in found
+    ]
     verdict = judge_waivers(
         {f.hashed_secret for f in judged if not f.known}, options.waivers, options.today
     )
@@ -481,6 +485,7 @@ def _finding(
         line=int(line),
         type=str(secret.type),
         hashed_secret=secret_hash(str(secret.type), str(secret.secret_value or ""), text),
+        baseline_hash=str(secret.secret_hash),
         commit=commit,
     )
 

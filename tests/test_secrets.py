@@ -6,6 +6,7 @@ import json
 import random
 import string
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -414,3 +415,21 @@ def test_history_keeps_reading_after_a_carriage_return(make_repo: Callable[..., 
     assert [(f.file, f.line, f.type) for f in report.findings] == [
         ("mixed.txt", 2, "AWS Access Key")
     ]
+
+
+def test_a_baseline_made_by_detect_secrets_itself_is_honoured(
+    make_repo: Callable[..., Path],
+) -> None:
+    """Its hashes (of short values too, where the gate hashes the line) mark findings known."""
+    repo = make_repo(
+        {
+            "urls.py": 'INDEX = "https://u:' + 'secret@idx.example/simple/"\n',
+            "keys.txt": f"aws_access_key_id = {AWS_KEY}\n",
+        }
+    )
+    assert run(repo, "secrets") == 1
+    made = subprocess.run(
+        [sys.executable, "-m", "detect_secrets", "scan"], cwd=repo, capture_output=True, check=True
+    )
+    (repo / ".secrets.baseline").write_bytes(made.stdout)
+    assert run(repo, "secrets") == 0
