@@ -23,6 +23,7 @@ from typing import Any
 from ci import files, ghrelease, history, notes, report
 from ci.errors import DeployError, UsageError
 from ci.http import HttpClient, Retry
+from ci.redact import redact
 from ci.runner import Runner
 
 NOTES_FILE = "RELEASE_NOTES.md"
@@ -224,7 +225,7 @@ def build(
         notes=found_notes,
         artifacts=found,
         anchor=anchor,
-        body=body(notes.render_markdown(found_notes), found, anchor),
+        body=redact(body(notes.render_markdown(found_notes), found, anchor)),  # sent as is
         warning=notes.version_warning(tag, found_notes.proposal),
     )
 

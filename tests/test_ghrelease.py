@@ -362,3 +362,18 @@ def test_a_manifest_that_only_records_another_publish_attempt_is_left_alone(
     (release,) = github.releases.values()
     assert "manifest.json" not in release["body"]  # the table lists the artifacts only
     assert "SHA256SUMS" not in release["body"].split("### Artifacts")[1]
+
+
+def test_a_secret_in_a_commit_message_never_reaches_github(
+    release_repo: Path, github: FakeGitHub, tmp_path: Path
+) -> None:
+    leaked = "hunter2-deploy-key-value"
+    git(release_repo, "commit", "-q", "--allow-empty", "-m", f"fix: stop logging {leaked}")
+    git(release_repo, "tag", "v1.1.1")
+    env = github_env(github, tmp_path, DEPLOY_TOKEN=leaked)
+    assert run_record(release_repo, env, "--tag", "v1.1.1") == 0
+    (release,) = github.releases.values()
+    assert "fix: stop logging" not in release["body"]  # the prefix is the section's
+    assert "stop logging \\*\\*\\*" in release["body"]  # masked as git printed it
+    assert leaked not in release["body"]
+    assert leaked not in (release_repo / "dist" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
