@@ -162,7 +162,7 @@ class GateCache:
         if spec is None or tree is None:
             return None
         root = self.config.root
-        paths = select(tree, (*COMMON_FILES, *spec.files), spec.exclude)
+        paths = select(tree, (*COMMON_FILES, *spec.files), (*spec.exclude, *self._own_output()))
         hashes = self.index.hash_tree(root, paths)
         lock = hashes.get("uv.lock") or self.index.hash(root / "uv.lock", "uv.lock")
         versions = self.lock_versions(lock.sha256)
@@ -183,6 +183,16 @@ class GateCache:
         if spec.head:
             inputs["head"] = self._head()
         return inputs
+
+    def _own_output(self) -> list[str]:
+        """Folders the pipeline itself writes: never inputs, even when git does not ignore them."""
+        folders = [".nox", ".venv", self.config.reports_dir.strip("/")]
+        state = state_dir(self.config.root, self.env)
+        if not state.is_absolute():
+            state = self.config.root / state
+        if state.resolve().is_relative_to(self.config.root.resolve()):
+            folders.append(state.resolve().relative_to(self.config.root.resolve()).as_posix())
+        return [f"{folder}/**" for folder in folders if folder not in {"", "."}]
 
     def key(self, gate: str, python: str, args: Sequence[str] = ()) -> str | None:
         """The cache key of ``gate`` on ``python`` with ``args``, or None when uncacheable."""
