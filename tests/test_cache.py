@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -476,3 +477,17 @@ def test_cache_commands(demo: Path, capsys) -> None:
     runner.sessions.clear()
     pipeline_run(demo, runner)
     assert runner.sessions == ["lint", "test-3.12"]
+
+
+def test_invoke_ci_passes_jobs_and_no_cache_through() -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [PY, "-m", "invoke", "ci", "--dry-run", "--jobs", "3", "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "sessions run 3 at a time" in done.stdout
+    assert "replayed" not in done.stdout  # --no-cache reached the pipeline
