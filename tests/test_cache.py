@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -282,6 +281,7 @@ def test_dry_run_shows_the_plan(demo: Path, capsys) -> None:
 
 
 def test_outside_git_nothing_is_cached(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # tmp may sit in a work tree
     project = tmp_path / "plain"
     project.mkdir()
     for rel, text in demo_files().items():
@@ -477,17 +477,3 @@ def test_cache_commands(demo: Path, capsys) -> None:
     runner.sessions.clear()
     pipeline_run(demo, runner)
     assert runner.sessions == ["lint", "test-3.12"]
-
-
-def test_invoke_ci_passes_jobs_and_no_cache_through() -> None:
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run(
-        [PY, "-m", "invoke", "ci", "--dry-run", "--jobs", "3", "--no-cache"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "sessions run 3 at a time" in done.stdout
-    assert "replayed" not in done.stdout  # --no-cache reached the pipeline

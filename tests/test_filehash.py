@@ -49,7 +49,8 @@ def test_tracked_files_lists_untracked_but_not_ignored(make_repo) -> None:
     assert tracked_files(repo, ProcessRunner()) == [".gitignore", "a.py", "new.py"]
 
 
-def test_tracked_files_outside_git_is_none(tmp_path: Path) -> None:
+def test_tracked_files_outside_git_is_none(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # tmp may be in a tree
     assert tracked_files(tmp_path, ProcessRunner()) is None
 
 

@@ -1,0 +1,424 @@
+"""Performance benchmarks of the pipeline, run on a copy of the repository in a tmp folder.
+
+    uv run python bench/run.py            # every figure, printed as a markdown section
+    uv run python bench/run.py --write    # ... and recorded in docs/benchmarks.md
+
+Each figure is the median of --runs runs (default 5) after one warm-up run; ratios compare
+figures measured in the same run of this script. Nothing is changed in the repository
+itself (except docs/benchmarks.md with --write).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADING = "## Performance"
+PYTHON = "3.12"
+X = "\u00d7"  # the multiplication sign
+
+
+@dataclass
+class Figure:
+    name: str
+    command: str
+    samples: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples) if self.samples else float("nan")
+
+    def cell(self) -> str:
+        if not self.samples:
+            return "not measured"
+        spread = f" (min {min(self.samples):.2f}, max {max(self.samples):.2f})"
+        return f"{self.median:.2f} s{spread if len(self.samples) > 1 else ''}"
+
+
+class Project:
+    """A committed copy of the repository with its own .venv; commands run as if activated."""
+
+    def __init__(self, folder: Path) -> None:
+        self.root = folder
+        venv = folder / ".venv"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CI_", "GITHUB_"))}
+        env.pop("CI", None)
+        env.update(
+            VIRTUAL_ENV=str(venv),
+            PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
+            UV_PYTHON_DOWNLOADS="never",
+        )
+        env.pop("PYTHONHOME", None)
+        self.env = env
+
+    def run(self, command: str, *, check: bool = True, env: dict[str, str] | None = None) -> float:
+        """Run a shell command in the copy; its wall time in seconds."""
+        start = time.perf_counter()
+        done = subprocess.run(
+            command,
+            shell=True,
+            cwd=self.root,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        elapsed = time.perf_counter() - start
+        if check and done.returncode != 0:
+            tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+            msg = f"`{command}` exited {done.returncode}:\n{tail}"
+            raise RuntimeError(msg)
+        return elapsed
+
+    def output(self, command: str) -> str:
+        done = subprocess.run(
+            command,
+            shell=True,
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout + done.stderr
+
+
+def make_copy(dest: Path) -> Project:
+    """Copy the files git sees into ``dest``, commit them, and ``uv sync`` a .venv there."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        source = ROOT / rel
+        if source.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / rel)
+    project = Project(dest)
+    for step in (
+        "git init -q -b main",
+        "git add -A",
+        "git -c user.name=bench -c user.email=bench@example.invalid commit -q -m copy",
+        "uv sync -q",
+    ):
+        project.run(step)
+    return project
+
+
+def measure(figure: Figure, run: Callable[[], float], runs: int, *, warmup: bool = True) -> Figure:
+    if warmup:
+        run()
+    figure.samples = [run() for _ in range(runs)]
+    print(f"  {figure.name}: {figure.cell()}", flush=True)
+    return figure
+
+
+def interleaved(figures: Sequence[tuple[Figure, Callable[[], float]]], runs: int) -> None:
+    """Measure several figures in turns (a, b, a, b, ...) so load drifts hit them alike."""
+    for _, run in figures:
+        run()
+    for _ in range(runs):
+        for figure, run in figures:
+            figure.samples.append(run())
+    for figure, _ in figures:
+        print(f"  {figure.name}: {figure.cell()}", flush=True)
+
+
+def grow(project: Project, factor: int, base_files: int) -> int:
+    """Add generated Python modules until the tree holds ``factor`` times ``base_files`` files."""
+    sources = sorted((project.root / "ci").rglob("*.py"))
+    gen = project.root / "generated"
+    have = len(project.output("git ls-files").split())
+    index = 0
+    while have < factor * base_files:
+        source = sources[index % len(sources)]
+        target = gen / f"copy{index // len(sources)}" / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source.read_text())
+        have += 1
+        index += 1
+    project.run("git add -A && git -c user.name=b -c user.email=b@e.invalid commit -q -m grow")
+    old = time.time() - 60  # like a checkout: not modified in the last seconds
+    for path in gen.rglob("*"):
+        os.utime(path, (old, old))
+    return have
+
+
+def tree_size(project: Project) -> tuple[int, int]:
+    files = [project.root / p for p in project.output("git ls-files").split()]
+    return len(files), sum(p.stat().st_size for p in files if p.is_file())
+
+
+def bench(runs: int, work: Path) -> str:
+    project = make_copy(work / "project")
+    invoke = "invoke ci"
+    cpus = os.cpu_count() or 1
+    figures: dict[str, Figure] = {}
+    print(f"copy at {project.root}; {runs} runs per figure", flush=True)
+
+    # 1. no-op vs warm --no-cache, and parallel vs sequential
+    print("pipeline:", flush=True)
+    project.run(invoke)  # first full run: fills the cache and creates the nox envs
+    figures["noop"] = measure(
+        Figure("no-op `invoke ci` (every gate cached)", invoke), lambda: project.run(invoke), runs
+    )
+    par = Figure(
+        f"warm `invoke ci --no-cache` (--jobs {cpus}, the default)", f"{invoke} --no-cache"
+    )
+    seq = Figure("warm `invoke ci --no-cache --jobs 1`", f"{invoke} --no-cache --jobs 1")
+    interleaved(
+        [
+            (par, lambda: project.run(par.command)),
+            (seq, lambda: project.run(seq.command)),
+        ],
+        runs,
+    )
+    figures["par"], figures["seq"] = par, seq
+
+    # 2. session overhead over the bare tool
+    print("session overhead:", flush=True)
+    bare = Figure(
+        "bare `ruff check . && ruff format --check .`", "ruff check . && ruff format --check ."
+    )
+    nox_lint = Figure("`nox -R -s lint` (gate runs: CI_NO_CACHE=1)", "CI_NO_CACHE=1 nox -R -s lint")
+    nox_hit = Figure("`nox -R -s lint` (cache hit)", "nox -R -s lint")
+    interleaved(
+        [
+            (bare, lambda: project.run(bare.command)),
+            (nox_lint, lambda: project.run("nox -R -s lint", env={"CI_NO_CACHE": "1"})),
+            (nox_hit, lambda: project.run(nox_hit.command)),
+        ],
+        runs,
+    )
+    figures.update(bare=bare, nox_lint=nox_lint, nox_hit=nox_hit)
+
+    # 3. cold creation of the test env: uv (what the noxfile does) vs virtualenv + pip
+    print("cold test env:", flush=True)
+    envs = work / "envs"
+    project.run(
+        f"uv export -q --locked --no-default-groups --group test --no-hashes --no-emit-project "
+        f"-o {work / 'test-requirements.txt'}"
+    )
+    uv_cmd = (
+        f"uv venv -q --python {PYTHON} {envs / 'uv'} && UV_PROJECT_ENVIRONMENT={envs / 'uv'} "
+        f"uv sync -q --locked --no-default-groups --group test --python {envs / 'uv'}"
+    )
+    pip_cmd = (
+        f"python -m virtualenv -q --python {PYTHON} {envs / 'pip'} && "
+        f"{envs / 'pip' / 'bin' / 'pip'} install -q --disable-pip-version-check "
+        f"-r {work / 'test-requirements.txt'} && "
+        f"{envs / 'pip' / 'bin' / 'pip'} install -q --disable-pip-version-check --no-deps -e ."
+    )
+
+    def fresh(command: str, folder: Path) -> Callable[[], float]:
+        def run() -> float:
+            shutil.rmtree(folder, ignore_errors=True)
+            return project.run(command)
+
+        return run
+
+    uv_env = Figure("uv venv + uv sync --locked (test group)", uv_cmd.replace(str(work), "$TMP"))
+    pip_env = Figure("virtualenv + pip install -r (test group)", pip_cmd.replace(str(work), "$TMP"))
+    interleaved(
+        [(uv_env, fresh(uv_cmd, envs / "uv")), (pip_env, fresh(pip_cmd, envs / "pip"))], runs
+    )
+    figures.update(uv_env=uv_env, pip_env=pip_env)
+
+    # 4. scaling with the size of the tree
+    print("scaling:", flush=True)
+    base_files, _ = tree_size(project)
+    gates = project.output("python -m ci gate --help")
+    scaled: list[tuple[int, int, int, dict[str, Figure]]] = []
+    for factor in (1, 4, 16):
+        files = grow(project, factor, base_files) if factor > 1 else base_files
+        files, size = tree_size(project)
+        print(f" {factor}x: {files} files, {size / 1024:.0f} KiB", flush=True)
+        row: dict[str, Figure] = {}
+        project.run(invoke)  # the new files are inputs: fill the cache again
+        row["noop"] = measure(Figure("no-op invoke ci", invoke), lambda: project.run(invoke), runs)
+        row["key"] = measure(
+            Figure("key of the test gate, warm index", "python -m ci cache key test"),
+            lambda: project.run("python -m ci cache key test"),
+            runs,
+        )
+        index = project.root / ".ci-state" / "cache" / "files.json"
+
+        def cold_key(index: Path = index) -> float:
+            index.unlink(missing_ok=True)
+            return project.run("python -m ci cache key test")
+
+        row["cold_key"] = measure(
+            Figure("key of the test gate, no index", "rm files.json; python -m ci cache key test"),
+            cold_key,
+            runs,
+        )
+        row["lint"] = measure(
+            Figure("lint gate", "python -m ci gate --no-cache lint"),
+            lambda: project.run("python -m ci gate --no-cache lint"),
+            runs,
+        )
+        if "secrets" in gates:
+            row["secrets"] = measure(
+                Figure("secrets gate", "python -m ci gate --no-cache secrets"),
+                lambda: project.run("python -m ci gate --no-cache secrets"),
+                runs,
+            )
+        scaled.append((factor, files, size, row))
+    return render(figures, scaled, runs, cpus)
+
+
+def ratio(a: Figure, b: Figure) -> float:
+    return a.median / b.median
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def render(
+    f: dict[str, Figure],
+    scaled: list[tuple[int, int, int, dict[str, Figure]]],
+    runs: int,
+    cpus: int,
+) -> str:
+    noop_x = ratio(f["par"], f["noop"])
+    par_x = ratio(f["par"], f["seq"])
+    env_x = ratio(f["pip_env"], f["uv_env"])
+    overhead = f["nox_lint"].median - f["bare"].median
+    load = os.getloadavg()
+    goals = [
+        ("no-op `invoke ci` <= 1.5 s", f"{f['noop'].median:.2f} s", f["noop"].median <= 1.5),
+        (
+            f"no-op >= 10{X} faster than warm `invoke ci --no-cache`",
+            f"{noop_x:.1f}{X}",
+            noop_x >= 10,
+        ),
+        (
+            f"parallel / sequential (warm, `--no-cache`) <= 0.75{X}",
+            f"{par_x:.2f}{X}",
+            par_x <= 0.75,
+        ),
+        (
+            f"cold test env: uv >= 3{X} faster than virtualenv + pip",
+            f"{env_x:.1f}{X}",
+            env_x >= 3,
+        ),
+        (
+            "session overhead (`nox -R -s lint` minus bare ruff) <= 1.0 s",
+            f"{overhead:.2f} s",
+            overhead <= 1.0,
+        ),
+    ]
+    lines = [
+        HEADING,
+        "",
+        "Reproduce every figure below with `uv run python bench/run.py` (add `--write` to record",
+        "them here). The script copies the files git sees into a tmp folder, commits them,",
+        "runs `uv sync` there and measures in that copy with its `.venv` activated. Each figure",
+        f"is the median of {runs} runs after one warm-up run (min and max in brackets); ratios",
+        "compare figures from the same run of the script. Interleaved figures were measured in",
+        "turns (a, b, a, b, ...) so that load on the machine hits them alike.",
+        "",
+        f"Machine: {platform.platform()}, {cpus} CPUs, Python {platform.python_version()}, "
+        f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) at the end.",
+        f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r} here, so "
+        "every process compiles its modules afresh.",
+        "",
+        "| goal | measured | verdict |",
+        "|---|---|---|",
+        *(f"| {goal} | {value} | {verdict(ok)} |" for goal, value, ok in goals),
+        "",
+        "| figure | command (in the copy) | median |",
+        "|---|---|---|",
+    ]
+    for key in ("noop", "par", "seq", "bare", "nox_lint", "nox_hit", "uv_env", "pip_env"):
+        figure = f[key]
+        lines.append(f"| {figure.name} | `{figure.command}` | {figure.cell()} |")
+    lines += [
+        "",
+        f"Scaling: the tree grown to 4{X} and 16{X} its number of files with generated copies",
+        "of the `ci/` modules (committed, so they are inputs of lint and test); after each growth",
+        'one full `invoke ci` fills the cache again. "key" is `python -m ci cache key test`',
+        "(list the tree, hash it, print the key): with the file index warm, and with it deleted",
+        "(every file read and hashed).",
+        "",
+    ]
+    names = [
+        ("noop", "no-op `invoke ci`"),
+        ("key", "key, warm index"),
+        ("cold_key", "key, no index"),
+        ("lint", "lint gate (`python -m ci gate --no-cache lint`)"),
+    ]
+    if any("secrets" in row for *_, row in scaled):
+        names.append(("secrets", "secrets gate (`python -m ci gate --no-cache secrets`)"))
+    header = "| size | " + " | ".join(label for _, label in names) + " |"
+    lines += [header, "|---" * (len(names) + 1) + "|"]
+    for factor, files, size, row in scaled:
+        cells = [row[k].cell() if k in row else "n/a" for k, _ in names]
+        lines.append(
+            f"| {factor}{X} ({files} files, {size / 1024:.0f} KiB) | " + " | ".join(cells) + " |"
+        )
+    if not any("secrets" in row for *_, row in scaled):
+        lines += [
+            "",
+            "The secrets gate is not part of this tree yet, so it has no scaling figures.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def record(section: str) -> None:
+    """Replace (or add) the Performance section of docs/benchmarks.md."""
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(HEADING + "\n")
+    if start == -1:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = text.find("\n## ", start + len(HEADING))
+        text = text[:start] + section + ("" if end == -1 else text[end:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"recorded in {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (default 5)")
+    parser.add_argument(
+        "--write", action="store_true", help="record the figures in docs/benchmarks.md"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the tmp copy and print its path")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="noxgate-bench-"))
+    try:
+        section = bench(args.runs, work)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(section)
+    if args.write:
+        record(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
