@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -335,8 +336,9 @@ class GateCache:
         return len(entries)
 
     def save(self) -> None:
-        """Write the file-hash index back if it learned anything."""
-        self.index.save()
+        """Write the file-hash index back if it learned anything (best effort)."""
+        with contextlib.suppress(OSError):  # a read-only state folder costs only re-hashing
+            self.index.save()
 
     # -- preflight ---------------------------------------------------------------------
 
