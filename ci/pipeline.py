@@ -156,9 +156,10 @@ def run_sessions(
         store.save()
     env = {} if use_cache else {"CI_NO_CACHE": "1"}
     reports = config.reports_path()
-    started = time.time()
+    started = time.time_ns()
     if jobs <= 1 or len(pending) <= 1:
         for session in pending:
+            started = time.time_ns()
             _header(session)
             done = runner.run(
                 [*nox_command(), "-s", session], cwd=config.root, env=env, stream=True
@@ -227,7 +228,7 @@ def _outcome(
     done: Completed,
     *,
     reports: Path,
-    started: float,
+    started: int,
     config: Config,
     running: Sequence[str],
 ) -> SessionOutcome:
@@ -252,12 +253,12 @@ def _on_github() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def _reports_since(reports: Path, started: float) -> list[GateResult]:
+def _reports_since(reports: Path, started_ns: int) -> list[GateResult]:
     if not reports.is_dir():
         return []
     found = []
     for path in sorted(reports.glob("*.json")):
-        if path.name == "run.json" or path.stat().st_mtime < started - 1:
+        if path.name == "run.json" or path.stat().st_mtime_ns < started_ns:
             continue
         try:
             found.append(read_report(path))
