@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -13,12 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import cache, lint, testgate
+from ci import cache, lint, report, testgate
 from ci.cache import GateCache
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
-from ci.files import write_json
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
+from ci.report import read_report, write_report  # noqa: F401 - moved to ci.report; kept here
 from ci.runner import Completed, Runner
 
 GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
@@ -37,7 +36,7 @@ def default_sessions(config: Config) -> list[str]:
 def run_gate(
     name: str, ctx: GateContext, args: Sequence[str] = (), *, no_cache: bool = False
 ) -> GateResult:
-    """Run gate ``name`` (or replay its cached pass), write ``reports/<id>.json``, return it."""
+    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.report)."""
     if name not in GATES:
         msg = f"unknown gate {name!r} (known: {', '.join(sorted(GATES))})"
         raise UsageError(msg)
@@ -49,7 +48,7 @@ def run_gate(
     if hit is not None:
         result = store.replay(hit, start)
         store.save()
-        write_report(result, ctx.reports)
+        report.record(result, ctx)
         return result
     try:
         result = GATES[name](ctx, args)
@@ -64,7 +63,7 @@ def run_gate(
             summary=str(exc),
         )
     result = apply_policy(result, ctx.config.gate(name))
-    write_report(result, ctx.reports)
+    report.record(result, ctx)
     if key is not None and inputs is not None:
         _remember(store, key, result, inputs)
     return result
@@ -77,18 +76,6 @@ def _remember(store: GateCache, key: str, result: GateResult, inputs: dict[str, 
         store.save()
     except OSError as exc:
         print(f"warning: could not store {result.id} in the gate cache ({exc})", file=sys.stderr)
-
-
-def write_report(result: GateResult, reports: Path) -> Path:
-    """Write one gate's record to ``reports/<id>.json`` (atomic, schema-versioned)."""
-    path = reports / f"{result.id}.json"
-    write_json(path, result.to_dict())
-    return path
-
-
-def read_report(path: Path) -> GateResult:
-    """Read a gate record written by ``write_report``."""
-    return GateResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def gate_exit_code(result: GateResult) -> ExitCode:
@@ -202,9 +189,12 @@ def _replay(session: str, config: Config, store: GateCache) -> SessionOutcome | 
             return None
         hits.append(entry)
     results = []
-    for entry in hits:
+    for entry, (_, python) in zip(hits, gates, strict=True):
         result = store.replay(entry)
-        write_report(result, config.reports_path())
+        ctx = GateContext(
+            config=config, runner=store.runner, clock=store.clock, env=store.env, python=python
+        )
+        report.record(result, ctx)  # the same record, run.json and publishing as a real run
         results.append(result)
     duration = time.monotonic() - start
     ids = ", ".join(r.id for r in results)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ci import cache, pipeline, preflight
+from ci import cache, pipeline, preflight, report
 from ci.cache import GateCache
 from ci.commands.app import App
 from ci.errors import ExitCode
@@ -30,10 +30,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
             "mypy if enabled) or test (headless pytest with junit and coverage under reports/). "
-            "Extra arguments after the name go to the tool (pytest). Exit 1 when the gate "
-            "found problems, 6 when its tool crashed. When a pass with the same inputs "
-            "(files, uv.lock, Python, tool versions, config, env) is cached under "
-            "CI_STATE_DIR/cache, it is replayed (status `cached`) instead."
+            "Extra arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
+            "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
+            "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "
+            "$GITHUB_STEP_SUMMARY and, with GITHUB_TOKEN, posts the commit status ci/<gate> "
+            "(pending, then success/failure/error). Exit 1 when the gate found problems, 6 when "
+            "its tool crashed; a status that cannot be posted never changes the exit code. When "
+            "a pass with the same inputs (files, uv.lock, Python, tool versions, config, env) "
+            "is cached under CI_STATE_DIR/cache, it is replayed (status `cached`) instead."
         ),
     )
     p.add_argument(
@@ -90,7 +94,20 @@ def _preflight(args: argparse.Namespace, app: App) -> int:
 
 def _gate(args: argparse.Namespace, app: App) -> int:
     extra = [a for a in args.args if a != "--"]
-    result = pipeline.run_gate(args.name, app.gate_context(), extra, no_cache=args.no_cache)
+    ctx = app.gate_context()
+    report.announce(args.name, ctx)
+    try:
+        with report.group(f"gate {args.name}", app.env):
+            result = pipeline.run_gate(args.name, ctx, extra, no_cache=args.no_cache)
+    except BaseException as exc:
+        # the pending status must not outlive a gate that never produced a result
+        report.announce(
+            args.name,
+            ctx,
+            state="error",
+            description=f"did not finish: {str(exc) or type(exc).__name__}",
+        )
+        raise
     print(f"{result.id}: {result.status.value} ({result.mode.value}) {result.summary}")
     for warning in result.warnings:
         print(f"warning: {warning}")
