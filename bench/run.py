@@ -144,9 +144,11 @@ def measure(figure: Figure, run: Callable[[], float], runs: int, *, warmup: bool
     return figure
 
 
-def interleaved(figures: Sequence[tuple[Figure, Callable[[], float]]], runs: int) -> None:
+def interleaved(
+    figures: Sequence[tuple[Figure, Callable[[], float]]], runs: int, *, warmup: bool = True
+) -> None:
     """Measure several figures in turns (a, b, a, b, ...) so load drifts hit them alike."""
-    for _, run in figures:
+    for _, run in figures if warmup else ():
         run()
     for _ in range(runs):
         for figure, run in figures:
@@ -201,8 +203,11 @@ def pipeline_figures(project: Project, runs: int, cpus: int) -> dict[str, Figure
         f"warm `invoke ci --no-cache` (--jobs {cpus}, the default)", f"{INVOKE} --no-cache"
     )
     seq = Figure("warm `invoke ci --no-cache --jobs 1`", f"{INVOKE} --no-cache --jobs 1")
+    # the first full run above was their warm-up: the nox envs exist and are synced
     interleaved(
-        [(par, lambda: project.run(par.command)), (seq, lambda: project.run(seq.command))], runs
+        [(par, lambda: project.run(par.command)), (seq, lambda: project.run(seq.command))],
+        runs,
+        warmup=False,
     )
     return {"noop": noop, "par": par, "seq": seq}
 
