@@ -156,6 +156,8 @@ def run_sessions(
                 session, done, reports=reports, started=started, config=config, running=pending
             )
     else:
+        at_once = min(jobs, len(pending))
+        print(f"==> {', '.join(pending)}: {at_once} at a time, each shown when done", flush=True)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {
                 pool.submit(
