@@ -182,14 +182,50 @@ def tree_size(project: Project) -> tuple[int, int]:
     return len(files), sum(p.stat().st_size for p in files if p.is_file())
 
 
-def bench(runs: int, work: Path) -> str:
+GROUPS = ("pipeline", "overhead", "env", "scaling")
+
+
+def bench(runs: int, work: Path, groups: Sequence[str] = GROUPS, *, bytecode: bool = False) -> str:
     project = make_copy(work / "project")
+    if bytecode:
+        project.env.pop("PYTHONDONTWRITEBYTECODE", None)
     cpus = os.cpu_count() or 1
     print(f"copy at {project.root}; {runs} runs per figure", flush=True)
-    figures = pipeline_figures(project, runs, cpus)
-    figures.update(overhead_figures(project, runs))
-    figures.update(env_figures(project, runs, work))
+    figures: dict[str, Figure] = {}
+    if "pipeline" in groups:
+        figures.update(pipeline_figures(project, runs, cpus))
+    if "overhead" in groups:
+        figures.update(overhead_figures(project, runs))
+    if "env" in groups:
+        figures.update(env_figures(project, runs, work))
+    if tuple(groups) != GROUPS:
+        return render_some(figures, groups, runs, bytecode=bytecode)
     return render(figures, scaling_figures(project, runs), runs, cpus)
+
+
+def render_some(
+    figures: dict[str, Figure], groups: Sequence[str], runs: int, *, bytecode: bool
+) -> str:
+    """A figures-only table for a partial run (``--only``)."""
+    flags = f"--only {','.join(groups)}" + (" --bytecode" if bytecode else "")
+    load = os.getloadavg()
+    lines = [
+        f"Partial run: `uv run python bench/run.py --runs {runs} {flags}` "
+        f"(load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end"
+        + (", Python allowed to write bytecode in the copy" if bytecode else "")
+        + ").",
+        "",
+        "| figure | command (in the copy) | median |",
+        "|---|---|---|",
+        *(f"| {f.name} | `{f.command}` | {f.cell()} |" for f in figures.values()),
+    ]
+    if "bare" in figures and "nox_lint" in figures:
+        overhead = figures["nox_lint"].median - figures["bare"].median
+        lines += [
+            "",
+            f"Session overhead (`nox -R -s lint` minus the bare tools): {overhead:.2f} s.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def pipeline_figures(project: Project, runs: int, cpus: int) -> dict[str, Figure]:
@@ -215,6 +251,7 @@ def pipeline_figures(project: Project, runs: int, cpus: int) -> dict[str, Figure
 def overhead_figures(project: Project, runs: int) -> dict[str, Figure]:
     """The lint session against the bare tools it runs."""
     print("session overhead:", flush=True)
+    project.run("nox -s lint")  # -R skips installs: the session's env must exist first
     tools = "ruff check . && ruff format --check ."
     config = tomllib.loads((project.root / "pyproject.toml").read_text())
     if config.get("tool", {}).get("ci", {}).get("gates", {}).get("lint", {}).get("mypy"):
@@ -433,10 +470,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--write", action="store_true", help="record the figures in docs/benchmarks.md"
     )
     parser.add_argument("--keep", action="store_true", help="keep the tmp copy and print its path")
+    parser.add_argument(
+        "--only",
+        default=",".join(GROUPS),
+        help=f"comma-separated figure groups to measure (default: all of {','.join(GROUPS)})",
+    )
+    parser.add_argument(
+        "--bytecode",
+        action="store_true",
+        help="let Python write .pyc files in the copy (PYTHONDONTWRITEBYTECODE unset)",
+    )
     args = parser.parse_args(argv)
+    groups = [g for g in GROUPS if g in args.only.split(",")]
     work = Path(tempfile.mkdtemp(prefix="noxgate-bench-"))
     try:
-        section = bench(args.runs, work)
+        section = bench(args.runs, work, groups, bytecode=args.bytecode)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -444,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     print(section)
-    if args.write:
+    if args.write and tuple(groups) == GROUPS:
         record(section)
     return 0
 

@@ -42,6 +42,11 @@ class GateInputs:
     config: tuple[str, ...] = ()  # [tool.ci] fields it reads besides its own gate table
     daily: bool = False  # the verdict depends on today's date (waiver expiry, new advisories)
     head: bool = False  # the result names the commit (build metadata)
+    args: bool = True  # False: a run with extra arguments (a commit range, history) never caches
+    # A folder outside the tree it reads (e.g. an advisory database), named by the first of
+    # these env vars or [tool.ci] fields that is set; its listing (names, sizes, mtimes) is
+    # in the key, so an updated database re-runs the gate.
+    folder_from: tuple[str, ...] = ()
 
 
 # Every gate reads these; CI_INJECT_FAULT makes a gate fail on purpose, so it is in every key.
@@ -61,6 +66,29 @@ INPUTS: dict[str, GateInputs] = {
         exclude=("docs/**", "bench/**"),
         tools=("pytest", "pytest-cov", "coverage"),
         config=("packages", "tests"),
+    ),
+    "secrets": GateInputs(
+        session="security",
+        files=("**",),
+        tools=("detect-secrets",),
+        config=("waivers",),
+        daily=True,
+        args=False,
+    ),
+    "audit": GateInputs(
+        session="security",
+        files=(),  # uv.lock and pyproject.toml are in every key
+        tools=("pip-audit", "cvss"),
+        env=("CI_ADVISORY_DB", "CI_OSV_API"),
+        config=("waivers", "advisory_db"),
+        daily=True,  # advisories are published every day: a pass is good for one day at most
+        args=False,
+        folder_from=("CI_ADVISORY_DB", "advisory_db"),
+    ),
+    "workflows": GateInputs(
+        session="workflows",
+        files=(".github/**", "tasks.py"),
+        tools=("zizmor", "check-jsonschema"),
     ),
 }
 
@@ -159,8 +187,10 @@ class GateCache:
     def inputs(self, gate: str, python: str, args: Sequence[str] = ()) -> dict[str, Any] | None:
         """Everything ``gate``'s result depends on, or None when it cannot be cached here."""
         spec = INPUTS.get(gate)
+        if spec is None or (args and not spec.args):
+            return None
         tree = self.tree()
-        if spec is None or tree is None:
+        if tree is None:
             return None
         root = self.config.root
         paths = select(tree, (*COMMON_FILES, *spec.files), (*spec.exclude, *self._own_output()))
@@ -183,6 +213,8 @@ class GateCache:
             inputs["date"] = self.clock.today().isoformat()
         if spec.head:
             inputs["head"] = self._head()
+        if spec.folder_from:
+            inputs["folder"] = self._folder_listing(spec.folder_from)
         return inputs
 
     def _own_output(self) -> list[str]:
@@ -229,6 +261,32 @@ class GateCache:
         self.index.remember("lock", {"sha256": lock_sha, "versions": versions})
         self._lock_versions = versions
         return versions
+
+    def _folder_listing(self, names: Sequence[str]) -> str | None:
+        """A hash of the listing of the first folder ``names`` point to (env, then config)."""
+        raw = next(
+            (
+                str(value)
+                for value in (self.env.get(n) or getattr(self.config, n, None) for n in names)
+                if value
+            ),
+            None,
+        )
+        if raw is None:
+            return None
+        folder = self.config.root / raw  # an absolute raw path stays as it is
+        digest_ = hashlib.sha256(str(folder).encode())
+        for parent, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(parent) / name
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                rel = path.relative_to(folder).as_posix()
+                digest_.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return digest_.hexdigest()
 
     def _head(self) -> str | None:
         done = self.runner.run(["git", "rev-parse", "HEAD"], cwd=self.config.root)

@@ -495,3 +495,38 @@ def test_cache_commands(demo: Path, capsys) -> None:
     runner.sessions.clear()
     pipeline_run(demo, runner)
     assert runner.sessions == ["lint", "test-3.12"]
+
+
+def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch) -> None:
+    monkeypatch.setitem(cache.INPUTS, "lint", dataclasses.replace(cache.INPUTS["lint"], args=False))
+    store = open_cache(demo)
+    assert store.key("lint", "3.12") is not None
+    assert store.key("lint", "3.12", ["--history"]) is None
+
+
+def test_external_folder_listing_is_part_of_the_key(
+    demo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    spec = dataclasses.replace(cache.INPUTS["lint"], folder_from=("DEMO_DB", "advisory_db"))
+    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "PYSEC-1.json").write_text("{}")
+    store = open_cache(demo, {"DEMO_DB": str(db)})
+    before = store.key("lint", "3.12")
+    (db / "PYSEC-2.json").write_text("{}")
+    assert open_cache(demo, {"DEMO_DB": str(db)}).key("lint", "3.12") != before
+    # without the env var the [tool.ci] field is used; unset both and no folder is read
+    assert open_cache(demo).inputs("lint", "3.12")["folder"] is None
+
+
+def test_session_gates_follow_the_table(demo: Path) -> None:
+    config = load(cwd=demo)
+    known = {"lint", "test", "secrets", "audit"}
+    assert cache.session_gates("security", config, known) == [
+        ("secrets", "3.12"),
+        ("audit", "3.12"),
+    ]
+    assert cache.session_gates("test-3.13", config, known) == [("test", "3.13")]
+    assert cache.session_gates("security", config, {"lint"}) == []  # gates not registered here
+    assert cache.session_gates("docs", config, known) == []
