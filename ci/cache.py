@@ -85,6 +85,14 @@ INPUTS: dict[str, GateInputs] = {
         args=False,
         folder_from=("CI_ADVISORY_DB", "advisory_db"),
     ),
+    "package": GateInputs(
+        session="package",
+        files=("**",),  # the sdist and the asset bundle carry most of the tree
+        tools=("build", "twine"),
+        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
+        config=("packages", "publish"),
+        head=True,  # the build metadata names the commit; replays restore dist/ byte for byte
+    ),
     "workflows": GateInputs(
         session="workflows",
         files=(".github/**", "tasks.py"),

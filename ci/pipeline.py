@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import cache, lint, report, testgate
+from ci import audit, cache, lint, package, report, secrets, testgate
 from ci.cache import GateCache
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
@@ -25,12 +25,15 @@ GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 GATES: Mapping[str, GateFunction] = {
     "lint": lambda ctx, _args: lint.run(ctx),
     "test": testgate.run,
+    "secrets": secrets.run,
+    "audit": audit.run,
+    "package": package.gate,
 }
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    return ["lint", f"test-{config.default_python}"]
+    return ["lint", f"test-{config.default_python}", "security", "package"]
 
 
 def run_gate(

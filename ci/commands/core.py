@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ci import cache, pipeline, preflight, report
+from ci import cache, pipeline, preflight, release, report
 from ci.cache import GateCache
 from ci.commands.app import App
 from ci.errors import ExitCode
@@ -19,8 +19,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Checks that uv.lock exists, parses and matches pyproject.toml (uv lock --check), "
             "that [tool.ci] is valid, and that the default Python and uv/nox are available. "
-            "Does not require a clean tree. Exit 3 when a check fails, 2 for a bad config."
+            "Does not require a clean tree. Exit 3 when a check fails, 2 for a bad config. "
+            "With --release (the first step of `invoke release`) it also needs a clean tree, "
+            "HEAD tagged vX.Y.Z equal to the project version, and every required secret "
+            "(required_secrets and those of the first environment) set."
         ),
+    )
+    p.add_argument(
+        "--release",
+        action="store_true",
+        help="also check what a release needs: clean tree, version tag, required secrets",
     )
     p.set_defaults(handler=_preflight)
 
@@ -29,7 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run one gate (what the nox sessions call) and write reports/<gate>.json",
         description=(
             "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
-            "mypy if enabled) or test (headless pytest with junit and coverage under reports/). "
+            "mypy if enabled), test (headless pytest with junit and coverage under reports/) "
+            "or package (`package --verify-reproducible` into dist/; takes --outdir DIR). "
             "Extra arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
             "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
             "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "
@@ -85,8 +94,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _preflight(args: argparse.Namespace, app: App) -> int:
-    del args
-    checks = preflight.gather(app.config, app.runner)
+    if args.release:
+        first = release.first_environment(app.config)
+        checks = preflight.gather_release(
+            app.config, app.runner, app.env, first.name if first else None
+        )
+    else:
+        checks = preflight.gather(app.config, app.runner)
     print(preflight.render(checks))
     preflight.verdict(checks)
     return ExitCode.OK
