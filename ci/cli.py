@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import __version__, redact
-from ci.commands import artifacts, core, notes, record, security, status
+from ci.commands import artifacts, cache, core, notes, record, security, status
 from ci.commands import deploy as deploy_commands
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
 from ci.errors import CIError, ConfigError, ExitCode
 
-COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, notes, record)
+COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, cache, notes, record)
 
 EXIT_CODES = """exit codes:
   0  ok
