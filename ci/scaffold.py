@@ -1,0 +1,664 @@
+"""``init``: plan the bundle's files and pyproject edits for a target project, then apply them.
+
+``plan`` is pure (facts in, a ``Plan`` out); ``gather`` reads the target and the running
+bundle; ``apply`` writes the plan (undoing its writes if ``uv lock`` fails), locks and scans.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomlkit
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from tomlkit.items import Array, Table
+from tomlkit.toml_document import TOMLDocument
+
+from ci import __version__, layout
+from ci.errors import ToolError, UsageError
+from ci.files import atomic_write_bytes
+from ci.runner import Runner
+
+VERSION_FILE = "ci/VERSION"
+WORKFLOWS = ".github/workflows"
+WORKFLOW_HEADER = "# noxgate bundle workflow: `python -m ci init --upgrade` keeps it current."
+BASELINE = ".secrets.baseline"
+SMOKE_TEST = "test_noxgate_smoke.py"
+# Bundle files formatted to the bundle's style, not the target's: kept out of its linter.
+LINT_EXCLUDE = ("ci", "noxfile.py", "tasks.py")
+GITIGNORE = (".nox/", "reports/", ".ci-state/", "dist/", "ci/_build_info.json")
+_SKIP_IN_BUNDLE = {"VERSION", "_build_info.json"}
+
+# What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
+# copied ci/ package's one runtime dependency, so every group carries it.
+TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "lint": ("ruff>=0.5", "mypy>=1.10", "packaging>=24"),
+    "test": ("pytest>=8", "pytest-cov>=5", "coverage[toml]>=7.5", "packaging>=24"),
+    "security": (
+        "detect-secrets>=1.5",
+        "pip-audit>=2.7",
+        "cvss>=3.1",
+        "PyYAML>=6",
+        "packaging>=24",
+    ),
+    "package": ("build>=1.2", "twine>=5.1", "packaging>=24"),
+    "workflows": ("zizmor>=1.0", "check-jsonschema>=0.29", "PyYAML>=6", "packaging>=24"),
+    "dev": ("nox>=2026.10.20", "invoke>=2.2"),
+}
+DEV_INCLUDES = ("lint", "test")
+BUNDLE_MIN_PYTHON = "3.11"  # the copied ci/ uses tomllib and StrEnum
+
+
+class Change(enum.StrEnum):
+    """What ``init`` does to one file."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    KEEP = "keep"  # differs from the bundle; left alone (init without --upgrade)
+    SAME = "unchanged"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bundle:
+    """The running bundle: its version and the text of every file it copies (by target path)."""
+
+    version: str
+    files: Mapping[str, str]  # "noxfile.py", "tasks.py", "ci/...", ".github/workflows/x.yml"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Target:
+    """What ``plan`` needs to know about the target folder."""
+
+    where: str
+    facts: layout.ProjectFiles
+    existing: Mapping[str, str]  # text of each file init may touch, by relative path
+    ci_files: frozenset[str]  # every file under the target's ci/ (for upgrades)
+    workflows: Mapping[str, str]  # text of each file in .github/workflows/
+    ruff_toml: str | None  # "ruff.toml" or ".ruff.toml" when the target keeps ruff there
+    git: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    """The flags of ``init``."""
+
+    upgrade: bool = False
+    force: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileChange:
+    """One file ``init`` writes, deletes or leaves alone, with its old and new text."""
+
+    path: str
+    change: Change
+    old: str | None
+    new: str | None
+    bundle: bool  # a bundle file (shown as a diff by --upgrade)
+
+    def diff(self) -> str:
+        """A unified diff from the target's text to the new text."""
+        return "".join(
+            difflib.unified_diff(
+                (self.old or "").splitlines(keepends=True),
+                (self.new or "").splitlines(keepends=True),
+                fromfile=f"a/{self.path}" if self.old is not None else "/dev/null",
+                tofile=f"b/{self.path}" if self.new is not None else "/dev/null",
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """Everything ``init`` will do to a target, worked out before anything is touched."""
+
+    project: layout.Project
+    adopted: str | None  # the bundle version already in the target, if any
+    files: tuple[FileChange, ...]
+    scan_baseline: bool
+    notes: tuple[str, ...] = ()
+    kept: tuple[str, ...] = field(default=())
+
+    @property
+    def changes(self) -> tuple[FileChange, ...]:
+        """The files that will really be written or deleted."""
+        return tuple(
+            f for f in self.files if f.change in {Change.CREATE, Change.UPDATE, Change.DELETE}
+        )
+
+
+def load_bundle(source: Path | None = None) -> Bundle:
+    """The running bundle's files: ``ci/`` beside noxfile.py, tasks.py and the workflows."""
+    package = Path(__file__).resolve().parent
+    root = source or package.parent
+    files: dict[str, str] = {}
+    for name in ("noxfile.py", "tasks.py"):
+        path = root / name
+        if not path.is_file():
+            msg = (
+                f"the running bundle has no {name} beside its ci/ package ({root}); run init "
+                "from a noxgate checkout (uv run python -m ci init TARGET)"
+            )
+            raise UsageError(msg)
+        files[name] = path.read_text(encoding="utf-8")
+    for path in sorted((root / "ci").rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and _bundle_file(rel):
+            files[rel] = path.read_text(encoding="utf-8")
+    workflows = root / WORKFLOWS
+    for path in sorted(workflows.glob("*.yml")) if workflows.is_dir() else []:
+        text = path.read_text(encoding="utf-8")
+        files[f"{WORKFLOWS}/{path.name}"] = _strip_header(text)
+    return Bundle(version=__version__, files=files)
+
+
+def _bundle_file(rel: str) -> bool:
+    parts = rel.split("/")
+    return (
+        "__pycache__" not in parts
+        and not rel.endswith((".pyc", ".pyo"))
+        and parts[-1] not in _SKIP_IN_BUNDLE
+        and not parts[-1].startswith(".")
+    )
+
+
+def _strip_header(text: str) -> str:
+    first, _, rest = text.partition("\n")
+    return rest if first == WORKFLOW_HEADER else text
+
+
+def gather(root: Path, bundle: Bundle) -> Target:
+    """Read what ``plan`` needs from the target folder (reads only)."""
+    if not root.is_dir():
+        msg = f"{root} is not a folder; pass the root of a Python project"
+        raise UsageError(msg)
+    facts = layout.read_project(root)
+    wanted = {
+        *bundle.files,
+        VERSION_FILE,
+        "pyproject.toml",
+        ".gitignore",
+        "ruff.toml",
+        ".ruff.toml",
+        "ci.py",
+        "ci/__init__.py",
+        BASELINE,
+    }
+    existing = {}
+    for rel in wanted:
+        path = root / rel
+        if path.is_file():
+            existing[rel] = path.read_text(encoding="utf-8", errors="replace")
+    ci_dir = root / "ci"
+    ci_files = frozenset(
+        p.relative_to(root).as_posix()
+        for p in (ci_dir.rglob("*") if ci_dir.is_dir() else [])
+        if p.is_file() and _bundle_file(p.relative_to(root).as_posix())
+    )
+    wf_dir = root / WORKFLOWS
+    workflows = {
+        f"{WORKFLOWS}/{p.name}": p.read_text(encoding="utf-8", errors="replace")
+        for p in sorted(wf_dir.iterdir() if wf_dir.is_dir() else [])
+        if p.is_file() and p.suffix in {".yml", ".yaml"}
+    }
+    ruff_toml = next((n for n in ("ruff.toml", ".ruff.toml") if (root / n).is_file()), None)
+    return Target(
+        where=str(root),
+        facts=facts,
+        existing=existing,
+        ci_files=ci_files,
+        workflows=workflows,
+        ruff_toml=ruff_toml,
+        git=(root / ".git").exists(),
+    )
+
+
+def plan(target: Target, bundle: Bundle, options: Options) -> Plan:
+    """Work out every file change of ``init`` for ``target`` (pure; raises UsageError to refuse)."""
+    project = layout.detect(target.facts, target.where)
+    adopted = target.existing.get(VERSION_FILE, "").strip() or None
+    _refuse_foreign_ci(target, adopted)
+    wanted = {**_bundle_targets(target, bundle), VERSION_FILE: f"{bundle.version}\n"}
+    notes = list(project.notes)
+    files: list[FileChange] = []
+    refused: list[str] = []
+    kept: list[str] = []
+    for rel, new in wanted.items():
+        old = (
+            target.existing.get(rel) if not rel.startswith(WORKFLOWS) else target.workflows.get(rel)
+        )
+        if old is None:
+            files.append(FileChange(path=rel, change=Change.CREATE, old=None, new=new, bundle=True))
+        elif old == new:
+            files.append(FileChange(path=rel, change=Change.SAME, old=old, new=new, bundle=True))
+        elif adopted is None and not options.force:
+            refused.append(rel)  # the project's own noxfile.py or tasks.py
+        elif adopted is not None and not (options.upgrade or options.force):
+            kept.append(rel)
+            files.append(FileChange(path=rel, change=Change.KEEP, old=old, new=new, bundle=True))
+        else:
+            files.append(FileChange(path=rel, change=Change.UPDATE, old=old, new=new, bundle=True))
+    if refused:
+        msg = (
+            f"{target.where} already has its own {' and '.join(refused)}; init would replace "
+            f"{'them' if len(refused) > 1 else 'it'} with the bundle's: pass --force to replace, "
+            "or move yours aside first"
+        )
+        raise UsageError(msg)
+    if options.upgrade:
+        files += _stale_bundle_files(target, set(wanted))
+    files += _project_edits(target, project, options, notes)
+    if kept:
+        notes.append(
+            f"{len(kept)} bundle file(s) differ from bundle {bundle.version} "
+            f"(target has {adopted}); run `init --upgrade` to see and apply the diff"
+        )
+    return Plan(
+        project=project,
+        adopted=adopted,
+        files=tuple(files),
+        scan_baseline=BASELINE not in target.existing,
+        notes=tuple(notes),
+        kept=tuple(kept),
+    )
+
+
+def _refuse_foreign_ci(target: Target, adopted: str | None) -> None:
+    """The bundle's ci/ must not shadow or replace a project's own top-level ``ci``."""
+    if adopted is not None:
+        return
+    own = None
+    if "ci.py" in target.existing:
+        own = "ci.py"
+    elif "ci" in target.facts.dirs or "src/ci" in target.facts.dirs:
+        own = "ci/" if "ci" in target.facts.dirs else "src/ci/"
+    if own:
+        msg = (
+            f"{target.where} already has its own top-level {own} (no ci/VERSION, so it is not "
+            "a copy of this bundle); the bundle needs the name 'ci': rename yours first"
+        )
+        raise UsageError(msg)
+
+
+def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
+    """Bundle files by target path: workflows get distinct names where the target's collide."""
+    theirs = {rel: text for rel, text in target.workflows.items() if not _ours(text)}
+    their_names = {_workflow_name(text) for text in theirs.values()} - {None}
+    out: dict[str, str] = {}
+    for rel, text in bundle.files.items():
+        if not rel.startswith(f"{WORKFLOWS}/"):
+            out[rel] = text
+            continue
+        name = _workflow_name(text)
+        dest, body = rel, text
+        if rel in theirs or name in their_names:
+            dest = f"{WORKFLOWS}/noxgate-{rel.rsplit('/', 1)[-1]}"
+            if name:
+                body = re.sub(r"(?m)^name:\s*.*$", f"name: noxgate-{name}", text, count=1)
+        out[dest] = f"{WORKFLOW_HEADER}\n{body}"
+    return out
+
+
+def _ours(text: str) -> bool:
+    return text.startswith(WORKFLOW_HEADER)
+
+
+def _workflow_name(text: str) -> str | None:
+    match = re.search(r"(?m)^name:\s*['\"]?([^'\"\n#]+?)['\"]?\s*(?:#.*)?$", text)
+    return match[1] if match else None
+
+
+def _stale_bundle_files(target: Target, wanted: set[str]) -> list[FileChange]:
+    """Files of an older bundle that the running one no longer has (deleted by --upgrade)."""
+    stale = sorted(rel for rel in target.ci_files if rel not in wanted)
+    stale += sorted(
+        rel for rel, text in target.workflows.items() if _ours(text) and rel not in wanted
+    )
+    out = []
+    for rel in stale:
+        old = target.existing.get(rel) or target.workflows.get(rel)
+        out.append(FileChange(path=rel, change=Change.DELETE, old=old, new=None, bundle=True))
+    return out
+
+
+def _project_edits(
+    target: Target, project: layout.Project, options: Options, notes: list[str]
+) -> list[FileChange]:
+    """pyproject.toml, ruff.toml, .gitignore and a first test: the target's own files."""
+    del options
+    changes = []
+    old_pyproject = target.existing.get("pyproject.toml")
+    doc = tomlkit.parse(old_pyproject or _minimal_pyproject())
+    if old_pyproject is None:
+        notes.append("no pyproject.toml: creating one beside setup.py for [tool.ci] and the groups")
+    add_tool_ci(doc, project)
+    add_groups(doc, project)
+    if target.ruff_toml is None:
+        exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
+    _exclude_from_build(doc, project, target, notes)
+    changes.append(_change("pyproject.toml", old_pyproject, tomlkit.dumps(doc)))
+    if target.ruff_toml is not None:
+        old = target.existing[target.ruff_toml]
+        ruff_doc = tomlkit.parse(old)
+        exclude_from_ruff(ruff_doc)
+        changes.append(_change(target.ruff_toml, old, tomlkit.dumps(ruff_doc)))
+    old_ignore = target.existing.get(".gitignore")
+    changes.append(_change(".gitignore", old_ignore, gitignore(old_ignore)))
+    if project.tests is None:
+        rel = f"tests/{SMOKE_TEST}"
+        changes.append(_change(rel, None, smoke_test(project.packages)))
+        notes.append(f"the project has no tests: wrote {rel}, a first test that imports it")
+    return changes
+
+
+def _change(rel: str, old: str | None, new: str) -> FileChange:
+    kind = Change.CREATE if old is None else Change.SAME if old == new else Change.UPDATE
+    return FileChange(path=rel, change=kind, old=old, new=new, bundle=False)
+
+
+def _minimal_pyproject() -> str:
+    return (
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+
+
+def _ensure(container: TOMLDocument | Table, key: str, *, super_table: bool = True) -> Table:
+    """The table ``key`` of ``container``, created (as a dotted super table) when missing."""
+    if key not in container:
+        container.add(key, tomlkit.table(is_super_table=super_table))
+    node = container[key]
+    if not isinstance(node, Table):
+        msg = f"pyproject.toml: {key} is not a table; fix it by hand first"
+        raise UsageError(msg)
+    return node
+
+
+def add_tool_ci(doc: TOMLDocument, project: layout.Project) -> None:
+    """Add ``[tool.ci]`` with the detected defaults, unless the target already has one."""
+    tool = _ensure(doc, "tool")
+    if "ci" in tool:
+        return
+    table = tomlkit.table()
+    table.add(tomlkit.comment("added by `python -m ci init`; the bundle reads only this table"))
+    table.add("packages", _array(project.packages))
+    table.add("tests", project.tests or "tests")
+    table.add("pythons", _array(project.pythons))
+    gates = tomlkit.table(is_super_table=True)
+    test = tomlkit.table()
+    test.add(tomlkit.comment("raise to the coverage `nox -s test` reports once you know it"))
+    test.add("coverage_min", 0)
+    gates.add("test", test)
+    table.add("gates", gates)
+    tool.add("ci", table)
+
+
+def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
+    array = tomlkit.array()
+    for item in items:
+        array.append(item)
+    return array.multiline(multiline)
+
+
+def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
+    """Add the dependency groups the sessions sync, keeping every entry already there."""
+    groups = _ensure(doc, "dependency-groups", super_table=False)
+    marker = (
+        f"python_version >= '{BUNDLE_MIN_PYTHON}'"
+        if layout.admits_older_than(project.requires_python, BUNDLE_MIN_PYTHON)
+        else None
+    )
+    for group, tools in TOOL_GROUPS.items():
+        wanted: list[str | dict[str, str]] = [_with_marker(t, marker) for t in tools]
+        if group == "test":
+            if project.test_group and project.test_group != "test":
+                wanted.insert(0, {"include-group": project.test_group})
+            wanted = [*project.test_requirements, *wanted]
+        if group == "dev" and "dev" not in groups:
+            wanted += [{"include-group": g} for g in DEV_INCLUDES]
+        _merge_group(groups, group, wanted)
+
+
+def _with_marker(requirement: str, marker: str | None) -> str:
+    return f"{requirement}; {marker}" if marker else requirement
+
+
+def _merge_group(groups: Table, name: str, wanted: Sequence[str | dict[str, str]]) -> None:
+    """Append each wanted entry whose package (or included group) the group lacks."""
+    if name not in groups:
+        groups.add(name, tomlkit.array().multiline(True))
+    array = groups[name]
+    if not isinstance(array, Array):
+        msg = f"pyproject.toml: [dependency-groups] {name} is not a list; fix it by hand first"
+        raise UsageError(msg)
+    have = {_entry_key(entry) for entry in array}
+    for entry in wanted:
+        key = _entry_key(entry)
+        if key not in have:
+            have.add(key)
+            if isinstance(entry, dict):
+                inline = tomlkit.inline_table()
+                inline.update(entry)
+                array.append(inline)
+            else:
+                array.append(entry)
+    if len(array) > 1 and "\n" not in array.as_string():
+        array.multiline(True)
+
+
+def _entry_key(entry: object) -> str:
+    if isinstance(entry, Mapping):
+        return f"include-group:{entry.get('include-group', '')}"
+    try:
+        return canonicalize_name(Requirement(str(entry)).name)
+    except InvalidRequirement:
+        return str(entry)
+
+
+def exclude_from_ruff(table: TOMLDocument | Table) -> None:
+    """Keep the bundle's files out of the target's ruff (its findings are its own)."""
+    current = table.get("extend-exclude")
+    if current is None:
+        table.add("extend-exclude", _array(LINT_EXCLUDE))
+        return
+    if not isinstance(current, Array):
+        msg = "ruff config: extend-exclude is not a list; fix it by hand first"
+        raise UsageError(msg)
+    present = {str(item).strip("/") for item in current}
+    for item in LINT_EXCLUDE:
+        if item not in present:
+            current.append(item)
+
+
+def _exclude_from_build(
+    doc: TOMLDocument, project: layout.Project, target: Target, notes: list[str]
+) -> None:
+    """Keep the copied ci/ out of the target's wheel where its backend would pick it up."""
+    find = doc.get("tool", {}).get("setuptools", {}).get("packages", {})
+    if isinstance(find, Table) and "find" in find:
+        table = find["find"]
+        where = table.get("where", ["."]) if isinstance(table, Table) else ["."]
+        if isinstance(table, Table) and "." in [str(w) for w in where]:
+            current = table.get("exclude")
+            if current is None:
+                table.add("exclude", _array(("ci", "ci.*")))
+            elif isinstance(current, Array):
+                for item in ("ci", "ci.*"):
+                    if item not in [str(x) for x in current]:
+                        current.append(item)
+    elif project.backend == "pdm" and project.layout == "flat":
+        build = _ensure(_ensure(_ensure(doc, "tool"), "pdm"), "build", super_table=False)
+        if "includes" not in build:
+            current = build.get("excludes")
+            if current is None:
+                build.add("excludes", _array(("ci",)))
+            elif isinstance(current, Array) and "ci" not in [str(x) for x in current]:
+                current.append("ci")
+    setup_py = target.facts.setup_py or ""
+    setup_cfg = target.facts.setup_cfg or ""
+    if (
+        "find_packages(" in setup_py and "ci" not in setup_py.split("find_packages(", 1)[1][:200]
+    ) or (re.search(r"(?m)^\s*packages\s*=\s*find:", setup_cfg)):
+        notes.append(
+            "setup.py/setup.cfg finds packages by itself: add 'ci' and 'ci.*' to its excludes so "
+            "the copied bundle stays out of your wheel"
+        )
+
+
+def gitignore(old: str | None) -> str:
+    """``.gitignore`` with the folders the gates write to added (existing lines kept)."""
+    text = old or ""
+    have = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [entry for entry in GITIGNORE if entry.strip("/") not in have]
+    if not missing:
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    block = "# noxgate (python -m ci init): reports, session venvs and build output\n"
+    return text + ("\n" if text else "") + block + "".join(f"{m}\n" for m in missing)
+
+
+def smoke_test(packages: Sequence[str]) -> str:
+    """A first test for a project without tests: each package imports."""
+    names = ", ".join(json.dumps(p) for p in packages)
+    return (
+        '"""A first test written by `python -m ci init`: the project\'s packages import."""\n'
+        "\n"
+        "import importlib\n"
+        "\n"
+        "import pytest\n"
+        "\n"
+        "\n"
+        f'@pytest.mark.parametrize("name", [{names}])\n'
+        "def test_package_imports(name: str) -> None:\n"
+        '    """The package imports without error."""\n'
+        "    module = importlib.import_module(name)\n"
+        "    assert module.__name__ == name\n"
+    )
+
+
+def render(plan_: Plan, *, dry_run: bool, upgrade: bool) -> str:
+    """The plan as the lines ``init`` prints: one per file, diffs for --upgrade, then notes."""
+    p = plan_.project
+    lines = [
+        f"project: {p.name} ({p.backend}, {p.layout} layout); packages {', '.join(p.packages)}; "
+        f"tests {p.tests or '(none yet)'}; pythons {', '.join(p.pythons)}",
+    ]
+    if plan_.adopted:
+        lines.append(f"bundle: target has {plan_.adopted}")
+    head = "plan (dry run, nothing is written):" if dry_run else "changes:"
+    lines.append(head)
+    shown = [f for f in plan_.files if f.change is not Change.SAME]
+    for change in shown:
+        lines.append(f"  {change.change.value:<9} {change.path}")
+    if not shown:
+        lines.append("  nothing: the target is up to date")
+    same = sum(1 for f in plan_.files if f.change is Change.SAME)
+    if same:
+        lines.append(f"  ({same} file(s) already as the bundle has them)")
+    if upgrade or dry_run:
+        # a first init creates the whole bundle: list it; diff only what already existed
+        diffs = [f.diff() for f in plan_.changes if upgrade or f.change is not Change.CREATE]
+        diffs = [d for d in diffs if d]
+        if diffs:
+            lines.append("")
+            lines.extend(d.rstrip("\n") for d in diffs)
+            lines.append("")
+    steps = ["uv lock"]
+    if plan_.scan_baseline:
+        steps.append(f"detect-secrets scan > {BASELINE}")
+    lines.append(("then: " if dry_run else "and: ") + "; ".join(steps))
+    lines.extend(f"note: {note}" for note in plan_.notes)
+    return "\n".join(lines)
+
+
+def apply(plan_: Plan, root: Path, runner: Runner) -> None:
+    """Write the plan, run ``uv lock`` and the first secrets scan; undo writes if locking fails."""
+    done: list[FileChange] = []
+    try:
+        for change in plan_.changes:
+            path = root / change.path
+            if change.change is Change.DELETE:
+                path.unlink(missing_ok=True)
+            else:
+                # verbatim bytes: source and TOML must not pass through the masking filter
+                atomic_write_bytes(path, (change.new or "").encode("utf-8"))
+            done.append(change)
+        lock(root, runner)
+    except BaseException:
+        _undo(done, root)
+        raise
+    if plan_.scan_baseline:
+        write_baseline(root, runner)
+
+
+def _undo(done: Sequence[FileChange], root: Path) -> None:
+    for change in reversed(done):
+        path = root / change.path
+        if change.old is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_bytes(path, change.old.encode("utf-8"))
+
+
+def lock(root: Path, runner: Runner) -> None:
+    """``uv lock`` in the target; ToolError (exit 6) naming uv's complaint when it fails."""
+    done = runner.run(["uv", "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
+    if not done:
+        lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no output"]
+        detail = " ".join(line.strip() for line in lines[-3:])
+        msg = f"`uv lock` failed in {root}, nothing was changed: {detail}"
+        raise ToolError(msg)
+
+
+def write_baseline(root: Path, runner: Runner) -> None:
+    """Scan the target's files with detect-secrets and write ``.secrets.baseline``."""
+    files = scan_files(root, runner)
+    done = runner.run([*_detect_secrets(), "scan", "--all-files", *files], cwd=root)
+    if not done:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        msg = f"detect-secrets scan failed in {root}: {tail[0]}; rerun init to retry the scan"
+        raise ToolError(msg)
+    try:
+        json.loads(done.stdout)
+    except json.JSONDecodeError:
+        msg = "detect-secrets scan printed something that is not a baseline; rerun init"
+        raise ToolError(msg) from None
+    atomic_write_bytes(root / BASELINE, done.stdout.encode("utf-8"))
+
+
+def scan_files(root: Path, runner: Runner) -> list[str]:
+    """The files a first scan covers: git's tracked and unignored files, else a tree walk."""
+    if (root / ".git").exists():
+        done = runner.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=root
+        )
+        if done:
+            return sorted(line for line in done.stdout.splitlines() if line and line != BASELINE)
+    skip = {".git", ".nox", ".venv", "venv", "build", "dist", "reports", ".ci-state", "__pycache__"}
+    found = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in skip and not d.endswith(".egg-info"))
+        for name in names:
+            rel = (Path(folder) / name).relative_to(root).as_posix()
+            if rel != BASELINE and not name.endswith((".pyc", ".pyo")):
+                found.append(rel)
+    return sorted(found)
+
+
+def _detect_secrets() -> list[str]:
+    """How to start detect-secrets: from this interpreter when it has it, else through uvx."""
+    import importlib.util  # noqa: PLC0415 - only init needs it
+
+    if importlib.util.find_spec("detect_secrets") is not None:
+        return [sys.executable, "-m", "detect_secrets"]
+    return ["uvx", "--from", "detect-secrets>=1.5", "detect-secrets"]
