@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import itertools
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Array, Table
 from tomlkit.toml_document import TOMLDocument
 
@@ -40,21 +42,24 @@ _SKIP_IN_BUNDLE = {"VERSION", "_build_info.json"}
 # What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
 # copied ci/ package's one runtime dependency, so every group carries it.
 TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "lint": ("ruff>=0.5", "mypy>=1.10", "packaging>=24"),
-    "test": ("pytest>=8", "pytest-cov>=5", "coverage[toml]>=7.5", "packaging>=24"),
+    "lint": ("ruff>=0.17", "mypy>=1.18", "packaging>=24"),
+    "test": ("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10", "packaging>=24"),
     "security": (
         "detect-secrets>=1.5",
-        "pip-audit>=2.7",
-        "cvss>=3.1",
+        "pip-audit>=2.9",
+        "cvss>=3.2",
         "PyYAML>=6",
         "packaging>=24",
     ),
-    "package": ("build>=1.2", "twine>=5.1", "packaging>=24"),
-    "workflows": ("zizmor>=1.0", "check-jsonschema>=0.29", "PyYAML>=6", "packaging>=24"),
+    "package": ("build>=1.3", "twine>=6.1", "packaging>=24"),
+    "workflows": ("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6", "packaging>=24"),
     "dev": ("nox>=2026.10.20", "invoke>=2.2"),
 }
 DEV_INCLUDES = ("lint", "test")
 BUNDLE_MIN_PYTHON = "3.11"  # the copied ci/ uses tomllib and StrEnum
+
+
+TomlTable = TOMLDocument | Table | OutOfOrderTableProxy
 
 
 class Change(enum.StrEnum):
@@ -194,17 +199,17 @@ def gather(root: Path, bundle: Bundle) -> Target:
         "ci/__init__.py",
         BASELINE,
     }
-    existing = {}
-    for rel in wanted:
-        path = root / rel
-        if path.is_file():
-            existing[rel] = path.read_text(encoding="utf-8", errors="replace")
     ci_dir = root / "ci"
     ci_files = frozenset(
         p.relative_to(root).as_posix()
         for p in (ci_dir.rglob("*") if ci_dir.is_dir() else [])
         if p.is_file() and _bundle_file(p.relative_to(root).as_posix())
     )
+    existing = {}
+    for rel in wanted | ci_files:
+        path = root / rel
+        if path.is_file():
+            existing[rel] = path.read_text(encoding="utf-8", errors="replace")
     wf_dir = root / WORKFLOWS
     workflows = {
         f"{WORKFLOWS}/{p.name}": p.read_text(encoding="utf-8", errors="replace")
@@ -346,7 +351,8 @@ def _project_edits(
     if target.ruff_toml is None:
         exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
     _exclude_from_build(doc, project, target, notes)
-    changes.append(_change("pyproject.toml", old_pyproject, tomlkit.dumps(doc)))
+    new_pyproject = _space_new_tables(old_pyproject or "", tomlkit.dumps(doc))
+    changes.append(_change("pyproject.toml", old_pyproject, new_pyproject))
     if target.ruff_toml is not None:
         old = target.existing[target.ruff_toml]
         ruff_doc = tomlkit.parse(old)
@@ -361,6 +367,19 @@ def _project_edits(
     return changes
 
 
+def _space_new_tables(old: str, new: str) -> str:
+    """A blank line before each table header that now follows a line it did not follow before."""
+    before = set(itertools.pairwise(old.splitlines()))
+    lines = new.splitlines(keepends=True)
+    out = lines[:1]
+    for prev, line in itertools.pairwise(lines):
+        header = line.startswith("[") and prev.strip() != ""
+        if header and (prev.rstrip("\n"), line.rstrip("\n")) not in before:
+            out.append("\n")
+        out.append(line)
+    return "".join(out)
+
+
 def _change(rel: str, old: str | None, new: str) -> FileChange:
     kind = Change.CREATE if old is None else Change.SAME if old == new else Change.UPDATE
     return FileChange(path=rel, change=kind, old=old, new=new, bundle=False)
@@ -372,12 +391,12 @@ def _minimal_pyproject() -> str:
     )
 
 
-def _ensure(container: TOMLDocument | Table, key: str, *, super_table: bool = True) -> Table:
+def _ensure(container: TomlTable, key: str, *, super_table: bool = True) -> TomlTable:
     """The table ``key`` of ``container``, created (as a dotted super table) when missing."""
     if key not in container:
-        container.add(key, tomlkit.table(is_super_table=super_table))
+        container[key] = tomlkit.table(is_super_table=super_table)
     node = container[key]
-    if not isinstance(node, Table):
+    if not isinstance(node, Table | OutOfOrderTableProxy):
         msg = f"pyproject.toml: {key} is not a table; fix it by hand first"
         raise UsageError(msg)
     return node
@@ -399,7 +418,7 @@ def add_tool_ci(doc: TOMLDocument, project: layout.Project) -> None:
     test.add("coverage_min", 0)
     gates.add("test", test)
     table.add("gates", gates)
-    tool.add("ci", table)
+    tool["ci"] = table
 
 
 def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
@@ -432,10 +451,10 @@ def _with_marker(requirement: str, marker: str | None) -> str:
     return f"{requirement}; {marker}" if marker else requirement
 
 
-def _merge_group(groups: Table, name: str, wanted: Sequence[str | dict[str, str]]) -> None:
+def _merge_group(groups: TomlTable, name: str, wanted: Sequence[str | dict[str, str]]) -> None:
     """Append each wanted entry whose package (or included group) the group lacks."""
     if name not in groups:
-        groups.add(name, tomlkit.array().multiline(True))
+        groups[name] = tomlkit.array().multiline(True)
     array = groups[name]
     if not isinstance(array, Array):
         msg = f"pyproject.toml: [dependency-groups] {name} is not a list; fix it by hand first"
@@ -464,11 +483,11 @@ def _entry_key(entry: object) -> str:
         return str(entry)
 
 
-def exclude_from_ruff(table: TOMLDocument | Table) -> None:
+def exclude_from_ruff(table: TomlTable) -> None:
     """Keep the bundle's files out of the target's ruff (its findings are its own)."""
     current = table.get("extend-exclude")
     if current is None:
-        table.add("extend-exclude", _array(LINT_EXCLUDE))
+        table["extend-exclude"] = _array(LINT_EXCLUDE)
         return
     if not isinstance(current, Array):
         msg = "ruff config: extend-exclude is not a list; fix it by hand first"
@@ -484,13 +503,12 @@ def _exclude_from_build(
 ) -> None:
     """Keep the copied ci/ out of the target's wheel where its backend would pick it up."""
     find = doc.get("tool", {}).get("setuptools", {}).get("packages", {})
-    if isinstance(find, Table) and "find" in find:
-        table = find["find"]
-        where = table.get("where", ["."]) if isinstance(table, Table) else ["."]
-        if isinstance(table, Table) and "." in [str(w) for w in where]:
+    table = find.get("find") if isinstance(find, Table | OutOfOrderTableProxy) else None
+    if isinstance(table, Table | OutOfOrderTableProxy):
+        if "." in [str(w) for w in table.get("where", ["."])]:
             current = table.get("exclude")
             if current is None:
-                table.add("exclude", _array(("ci", "ci.*")))
+                table["exclude"] = _array(("ci", "ci.*"))
             elif isinstance(current, Array):
                 for item in ("ci", "ci.*"):
                     if item not in [str(x) for x in current]:
@@ -500,7 +518,7 @@ def _exclude_from_build(
         if "includes" not in build:
             current = build.get("excludes")
             if current is None:
-                build.add("excludes", _array(("ci",)))
+                build["excludes"] = _array(("ci",))
             elif isinstance(current, Array) and "ci" not in [str(x) for x in current]:
                 current.append("ci")
     setup_py = target.facts.setup_py or ""
