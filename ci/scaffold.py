@@ -6,6 +6,7 @@ bundle; ``apply`` writes the plan (undoing its writes if ``uv lock`` fails), loc
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import enum
 import itertools
@@ -602,30 +603,44 @@ def render(plan_: Plan, *, dry_run: bool, upgrade: bool) -> str:
 def apply(plan_: Plan, root: Path, runner: Runner) -> None:
     """Write the plan, run ``uv lock`` and the first secrets scan; undo writes if locking fails."""
     done: list[FileChange] = []
+    new_dirs: list[Path] = []
     try:
         for change in plan_.changes:
             path = root / change.path
             if change.change is Change.DELETE:
                 path.unlink(missing_ok=True)
             else:
+                new_dirs += _missing_dirs(path.parent, root)
                 # verbatim bytes: source and TOML must not pass through the masking filter
                 atomic_write_bytes(path, (change.new or "").encode("utf-8"))
             done.append(change)
         lock(root, runner)
     except BaseException:
-        _undo(done, root)
+        _undo(done, root, new_dirs)
         raise
     if plan_.scan_baseline:
         write_baseline(root, runner)
 
 
-def _undo(done: Sequence[FileChange], root: Path) -> None:
+def _missing_dirs(folder: Path, root: Path) -> list[Path]:
+    """The folders between ``root`` and ``folder`` that do not exist yet, outermost first."""
+    missing = []
+    while folder != root and not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
+
+
+def _undo(done: Sequence[FileChange], root: Path, new_dirs: Sequence[Path]) -> None:
     for change in reversed(done):
         path = root / change.path
         if change.old is None:
             path.unlink(missing_ok=True)
         else:
             atomic_write_bytes(path, change.old.encode("utf-8"))
+    for folder in sorted(set(new_dirs), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def lock(root: Path, runner: Runner) -> None:
