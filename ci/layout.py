@@ -128,10 +128,13 @@ def detect(facts: ProjectFiles, where: str = "TARGET") -> Project:
         raise UsageError(msg)
     data = _toml(facts.pyproject, where)
     project = _table(data, "project")
+    if not project:
+        msg = _no_project_table(data, facts, where)
+        raise UsageError(msg)
     notes: list[str] = []
-    name = str(project.get("name") or _legacy_name(facts) or "")
+    name = str(project.get("name") or "")
     if not name:
-        msg = f"{where}: cannot tell the project's name; set [project] name in pyproject.toml"
+        msg = f"{where}/pyproject.toml: [project] has no name; add one and rerun"
         raise UsageError(msg)
     backend = _backend(data)
     packages, layout = _packages(data, facts, name)
@@ -212,21 +215,19 @@ def _table(data: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     return node if isinstance(node, Mapping) else {}
 
 
-def _legacy_name(facts: ProjectFiles) -> str | None:
-    if facts.setup_cfg:
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read_string(facts.setup_cfg)
-        except configparser.Error:
-            pass
-        else:
-            if parser.has_option("metadata", "name"):
-                return parser.get("metadata", "name").strip()
-    if facts.setup_py:
-        match = re.search(r"""\bname\s*=\s*["']([A-Za-z0-9][\w.-]*)["']""", facts.setup_py)
-        if match:
-            return match[1]
-    return None
+def _no_project_table(data: Mapping[str, Any], facts: ProjectFiles, where: str) -> str:
+    """Why a target without ``[project]`` cannot adopt the bundle, and what to do."""
+    need = (
+        "uv, which every session uses, needs a [project] table with name, version (or dynamic) "
+        "and requires-python"
+    )
+    if _table(data, "tool", "poetry").get("name"):
+        return (
+            f"{where} keeps its metadata in [tool.poetry]; {need}: move it to [project] "
+            "(poetry-core >= 2 reads it) and rerun"
+        )
+    has = "setup.py" if facts.setup_py is not None else "pyproject.toml"
+    return f"{where} has {has} but no [project] table; {need}: add one and rerun"
 
 
 def _backend(data: Mapping[str, Any]) -> str:

@@ -344,9 +344,8 @@ def _project_edits(
     del options
     changes = []
     old_pyproject = target.existing.get("pyproject.toml")
-    doc = tomlkit.parse(old_pyproject or _minimal_pyproject())
-    if old_pyproject is None:
-        notes.append("no pyproject.toml: creating one beside setup.py for [tool.ci] and the groups")
+    doc = tomlkit.parse(old_pyproject or "")
+    add_requires_python(doc, project, notes)
     add_tool_ci(doc, project)
     add_groups(doc, project)
     if target.ruff_toml is None:
@@ -386,9 +385,22 @@ def _change(rel: str, old: str | None, new: str) -> FileChange:
     return FileChange(path=rel, change=kind, old=old, new=new, bundle=False)
 
 
-def _minimal_pyproject() -> str:
-    return (
-        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+def add_requires_python(doc: TOMLDocument, project: layout.Project, notes: list[str]) -> None:
+    """Give ``[project]`` a ``requires-python`` when it has none: uv locks per Python otherwise."""
+    table = doc.get("project")
+    if project.requires_python or not isinstance(table, Table):
+        return
+    if "requires-python" in [str(d) for d in table.get("dynamic", [])]:
+        notes.append(
+            "requires-python is dynamic: uv cannot read it, so `uv sync --locked` may call the "
+            "lock stale on other Pythons; declare it in [project]"
+        )
+        return
+    oldest = min(project.pythons, key=lambda v: tuple(int(x) for x in v.split(".")))
+    table["requires-python"] = f">={oldest}"
+    notes.append(
+        f'[project] had no requires-python: added ">={oldest}" (the oldest Python the sessions '
+        "test; uv needs one to lock for every Python); lower it if you support older ones"
     )
 
 
@@ -432,9 +444,10 @@ def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
 def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
     """Add the dependency groups the sessions sync, keeping every entry already there."""
     groups = _ensure(doc, "dependency-groups", super_table=False)
+    requires = doc.get("project", {}).get("requires-python")  # as add_requires_python left it
     marker = (
         f"python_version >= '{BUNDLE_MIN_PYTHON}'"
-        if layout.admits_older_than(project.requires_python, BUNDLE_MIN_PYTHON)
+        if layout.admits_older_than(str(requires) if requires else None, BUNDLE_MIN_PYTHON)
         else None
     )
     for group, tools in TOOL_GROUPS.items():

@@ -155,11 +155,23 @@ def test_not_a_python_project_is_exit_2(tmp_path: Path) -> None:
         detect(tmp_path)
 
 
-def test_setup_py_only_project_gets_its_name_from_setup_cfg_or_setup_py(tmp_path: Path) -> None:
-    root = write(tmp_path, {"setup.py": "from setuptools import setup\nsetup(name='legacy-x')\n"})
-    assert detect(root).name == "legacy-x"
-    write(tmp_path, {"setup.cfg": "[metadata]\nname = from-cfg\n"})
-    assert detect(root).name == "from-cfg"
+@pytest.mark.parametrize(
+    ("files", "needle"),
+    [
+        ({"setup.py": "from setuptools import setup\nsetup(name='x')\n"}, "has setup.py but no"),
+        ({"pyproject.toml": '[tool.poetry]\nname = "p"\n'}, "[tool.poetry]; uv"),
+        ({"pyproject.toml": "[tool.black]\nx = 1\n"}, "has pyproject.toml but no [project]"),
+        ({"pyproject.toml": '[project]\nversion = "1"\n'}, "[project] has no name"),
+    ],
+)
+def test_a_project_without_a_project_table_is_refused(
+    tmp_path: Path, files: dict[str, str], needle: str
+) -> None:
+    root = write(tmp_path, files)
+    with pytest.raises(UsageError) as info:
+        detect(root)
+    assert needle in str(info.value)
+    assert info.value.exit_code is ExitCode.USAGE
 
 
 def test_a_project_whose_own_package_is_ci_is_refused(tmp_path: Path) -> None:

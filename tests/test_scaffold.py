@@ -367,19 +367,39 @@ def test_a_project_without_tests_gets_a_first_test(make_repo: Callable[..., Path
     assert "1 passed" in done.stdout
 
 
-def test_setup_py_only_project_gets_a_pyproject(make_repo: Callable[..., Path]) -> None:
+def test_setup_py_only_project_is_refused_with_what_to_add(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     repo = make_repo(
-        {
-            "setup.py": "from setuptools import setup, find_packages\n"
-            "setup(name='legacy', packages=find_packages())\n",
-            "legacy/__init__.py": "",
-            "tests/test_x.py": "def test_x():\n    pass\n",
-        }
+        {"setup.py": "from setuptools import setup\nsetup(name='legacy')\n", "legacy.py": ""}
+    )
+    before = snapshot(repo)
+    assert init(repo) == 2
+    assert "needs a [project] table" in capsys.readouterr().err
+    assert snapshot(repo) == before
+
+
+def test_missing_requires_python_is_added_so_the_lock_holds_on_every_python(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(
+        {**FILES, "pyproject.toml": PYPROJECT.replace('requires-python = ">=3.11"\n', "")}
     )
     assert init(repo) == 0
+    assert 'added ">=3.11"' in capsys.readouterr().out
     data = tomllib.loads((repo / "pyproject.toml").read_text())
-    assert data["build-system"]["build-backend"] == "setuptools.build_meta"
-    assert data["tool"]["ci"]["packages"] == ["legacy"]
+    assert data["project"]["requires-python"] == ">=3.11"
+    assert all(";" not in r for r in data["dependency-groups"]["lint"])  # no marker needed
+
+
+def test_pdm_flat_layout_keeps_the_bundle_out_of_the_wheel(
+    make_repo: Callable[..., Path],
+) -> None:
+    pdm = PYPROJECT.replace("setuptools.build_meta", "pdm.backend")
+    repo = make_repo({"pyproject.toml": pdm, "demo_pkg/__init__.py": "", "tests/test_x.py": ""})
+    assert init(repo) == 0
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert data["tool"]["pdm"]["build"]["excludes"] == ["ci"]
 
 
 def _synced_groups(noxfile: str) -> set[str]:
