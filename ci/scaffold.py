@@ -31,6 +31,7 @@ from ci.files import atomic_write_bytes
 from ci.runner import Runner
 
 VERSION_FILE = "ci/VERSION"
+WHEEL_BUNDLE = "_bundle"  # ci/_bundle/: noxfile, tasks and workflows inside an installed wheel
 WORKFLOWS = ".github/workflows"
 WORKFLOW_HEADER = "# noxgate bundle workflow: `python -m ci init --upgrade` keeps it current."
 BASELINE = ".secrets.baseline"
@@ -144,12 +145,18 @@ class Plan:
 
 
 def load_bundle(source: Path | None = None) -> Bundle:
-    """The running bundle's files: ``ci/`` beside noxfile.py, tasks.py and the workflows."""
-    package = Path(__file__).resolve().parent
-    root = source or package.parent
+    """The running bundle's files: ``ci/`` beside noxfile.py, tasks.py and the workflows.
+
+    From a checkout they sit beside ``ci/``; an installed wheel carries them in ``ci/_bundle/``.
+    """
+    root = source or Path(__file__).resolve().parent.parent
+    package = root / "ci"
+    extras = root
+    if not (root / "noxfile.py").is_file() and (package / WHEEL_BUNDLE).is_dir():
+        extras = package / WHEEL_BUNDLE
     files: dict[str, str] = {}
     for name in ("noxfile.py", "tasks.py"):
-        path = root / name
+        path = extras / name
         if not path.is_file():
             msg = (
                 f"the running bundle has no {name} beside its ci/ package ({root}); run init "
@@ -161,7 +168,7 @@ def load_bundle(source: Path | None = None) -> Bundle:
         rel = path.relative_to(root).as_posix()
         if path.is_file() and _bundle_file(rel):
             files[rel] = path.read_text(encoding="utf-8")
-    workflows = root / WORKFLOWS
+    workflows = extras / (WORKFLOWS if extras == root else "workflows")
     for path in sorted(workflows.glob("*.yml")) if workflows.is_dir() else []:
         text = path.read_text(encoding="utf-8")
         files[f"{WORKFLOWS}/{path.name}"] = _strip_header(text)
@@ -172,6 +179,7 @@ def _bundle_file(rel: str) -> bool:
     parts = rel.split("/")
     return (
         "__pycache__" not in parts
+        and WHEEL_BUNDLE not in parts
         and not rel.endswith((".pyc", ".pyo"))
         and parts[-1] not in _SKIP_IN_BUNDLE
         and not parts[-1].startswith(".")
@@ -613,8 +621,11 @@ def render(plan_: Plan, *, dry_run: bool, upgrade: bool) -> str:
     return "\n".join(lines)
 
 
-def apply(plan_: Plan, root: Path, runner: Runner) -> None:
-    """Write the plan, run ``uv lock`` and the first secrets scan; undo writes if locking fails."""
+def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
+    """Write the plan, ``uv lock`` and scan; undo writes if locking fails.
+
+    Returns how many possible secrets the first scan recorded (None when it did not scan).
+    """
     done: list[FileChange] = []
     new_dirs: list[Path] = []
     try:
@@ -631,8 +642,7 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> None:
     except BaseException:
         _undo(done, root, new_dirs)
         raise
-    if plan_.scan_baseline:
-        write_baseline(root, runner)
+    return write_baseline(root, runner) if plan_.scan_baseline else None
 
 
 def _missing_dirs(folder: Path, root: Path) -> list[Path]:
@@ -666,8 +676,8 @@ def lock(root: Path, runner: Runner) -> None:
         raise ToolError(msg)
 
 
-def write_baseline(root: Path, runner: Runner) -> None:
-    """Scan the target's files with detect-secrets and write ``.secrets.baseline``."""
+def write_baseline(root: Path, runner: Runner) -> int:
+    """Scan the target's files with detect-secrets, write ``.secrets.baseline``, count findings."""
     files = scan_files(root, runner)
     done = runner.run([*_detect_secrets(), "scan", "--all-files", *files], cwd=root)
     if not done:
@@ -675,11 +685,12 @@ def write_baseline(root: Path, runner: Runner) -> None:
         msg = f"detect-secrets scan failed in {root}: {tail[0]}; rerun init to retry the scan"
         raise ToolError(msg)
     try:
-        json.loads(done.stdout)
-    except json.JSONDecodeError:
+        results = json.loads(done.stdout)["results"]
+    except (json.JSONDecodeError, KeyError, TypeError):
         msg = "detect-secrets scan printed something that is not a baseline; rerun init"
         raise ToolError(msg) from None
     atomic_write_bytes(root / BASELINE, done.stdout.encode("utf-8"))
+    return sum(len(items) for items in results.values())
 
 
 def scan_files(root: Path, runner: Runner) -> list[str]:

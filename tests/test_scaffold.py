@@ -12,6 +12,7 @@ from packaging.requirements import Requirement
 
 from ci import __version__, cli, scaffold
 from ci.commands.app import App
+from ci.errors import UsageError
 from ci.runner import Completed, ProcessRunner
 from tests.conftest import ROOT, git
 
@@ -158,10 +159,13 @@ def test_second_init_changes_nothing(target: Path, capsys: pytest.CaptureFixture
     assert git(target, "status", "--porcelain") == ""
 
 
-def test_first_scan_writes_a_real_baseline_once(target: Path) -> None:
+def test_first_scan_writes_a_real_baseline_once(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (target / "settings.py").write_text('AWS_KEY = "AKIAIOSFODNN7EXAMPLE"\n')
     runner = LockingRunner(real_scan=True)
     assert init(target, runner=runner) == 0
+    assert "the first secrets scan found 1 possible secret(s)" in capsys.readouterr().out
     baseline = json.loads((target / ".secrets.baseline").read_text())
     assert "plugins_used" in baseline
     assert list(baseline["results"]) == ["settings.py"]  # untracked, and found
@@ -431,3 +435,29 @@ def test_tool_groups_follow_the_bundles_own_tools() -> None:
             requirement = Requirement(entry)
             assert requirement.name.lower() in ours, f"{group}: {entry}"
             assert ours[requirement.name.lower()].specifier == requirement.specifier, entry
+
+
+def test_an_installed_wheel_carries_the_bundle_in_ci_bundle(tmp_path: Path) -> None:
+    """The layout hatch's force-include gives the wheel: ci/_bundle/{noxfile,tasks,workflows}."""
+    (tmp_path / "ci" / "_bundle" / "workflows").mkdir(parents=True)
+    (tmp_path / "ci" / "__init__.py").write_text('__version__ = "9"\n')
+    (tmp_path / "ci" / "_bundle" / "noxfile.py").write_text("# nox\n")
+    (tmp_path / "ci" / "_bundle" / "tasks.py").write_text("# tasks\n")
+    (tmp_path / "ci" / "_bundle" / "workflows" / "ci.yml").write_text("name: ci\n")
+    bundle = scaffold.load_bundle(tmp_path)
+    assert dict(bundle.files) == {
+        "noxfile.py": "# nox\n",
+        "tasks.py": "# tasks\n",
+        "ci/__init__.py": '__version__ = "9"\n',
+        ".github/workflows/ci.yml": "name: ci\n",
+    }
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    force = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force["noxfile.py"] == "ci/_bundle/noxfile.py"
+    assert force[".github/workflows"] == "ci/_bundle/workflows"
+
+
+def test_a_bundle_without_its_noxfile_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "ci").mkdir()
+    with pytest.raises(UsageError, match="no noxfile.py beside its ci/ package"):
+        scaffold.load_bundle(tmp_path)

@@ -49,7 +49,10 @@ def _init(args: argparse.Namespace, app: App) -> int:
     try:
         from ci import scaffold  # noqa: PLC0415 - needs tomlkit, which gate sessions lack
     except ModuleNotFoundError as exc:
-        msg = f"init needs {exc.name}: install it (uv sync --group scaffold) and rerun"
+        msg = (
+            f"init needs {exc.name}: `uv sync --group scaffold` in a checkout, or "
+            f"`uvx --with {exc.name} noxgate init ...` from the registry"
+        )
         raise ToolError(msg) from None
     root = (app.cwd / args.target).resolve()
     bundle = scaffold.load_bundle()
@@ -59,7 +62,13 @@ def _init(args: argparse.Namespace, app: App) -> int:
     print(scaffold.render(plan, dry_run=args.dry_run, upgrade=args.upgrade), flush=True)
     if args.dry_run:
         return ExitCode.OK
-    scaffold.apply(plan, root, app.runner)
+    secrets = scaffold.apply(plan, root, app.runner)
+    if secrets:
+        print(
+            f"note: the first secrets scan found {secrets} possible secret(s); "
+            f"{scaffold.BASELINE} records them as known: audit them "
+            f"(`detect-secrets audit {scaffold.BASELINE}`) and remove real ones"
+        )
     if plan.changes:
         print(f"done: {len(plan.changes)} file(s) changed in {root}")
         print("next: review with `git diff`, commit, then run `nox -s lint test`")
