@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Array, Table
 from tomlkit.toml_document import TOMLDocument
 
-from ci import __version__, layout
+from ci import __version__, config, layout
 from ci.errors import ToolError, UsageError
 from ci.files import atomic_write_bytes
 from ci.runner import Runner
@@ -196,6 +197,9 @@ def gather(root: Path, bundle: Bundle) -> Target:
     if not root.is_dir():
         msg = f"{root} is not a folder; pass the root of a Python project"
         raise UsageError(msg)
+    if (root / "ci").resolve() == Path(__file__).resolve().parent:
+        msg = f"{root} is the running bundle itself; pass another project's root"
+        raise UsageError(msg)
     facts = layout.read_project(root)
     wanted = {
         *bundle.files,
@@ -360,6 +364,8 @@ def _project_edits(
         exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
     _exclude_from_build(doc, project, target, notes)
     new_pyproject = _space_new_tables(old_pyproject or "", tomlkit.dumps(doc))
+    where = Path(target.where) / "pyproject.toml"
+    config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad
     changes.append(_change("pyproject.toml", old_pyproject, new_pyproject))
     if target.ruff_toml is not None:
         old = target.existing[target.ruff_toml]

@@ -461,3 +461,18 @@ def test_a_bundle_without_its_noxfile_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "ci").mkdir()
     with pytest.raises(UsageError, match="no noxfile.py beside its ci/ package"):
         scaffold.load_bundle(tmp_path)
+
+
+def test_the_bundle_itself_is_not_a_target(capsys: pytest.CaptureFixture[str]) -> None:
+    assert init(ROOT) == 2
+    assert "is the running bundle itself" in capsys.readouterr().err
+
+
+def test_an_invalid_existing_tool_ci_is_exit_2_before_any_write(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, "pyproject.toml": PYPROJECT + "\n[tool.ci]\npythons = 3\n"})
+    before = snapshot(repo)
+    assert init(repo) == 2
+    assert "tool.ci.pythons must be a list of strings" in capsys.readouterr().err
+    assert snapshot(repo) == before
