@@ -23,7 +23,7 @@ import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.container import OutOfOrderTableProxy
-from tomlkit.items import Array, Table
+from tomlkit.items import Array, InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ci import __version__, config, layout
@@ -457,6 +457,7 @@ def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
 
 def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
     """Add the dependency groups the sessions sync, keeping every entry already there."""
+    indent = _indent_of(doc.as_string())
     groups = _ensure(doc, "dependency-groups", super_table=False)
     requires = doc.get("project", {}).get("requires-python")  # as add_requires_python left it
     marker = (
@@ -472,34 +473,53 @@ def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
             wanted = [*project.test_requirements, *wanted]
         if group == "dev" and "dev" not in groups:
             wanted += [{"include-group": g} for g in DEV_INCLUDES]
-        _merge_group(groups, group, wanted)
+        _merge_group(groups, group, wanted, indent)
 
 
 def _with_marker(requirement: str, marker: str | None) -> str:
     return f"{requirement}; {marker}" if marker else requirement
 
 
-def _merge_group(groups: TomlTable, name: str, wanted: Sequence[str | dict[str, str]]) -> None:
+def _merge_group(
+    groups: TomlTable, name: str, wanted: Sequence[str | dict[str, str]], indent: str
+) -> None:
     """Append each wanted entry whose package (or included group) the group lacks."""
-    if name not in groups:
-        groups[name] = tomlkit.array().multiline(True)
-    array = groups[name]
-    if not isinstance(array, Array):
+    array = groups.get(name)
+    if array is not None and not isinstance(array, Array):
         msg = f"pyproject.toml: [dependency-groups] {name} is not a list; fix it by hand first"
         raise UsageError(msg)
-    have = {_entry_key(entry) for entry in array}
+    have = {_entry_key(entry) for entry in array or []}
+    missing = []
     for entry in wanted:
         key = _entry_key(entry)
         if key not in have:
             have.add(key)
-            if isinstance(entry, dict):
-                inline = tomlkit.inline_table()
-                inline.update(entry)
-                array.append(inline)
-            else:
-                array.append(entry)
+            missing.append(_toml_value(entry))
+    if array is None:
+        array = tomlkit.array()
+        for item in missing:
+            array.add_line(item, indent=indent)  # one per line, indented like the file's arrays
+        array.add_line(indent="")
+        groups[name] = array
+        return
+    for item in missing:
+        array.append(item)
     if len(array) > 1 and "\n" not in array.as_string():
         array.multiline(True)
+
+
+def _toml_value(entry: str | dict[str, str]) -> str | InlineTable:
+    if isinstance(entry, str):
+        return entry
+    inline = tomlkit.inline_table()
+    inline.update(entry)
+    return inline
+
+
+def _indent_of(text: str) -> str:
+    """The indentation the file's multi-line arrays use (4 spaces when it has none)."""
+    match = re.search(r"\[[ \t]*\n([ \t]+)[\"'{\w]", text)
+    return match[1] if match else "    "
 
 
 def _entry_key(entry: object) -> str:

@@ -476,3 +476,13 @@ def test_an_invalid_existing_tool_ci_is_exit_2_before_any_write(
     assert init(repo) == 2
     assert "tool.ci.pythons must be a list of strings" in capsys.readouterr().err
     assert snapshot(repo) == before
+
+
+def test_new_groups_are_indented_like_the_files_own_arrays(
+    make_repo: Callable[..., Path],
+) -> None:
+    two = PYPROJECT.replace('test = ["hypothesis>=6"]', 'test = [\n  "hypothesis>=6",\n]')
+    repo = make_repo({**FILES, "pyproject.toml": two})
+    assert init(repo) == 0
+    text = (repo / "pyproject.toml").read_text()
+    assert '\nlint = [\n  "ruff>=0.17",\n  "mypy>=1.18",\n' in text
