@@ -297,6 +297,9 @@ def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
     assert data["tool"]["ci"]["pythons"] == ["3.11"]
     assert data["tool"]["ci"]["gates"]["test"]["coverage_min"] == 91
     assert "detect-secrets>=1.5" in data["dependency-groups"]["security"]
+    capsys.readouterr()
+    assert init(target, "--upgrade") == 0  # upgraded: a second upgrade has nothing to do
+    assert "nothing: the target is up to date" in capsys.readouterr().out
 
 
 def test_a_failing_lock_undoes_every_write(
