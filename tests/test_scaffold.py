@@ -1,4 +1,3 @@
-import ast
 import json
 import os
 import subprocess
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from ci import __version__, cli, scaffold
+from ci import __version__, cli, pyproject_edit, scaffold
 from ci.commands.app import App
 from ci.errors import UsageError
 from ci.runner import Completed, ProcessRunner
@@ -353,14 +352,14 @@ def test_gitignore_gets_the_gates_output_folders_once(make_repo: Callable[..., P
     assert ".nox/" in lines
     assert "reports/" in lines
     assert "dist/" not in lines  # "/dist" already covers it
-    assert scaffold.gitignore("\n".join(lines) + "\n") == "\n".join(lines) + "\n"
+    assert pyproject_edit.gitignore("\n".join(lines) + "\n") == "\n".join(lines) + "\n"
 
 
 def test_a_project_without_tests_gets_a_first_test(make_repo: Callable[..., Path]) -> None:
     files = {k: v for k, v in FILES.items() if not k.startswith("tests/")}
     repo = make_repo(files)
     assert init(repo) == 0
-    smoke = repo / "tests" / scaffold.SMOKE_TEST
+    smoke = repo / "tests" / pyproject_edit.SMOKE_TEST
     assert '["demo_pkg"]' in smoke.read_text()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(smoke)],
@@ -407,37 +406,6 @@ def test_pdm_flat_layout_keeps_the_bundle_out_of_the_wheel(
     assert init(repo) == 0
     data = tomllib.loads((repo / "pyproject.toml").read_text())
     assert data["tool"]["pdm"]["build"]["excludes"] == ["ci"]
-
-
-def _synced_groups(noxfile: str) -> set[str]:
-    groups = set()
-    for node in ast.walk(ast.parse(noxfile)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "sync":
-            groups |= {a.value for a in node.args[1:] if isinstance(a, ast.Constant)}
-    return groups
-
-
-def test_every_group_the_bundle_noxfile_syncs_is_provided() -> None:
-    synced = _synced_groups((ROOT / "noxfile.py").read_text())
-    assert "lint" in synced
-    assert synced <= set(scaffold.TOOL_GROUPS)
-
-
-def test_tool_groups_follow_the_bundles_own_tools() -> None:
-    """Each tool the bundle's own sessions install is given to targets, with the same floor."""
-    own = tomllib.loads((ROOT / "pyproject.toml").read_text())["dependency-groups"]
-    ours = {
-        Requirement(r).name.lower(): Requirement(r)
-        for reqs in scaffold.TOOL_GROUPS.values()
-        for r in reqs
-    }
-    for group in ("lint", "security", "package", "workflows"):
-        for entry in own.get(group, []):
-            if not isinstance(entry, str) or entry.startswith("types-"):
-                continue
-            requirement = Requirement(entry)
-            assert requirement.name.lower() in ours, f"{group}: {entry}"
-            assert ours[requirement.name.lower()].specifier == requirement.specifier, entry
 
 
 def test_an_installed_wheel_carries_the_bundle_in_ci_bundle(tmp_path: Path) -> None:
