@@ -100,16 +100,16 @@ def read_project(root: Path) -> ProjectFiles:
         else:
             files.add(child.name)
     requirements: dict[str, str] = {}
-    for pattern in REQUIREMENT_GLOBS:
-        for path in sorted(root.glob(pattern)):
-            requirements[path.relative_to(root).as_posix()] = path.read_text(
-                encoding="utf-8", errors="replace"
-            )
     tox = text("tox.ini")
-    for ref in _tox_requirement_refs(tox or ""):
-        body = text(ref)
+    wanted = [
+        p.relative_to(root).as_posix() for g in REQUIREMENT_GLOBS for p in sorted(root.glob(g))
+    ]
+    for ref in [*wanted, *_tox_requirement_refs(tox or "")]:
+        # pip-tools: X.txt pins the whole tree; its X.in names only the direct test deps
+        source = ref[:-4] + ".in" if ref.endswith(".txt") and text(ref[:-4] + ".in") else ref
+        body = text(source)
         if body is not None:
-            requirements.setdefault(ref, body)
+            requirements.setdefault(source, body)
     return ProjectFiles(
         pyproject=text("pyproject.toml"),
         setup_py=text("setup.py"),

@@ -252,3 +252,16 @@ def test_invalid_pyproject_is_exit_2(tmp_path: Path) -> None:
     write(tmp_path, {"pyproject.toml": "[project\nname="})
     with pytest.raises(UsageError, match="not valid TOML"):
         detect(tmp_path)
+
+
+def test_pip_compiled_requirements_are_read_from_their_in_file(tmp_path: Path) -> None:
+    root = write(
+        tmp_path,
+        {
+            "pyproject.toml": pyproject(),
+            "tox.ini": "[testenv]\ndeps = -r requirements/tests.txt\n",
+            "requirements/tests.in": "pytest\nfreezegun\n",
+            "requirements/tests.txt": "freezegun==1.4.0\npackaging==24.0\npytest==8.1.1\n",
+        },
+    )
+    assert detect(root).test_requirements == ("pytest", "freezegun")
