@@ -46,6 +46,8 @@ SETUPTOOLS_SRC_TOX = Sample(
             [project]
             name = "calc-src"
             version = "1.2.0"
+            description = "Adds numbers."
+            readme = "README.md"
             requires-python = ">=3.10"
 
             [project.optional-dependencies]
@@ -62,6 +64,7 @@ SETUPTOOLS_SRC_TOX = Sample(
             commands = pytest
             """),
         ".gitignore": "*.egg-info/\n",
+        "README.md": "# calc-src\n\nAdds numbers.\n",
         "src/calc_src/__init__.py": '"""Calc."""\n\n\ndef add(a: int, b: int) -> int:\n'
         '    """Add."""\n    return a + b\n',
         "tests/test_calc.py": _d('''
@@ -96,6 +99,8 @@ HATCHLING_FLAT = Sample(
             [project]
             name = "greet-flat"
             version = "0.3.0"
+            description = "Greets."
+            readme = "README.md"
             requires-python = ">=3.11"
 
             [dependency-groups]
@@ -119,6 +124,7 @@ HATCHLING_FLAT = Sample(
                 assert six.__name__ == "six"
             '''),
         ".github/workflows/ci.yml": "name: ci\non: push\njobs: {}\n",
+        "README.md": "# greet-flat\n\nGreets.\n",
     },
     tests="1 passed, 0 failed",
 )
@@ -135,9 +141,11 @@ FLIT_MODULE_NO_TESTS = Sample(
             name = "tinymod"
             version = "2.0.0"
             description = "A tiny module."
+            readme = "README.md"
             requires-python = ">=3.8"
             """),
-        "tinymod.py": '"""A tiny module."""\n\nVALUE = 42\n',
+        "tinymod.py": '"""A tiny module."""\n\n__version__ = "2.0.0"\nVALUE = 42\n',
+        "README.md": "# tinymod\n\nA tiny module.\n",
     },
     tests="1 passed, 0 failed",  # the first test init writes
 )
