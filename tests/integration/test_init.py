@@ -165,6 +165,11 @@ def nox(repo: Path, session: str) -> subprocess.CompletedProcess[str]:
     return run([sys.executable, "-m", "nox", "-s", session], cwd=repo)
 
 
+@pytest.mark.skipif(
+    sys.version_info[:2] != (3, 12),
+    reason="runs once, under the default Python: the target's sessions run 3.12 whatever runs "
+    "pytest, and the unit tests cover init itself on every Python",
+)
 @pytest.mark.parametrize(
     "sample",
     [SETUPTOOLS_SRC_TOX, HATCHLING_FLAT, FLIT_MODULE_NO_TESTS],
