@@ -15,7 +15,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ci import __version__, config, layout, pyproject_edit
@@ -59,7 +59,6 @@ class Target:
     ci_files: frozenset[str]  # every file under the target's ci/ (for upgrades)
     workflows: Mapping[str, str]  # text of each file in .github/workflows/
     ruff_toml: str | None  # "ruff.toml" or ".ruff.toml" when the target keeps ruff there
-    git: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +100,6 @@ class Plan:
     files: tuple[FileChange, ...]
     scan_baseline: bool
     notes: tuple[str, ...] = ()
-    kept: tuple[str, ...] = field(default=())
 
     @property
     def changes(self) -> tuple[FileChange, ...]:
@@ -203,7 +201,6 @@ def gather(root: Path, bundle: Bundle) -> Target:
         ci_files=ci_files,
         workflows=workflows,
         ruff_toml=ruff_toml,
-        git=(root / ".git").exists(),
     )
 
 
@@ -253,7 +250,6 @@ def plan(target: Target, bundle: Bundle, options: Options) -> Plan:
         files=tuple(files),
         scan_baseline=BASELINE not in target.existing,
         notes=tuple(notes),
-        kept=tuple(kept),
     )
 
 
