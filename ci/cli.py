@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import __version__, redact
-from ci.commands import core, scaffold, status
+from ci.commands import artifacts, core, scaffold, status
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
 from ci.errors import CIError, ConfigError, ExitCode
 
-COMMAND_MODULES = (core, status, scaffold)
+COMMAND_MODULES = (core, status, artifacts, scaffold)
 
 EXIT_CODES = """exit codes:
   0  ok

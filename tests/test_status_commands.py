@@ -499,7 +499,10 @@ def test_protect_prints_the_payload_from_the_config(
     )
     assert run(["protect"], project, github_env(api, tmp_path, GITHUB_ACTIONS="")) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert payload["required_status_checks"] == {"strict": True, "checks": [{"context": "ci/lint"}]}
+    assert payload["required_status_checks"] == {
+        "strict": True,
+        "checks": [{"context": "ci/lint"}, {"context": "ci/package"}],  # every required gate
+    }
     assert payload["allow_force_pushes"] is False
     assert api.seen == []
 
@@ -515,8 +518,10 @@ def test_protect_apply_puts_the_payload(
     assert put.body["required_status_checks"]["checks"] == [
         {"context": "ci/lint"},
         {"context": "ci/test"},
+        {"context": "ci/package"},
     ]
-    assert "protected octo/demo@release/1.x: required ci/lint, ci/test" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "protected octo/demo@release/1.x: required ci/lint, ci/test, ci/package" in out
 
 
 def test_protect_apply_without_token_is_a_usage_error(
