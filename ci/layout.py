@@ -290,8 +290,10 @@ def _configured_packages(data: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _tests_dir(data: Mapping[str, Any], facts: ProjectFiles) -> str | None:
     testpaths = _table(data, "tool", "pytest", "ini_options").get("testpaths")
-    if isinstance(testpaths, list) and testpaths and str(testpaths[0]) in facts.dirs:
-        return str(testpaths[0])
+    if isinstance(testpaths, str):  # pytest also takes one space-separated string
+        testpaths = testpaths.split()
+    if isinstance(testpaths, list) and testpaths and str(testpaths[0]).strip("/") in facts.dirs:
+        return str(testpaths[0]).strip("/")
     return next((d for d in TEST_DIRS if d in facts.dirs), None)
 
 

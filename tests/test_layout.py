@@ -265,3 +265,13 @@ def test_pip_compiled_requirements_are_read_from_their_in_file(tmp_path: Path) -
         },
     )
     assert detect(root).test_requirements == ("pytest", "freezegun")
+
+
+@pytest.mark.parametrize("testpaths", ['["checks/"]', '"checks other"'])
+def test_pytest_testpaths_name_the_test_folder(tmp_path: Path, testpaths: str) -> None:
+    extra = f"\n[tool.pytest.ini_options]\ntestpaths = {testpaths}\n"
+    root = write(
+        tmp_path,
+        {"pyproject.toml": pyproject(extra=extra), "checks/test_a.py": "", "tests/x.py": ""},
+    )
+    assert detect(root).tests == "checks"
