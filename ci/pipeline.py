@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import lint, package, report, testgate
+from ci import audit, lint, package, report, secrets, testgate
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
@@ -22,13 +22,15 @@ GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 GATES: Mapping[str, GateFunction] = {
     "lint": lambda ctx, _args: lint.run(ctx),
     "test": testgate.run,
+    "secrets": secrets.run,
+    "audit": audit.run,
     "package": package.gate,
 }
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    return ["lint", f"test-{config.default_python}", "package"]
+    return ["lint", f"test-{config.default_python}", "security", "package"]
 
 
 def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
