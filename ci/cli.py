@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import __version__, redact
-from ci.commands import artifacts, core, scaffold, security, status
+from ci.commands import artifacts, cache, core, scaffold, security, status
 from ci.commands import deploy as deploy_commands
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
 from ci.errors import CIError, ConfigError, ExitCode
 
-COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, scaffold)
+COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, cache, scaffold)
 
 EXIT_CODES = """exit codes:
   0  ok
