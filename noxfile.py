@@ -46,3 +46,10 @@ def test(session: nox.Session) -> None:
     """Test: headless pytest with junit and coverage reports under reports/."""
     sync(session, "test")
     session.run("python", "-m", "ci", "gate", "test", *session.posargs)
+
+
+@nox.session(python=CONFIG.default_python)
+def workflows(session: nox.Session) -> None:
+    """Workflows: zizmor (offline), GitHub's workflow schema and the bundle's own rules."""
+    sync(session, "workflows")
+    session.run("python", "-m", "ci", "gate", "workflows", *session.posargs)

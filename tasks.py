@@ -19,3 +19,10 @@ def preflight(c: Context) -> None:
 def ci(c: Context, dry_run: bool = False) -> None:
     """The main job: preflight, every default nox session, then a summary table."""
     c.run(f"{CI} pipeline" + (" --dry-run" if dry_run else ""), pty=False)
+
+
+@task
+def nightly(c: Context) -> None:
+    """The nightly security job: secret scan of the whole history, then the dependency audit."""
+    c.run(f"{CI} secrets --history", pty=False)
+    c.run(f"{CI} audit", pty=False)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import lint, testgate
+from ci import lint, testgate, workflow_files, workflows
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.files import write_json
@@ -23,12 +23,16 @@ GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 GATES: Mapping[str, GateFunction] = {
     "lint": lambda ctx, _args: lint.run(ctx),
     "test": testgate.run,
+    "workflows": lambda ctx, _args: workflows.run(ctx),
 }
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    return ["lint", f"test-{config.default_python}"]
+    sessions = ["lint", f"test-{config.default_python}"]
+    if workflow_files.workflow_paths(config.root):
+        sessions.append("workflows")
+    return sessions
 
 
 def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResult:

@@ -28,7 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.invalid")
     yield
-    redact._current = redact.Redactor()  # noqa: SLF001 - undo what main() installed
+    redact._current = redact.Redactor()  # undo what main() installed
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if isinstance(stream, redact.RedactingStream):
@@ -37,9 +37,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
 
 def git(repo: Path, *args: str) -> str:
     """Run git in ``repo`` and return its stdout (raises on failure)."""
-    done = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
-    )
+    done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
     return done.stdout
 
 
