@@ -52,12 +52,17 @@ def run(ctx: GateContext) -> GateResult:
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMA, "-o", "json", *rels],
         cwd=ctx.root,
     )
-    findings += schema_findings(schema, by_rel, ctx.root)
-    zizmor = ctx.runner.run(
-        [_zizmor(ctx), "--offline", "--format=json", "--no-progress", "--color=never", *rels],
-        cwd=ctx.root,
-    )
-    findings += zizmor_findings(zizmor)
+    invalid = schema_findings(schema, by_rel, ctx.root)
+    findings += invalid
+    # zizmor skips files that do not parse or match the schema (and fails when none is left),
+    # so it audits only the valid ones; the others are reported above already
+    valid = [rel for rel in by_rel if rel not in {f.file for f in invalid}]
+    if valid:
+        zizmor = ctx.runner.run(
+            [_zizmor(ctx), "--offline", "--format=json", "--no-progress", "--color=never", *valid],
+            cwd=ctx.root,
+        )
+        findings += zizmor_findings(zizmor)
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule))
     for finding in findings:
         print(annotate(finding, github=ctx.env.get("GITHUB_ACTIONS") == "true"))
@@ -293,8 +298,7 @@ def schema_findings(
 ) -> list[Finding]:
     """Findings from ``check-jsonschema -o json``; ToolError when it could not run."""
     if done.returncode not in {0, 1}:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        msg = f"check-jsonschema crashed with exit status {done.returncode}: {tail[0]}"
+        msg = f"check-jsonschema crashed with exit status {done.returncode}: {_error_line(done)}"
         raise ToolError(msg)
     try:
         report = json.loads(done.stdout or "{}")
@@ -307,8 +311,11 @@ def schema_findings(
         best = error.get("best_deep_match") or error.get("best_match") or error
         json_path = str(best.get("path") or error.get("path", "$"))
         workflow = workflows.get(rel)
-        line = workflow.line(*_json_path(json_path)) if workflow else None
         message = f"{json_path}: {best.get('message') or error.get('message')}"
+        path = _json_path(json_path)
+        if unexpected := re.search(r"\('([^']+)' was unexpected\)", message):
+            path = (*path, unexpected.group(1))  # point at the offending key itself
+        line = workflow.line(*path) if workflow else None
         findings.append(Finding(rule="schema", message=message, file=rel, line=line))
     # parse_errors are not read: the YAML check above already reports them with their line
     return findings
@@ -332,8 +339,7 @@ def _relative(name: str, root: Path) -> str:
 def zizmor_findings(done: Completed) -> list[Finding]:
     """Findings from ``zizmor --format=json``; ToolError when it crashed."""
     if done.returncode != 0 and done.returncode not in ZIZMOR_FINDING_CODES:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        msg = f"zizmor crashed with exit status {done.returncode}: {tail[0]}"
+        msg = f"zizmor crashed with exit status {done.returncode}: {_error_line(done)}"
         raise ToolError(msg)
     try:
         items = json.loads(done.stdout or "[]")
@@ -371,6 +377,13 @@ def _zizmor_location(locations: Sequence[Mapping[str, Any]]) -> tuple[str | None
     file = local.get("verbatim_path") or local.get("given_path")
     row = chosen.get("concrete", {}).get("location", {}).get("start_point", {}).get("row")
     return (str(file) if file else None), (int(row) + 1 if isinstance(row, int) else None)
+
+
+def _error_line(done: Completed) -> str:
+    """The tool's own error line (``error: ...``), else its last line of output."""
+    lines = [line.strip() for line in done.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith(("error:", "fatal:", "Error:"))]
+    return (errors or lines or ["no output"])[-1 if not errors else 0]
 
 
 def _zizmor(ctx: GateContext) -> str:
