@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -106,6 +106,39 @@ def parse(text: str, rel: str) -> WorkflowFile:
     return WorkflowFile(
         rel=rel, text=text, data=data, lines=converter.lines, content_lines=converter.content
     )
+
+
+def needs_of(job: object) -> list[str]:
+    """The job ids a job ``needs:`` (a string or a list)."""
+    raw = job.get("needs") if isinstance(job, Mapping) else None
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list):
+        return [str(n) for n in raw]
+    return []
+
+
+def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
+    """One cycle in ``graph`` (node -> nodes it needs) as a closed path, or an empty list."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in graph:
+        if node not in state and (found := visit(node)):
+            return found
+    return []
 
 
 def workflow_paths(root: Path) -> list[Path]:

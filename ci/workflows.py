@@ -14,7 +14,7 @@ from ci import workflow_files
 from ci.errors import ToolError
 from ci.gates import Finding, GateContext, GateResult, GateStatus
 from ci.runner import Completed
-from ci.workflow_files import WorkflowFile, WorkflowSyntaxError
+from ci.workflow_files import WorkflowFile, WorkflowSyntaxError, find_cycle, needs_of
 
 SHA_PIN = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
 DOCKER_PIN = re.compile(r"^docker://[^@\s]+@sha256:[0-9a-f]{64}$")
@@ -258,39 +258,6 @@ def _needs(workflow: WorkflowFile) -> Iterator[Finding]:
             "jobs",
             cycle[0],
         )
-
-
-def needs_of(job: object) -> list[str]:
-    """The job ids a job ``needs:`` (a string or a list)."""
-    raw = job.get("needs") if isinstance(job, Mapping) else None
-    if isinstance(raw, str):
-        return [raw]
-    if isinstance(raw, list):
-        return [str(n) for n in raw]
-    return []
-
-
-def find_cycle(graph: Mapping[str, Sequence[str]]) -> list[str]:
-    """One cycle in ``graph`` (node -> nodes it needs) as a closed path, or an empty list."""
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str]:
-        state[node] = 1
-        stack.append(node)
-        for nxt in graph.get(node, ()):
-            if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt) :], nxt]
-            if nxt not in state and (found := visit(nxt)):
-                return found
-        stack.pop()
-        state[node] = 2
-        return []
-
-    for node in graph:
-        if node not in state and (found := visit(node)):
-            return found
-    return []
 
 
 def schema_findings(
