@@ -14,10 +14,12 @@ sys.path.insert(0, str(ROOT))  # ci.config is stdlib-only: safe to import before
 from ci.config import load  # noqa: E402
 
 CONFIG = load(cwd=ROOT)
-os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")  # use installed interpreters, never fetch
+# Use the interpreters that are installed; GitHub runners opt in to downloads via these env vars.
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
+nox.options.download_python = os.environ.get("NOX_DOWNLOAD_PYTHON", "never")  # type: ignore[assignment]
 nox.options.sessions = ["lint", f"test-{CONFIG.default_python}"]
 
 

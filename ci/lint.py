@@ -25,9 +25,11 @@ def run(ctx: GateContext) -> GateResult:
     check = ctx.runner.run([*python, "ruff", "check", "--output-format=json", "."], cwd=ctx.root)
     _expect(check, "ruff check")
     findings += ruff_findings(check.stdout, ctx.root)
-    fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
+    fmt = ctx.runner.run(
+        [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
+    )
     _expect(fmt, "ruff format --check")
-    findings += format_findings(fmt.stdout)
+    findings += ruff_findings(fmt.stdout, ctx.root)
     if ctx.config.gate("lint").mypy:
         mypy = ctx.runner.run([*python, "mypy"], cwd=ctx.root)
         _expect(mypy, "mypy")
@@ -46,15 +48,16 @@ def run(ctx: GateContext) -> GateResult:
 
 
 def _expect(done: Completed, name: str) -> None:
-    """Exit status 0 and 1 are verdicts; anything else means the tool itself broke."""
-    if done.returncode not in {0, 1}:
+    """Exit status 0 and 1 (with output) are verdicts; anything else means the tool broke."""
+    silent_failure = done.returncode == 1 and not done.stdout.strip()
+    if done.returncode not in {0, 1} or silent_failure:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         msg = f"{name} crashed with exit status {done.returncode}: {tail[0]}"
         raise ToolError(msg)
 
 
 def ruff_findings(text: str, root: Path) -> list[Finding]:
-    """Findings from ``ruff check --output-format=json`` output."""
+    """Findings from ``ruff check`` or ``ruff format --check`` JSON output."""
     try:
         items = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
@@ -73,20 +76,6 @@ def ruff_findings(text: str, root: Path) -> list[Finding]:
             )
         )
     return findings
-
-
-def format_findings(text: str) -> list[Finding]:
-    """Findings from ``ruff format --check`` output (one per file to reformat)."""
-    prefix = "Would reformat: "
-    return [
-        Finding(
-            rule="format",
-            message="would be reformatted by `ruff format`",
-            file=line[len(prefix) :].strip(),
-        )
-        for line in text.splitlines()
-        if line.startswith(prefix)
-    ]
 
 
 def mypy_findings(text: str) -> list[Finding]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -32,7 +34,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     start = time.monotonic()
     variant = ctx.python
     reports = ctx.reports
-    scratch = reports / "tmp" / f"test-{variant}"
+    scratch = scratch_dir(ctx.root, variant)
     scratch.mkdir(parents=True, exist_ok=True)
     junit = reports / f"junit-{variant}.xml"
     coverage_xml = reports / f"coverage-{variant}.xml"
@@ -68,6 +70,12 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         findings=findings,
         artifacts=artifacts,
     )
+
+
+def scratch_dir(root: Path, variant: str) -> Path:
+    """A per-project, per-Python temp folder outside the tree (tests must not see our config)."""
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"noxgate-{digest}" / f"test-{variant}"
 
 
 def judge(

@@ -28,7 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.invalid")
     yield
-    redact._current = redact.Redactor()  # undo what main() installed
+    redact._current = redact.Redactor()
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if isinstance(stream, redact.RedactingStream):

@@ -1,0 +1,124 @@
+import argparse
+from pathlib import Path
+
+import pytest
+
+from ci import cli
+from ci.commands.app import App
+from ci.testing import FakeRunner
+
+LOCK = 'version = 1\n\n[[package]]\nname = "demo"\nversion = "0"\n'
+
+
+def project(tmp_path: Path, extra: str = "") -> Path:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "0"\n[tool.ci]\npythons = ["3.12"]\n' + extra
+    )
+    (tmp_path / "uv.lock").write_text(LOCK)
+    return tmp_path
+
+
+def fake_runner() -> FakeRunner:
+    return FakeRunner(
+        script={
+            ("uv", "lock", "--check"): (0, "", ""),
+            ("uv", "python", "find"): (0, "/py/3.12\n", ""),
+        },
+        executables={"uv": "/bin/uv", "nox": "/bin/nox"},
+    )
+
+
+def subcommands() -> list[str]:
+    parser = cli.build_parser()
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return sorted(actions[0].choices)
+
+
+@pytest.mark.parametrize("command", subcommands())
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: python -m ci" in out
+    assert len(out.splitlines()) > 3
+
+
+def test_top_level_help_lists_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    assert "6  a tool the gate runs crashed" in capsys.readouterr().out
+
+
+def test_bad_usage_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["no-such-command"]) == 2
+    assert cli.main(["gate", "nope"]) == 2
+
+
+def test_preflight_ok(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = App(cwd=project(tmp_path), runner=fake_runner(), env={})
+    assert cli.main(["preflight"], app) == 0
+    assert "uv.lock fresh" in capsys.readouterr().out
+
+
+def test_config_error_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = App(cwd=project(tmp_path, "colour = 'blue'\n"), runner=fake_runner(), env={})
+    assert cli.main(["preflight"], app) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "unknown key 'colour' in [tool.ci]" in err
+    assert "Traceback" not in err
+
+
+def test_config_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "elsewhere.toml"
+    other.write_text("[tool.ci]\npythons = 3\n")
+    app = App(cwd=project(tmp_path), runner=fake_runner(), env={})
+    assert cli.main(["--config", str(other), "preflight"], app) == 2
+    assert "elsewhere.toml" in capsys.readouterr().err
+
+
+def test_unexpected_crash_is_one_line_exit_6(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Exploding(FakeRunner):
+        def which(self, name: str) -> str | None:
+            raise RuntimeError("kaboom")
+
+    app = App(cwd=project(tmp_path), runner=Exploding(script=fake_runner().script), env={})
+    assert cli.main(["preflight"], app) == 6
+    err = capsys.readouterr().err
+    assert "noxgate crashed (RuntimeError: kaboom)" in err
+    assert "Traceback" not in err
+
+
+def test_interrupt_is_130(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    class Interrupted(FakeRunner):
+        def which(self, name: str) -> str | None:
+            raise KeyboardInterrupt
+
+    app = App(cwd=project(tmp_path), runner=Interrupted(script=fake_runner().script), env={})
+    assert cli.main(["preflight"], app) == 130
+
+
+def test_on_github_masks_are_announced_first_and_values_masked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "tok-1234567890abcdef"
+    env = {"GITHUB_ACTIONS": "true", "DEPLOY_TOKEN": secret}
+    app = App(cwd=project(tmp_path), runner=fake_runner(), env=env)
+    app.runner.script[("uv", "python", "find")] = (0, f"/py/{secret}\n", "")
+    assert cli.main(["preflight"], app) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"::add-mask::{secret}\n")
+    assert out.count(secret) == 1
+
+
+def test_pipeline_dry_run_prints_plan_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = fake_runner()
+    app = App(cwd=project(tmp_path), runner=runner, env={})
+    assert cli.main(["pipeline", "--dry-run"], app) == 0
+    out = capsys.readouterr().out
+    assert "nox -s lint" in out and "nox -s test-3.12" in out
+    assert runner.calls == []

@@ -1,0 +1,144 @@
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ci import config
+from ci.config import Mode
+from ci.errors import ConfigError, ExitCode
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[project]\nname = "demo-pkg"\nversion = "1.2.3"\n' + body, encoding="utf-8")
+    return path
+
+
+def test_defaults_when_table_absent(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, ""))
+    assert cfg.pythons == ("3.12", "3.11", "3.13")
+    assert cfg.default_python == "3.12"
+    assert cfg.packages == ("demo_pkg",)
+    assert cfg.project_version == "1.2.3"
+    assert cfg.gate("test").coverage_min == 85
+    assert cfg.gate("audit").fail_on == "high"
+    assert cfg.root == tmp_path
+
+
+def test_no_pyproject_at_all_gives_defaults(tmp_path: Path) -> None:
+    cfg = config.load(cwd=tmp_path)
+    assert cfg.path is None
+    assert cfg.pythons == config.DEFAULT_PYTHONS
+
+
+def test_nearest_pyproject_is_found_from_a_subfolder(tmp_path: Path) -> None:
+    write(tmp_path, '[tool.ci]\npythons = ["3.13"]\n')
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    assert config.load(cwd=sub).pythons == ("3.13",)
+
+
+def test_full_table_parses(tmp_path: Path) -> None:
+    cfg = config.load(
+        write(
+            tmp_path,
+            """
+[tool.ci]
+pythons = ["3.11"]
+required_secrets = ["GEMINI_API_KEY"]
+[tool.ci.gates.test]
+mode = "advisory"
+budget_s = 12
+budget_blocks = true
+coverage_min = 90
+[tool.ci.gates.lint]
+mypy = true
+[tool.ci.gates.audit]
+fail_on = "critical"
+[[tool.ci.waivers]]
+id = "PYSEC-2024-1"
+reason = "not reachable"
+expires = 2027-01-31
+[tool.ci.environments.staging]
+deploy_command = ["echo", "{version}"]
+[tool.ci.environments.production]
+after = "staging"
+requires_approval = true
+allowed_refs = ["refs/tags/v*"]
+[tool.ci.publish]
+retain = 3
+""",
+        )
+    )
+    assert cfg.gate("test").mode is Mode.ADVISORY
+    assert cfg.gate("test").budget_s == 12
+    assert cfg.gate("lint").mypy is True
+    assert cfg.gate("audit").fail_on == "critical"
+    assert cfg.waivers[0].expires == dt.date(2027, 1, 31)
+    assert cfg.environment("production").after == "staging"
+    assert cfg.environment("staging").deploy_command == ("echo", "{version}")
+    assert cfg.publish.retain == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("[tool.ci]\ncolour = 1\n", "unknown key 'colour' in [tool.ci]"),
+        ("[tool.ci]\npythons = '3.12'\n", "tool.ci.pythons must be a list of strings"),
+        ("[tool.ci]\npythons = []\n", "at least one version"),
+        ("[tool.ci.gates.test]\ncoverage_mim = 80\n", "unknown key 'coverage_mim'"),
+        ("[tool.ci.gates.lint]\ncoverage_min = 80\n", "unknown key 'coverage_min'"),
+        ("[tool.ci.gates.tests]\nmode = 'required'\n", "unknown gate [tool.ci.gates.tests]"),
+        ("[tool.ci.gates.test]\nmode = 'sometimes'\n", "mode = 'sometimes' is not one of"),
+        ("[tool.ci.gates.test]\nbudget_s = 'ten'\n", "budget_s must be a number"),
+        ("[tool.ci.gates.test]\nbudget_blocks = 1\n", "budget_blocks must be true or false"),
+        ("[tool.ci.gates.audit]\nfail_on = 'severe'\n", "fail_on = 'severe' is not one of"),
+        ("[[tool.ci.waivers]]\nid = 'X'\nexpires = 2027-01-01\n", "has no 'reason'"),
+        ("[[tool.ci.waivers]]\nid = 'X'\nreason = 'r'\n", "has no 'expires'"),
+        ("[[tool.ci.waivers]]\nid = 'X'\nreason = ' '\nexpires = 2027-01-01\n", "reason is empty"),
+        ("[[tool.ci.waivers]]\nid = 'X'\nreason = 'r'\nexpires = 'soon'\n", "must be a TOML date"),
+        ("[tool.ci]\nwaivers = 3\n", "must be an array of tables"),
+        (
+            "[tool.ci.environments.prod]\nafter = 'staging'\n",
+            "after = 'staging' is not an environment",
+        ),
+        ("[tool.ci.environments.prod]\ndeploy_command = 'ls'\n", "deploy_command must be a list"),
+        ("[tool.ci.publish]\nretain = 0\n", "retain must be at least 1"),
+        ("[tool.ci.cache]\nmax_gb = 1\n", "unknown key 'max_gb' in [tool.ci.cache]"),
+        ("[tool]\nci = 3\n", "[tool.ci] must be a table"),
+    ],
+)
+def test_bad_config_names_key_and_file(tmp_path: Path, body: str, needle: str) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    assert needle in str(info.value)
+    assert str(path) in str(info.value)
+    assert info.value.exit_code is ExitCode.USAGE
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_text("[tool.ci\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_unknown_environment_lists_known(tmp_path: Path) -> None:
+    cfg = config.load(write(tmp_path, "[tool.ci.environments.staging]\n"))
+    with pytest.raises(ConfigError, match=r"no environment 'prod'.*configured: staging"):
+        cfg.environment("prod")
+
+
+def test_state_dir_and_env_flag(tmp_path: Path) -> None:
+    assert config.state_dir(tmp_path, {}) == tmp_path / ".ci-state"
+    assert config.state_dir(tmp_path, {"CI_STATE_DIR": "/x"}) == Path("/x")
+    assert config.env_flag("CI_NO_CACHE", {"CI_NO_CACHE": "1"}) is True
+    assert config.env_flag("CI_NO_CACHE", {}) is False
+    with pytest.raises(ConfigError, match="not a boolean"):
+        config.env_flag("CI_NO_CACHE", {"CI_NO_CACHE": "maybe"})

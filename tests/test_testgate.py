@@ -1,0 +1,118 @@
+from pathlib import Path
+
+import pytest
+
+from ci import config, testgate
+from ci.clock import SystemClock
+from ci.gates import GateStatus, context
+from ci.runner import ProcessRunner
+from ci.testing import FakeRunner
+
+CODE = "def add(a, b):\n    return a + b\n\n\ndef unused(x):\n    if x:\n        return 1\n    return 2\n"
+
+
+def project(tmp_path: Path, tests: dict[str, str], coverage_min: int = 50) -> config.Config:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "pkg"\nversion = "0"\n'
+        f"[tool.ci.gates.test]\ncoverage_min = {coverage_min}\n"
+    )
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text(CODE)
+    (tmp_path / "tests").mkdir()
+    for name, body in tests.items():
+        (tmp_path / "tests" / name).write_text(body)
+    return config.load(cwd=tmp_path)
+
+
+PASSING = "from pkg import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+FAILING = "from pkg import add\n\ndef test_wrong():\n    assert add(1, 2) == 4, 'sum is off'\n"
+HEADLESS = "import os\n\ndef test_env():\n    assert os.environ['MPLBACKEND'] == 'Agg'\n    assert os.environ['QT_QPA_PLATFORM'] == 'offscreen'\n    assert os.environ['TMPDIR'].endswith('test-' + os.environ['PYV']); assert 'reports' not in os.environ['TMPDIR']\n"
+
+
+def run(cfg: config.Config, monkeypatch: pytest.MonkeyPatch) -> testgate.GateResult:
+    ctx = context(cfg, ProcessRunner(), SystemClock(), {})
+    monkeypatch.setenv("PYV", ctx.python)
+    return testgate.run(ctx, ["-p", "no:cacheprovider", "-q"])
+
+
+def test_passing_suite_writes_junit_and_coverage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = project(tmp_path, {"test_a.py": PASSING, "test_env.py": HEADLESS})
+    result = run(cfg, monkeypatch)
+    assert result.status is GateStatus.PASSED, result.summary
+    assert result.summary.startswith("2 passed, 0 failed, 0 skipped; coverage")
+    assert any(a.startswith("reports/junit-") for a in result.artifacts)
+    assert any(a.startswith("reports/coverage-") for a in result.artifacts)
+
+
+def test_failing_test_is_a_finding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = project(tmp_path, {"test_a.py": PASSING, "test_b.py": FAILING})
+    result = run(cfg, monkeypatch)
+    assert result.status is GateStatus.FAILED
+    (finding,) = [f for f in result.findings if f.rule == "test"]
+    assert "test_wrong" in finding.message
+    assert "sum is off" in finding.message
+    assert finding.file == "tests/test_b.py"
+
+
+def test_no_tests_is_a_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = project(tmp_path, {"test_a.py": "X = 1\n"})
+    result = run(cfg, monkeypatch)
+    assert result.status is GateStatus.FAILED
+    assert "no tests ran" in result.summary
+
+
+def test_coverage_below_minimum_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = project(tmp_path, {"test_a.py": PASSING}, coverage_min=99)
+    result = run(cfg, monkeypatch)
+    assert result.status is GateStatus.FAILED
+    assert any(
+        f.rule == "coverage" and "below the minimum of 99%" in f.message for f in result.findings
+    )
+
+
+def test_pytest_usage_error_is_a_tool_error(tmp_path: Path) -> None:
+    cfg = project(tmp_path, {"test_a.py": PASSING})
+    import sys
+
+    fake = FakeRunner(script={(sys.executable, "-m", "pytest"): (4, "", "usage error")})
+    with pytest.raises(testgate.ToolError, match="pytest could not run"):
+        testgate.run(context(cfg, fake, SystemClock(), {}))
+
+
+@pytest.mark.parametrize(
+    ("code", "junit", "cov", "status", "needle"),
+    [
+        (
+            0,
+            testgate.JunitSummary(tests=3, failures=0, errors=0, skipped=1, failed=()),
+            90.0,
+            GateStatus.PASSED,
+            "2 passed, 0 failed, 1 skipped",
+        ),
+        (5, None, None, GateStatus.FAILED, "no tests ran"),
+        (
+            0,
+            testgate.JunitSummary(tests=0, failures=0, errors=0, skipped=0, failed=()),
+            None,
+            GateStatus.FAILED,
+            "no tests ran",
+        ),
+        (2, None, None, GateStatus.FAILED, "pytest exit 2"),
+        (0, None, 10.0, GateStatus.FAILED, "coverage 10.0%"),
+    ],
+)
+def test_judge(code, junit, cov, status, needle) -> None:
+    got_status, summary, _ = testgate.judge(code, junit, cov, 85)
+    assert got_status is status
+    assert needle in summary
+
+
+def test_corrupt_reports_are_tool_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "x.xml"
+    bad.write_text("<nope")
+    with pytest.raises(testgate.ToolError, match="not valid junit XML"):
+        testgate.read_junit(bad)
+    with pytest.raises(testgate.ToolError, match="not valid coverage XML"):
+        testgate.read_coverage(bad)
