@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci import __version__, redact
+from ci import __version__, faults, redact
 from ci.commands import core, plan
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
@@ -59,6 +59,7 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     app.config_file = args.config
     _install_redaction(app)
     try:
+        faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command, never silently
         return int(args.handler(args, app))
     except CIError as exc:
         print(f"error: {exc}", file=sys.stderr)
