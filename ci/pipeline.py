@@ -114,7 +114,7 @@ def run_sessions(config: Config, runner: Runner, sessions: Sequence[str]) -> lis
     reports = config.reports_path()
     for session in sessions:
         print(f"::group::nox -s {session}" if _on_github() else f"==> nox -s {session}", flush=True)
-        started = time.time()
+        started = time.time_ns()
         done = runner.run([*nox_command(), "-s", session], cwd=config.root, stream=True)
         if _on_github():
             print("::endgroup::", flush=True)
@@ -133,12 +133,12 @@ def _on_github() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
 
 
-def _reports_since(reports: Path, started: float) -> list[GateResult]:
+def _reports_since(reports: Path, started_ns: int) -> list[GateResult]:
     if not reports.is_dir():
         return []
     found = []
     for path in sorted(reports.glob("*.json")):
-        if path.name == "run.json" or path.stat().st_mtime < started - 1:
+        if path.name == "run.json" or path.stat().st_mtime_ns < started_ns:
             continue
         try:
             found.append(read_report(path))

@@ -95,7 +95,15 @@ def judge(
         parts.append(
             f"{passed} passed, {junit.failures + junit.errors} failed, {junit.skipped} skipped"
         )
-    if coverage is not None:
+    if coverage is None:
+        findings.append(
+            Finding(
+                rule="coverage",
+                message="no coverage data was collected: check [tool.ci] packages names "
+                "the import packages the tests exercise",
+            )
+        )
+    else:
         parts.append(f"coverage {coverage:.1f}% (min {coverage_min:g}%)")
         if coverage < coverage_min:
             findings.append(

@@ -72,7 +72,7 @@ def test_run_sessions_collects_reports_and_summarises(tmp_path: Path) -> None:
     # a report left from an earlier run must not be attributed to this one
     old = GateResult(gate="old", status=GateStatus.FAILED)
     path = pipeline.write_report(old, c.reports_path())
-    stale = time.time() - 3600
+    stale = time.time() - 0.01  # even a report from a moment before the session is not its own
     import os
 
     os.utime(path, (stale, stale))

@@ -99,7 +99,14 @@ def test_pytest_usage_error_is_a_tool_error(tmp_path: Path) -> None:
             GateStatus.FAILED,
             "no tests ran",
         ),
-        (2, None, None, GateStatus.FAILED, "pytest exit 2"),
+        (2, None, 90.0, GateStatus.FAILED, "coverage 90.0%"),
+        (
+            0,
+            testgate.JunitSummary(tests=1, failures=0, errors=0, skipped=0, failed=()),
+            None,
+            GateStatus.FAILED,
+            "1 passed",
+        ),
         (0, None, 10.0, GateStatus.FAILED, "coverage 10.0%"),
     ],
 )
