@@ -21,7 +21,9 @@ def clone(tmp_path: Path) -> Path:
     return target
 
 
-def run(repo: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    repo: Path, *argv: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "CI_INJECT_FAULT"}
     return subprocess.run(
         list(argv),
@@ -53,9 +55,7 @@ def test_nox_workflows_passes_then_fails_on_an_unpinned_action(clone: Path) -> N
     ci_yml.write_text(text.replace(pinned, "actions/checkout@v4", 1), encoding="utf-8")
     done = run(clone, sys.executable, "-m", "nox", "-s", "workflows")
     assert done.returncode == 1
-    line = text.splitlines().index(
-        next(ln for ln in text.splitlines() if pinned in ln)
-    ) + 1
+    line = text.splitlines().index(next(ln for ln in text.splitlines() if pinned in ln)) + 1
     assert f".github/workflows/ci.yml:{line}: pin actions/checkout@v4" in done.stdout
     assert "zizmor/unpinned-uses" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
