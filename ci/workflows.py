@@ -79,9 +79,17 @@ def run(ctx: GateContext) -> GateResult:
 def annotate(finding: Finding, *, github: bool) -> str:
     """One line per finding: ``file:line: rule message`` (a GitHub annotation on Actions)."""
     if github:
-        where = f"file={finding.file},line={finding.line or 1}" if finding.file else ""
-        return f"::error {where},title={finding.rule}::{finding.message}"
+        props = [f"file={_escape(finding.file, prop=True)}"] if finding.file else []
+        props += [f"line={finding.line or 1}"] if finding.file else []
+        props.append(f"title={_escape(finding.rule, prop=True)}")
+        return f"::error {','.join(props)}::{_escape(finding.message)}"
     return f"{finding.location()}: {finding.rule} {finding.message}"
+
+
+def _escape(text: str, *, prop: bool = False) -> str:
+    """Escape a workflow command value (and, for properties, ``:`` and ``,``)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
 def check(workflow: WorkflowFile) -> list[Finding]:

@@ -236,6 +236,11 @@ def test_annotations_on_github_and_in_a_terminal():
         workflows.annotate(finding, github=True)
         == "::error file=w.yml,line=3,title=pin::not pinned"
     )
+    odd = Finding(rule="zizmor/x:y", message="50% bad\nreally", file="a,b.yml", line=None)
+    assert (
+        workflows.annotate(odd, github=True)
+        == "::error file=a%2Cb.yml,line=1,title=zizmor/x%3Ay::50%25 bad%0Areally"
+    )
 
 
 def _project(tmp_path: Path, files: dict[str, str]) -> Path:
