@@ -37,3 +37,15 @@ def write_json(path: Path, payload: dict[str, Any], schema: int = 1) -> None:
     """Write ``payload`` with ``"schema"`` first as indented JSON, masked and atomic."""
     document = {"schema": schema, **{k: v for k, v in payload.items() if k != "schema"}}
     atomic_write_text(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one masked line in a single ``O_APPEND`` write: concurrent writers never mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (redact(line).rstrip("\n") + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

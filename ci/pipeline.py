@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 import time
@@ -11,11 +10,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import lint, testgate, workflow_files, workflows
+from ci import lint, report, testgate, workflow_files, workflows
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
-from ci.files import write_json
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
+from ci.report import read_report, write_report  # noqa: F401 - moved to ci.report; kept here
 from ci.runner import Runner
 
 GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
@@ -36,7 +35,7 @@ def default_sessions(config: Config) -> list[str]:
 
 
 def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
-    """Run gate ``name``, apply its policy, write ``reports/<id>.json`` and return the result."""
+    """Run gate ``name``, apply its policy, record and publish it (ci.report) and return it."""
     if name not in GATES:
         msg = f"unknown gate {name!r} (known: {', '.join(sorted(GATES))})"
         raise UsageError(msg)
@@ -54,20 +53,8 @@ def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResul
             summary=str(exc),
         )
     result = apply_policy(result, ctx.config.gate(name))
-    write_report(result, ctx.reports)
+    report.record(result, ctx)
     return result
-
-
-def write_report(result: GateResult, reports: Path) -> Path:
-    """Write one gate's record to ``reports/<id>.json`` (atomic, schema-versioned)."""
-    path = reports / f"{result.id}.json"
-    write_json(path, result.to_dict())
-    return path
-
-
-def read_report(path: Path) -> GateResult:
-    """Read a gate record written by ``write_report``."""
-    return GateResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def gate_exit_code(result: GateResult) -> ExitCode:

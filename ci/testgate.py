@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ci import coverage as coverage_module
 from ci import faults
+from ci.config import state_dir
 from ci.errors import ToolError
 from ci.gates import Finding, GateContext, GateResult, GateStatus
 
@@ -63,7 +65,18 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     policy = ctx.config.gate("test")
     junit_summary = read_junit(junit) if junit.exists() else None
     coverage = read_coverage(coverage_xml) if coverage_xml.exists() else None
-    status, summary, findings = judge(done.returncode, junit_summary, coverage, policy.coverage_min)
+    state = state_dir(ctx.root, ctx.env)
+    baseline = coverage_module.load_baseline(reports, state, variant)
+    status, summary, findings = judge(
+        done.returncode,
+        junit_summary,
+        coverage,
+        policy.coverage_min,
+        baseline=baseline,
+        drop_max=policy.coverage_drop_max,
+    )
+    if coverage is not None and status is GateStatus.PASSED:
+        _keep_baseline(ctx, state, variant, coverage)
     artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
     return GateResult(
         gate="test",
@@ -76,6 +89,13 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     )
 
 
+def _keep_baseline(ctx: GateContext, state: Path, variant: str, coverage: float) -> None:
+    """On the default branch, this run's coverage becomes the baseline later runs compare to."""
+    if coverage_module.on_default_branch(ctx.env):
+        sha = ctx.env.get("GITHUB_SHA", "")
+        coverage_module.record_baseline(state, variant, coverage, sha=sha, when=ctx.clock.now())
+
+
 def scratch_dir(root: Path, variant: str) -> Path:
     """A per-project, per-Python temp folder outside the tree (tests must not see our config)."""
     digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
@@ -83,9 +103,15 @@ def scratch_dir(root: Path, variant: str) -> Path:
 
 
 def judge(
-    returncode: int, junit: JunitSummary | None, coverage: float | None, coverage_min: float
+    returncode: int,
+    junit: JunitSummary | None,
+    coverage: float | None,
+    coverage_min: float,
+    *,
+    baseline: coverage_module.Baseline | None = None,
+    drop_max: float = 0.5,
 ) -> tuple[GateStatus, str, tuple[Finding, ...]]:
-    """The verdict from pytest's exit status, its junit counts and the coverage total."""
+    """The verdict from pytest's exit status, its junit counts, coverage and its baseline."""
     if returncode == 5 or (junit is not None and junit.tests == 0):
         return GateStatus.FAILED, "no tests ran (pytest exit 5)", ()
     findings = list(junit.failed if junit else ())
@@ -112,6 +138,11 @@ def judge(
                     message=f"coverage {coverage:.1f}% is below the minimum of {coverage_min:g}%",
                 )
             )
+        if baseline is not None:
+            parts[-1] += f", baseline {baseline.coverage:.1f}%"
+            dropped = coverage_module.judge_drop(coverage, baseline, drop_max)
+            if dropped is not None:
+                findings.append(dropped)
     if returncode != 0 and not findings:
         findings.append(Finding(rule="pytest", message=f"pytest exited with status {returncode}"))
     status = GateStatus.FAILED if findings else GateStatus.PASSED

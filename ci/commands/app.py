@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ from ci import config as config_module
 from ci.clock import Clock, SystemClock
 from ci.config import Config
 from ci.gates import GateContext, context
+from ci.http import HttpClient, Retry, UrllibClient
 from ci.runner import ProcessRunner, Runner
 
 Handler = Callable[[argparse.Namespace, "App"], int]
@@ -26,6 +28,8 @@ class App:
     runner: Runner = field(default_factory=ProcessRunner)
     clock: Clock = field(default_factory=SystemClock)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    http: HttpClient = field(default_factory=UrllibClient)
+    sleep: Callable[[float], None] = time.sleep
     _config: Config | None = None
 
     @property
@@ -34,6 +38,10 @@ class App:
         if self._config is None:
             self._config = config_module.load(self.config_file, cwd=self.cwd)
         return self._config
+
+    def retry(self) -> Retry:
+        """The retry policy for HTTP calls, sleeping with ``sleep``."""
+        return Retry(sleep=self.sleep)
 
     def gate_context(self) -> GateContext:
         """A GateContext for gates run by this process."""

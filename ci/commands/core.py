@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ci import pipeline, preflight
+from ci import pipeline, preflight, report
 from ci.commands.app import App
 from ci.errors import ExitCode
 
@@ -28,8 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
             "mypy if enabled) or test (headless pytest with junit and coverage under reports/). "
-            "Extra arguments after the name go to the tool (pytest). Exit 1 when the gate "
-            "found problems, 6 when its tool crashed."
+            "Extra arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
+            "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
+            "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "
+            "$GITHUB_STEP_SUMMARY and, with GITHUB_TOKEN, posts the commit status ci/<gate> "
+            "(pending, then success/failure/error). Exit 1 when the gate found problems, 6 when "
+            "its tool crashed; a status that cannot be posted never changes the exit code."
         ),
     )
     p.add_argument("name", choices=sorted(pipeline.GATES), help="the gate to run")
@@ -66,7 +70,20 @@ def _preflight(args: argparse.Namespace, app: App) -> int:
 
 def _gate(args: argparse.Namespace, app: App) -> int:
     extra = [a for a in args.args if a != "--"]
-    result = pipeline.run_gate(args.name, app.gate_context(), extra)
+    ctx = app.gate_context()
+    report.announce(args.name, ctx)
+    try:
+        with report.group(f"gate {args.name}", app.env):
+            result = pipeline.run_gate(args.name, ctx, extra)
+    except BaseException as exc:
+        # the pending status must not outlive a gate that never produced a result
+        report.announce(
+            args.name,
+            ctx,
+            state="error",
+            description=f"did not finish: {str(exc) or type(exc).__name__}",
+        )
+        raise
     print(f"{result.id}: {result.status.value} ({result.mode.value}) {result.summary}")
     for warning in result.warnings:
         print(f"warning: {warning}")
