@@ -65,7 +65,7 @@ def run(ctx: GateContext) -> GateResult:
         findings += zizmor_findings(zizmor)
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule))
     for finding in findings:
-        print(annotate(finding, github=ctx.env.get("GITHUB_ACTIONS") == "true"))
+        print(describe(finding))
     summary = f"{len(findings)} finding(s) in {len(paths)} workflow(s)"
     return GateResult(
         gate="workflows",
@@ -76,20 +76,9 @@ def run(ctx: GateContext) -> GateResult:
     )
 
 
-def annotate(finding: Finding, *, github: bool) -> str:
-    """One line per finding: ``file:line: rule message`` (a GitHub annotation on Actions)."""
-    if github:
-        props = [f"file={_escape(finding.file, prop=True)}"] if finding.file else []
-        props += [f"line={finding.line or 1}"] if finding.file else []
-        props.append(f"title={_escape(finding.rule, prop=True)}")
-        return f"::error {','.join(props)}::{_escape(finding.message)}"
+def describe(finding: Finding) -> str:
+    """One line per finding: ``file:line: rule message`` (ci.report adds GitHub annotations)."""
     return f"{finding.location()}: {finding.rule} {finding.message}"
-
-
-def _escape(text: str, *, prop: bool = False) -> str:
-    """Escape a workflow command value (and, for properties, ``:`` and ``,``)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
 def check(workflow: WorkflowFile) -> list[Finding]:

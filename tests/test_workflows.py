@@ -229,18 +229,9 @@ def test_zizmor_output_becomes_findings_and_crashes_are_tool_errors():
         workflows.zizmor_findings(crashed)
 
 
-def test_annotations_on_github_and_in_a_terminal():
+def test_findings_print_as_file_line_rule_message():
     finding = Finding(rule="pin", message="not pinned", file="w.yml", line=3)
-    assert workflows.annotate(finding, github=False) == "w.yml:3: pin not pinned"
-    assert (
-        workflows.annotate(finding, github=True)
-        == "::error file=w.yml,line=3,title=pin::not pinned"
-    )
-    odd = Finding(rule="zizmor/x:y", message="50% bad\nreally", file="a,b.yml", line=None)
-    assert (
-        workflows.annotate(odd, github=True)
-        == "::error file=a%2Cb.yml,line=1,title=zizmor/x%3Ay::50%25 bad%0Areally"
-    )
+    assert workflows.describe(finding) == "w.yml:3: pin not pinned"
 
 
 def _project(tmp_path: Path, files: dict[str, str]) -> Path:
