@@ -12,6 +12,7 @@ Ignored unless the variable is set; an unknown gate name is a usage error (exit 
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import socket
 import string
@@ -33,8 +34,10 @@ TEST_SOURCE = (
     f'    """Fails on purpose ({MARK}=test)."""\n'
     f'    assert 1 + 1 == 3, "{MARK}=test"\n'
 )
-# a pin with a real advisory (PYSEC-2018-28, CVE-2018-18074: fixed in requests 2.20.0)
-VULNERABLE_PIN = "requests==2.19.1"
+# a pin with a real advisory (PYSEC-2018-28, CVE-2018-18074: fixed in requests 2.20.0); the
+# hash is a placeholder: pip-audit wants one on every pin of a hashed file (uv export adds
+# them) but never checks its value, since it downloads nothing
+VULNERABLE_PIN = f"requests==2.19.1 --hash=sha256:{'0' * 64}"
 
 
 def active(env: Mapping[str, str]) -> frozenset[str]:
@@ -121,13 +124,32 @@ def secret_paths(folder: Path, env: Mapping[str, str]) -> Iterator[list[Path]]:
         yield [path]
 
 
-def audit_requirements(requirements: str, env: Mapping[str, str]) -> str:
-    """The requirements text to audit, with a vulnerable pin appended when ``audit`` is on."""
+def audit_pins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """Pins the audit adds to what it audits: a vulnerable one when ``audit`` is on."""
     if not enabled("audit", env):
-        return requirements
+        return ()
     print(announce("audit"), flush=True)
-    lines = [line for line in requirements.splitlines() if not line.startswith("requests==")]
-    return "\n".join([*lines, f"{VULNERABLE_PIN}  # {MARK}=audit", ""])
+    return (VULNERABLE_PIN,)
+
+
+def add_pins(requirements: str, pins: Sequence[str]) -> str:
+    """``requirements`` with ``pins`` appended, replacing any pin of the same project (pure)."""
+    if not pins:
+        return requirements
+    names = {_project(pin) for pin in pins}
+    kept: list[str] = []
+    dropping = False
+    for line in requirements.splitlines():
+        if dropping or (line[:1].strip() and _project(line) in names):
+            dropping = line.rstrip().endswith("\\")  # its --hash continuation lines go too
+            continue
+        kept.append(line)
+    return "\n".join([*kept, *pins, ""])
+
+
+def _project(line: str) -> str:
+    name = re.split(r"[=<>!~;\[\s]", line.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def corrupt_checksums(sums: str, env: Mapping[str, str]) -> str:

@@ -101,13 +101,24 @@ def test_planted_secret_looks_like_an_aws_key_and_is_removed(tmp_path):
     assert faults.fake_aws_key() != faults.fake_aws_key()
 
 
-def test_audit_fault_adds_a_vulnerable_pin():
-    text = "packaging==24.2\nrequests==2.32.3\n"
-    assert faults.audit_requirements(text, {}) == text
-    faulty = faults.audit_requirements(text, {"CI_INJECT_FAULT": "audit"})
-    assert faulty.splitlines()[0] == "packaging==24.2"
-    assert "requests==2.32.3" not in faulty
-    assert faulty.splitlines()[1].startswith("requests==2.19.1")
+def test_audit_fault_adds_a_vulnerable_pin_in_place_of_the_locked_one():
+    assert faults.audit_pins({}) == ()
+    pins = faults.audit_pins({"CI_INJECT_FAULT": "audit"})
+    assert pins[0].startswith("requests==2.19.1 --hash=sha256:")
+    text = (
+        "packaging==24.2 \\\n    --hash=sha256:aaa\n"
+        "Requests==2.32.3 \\\n    --hash=sha256:bbb \\\n    --hash=sha256:ccc\n"
+        "    # via twine\n"
+        "zipp==3.0 ; python_version >= '3.9'\n"
+    )
+    assert faults.add_pins(text, ()) == text
+    assert faults.add_pins(text, pins).splitlines() == [
+        "packaging==24.2 \\",
+        "    --hash=sha256:aaa",
+        "    # via twine",
+        "zipp==3.0 ; python_version >= '3.9'",
+        pins[0],
+    ]
 
 
 def test_package_fault_flips_one_checksum():
