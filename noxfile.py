@@ -20,7 +20,7 @@ nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.download_python = os.environ.get("NOX_DOWNLOAD_PYTHON", "never")  # type: ignore[assignment]
-nox.options.sessions = ["lint", f"test-{CONFIG.default_python}"]
+nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "package"]
 
 
 def sync(session: nox.Session, *groups: str) -> None:
@@ -48,6 +48,13 @@ def test(session: nox.Session) -> None:
     """Test: headless pytest with junit and coverage reports under reports/."""
     sync(session, "test")
     session.run("python", "-m", "ci", "gate", "test", *session.posargs)
+
+
+@nox.session(python=CONFIG.default_python)
+def package(session: nox.Session) -> None:
+    """Package: wheel + sdist built twice (reproducible), stamped, twine-checked, checksummed."""
+    sync(session, "package")
+    session.run("python", "-m", "ci", "gate", "package", *session.posargs)
 
 
 @nox.session(python=CONFIG.default_python)

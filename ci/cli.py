@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import __version__, faults, redact
-from ci.commands import core, plan, status
+from ci.commands import artifacts, core, plan, status
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
 from ci.errors import CIError, ConfigError, ExitCode
 
-COMMAND_MODULES = (core, status, plan)
+COMMAND_MODULES = (core, status, artifacts, plan)
 
 EXIT_CODES = """exit codes:
   0  ok

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import lint, report, testgate, workflow_files, workflows
+from ci import lint, package, report, testgate, workflow_files, workflows
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
@@ -22,13 +22,14 @@ GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 GATES: Mapping[str, GateFunction] = {
     "lint": lambda ctx, _args: lint.run(ctx),
     "test": testgate.run,
+    "package": package.gate,
     "workflows": lambda ctx, _args: workflows.run(ctx),
 }
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    sessions = ["lint", f"test-{config.default_python}"]
+    sessions = ["lint", f"test-{config.default_python}", "package"]
     if workflow_files.workflow_paths(config.root):
         sessions.append("workflows")
     return sessions

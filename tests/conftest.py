@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ci import redact
+from tests.support.pypiserver import PypiServer, start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,3 +61,11 @@ def make_repo(tmp_path: Path) -> Callable[..., Path]:
         return repo
 
     return make
+
+
+@pytest.fixture
+def pypiserver(tmp_path: Path) -> Iterator[PypiServer]:
+    """A real pypiserver on 127.0.0.1 (free port, tmp package folder, no auth); stopped after."""
+    server = start(tmp_path / "index")
+    yield server
+    server.stop()

@@ -516,11 +516,13 @@ def test_protect_apply_puts_the_payload(
     [put] = api.requests("PUT")
     assert put.raw_path == "/api/v3/repos/octo/demo/branches/release%2F1.x/protection"
     assert put.authorization == f"Bearer {TOKEN}"
-    assert put.body["required_status_checks"]["checks"][:2] == [  # then the later gates
+    assert put.body["required_status_checks"]["checks"][:3] == [  # then the later gates
         {"context": "ci/lint"},
         {"context": "ci/test"},
+        {"context": "ci/package"},
     ]
-    assert "protected octo/demo@release/1.x: required ci/lint, ci/test" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "protected octo/demo@release/1.x: required ci/lint, ci/test, ci/package" in out
 
 
 def test_protect_apply_without_token_is_a_usage_error(

@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="run one gate (what the nox sessions call) and write reports/<gate>.json",
         description=(
             "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
-            "mypy if enabled) or test (headless pytest with junit and coverage under reports/). "
+            "mypy if enabled), test (headless pytest with junit and coverage under reports/) "
+            "or package (`package --verify-reproducible` into dist/; takes --outdir DIR). "
             "Extra arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
             "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
             "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "

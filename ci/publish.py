@@ -1,0 +1,585 @@
+"""Upload a build with twine, verify what the index serves, and undo a partial upload.
+
+Order of work: verify SHA256SUMS, read the index, plan (skip files already there with the
+same sha256, refuse a name already there with other bytes), upload wheel then sdist one
+file per twine call, read the index again and compare sha256, and on any failure remove
+what this run uploaded (pypiserver's ``remove_pkg``) or say exactly what to yank.
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import dataclasses
+import hashlib
+import html.parser
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from http.client import HTTPMessage
+from pathlib import Path
+from typing import IO, Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from ci import faults
+from ci.clock import Clock
+from ci.errors import DeployError, UsageError
+from ci.package import (
+    SUMS,
+    Artifact,
+    Manifest,
+    parse_sums,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
+from ci.runner import Runner
+
+UPLOAD_KINDS = ("wheel", "sdist")  # wheel first: installers prefer it, and it is smaller
+PYPI_HOSTS = {
+    "upload.pypi.org": "https://pypi.org/simple/",
+    "test.pypi.org": "https://test.pypi.org/simple/",
+    "pypi.org": "https://pypi.org/simple/",
+}
+KNOWN_REPOSITORIES = {
+    "pypi": "https://upload.pypi.org/legacy/",
+    "testpypi": "https://test.pypi.org/legacy/",
+}
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Repository:
+    """Where to upload, where to read the simple API, and the credentials for both."""
+
+    upload_url: str
+    simple_url: str
+    name: str | None = None
+    username: str | None = dataclasses.field(default=None, repr=False)
+    password: str | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def display(self) -> str:
+        """The upload URL without any user:password part, safe to print."""
+        return safe_url(self.upload_url)
+
+    @property
+    def is_pypi(self) -> bool:
+        """True for PyPI and TestPyPI, which never delete files for reuse."""
+        return (urllib.parse.urlsplit(self.upload_url).hostname or "") in PYPI_HOSTS
+
+    def twine_target(self) -> list[str]:
+        """The twine flags that pick this repository."""
+        if self.name:
+            return ["--repository", self.name]
+        return ["--repository-url", self.upload_url]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexFile:
+    """One file the simple API lists for the project."""
+
+    filename: str
+    url: str
+    sha256: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Plan:
+    """What publishing would do: upload some files, skip others, or refuse a conflict."""
+
+    upload: tuple[Artifact, ...]
+    present: tuple[Artifact, ...]
+    conflicts: tuple[tuple[Artifact, str], ...]
+
+    def lines(self, repo: Repository) -> list[str]:
+        """The plan as printable lines."""
+        out = [f"upload {a.name} ({a.size:,} B, sha256 {a.sha256[:12]})" for a in self.upload]
+        out += [f"skip   {a.name}: already on the index with the same sha256" for a in self.present]
+        out += [
+            f"refuse {a.name}: on the index with sha256 {remote[:12]}, ours is {a.sha256[:12]}"
+            for a, remote in self.conflicts
+        ]
+        return [f"publish to {repo.display}:", *(f"  {line}" for line in out)]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PublishOutcome:
+    """How a publish ended: what was uploaded, skipped, removed again or left behind."""
+
+    status: str
+    uploaded: tuple[str, ...] = ()
+    present: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+    error: str | None = None
+
+    def __bool__(self) -> bool:
+        """True when every file is on the index with the right bytes."""
+        return self.status == "published"
+
+
+def safe_url(url: str) -> str:
+    """``url`` without credentials in its netloc."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def simple_url_for(upload_url: str) -> str:
+    """The simple API beside an upload URL (PyPI's; ``/legacy/`` -> ``/simple/``; else appended)."""
+    parts = urllib.parse.urlsplit(upload_url)
+    host = parts.hostname or ""
+    if host in PYPI_HOSTS:
+        return PYPI_HOSTS[host]
+    path = parts.path.rstrip("/")
+    if path.endswith("/legacy"):
+        path = path[: -len("/legacy")]
+    return urllib.parse.urlunsplit(parts._replace(path=f"{path}/simple/", query="", fragment=""))
+
+
+def normalize(name: str) -> str:
+    """The PEP 503 normalized project name."""
+    return str(canonicalize_name(name))
+
+
+def resolve_repository(
+    *,
+    url: str | None,
+    name: str | None,
+    index_url: str | None,
+    env: Mapping[str, str],
+    config_url: str | None,
+    pypirc: Path | None = None,
+) -> Repository:
+    """Pick the index: --repository-url, --repository, CI_PUBLISH_REPOSITORY_URL, then config."""
+    username = env.get("TWINE_USERNAME") or None
+    password = env.get("TWINE_PASSWORD") or None
+    upload = url
+    if upload is None and name is not None:
+        upload, rc_user, rc_password = _from_pypirc(name, pypirc or Path.home() / ".pypirc")
+        username = username or rc_user
+        password = password or rc_password
+    upload = upload or env.get("CI_PUBLISH_REPOSITORY_URL") or config_url
+    if not upload:
+        msg = (
+            "no package index to publish to: pass --repository-url URL, set "
+            "CI_PUBLISH_REPOSITORY_URL, or set [tool.ci.publish] repository_url"
+        )
+        raise UsageError(msg)
+    if urllib.parse.urlsplit(upload).scheme not in {"http", "https"}:
+        msg = f"repository URL {safe_url(upload)!r} is not an http(s) URL; fix it"
+        raise UsageError(msg)
+    simple = index_url or env.get("CI_PUBLISH_INDEX_URL") or simple_url_for(upload)
+    return Repository(
+        upload_url=upload,
+        simple_url=simple if simple.endswith("/") else simple + "/",
+        name=name if url is None else None,
+        username=username,
+        password=password,
+    )
+
+
+def _from_pypirc(name: str, path: Path) -> tuple[str, str | None, str | None]:
+    parser = configparser.RawConfigParser()
+    if path.is_file():
+        parser.read(path, encoding="utf-8")
+    if parser.has_section(name):
+        section = parser[name]
+        upload = section.get("repository") or KNOWN_REPOSITORIES.get(name)
+        if upload:
+            return upload, section.get("username"), section.get("password")
+    if name in KNOWN_REPOSITORIES:
+        return KNOWN_REPOSITORIES[name], None, None
+    msg = f"repository {name!r} is not a section of {path} (with a `repository =` URL); add it"
+    raise UsageError(msg)
+
+
+class _Links(html.parser.HTMLParser):
+    """Collects ``<a href>`` targets and texts from a PEP 503 page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[tuple[str, str]] = []
+        self._href: str | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href") or ""
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._href is not None:
+            self.links.append((self._href, "".join(self._text).strip()))
+            self._href = None
+
+
+def parse_simple_page(text: str, base: str) -> dict[str, IndexFile]:
+    """File name -> IndexFile from a PEP 503 project page (sha256 from ``#sha256=``)."""
+    parser = _Links()
+    parser.feed(text)
+    files = {}
+    for href, label in parser.links:
+        url, _, fragment = urllib.parse.urljoin(base, href).partition("#")
+        filename = label or urllib.parse.unquote(url.rstrip("/").rsplit("/", 1)[-1])
+        sha = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
+        files[filename] = IndexFile(filename=filename, url=url, sha256=sha)
+    return files
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects on the index's own host only (pypiserver sends misses to PyPI)."""
+
+    def redirect_request(  # noqa: PLR0917 - the signature urllib calls
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            return None  # urllib then raises HTTPError with the 3xx code: "not on this index"
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostRedirects)
+
+
+def _request(
+    repo: Repository, url: str, data: bytes | None = None, accept: str = "text/html"
+) -> bytes:
+    headers = {"Accept": accept, "User-Agent": "noxgate-publish"}
+    if repo.username is not None and repo.password is not None:
+        token = base64.b64encode(f"{repo.username}:{repo.password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    if data is not None:
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - http(s) checked
+    with _OPENER.open(request, timeout=TIMEOUT_S) as response:
+        body: bytes = response.read()
+        return body
+
+
+def fetch_index(repo: Repository, project: str) -> dict[str, IndexFile]:
+    """The project's files on the index; empty when it has none. DeployError when unreachable."""
+    page = f"{repo.simple_url}{normalize(project)}/"
+    try:
+        text = _request(repo, page).decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404 or 300 <= exc.code < 400:
+            return {}
+        raise DeployError(_http_problem(repo, page, exc)) from None
+    except (urllib.error.URLError, OSError) as exc:
+        msg = (
+            f"cannot reach the index at {safe_url(page)} ({_reason(exc)}): "
+            "check the URL and that the index is up"
+        )
+        raise DeployError(msg) from None
+    return parse_simple_page(text, page)
+
+
+def _http_problem(repo: Repository, url: str, exc: urllib.error.HTTPError) -> str:
+    if exc.code in {401, 403}:
+        return (
+            f"the index refused access to {safe_url(url)} (HTTP {exc.code}): check "
+            "TWINE_USERNAME/TWINE_PASSWORD (or the repository's entry in ~/.pypirc)"
+        )
+    return f"the index at {repo.display} answered HTTP {exc.code} for {safe_url(url)}"
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", exc)
+    return str(reason) or type(reason).__name__
+
+
+def verify_sums(dist: Path, manifest: Manifest) -> None:
+    """Check SHA256SUMS against the files and the manifest; DeployError (exit 5) on any mismatch."""
+    try:
+        sums = parse_sums((dist / SUMS).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{dist / SUMS} is missing: rebuild with `python -m ci package`"
+        raise DeployError(msg) from None
+    except UsageError as exc:
+        raise DeployError(f"{dist / SUMS}: {exc}") from None
+    for artifact in manifest.artifacts:
+        expected = sums.get(artifact.name)
+        path = dist / artifact.name
+        if expected is None:
+            msg = f"{artifact.name} is not listed in {SUMS}: rebuild with `python -m ci package`"
+            raise DeployError(msg)
+        if not path.is_file():
+            msg = f"{path} is missing: rebuild with `python -m ci package`"
+            raise DeployError(msg)
+        actual = sha256_file(path)
+        if actual != expected or actual != artifact.sha256:
+            msg = (
+                f"{artifact.name} does not match {SUMS} (expected sha256 {expected[:12]}, "
+                f"file has {actual[:12]}): the artifact is corrupt; rebuild, nothing was uploaded"
+            )
+            raise DeployError(msg)
+
+
+def uploads(manifest: Manifest) -> list[Artifact]:
+    """The artifacts that go to the index, wheel first, then sdist (the bundle stays out)."""
+    return [a for kind in UPLOAD_KINDS for a in manifest.artifacts if a.kind == kind]
+
+
+def plan(artifacts: Sequence[Artifact], index: Mapping[str, IndexFile]) -> Plan:
+    """Split ``artifacts`` into uploads, files already there, and conflicts (pure)."""
+    upload, present, conflicts = [], [], []
+    for artifact in artifacts:
+        remote = index.get(artifact.name)
+        if remote is None:
+            upload.append(artifact)
+        elif remote.sha256 is None or remote.sha256 == artifact.sha256:
+            present.append(artifact)  # a listing without a hash is checked by download later
+        else:
+            conflicts.append((artifact, remote.sha256))
+    return Plan(upload=tuple(upload), present=tuple(present), conflicts=tuple(conflicts))
+
+
+def remote_sha256(repo: Repository, entry: IndexFile) -> str:
+    """The sha256 the index serves for ``entry``: the fragment, else a download."""
+    if entry.sha256:
+        return entry.sha256
+    try:
+        return hashlib.sha256(_request(repo, entry.url, accept="*/*")).hexdigest()
+    except (urllib.error.URLError, OSError) as exc:
+        msg = f"cannot download {entry.filename} from the index to verify it ({_reason(exc)})"
+        raise DeployError(msg) from None
+
+
+def verify_served(repo: Repository, project: str, artifacts: Sequence[Artifact]) -> dict[str, str]:
+    """Check the index serves each artifact with its sha256; file name -> URL on the index."""
+    index = fetch_index(repo, project)
+    served = {}
+    for artifact in artifacts:
+        entry = index.get(artifact.name)
+        if entry is None:
+            msg = f"{artifact.name} was uploaded but the index does not list it"
+            raise DeployError(msg)
+        remote = remote_sha256(repo, entry)
+        if remote != artifact.sha256:
+            msg = (
+                f"the index serves {artifact.name} with sha256 {remote[:12]}, "
+                f"but we uploaded {artifact.sha256[:12]}"
+            )
+            raise DeployError(msg)
+        served[artifact.name] = entry.url
+    return served
+
+
+def _upload(runner: Runner, repo: Repository, path: Path) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "twine",
+        "--no-color",
+        "upload",
+        "--non-interactive",
+        "--disable-progress-bar",
+        *repo.twine_target(),
+        str(path),
+    ]
+    done = runner.run(argv, env={"TWINE_NON_INTERACTIVE": "1"}, timeout=900)
+    if done:
+        return
+    lines = [" ".join(line.split()) for line in done.output.splitlines() if line.strip()]
+    detail = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
+    detail = detail.removeprefix("ERROR").strip() or f"twine exited {done.returncode}"
+    detail = re.sub(r"(https?://)[^/@\s]+@", r"\1", detail)  # no user:password from URLs
+    if "No module named twine" in detail:
+        detail = f"twine is not installed for {sys.executable}: run `uv sync --group package`"
+    elif "Credential not found" in detail:
+        detail = (
+            "no credentials: set TWINE_USERNAME and TWINE_PASSWORD (any values for an index "
+            "that does not check them) or use --repository with a ~/.pypirc entry"
+        )
+    msg = f"uploading {path.name} to {repo.display} failed: {detail}"
+    raise DeployError(msg)
+
+
+def remove_uploaded(
+    repo: Repository,
+    manifest: Manifest,
+    uploaded: Sequence[str],
+    before: Mapping[str, IndexFile],
+) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """Undo this run's uploads where the index allows it: (removed, left behind, note)."""
+    if not uploaded:
+        return (), (), ""
+    files = ", ".join(uploaded)
+    if repo.is_pypi:
+        note = (
+            f"PyPI never deletes files for reuse: yank {manifest.name} {manifest.version} at "
+            f"https://pypi.org/manage/project/{normalize(manifest.name)}/release/"
+            f"{manifest.version}/ (files: {files})"
+        )
+        return (), tuple(uploaded), note
+    version_files = [n for n in before if _is_version(n, manifest)]
+    if version_files:
+        # the index's remove action deletes a whole version: it would take these too
+        note = (
+            f"not removed automatically because {', '.join(version_files)} was on the index "
+            f"before this run; remove by hand: {files}"
+        )
+        return (), tuple(uploaded), note
+    # pypiserver matches the name exactly as the file names spell it (sample_pkg, not sample-pkg)
+    spellings = dict.fromkeys(n.rsplit(f"-{manifest.version}", 1)[0] for n in uploaded)
+    try:
+        for spelling in spellings:
+            form = {":action": "remove_pkg", "name": spelling, "version": manifest.version}
+            _request(repo, repo.upload_url, data=urllib.parse.urlencode(form).encode())
+        after = fetch_index(repo, manifest.name)
+    except (urllib.error.URLError, OSError, DeployError) as exc:
+        note = f"could not remove them ({_reason(exc)}); remove or yank by hand: {files}"
+        return (), tuple(uploaded), note
+    removed = tuple(n for n in uploaded if n not in after)
+    left = tuple(n for n in uploaded if n in after)
+    note = f"removed again: {', '.join(removed)}" if removed else ""
+    if left:
+        note += ("; " if note else "") + f"still on the index, remove by hand: {', '.join(left)}"
+    return removed, left, note
+
+
+def _is_version(filename: str, manifest: Manifest) -> bool:
+    """True when ``filename`` is a wheel or sdist of the manifest's name and version."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, *_ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename):
+        return False
+    return name == canonicalize_name(manifest.name) and str(version) == manifest.version
+
+
+def publish(
+    dist: Path,
+    repo: Repository,
+    *,
+    runner: Runner,
+    clock: Clock,
+    dry_run: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Plan, PublishOutcome]:
+    """Verify, plan, upload, verify again; record the outcome in ``dist/manifest.json``."""
+    manifest = read_manifest(dist)
+    verify_sums(dist, manifest)
+    if manifest.build.dirty:
+        print(
+            f"warning: {manifest.build_id} was built from a tree with uncommitted changes",
+            file=sys.stderr,
+        )
+    wanted = uploads(manifest)
+    if not wanted:
+        msg = (
+            f"{dist / 'manifest.json'} lists no wheel or sdist: rebuild with `python -m ci package`"
+        )
+        raise DeployError(msg)
+    before = fetch_index(repo, manifest.name)
+    todo = plan(wanted, before)
+    if dry_run:
+        return todo, PublishOutcome(status="dry-run")
+    if todo.conflicts:
+        names = ", ".join(a.name for a, _ in todo.conflicts)
+        error = (
+            f"version {manifest.version} already published with different content ({names}); "
+            "bump the version"
+        )
+        outcome = PublishOutcome(status="failed", error=error)
+        _record(dist, manifest, repo, outcome, served={}, clock=clock)
+        raise DeployError(error)
+    uploaded: list[str] = []
+    try:
+        for index, artifact in enumerate(todo.upload):
+            # fault injection (ci/faults.py): CI_INJECT_FAULT=publish kills uploads after the first
+            url = faults.upload_url(repo.upload_url, index, env or {})
+            target = (
+                repo
+                if url == repo.upload_url
+                else dataclasses.replace(repo, upload_url=url, name=None)
+            )
+            _upload(runner, target, dist / artifact.name)
+            uploaded.append(artifact.name)
+        served = verify_served(repo, manifest.name, wanted)
+    except DeployError as exc:
+        removed, left, note = remove_uploaded(repo, manifest, uploaded, before)
+        outcome = PublishOutcome(
+            status="failed",
+            uploaded=tuple(uploaded),
+            present=tuple(a.name for a in todo.present),
+            removed=removed,
+            left=left,
+            error=str(exc),
+        )
+        _record(dist, manifest, repo, outcome, served={}, clock=clock)
+        tail = f"; {note}" if note else ("; nothing was uploaded" if not uploaded else "")
+        raise DeployError(f"publish failed: {exc}{tail}") from None
+    outcome = PublishOutcome(
+        status="published",
+        uploaded=tuple(uploaded),
+        present=tuple(a.name for a in todo.present),
+    )
+    _record(dist, manifest, repo, outcome, served=served, clock=clock)
+    return todo, outcome
+
+
+def _record(
+    dist: Path,
+    manifest: Manifest,
+    repo: Repository,
+    outcome: PublishOutcome,
+    *,
+    served: Mapping[str, str],
+    clock: Clock,
+) -> None:
+    """Write the attempt into manifest.json (atomic): where each file now lives, and how it went."""
+    artifacts = tuple(
+        dataclasses.replace(a, published=tuple(dict.fromkeys([*a.published, served[a.name]])))
+        if a.name in served
+        else a
+        for a in manifest.artifacts
+    )
+    record: dict[str, Any] = {
+        "repository": repo.display,
+        "status": outcome.status,
+        "at": clock.now().isoformat(timespec="seconds"),
+        "uploaded": list(outcome.uploaded),
+        "already_present": list(outcome.present),
+        "removed": list(outcome.removed),
+        "left_on_index": list(outcome.left),
+        "error": outcome.error,
+    }
+    write_manifest(dist, dataclasses.replace(manifest, artifacts=artifacts, publish=record))
+
+
+def render(repo: Repository, outcome: PublishOutcome) -> str:
+    """One summary line for a successful publish."""
+    parts = []
+    if outcome.uploaded:
+        parts.append(f"uploaded {', '.join(outcome.uploaded)}")
+    if outcome.present:
+        parts.append(f"already there with the same sha256: {', '.join(outcome.present)}")
+    return f"published to {repo.display}: " + "; ".join(parts) + " (verified by sha256)"

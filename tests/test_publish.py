@@ -1,0 +1,196 @@
+"""Unit tests of ci.publish: repository resolution, simple pages, planning, SHA256SUMS."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci import package, publish
+from ci.errors import DeployError, UsageError
+from ci.testing import FakeRunner
+
+
+def artifact(name: str, sha: str, kind: str = "wheel") -> package.Artifact:
+    return package.Artifact(name=name, kind=kind, size=3, sha256=sha)
+
+
+def test_repository_precedence_flag_env_config():
+    env = {"CI_PUBLISH_REPOSITORY_URL": "http://env.example/"}
+    flag = publish.resolve_repository(
+        url="http://flag.example/",
+        name=None,
+        index_url=None,
+        env=env,
+        config_url="http://cfg.example/",
+    )
+    assert flag.upload_url == "http://flag.example/"
+    assert flag.simple_url == "http://flag.example/simple/"
+    from_env = publish.resolve_repository(
+        url=None, name=None, index_url=None, env=env, config_url="http://cfg.example/"
+    )
+    assert from_env.upload_url == "http://env.example/"
+    from_cfg = publish.resolve_repository(
+        url=None, name=None, index_url=None, env={}, config_url="http://cfg.example/"
+    )
+    assert from_cfg.upload_url == "http://cfg.example/"
+
+
+def test_no_repository_is_a_usage_error_naming_every_way_to_set_one():
+    with pytest.raises(UsageError, match="CI_PUBLISH_REPOSITORY_URL"):
+        publish.resolve_repository(url=None, name=None, index_url=None, env={}, config_url=None)
+    with pytest.raises(UsageError, match="not an http"):
+        publish.resolve_repository(
+            url="ftp://x/", name=None, index_url=None, env={}, config_url=None
+        )
+
+
+def test_named_repository_from_pypirc(tmp_path):
+    rc = tmp_path / ".pypirc"
+    rc.write_text(
+        "[internal]\nrepository = https://idx.example/legacy/\nusername = bot\npassword = pw123\n"
+    )
+    repo = publish.resolve_repository(
+        url=None, name="internal", index_url=None, env={}, config_url=None, pypirc=rc
+    )
+    assert repo.twine_target() == ["--repository", "internal"]
+    assert repo.simple_url == "https://idx.example/simple/"
+    assert (repo.username, repo.password) == ("bot", "pw123")
+    assert "pw123" not in repr(repo)
+    with pytest.raises(UsageError, match="not a section"):
+        publish.resolve_repository(
+            url=None, name="nope", index_url=None, env={}, config_url=None, pypirc=rc
+        )
+
+
+def test_simple_urls_and_pypi_detection():
+    assert publish.simple_url_for("https://upload.pypi.org/legacy/") == "https://pypi.org/simple/"
+    assert (
+        publish.simple_url_for("https://test.pypi.org/legacy/") == "https://test.pypi.org/simple/"
+    )
+    assert publish.simple_url_for("http://127.0.0.1:8080") == "http://127.0.0.1:8080/simple/"
+    assert publish.simple_url_for("https://idx.example/x/legacy") == "https://idx.example/x/simple/"
+    pypi = publish.resolve_repository(
+        url="https://upload.pypi.org/legacy/", name=None, index_url=None, env={}, config_url=None
+    )
+    assert pypi.is_pypi
+    assert publish.safe_url("https://u:secret@idx.example:8443/p/") == "https://idx.example:8443/p/"
+
+
+def test_simple_page_parsing_takes_sha256_fragments():
+    page = (
+        '<html><body><a href="../../packages/demo-1.0.tar.gz#sha256='
+        + "a" * 64
+        + '">demo-1.0.tar.gz</a>'
+        '<a href="https://files.example/demo-1.0-py3-none-any.whl#md5=00">demo-1.0-py3-none-any.whl</a>'
+        "</body></html>"
+    )
+    files = publish.parse_simple_page(page, "http://idx.example/simple/demo/")
+    sdist = files["demo-1.0.tar.gz"]
+    assert sdist.url == "http://idx.example/packages/demo-1.0.tar.gz"
+    assert sdist.sha256 == "a" * 64
+    assert files["demo-1.0-py3-none-any.whl"].sha256 is None
+
+
+def test_plan_uploads_new_skips_same_and_refuses_other_bytes():
+    wheel, sdist = (
+        artifact("d-1.0-py3-none-any.whl", "a" * 64),
+        artifact("d-1.0.tar.gz", "b" * 64, "sdist"),
+    )
+    index = {
+        "d-1.0-py3-none-any.whl": publish.IndexFile(
+            filename="d-1.0-py3-none-any.whl", url="u", sha256="a" * 64
+        )
+    }
+    todo = publish.plan([wheel, sdist], index)
+    assert todo.upload == (sdist,)
+    assert todo.present == (wheel,)
+    assert todo.conflicts == ()
+    index["d-1.0.tar.gz"] = publish.IndexFile(filename="d-1.0.tar.gz", url="u", sha256="c" * 64)
+    assert publish.plan([wheel, sdist], index).conflicts == ((sdist, "c" * 64),)
+
+
+def write_dist(folder: Path) -> package.Manifest:
+    folder.mkdir()
+    files = {
+        "d-1.0-py3-none-any.whl": b"whl",
+        "d-1.0.tar.gz": b"sdist",
+        "d-1.0-bundle.tar.gz": b"bundle",
+    }
+    kinds = ["wheel", "sdist", "bundle"]
+    artifacts = []
+    for (name, data), kind in zip(files.items(), kinds, strict=True):
+        (folder / name).write_bytes(data)
+        artifacts.append(
+            package.Artifact(
+                name=name, kind=kind, size=len(data), sha256=package.sha256_file(folder / name)
+            )
+        )
+    info = package.BuildInfo(
+        name="d",
+        version="1.0",
+        commit=None,
+        branch=None,
+        tag=None,
+        dirty=None,
+        uv_lock_sha256=None,
+        python="3.12.1",
+        source_date_epoch=0,
+        build_time="",
+    )
+    manifest = package.Manifest(
+        name="d", version="1.0", build_id="0001", build=info, artifacts=tuple(artifacts)
+    )
+    package.write_manifest(folder, manifest)
+    (folder / "SHA256SUMS").write_text(package.render_sums(artifacts))
+    return manifest
+
+
+def test_sums_are_verified_before_upload(tmp_path):
+    dist = tmp_path / "dist"
+    manifest = write_dist(dist)
+    publish.verify_sums(dist, manifest)  # intact: no error
+    assert [a.kind for a in publish.uploads(manifest)] == ["wheel", "sdist"]
+    (dist / "d-1.0.tar.gz").write_bytes(b"tampered")
+    with pytest.raises(DeployError, match="does not match SHA256SUMS"):
+        publish.verify_sums(dist, manifest)
+    (dist / "SHA256SUMS").unlink()
+    with pytest.raises(DeployError, match="SHA256SUMS is missing"):
+        publish.verify_sums(dist, manifest)
+    assert json.loads((dist / "manifest.json").read_text())["schema"] == 1
+
+
+def test_pypi_partial_upload_says_to_yank_exact_files(tmp_path):
+    manifest = write_dist(tmp_path / "dist")
+    repo = publish.resolve_repository(
+        url="https://upload.pypi.org/legacy/", name=None, index_url=None, env={}, config_url=None
+    )
+    removed, left, note = publish.remove_uploaded(repo, manifest, ["d-1.0-py3-none-any.whl"], {})
+    assert removed == ()
+    assert left == ("d-1.0-py3-none-any.whl",)
+    assert "yank d 1.0" in note
+    assert "d-1.0-py3-none-any.whl" in note
+
+
+def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
+    url = "https://bot:hunter22@idx.example/legacy/"
+    repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
+    runner = FakeRunner(
+        script={
+            (sys.executable, "-m", "twine"): (
+                1,
+                "Uploading d-1.0.tar.gz\nERROR    HTTPError: 403 Forbidden from " + url + "\n",
+                "",
+            )
+        }
+    )
+    with pytest.raises(DeployError) as caught:
+        publish._upload(runner, repo, tmp_path / "d-1.0.tar.gz")
+    message = str(caught.value)
+    assert message == (
+        "uploading d-1.0.tar.gz to https://idx.example/legacy/ failed: "
+        "HTTPError: 403 Forbidden from https://idx.example/legacy/"
+    )
+    assert runner.calls[0][3:6] == ("--no-color", "upload", "--non-interactive")
