@@ -212,6 +212,20 @@ def test_a_cycle_or_an_unknown_need_is_a_usage_error():
         ("format('{0}', github.ref)", expressions.UNKNOWN),
         ("'it''s'", "it's"),
         ("null", None),
+        ("1 == '1'", True),  # different types compare as numbers
+        ("true == 1", True),
+        ("null == 0", True),
+        ("'abc' == 1", False),  # NaN equals nothing
+        ("'b' > 'a'", True),
+        ("2.5 >= 2", True),
+        ("endsWith(1.0, '1')", True),
+        ("contains(true, 'tru')", True),
+        ("startsWith(null, '')", True),
+        ("github['ref_type'] == 'tag'", True),
+        ("vars.X[0]", expressions.UNKNOWN),
+        ("!vars.X", expressions.UNKNOWN),
+        ("'' || 'fallback'", "fallback"),
+        ("'x' && ''", ""),
     ],
 )
 def test_expressions(expression, expected):
