@@ -1,15 +1,18 @@
-"""The checks before a gate run: lock, config, interpreters and tools."""
+"""The checks before a gate run (lock, config, interpreters, tools) and before a release."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from packaging.version import InvalidVersion, Version
 
 from ci import lockfile
 from ci.config import Config
 from ci.errors import CIError, PreflightError
-from ci.runner import Runner
+from ci.runner import Completed, Runner
 
 
 class Status(enum.StrEnum):
@@ -36,6 +39,8 @@ class Check:
 
 
 REQUIRED_TOOLS = ("uv", "nox")
+# X.Y.Z with an optional PEP 440 pre-release, post or dev suffix (1.2.0, 1.2.0rc1, 1.2.0.post1)
+SEMVER = re.compile(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?")
 
 
 def gather(config: Config, runner: Runner) -> list[Check]:
@@ -139,3 +144,113 @@ def render(checks: Sequence[Check]) -> str:
     for check in checks:
         lines.append(f"  {check.status.value:<4}  {check.name:<{width}}  {check.detail}")
     return "\n".join(lines)
+
+
+def missing_secrets(names: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """The names among ``names`` that are unset or empty in ``env`` (order kept, no repeats)."""
+    return [n for n in dict.fromkeys(names) if not env.get(n)]
+
+
+def missing_secret_message(name: str, workflow: str = "release.yml") -> str:
+    """The actionable line for a missing secret."""
+    return (
+        f"{name} is not set: add it as a repository secret and map it in {workflow}; "
+        "locally, export it"
+    )
+
+
+def gather_release(
+    config: Config, runner: Runner, env: Mapping[str, str], deploy_env: str | None = None
+) -> list[Check]:
+    """Every check of ``preflight --release``: the plain ones, then tree, tag, secrets."""
+    checks = gather(config, runner)
+    checks.append(_clean_tree_check(config, runner))
+    checks.append(_tag_check(config, runner))
+    names = list(config.required_secrets)
+    if deploy_env is not None and deploy_env in config.environments:
+        names += config.environments[deploy_env].required_secrets
+    checks.extend(_secret_checks(names, env))
+    return checks
+
+
+def _fail(name: str, detail: str) -> Check:
+    return Check(name=name, status=Status.FAIL, detail=detail, error=PreflightError(detail))
+
+
+def _git(config: Config, runner: Runner, *args: str) -> Completed:
+    return runner.run(["git", *args], cwd=config.root)
+
+
+def _clean_tree_check(config: Config, runner: Runner) -> Check:
+    try:
+        done = _git(config, runner, "status", "--porcelain", "--untracked-files=normal")
+    except CIError as exc:
+        return _fail("clean tree", f"could not run git: {exc}")
+    if not done:
+        detail = f"{config.root} is not a git repository: a release is built from a tagged commit"
+        return _fail("clean tree", detail)
+    changed = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    if changed:
+        shown = ", ".join(changed[:3]) + (
+            f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        )
+        detail = (
+            f"the working tree is not clean ({shown}): commit or stash the changes, "
+            "then tag the commit you release"
+        )
+        return _fail("clean tree", detail)
+    return Check(name="clean tree", status=Status.OK, detail="no uncommitted or untracked files")
+
+
+def _tag_check(config: Config, runner: Runner) -> Check:
+    name = "release tag"
+    raw = config.project_version
+    if not raw:
+        return _fail(name, 'pyproject.toml has no static [project] version: set version = "X.Y.Z"')
+    try:
+        project = Version(raw)
+    except InvalidVersion:
+        return _fail(name, f"project version {raw!r} is not a valid PEP 440 version: use X.Y.Z")
+    if not SEMVER.fullmatch(raw):
+        return _fail(name, f"project version {raw!r} is not of the form X.Y.Z: use e.g. 1.2.0")
+    try:
+        done = _git(config, runner, "tag", "--points-at", "HEAD")
+    except CIError as exc:
+        return _fail(name, f"could not run git: {exc}")
+    tags = sorted(t.strip() for t in done.stdout.splitlines() if t.strip().startswith("v"))
+    if not tags:
+        detail = (
+            f"HEAD has no vX.Y.Z tag: tag the release commit with `git tag v{raw}` "
+            "(the project version)"
+        )
+        return _fail(name, detail)
+    for tag in tags:
+        if _tag_version(tag) == project and SEMVER.fullmatch(tag[1:]):
+            return Check(name=name, status=Status.OK, detail=f"{tag} matches version {raw}")
+    if all(_tag_version(t) is None or not SEMVER.fullmatch(t[1:]) for t in tags):
+        return _fail(name, f"tag {tags[0]} on HEAD is not vX.Y.Z (PEP 440): retag as v{raw}")
+    detail = (
+        f"tag {tags[0]} on HEAD does not match the project version {raw} in pyproject.toml: "
+        f"bump [project] version to {tags[0][1:]} or tag HEAD v{raw}"
+    )
+    return _fail(name, detail)
+
+
+def _tag_version(tag: str) -> Version | None:
+    try:
+        return Version(tag[1:])
+    except InvalidVersion:
+        return None
+
+
+def _secret_checks(names: Sequence[str], env: Mapping[str, str]) -> list[Check]:
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        return [Check(name="secrets", status=Status.OK, detail="none required")]
+    missing = set(missing_secrets(unique, env))
+    return [
+        _fail(f"secret {n}", missing_secret_message(n))
+        if n in missing
+        else Check(name=f"secret {n}", status=Status.OK, detail="set")
+        for n in unique
+    ]

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -109,7 +110,6 @@ class ProcessRunner:
 def _run_streaming(
     argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], timeout: float | None
 ) -> tuple[int, str, str]:
-    deadline = None if timeout is None else time.monotonic() + timeout
     lines: list[str] = []
     with subprocess.Popen(
         list(argv),
@@ -122,12 +122,26 @@ def _run_streaming(
         errors="replace",
     ) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            sys.stdout.write(redact(line))
-            sys.stdout.flush()
-            if deadline is not None and time.monotonic() > deadline:
-                proc.kill()
-                raise subprocess.TimeoutExpired(list(argv), timeout or 0)
-        code = proc.wait()
+        # A timer, not a check between lines: a command that hangs silently must time out too.
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, expire) if timeout is not None else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        try:
+            for line in proc.stdout:
+                lines.append(line)
+                sys.stdout.write(redact(line))
+                sys.stdout.flush()
+            code = proc.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if expired.is_set():
+            raise subprocess.TimeoutExpired(list(argv), timeout or 0)
     return code, "".join(lines), ""

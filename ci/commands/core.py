@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ci import pipeline, preflight, report
+from ci import pipeline, preflight, release, report
 from ci.commands.app import App
 from ci.errors import ExitCode
 
@@ -17,8 +17,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Checks that uv.lock exists, parses and matches pyproject.toml (uv lock --check), "
             "that [tool.ci] is valid, and that the default Python and uv/nox are available. "
-            "Does not require a clean tree. Exit 3 when a check fails, 2 for a bad config."
+            "Does not require a clean tree. Exit 3 when a check fails, 2 for a bad config. "
+            "With --release (the first step of `invoke release`) it also needs a clean tree, "
+            "HEAD tagged vX.Y.Z equal to the project version, and every required secret "
+            "(required_secrets and those of the first environment) set."
         ),
+    )
+    p.add_argument(
+        "--release",
+        action="store_true",
+        help="also check what a release needs: clean tree, version tag, required secrets",
     )
     p.set_defaults(handler=_preflight)
 
@@ -62,8 +70,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _preflight(args: argparse.Namespace, app: App) -> int:
-    del args
-    checks = preflight.gather(app.config, app.runner)
+    if args.release:
+        first = release.first_environment(app.config)
+        checks = preflight.gather_release(
+            app.config, app.runner, app.env, first.name if first else None
+        )
+    else:
+        checks = preflight.gather(app.config, app.runner)
     print(preflight.render(checks))
     preflight.verdict(checks)
     return ExitCode.OK

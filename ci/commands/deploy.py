@@ -1,0 +1,256 @@
+"""``deploy``, ``rollback``, ``state``, ``unlock``, ``ledger verify`` and ``release``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+
+from ci import pipeline, release
+from ci.commands.app import App
+from ci.deploy import Deployer
+from ci.errors import ExitCode, GateFailedError, UsageError
+from ci.ledger import LedgerCorruptError, head
+
+NEEDS = (
+    "Needs the project's [tool.ci] but neither uv.lock nor a clean tree: it acts on versions "
+    "already built or published. State lives under CI_STATE_DIR (default .ci-state/)."
+)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the release and deploy commands to the parser."""
+    _register_deploy(sub)
+    _register_rollback(sub)
+    _register_state(sub)
+
+    p = sub.add_parser(
+        "unlock",
+        help="remove an environment's deployment lock, given its exact id",
+        description=(
+            "Removes the lock of --env only when its id is --lock-id (shown by `state` and in "
+            "the exit-4 message), and records the removal in the ledger. Use it for a lock "
+            "left by a dead deploy on another host; dead holders on this host are recovered "
+            f"automatically. {NEEDS}"
+        ),
+    )
+    p.add_argument("--env", required=True, metavar="NAME", help="the environment")
+    p.add_argument("--lock-id", required=True, metavar="ID", help="the lock's exact id")
+    p.set_defaults(handler=_unlock)
+
+    p = sub.add_parser(
+        "ledger",
+        help="check the hash chain of the audit ledger",
+        description=(
+            "`ledger verify` reads CI_STATE_DIR/ledger.jsonl and checks every entry's hash and "
+            "its link to the entry before: exit 0 and the head hash, or exit 1 naming the "
+            "first bad entry (edited, deleted, reordered or inserted). With --anchor HASH (a "
+            "head hash published earlier) it also detects truncation."
+        ),
+    )
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    v = verbs.add_parser("verify", help="verify the hash chain (exit 1 at the first bad entry)")
+    v.add_argument("--anchor", metavar="HASH", help="a published head hash that must be present")
+    v.set_defaults(handler=_ledger_verify)
+
+    p = sub.add_parser(
+        "release",
+        help="the maintainer's release: preflight, gates, publish, deploy (`invoke release`)",
+        description=(
+            "Runs `preflight --release`, then the gate sessions (lint, test on the default "
+            "Python, security, package) with nox, then publish, then any post-publish steps, "
+            "then a deploy of the project version to the first environment (the first one "
+            "without `after`), stopping at the first failure with its exit code."
+        ),
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan (steps, order, what is published where) and run nothing",
+    )
+    p.set_defaults(handler=_release)
+
+
+def _register_deploy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="deploy a built version to an environment (lock, checkpoint, automatic rollback)",
+        description=(
+            "Checks the environment's protections (required_secrets, allowed_actors, "
+            "allowed_refs, requires_approval, after), takes its lock, records a checkpoint, "
+            "runs deploy_command and healthcheck_command (default: install the built wheel "
+            "from dist/ into CI_STATE_DIR/envs/NAME and import it), and records the outcome in "
+            "the ledger. A failure rolls back to the checkpoint (exit 5). Deploying the current "
+            f"version is a no-op. Exit 3: not allowed; 4: locked. {NEEDS}"
+        ),
+    )
+    p.add_argument("--env", required=True, metavar="NAME", help="the environment")
+    p.add_argument("--version", required=True, metavar="V", help="the version (PEP 440)")
+    p.add_argument(
+        "--approve",
+        action="store_true",
+        help="approve a requires_approval environment without a prompt (recorded with you)",
+    )
+    p.add_argument("--reason", default="", metavar="TEXT", help="why, recorded with --approve")
+    _add_wait_and_dry_run(p)
+    p.set_defaults(handler=_deploy)
+
+
+def _register_rollback(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "rollback",
+        help="go back to the last good version before the current one (or --to V)",
+        description=(
+            "Redeploys the last good version before the current one, or --to V (a version "
+            "that deployed successfully there before; already current: a no-op). Needs the "
+            "environment's secrets and allowed_actors, not an approval. Exit 5 when the "
+            f"rollback itself fails. {NEEDS}"
+        ),
+    )
+    p.add_argument("--env", required=True, metavar="NAME", help="the environment")
+    p.add_argument("--to", metavar="V", help="the known-good version to go back to")
+    _add_wait_and_dry_run(p)
+    p.set_defaults(handler=_rollback)
+
+
+def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "state",
+        help="an environment's current version, history and lock; `state rebuild`",
+        description=(
+            "`state --env NAME [--json]` shows what the ledger says about the environment "
+            "(current version, history, status) and its lock. `state rebuild` verifies the "
+            "ledger and recreates every environment's state file from it (byte-identical on "
+            f"every run): the fix for lost or corrupt state files. {NEEDS}"
+        ),
+    )
+    p.add_argument("action", nargs="?", choices=("rebuild",), help="rebuild the state files")
+    p.add_argument("--env", metavar="NAME", help="the environment to show")
+    p.add_argument("--json", action="store_true", help="print the state as JSON")
+    p.set_defaults(handler=_state)
+
+
+def _add_wait_and_dry_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the lock (with backoff) instead of exiting 4 at once",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan; lock, run and record nothing"
+    )
+
+
+def _deployer(app: App) -> Deployer:
+    ask = input if sys.stdin is not None and sys.stdin.isatty() else None
+    return Deployer(config=app.config, runner=app.runner, clock=app.clock, env=app.env, ask=ask)
+
+
+def _deploy(args: argparse.Namespace, app: App) -> int:
+    return _deployer(app).deploy(
+        args.env,
+        args.version,
+        approve=args.approve,
+        reason=args.reason,
+        wait_s=args.wait,
+        dry_run=args.dry_run,
+    )
+
+
+def _rollback(args: argparse.Namespace, app: App) -> int:
+    return _deployer(app).rollback(args.env, args.to, wait_s=args.wait, dry_run=args.dry_run)
+
+
+def _state(args: argparse.Namespace, app: App) -> int:
+    deployer = _deployer(app)
+    if args.action == "rebuild":
+        entries = deployer.verified()
+        paths = deployer.rebuild()
+        print(f"ledger verified: {len(entries)} entries, head {head(entries)}")
+        for path in paths:
+            print(f"wrote {path}")
+        if not paths:
+            print("no environment has ledger entries: no state files")
+        return ExitCode.OK
+    if not args.env:
+        msg = "state needs --env NAME (or `state rebuild`)"
+        raise UsageError(msg)
+    doc = deployer.show(args.env)
+    if args.json:
+        print(json.dumps({k: v for k, v in doc.items() if k != "schema"}, indent=2))
+        return ExitCode.OK
+    current = doc["current"]
+    print(f"environment {doc['env']}: {doc['status']}")
+    print(
+        "  current  "
+        + (
+            f"{current['version']} since {current['since']} by {current['actor']}"
+            if current
+            else "none"
+        )
+    )
+    print(f"  good     {', '.join(doc['good']) or '-'}")
+    held = doc["lock"]
+    print(f"  lock     {_lock_line(held)}")
+    if doc["state_file"] != "ok":
+        print(f"  warning  {doc['state_file']}")
+    for item in doc["history"][-10:]:
+        print(
+            f"  #{item['seq']:<5} {item['time']}  {item['action']} {item['version']} "
+            f"{item['outcome']}  ({item['actor']})"
+        )
+    return ExitCode.OK
+
+
+def _lock_line(held: object) -> str:
+    if not isinstance(held, dict):
+        return "free"
+    if "error" in held:
+        return str(held["error"])
+    return (
+        f"held by {held['who']} (pid {held['pid']}) for {held['operation']} "
+        f"{held['version']}, id {held['id']}"
+    )
+
+
+def _unlock(args: argparse.Namespace, app: App) -> int:
+    removed = _deployer(app).unlock(args.env, args.lock_id)
+    print(f"removed the lock of {args.env}: {removed.describe()}")
+    return ExitCode.OK
+
+
+def _ledger_verify(args: argparse.Namespace, app: App) -> int:
+    ledger = _deployer(app).ledger
+    if args.anchor is not None and not re.fullmatch(r"[0-9a-f]{64}", args.anchor):
+        msg = f"--anchor {args.anchor!r} is not a sha256 hex digest (64 characters 0-9a-f)"
+        raise UsageError(msg)
+    try:
+        entries = ledger.verify(args.anchor)
+    except LedgerCorruptError as exc:
+        msg = f"{ledger.path}: {exc}"
+        raise GateFailedError(msg) from None
+    if not entries:
+        print(f"{ledger.path}: empty (head {head(entries)})")
+    else:
+        print(f"{ledger.path}: {len(entries)} entries verified")
+    print(head(entries))
+    return ExitCode.OK
+
+
+def _release(args: argparse.Namespace, app: App) -> int:
+    config_file = str(app.config_file) if app.config_file else None
+    nox = pipeline.nox_command()
+    the_plan = release.plan(
+        app.config,
+        env=app.env,
+        ci=release.ci_prefix(config_file),
+        nox=nox,
+        declared=release.declared_sessions(app.runner, nox, app.config),
+    )
+    if args.dry_run:
+        print(release.render(the_plan))
+        return ExitCode.OK
+    return release.execute(the_plan, app.runner, app.config)

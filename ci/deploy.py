@@ -1,0 +1,592 @@
+"""Deploy and rollback: environment protections, the lock, checkpoints and the ledger.
+
+The checks are pure functions over gathered facts; ``Deployer`` gathers the facts, takes the
+lock, records every step in the ledger and keeps ``state/<env>.json`` equal to the ledger's
+projection. A failed deploy or healthcheck rolls back to the checkpoint (exit 5).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+from ci import deploystate, deploysteps, faults, lock
+from ci.clock import Clock
+from ci.config import Config, Environment, state_dir
+from ci.deploystate import EnvState
+from ci.deploysteps import same_version
+from ci.errors import CIError, DeployError, PreflightError, UsageError
+from ci.ledger import Entry, Ledger, LedgerCorruptError
+from ci.preflight import missing_secret_message, missing_secrets
+from ci.runner import Runner
+
+ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+Ask = Callable[[str], str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approval:
+    """Who approved a deploy, and why."""
+
+    actor: str
+    reason: str
+    how: str  # "flag" or "prompt"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Facts:
+    """What the protections of an environment are judged against."""
+
+    environment: Environment
+    actor: str
+    refs: tuple[str, ...]
+    env: Mapping[str, str]
+    global_secrets: tuple[str, ...] = ()
+
+
+def normalize_version(raw: str) -> str:
+    """``raw`` as a normalized PEP 440 version; UsageError (exit 2) when it is not one."""
+    try:
+        return str(Version(raw))
+    except InvalidVersion:
+        msg = f"--version {raw!r} is not a PEP 440 version: pass e.g. 1.2.0"
+        raise UsageError(msg) from None
+
+
+def is_current(state: EnvState, version: str) -> bool:
+    """True when ``version`` already runs, healthy, in ``state``'s environment."""
+    return state.status == deploystate.STATUS_OK and same_version(state.current_version, version)
+
+
+def check_env_name(name: str) -> None:
+    """UsageError unless ``name`` is safe to use in file names."""
+    if not ENV_NAME.fullmatch(name):
+        msg = f"environment name {name!r} may only hold letters, digits, '.', '_' and '-'"
+        raise UsageError(msg)
+
+
+def protection_problems(facts: Facts) -> list[str]:
+    """What stops this actor deploying from these refs (secrets, actors, refs); pure."""
+    env = facts.environment
+    problems = [
+        missing_secret_message(name)
+        for name in missing_secrets([*facts.global_secrets, *env.required_secrets], facts.env)
+    ]
+    if env.allowed_actors and not any(
+        fnmatch.fnmatchcase(facts.actor, pattern) for pattern in env.allowed_actors
+    ):
+        problems.append(
+            f"{facts.actor!r} may not deploy to {env.name} (allowed_actors: "
+            f"{', '.join(env.allowed_actors)}): ask one of them, or add the actor in "
+            f"[tool.ci.environments.{env.name}]"
+        )
+    if env.allowed_refs and not any(
+        fnmatch.fnmatchcase(ref, pattern) for ref in facts.refs for pattern in env.allowed_refs
+    ):
+        here = ", ".join(facts.refs) or "no git ref"
+        problems.append(
+            f"{env.name} only takes deploys from {', '.join(env.allowed_refs)} (this is "
+            f"{here}): deploy from a matching ref, e.g. the release tag"
+        )
+    return problems
+
+
+def after_problem(environment: Environment, version: str, after: EnvState | None) -> str | None:
+    """Why ``version`` may not go to ``environment`` yet (its ``after`` env), or None; pure."""
+    if environment.after is None:
+        return None
+    if after is not None and any(same_version(version, v) for v in after.deployed):
+        return None
+    return (
+        f"{version} was never deployed successfully to {environment.after}: deploy it there "
+        f"first ({environment.name} comes after {environment.after})"
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class Deployer:
+    """Carries out deploys and rollbacks for one project."""
+
+    config: Config
+    runner: Runner
+    clock: Clock
+    env: Mapping[str, str]
+    ask: Ask | None = None
+    out: Callable[[str], None] = print
+    _actor: str | None = field(default=None, init=False)
+
+    @property
+    def state(self) -> Path:
+        """The state folder."""
+        path = state_dir(self.config.root, self.env)
+        return path if path.is_absolute() else self.config.root / path
+
+    @property
+    def ledger(self) -> Ledger:
+        """The ledger of this state folder."""
+        return Ledger.in_state_dir(self.state)
+
+    # ---- facts -------------------------------------------------------------------------
+
+    def environment(self, name: str) -> Environment:
+        """The configured environment ``name`` (ConfigError, exit 2, when unknown)."""
+        check_env_name(name)
+        return self.config.environment(name)
+
+    def actor(self) -> str:
+        """Who acts: GITHUB_ACTOR, else the git user, else the login name."""
+        if self._actor is None:
+            self._actor = self.env.get("GITHUB_ACTOR") or self._git_user() or lock.login_name()
+        return self._actor
+
+    def _git_user(self) -> str | None:
+        try:
+            done = self.runner.run(["git", "var", "GIT_AUTHOR_IDENT"], cwd=self.config.root)
+        except CIError:
+            return None
+        name = done.stdout.split(" <", 1)[0].strip() if done else ""
+        return name or None
+
+    def refs(self) -> tuple[str, ...]:
+        """The refs being deployed from: GITHUB_REF, else HEAD's branch and tags."""
+        if self.env.get("GITHUB_REF"):
+            return (self.env["GITHUB_REF"],)
+        refs: list[str] = []
+        try:
+            head = self.runner.run(
+                ["git", "rev-parse", "--symbolic-full-name", "HEAD"], cwd=self.config.root
+            )
+            tags = self.runner.run(["git", "tag", "--points-at", "HEAD"], cwd=self.config.root)
+        except CIError:
+            return ()
+        if head and head.stdout.strip().startswith("refs/"):
+            refs.append(head.stdout.strip())
+        if tags:
+            refs += [f"refs/tags/{t.strip()}" for t in tags.stdout.splitlines() if t.strip()]
+        return tuple(refs)
+
+    def in_ci(self) -> bool:
+        """True on a CI runner (no one to answer a prompt)."""
+        return bool(self.env.get("CI")) or self.env.get("GITHUB_ACTIONS") == "true"
+
+    def verified(self) -> list[Entry]:
+        """The verified ledger entries; PreflightError (exit 3) when the ledger is broken."""
+        try:
+            return self.ledger.verify()
+        except LedgerCorruptError as exc:
+            msg = (
+                f"{self.ledger.path} failed verification at {exc}: restore it from a backup "
+                "(`python -m ci ledger verify` shows the details); nothing was deployed"
+            )
+            raise PreflightError(msg) from None
+
+    def approval(
+        self, environment: Environment, version: str, approve: bool, reason: str
+    ) -> Approval | None:
+        """The approval a protected environment needs; PreflightError (exit 3) without one."""
+        if not environment.requires_approval:
+            return None
+        if approve:
+            return Approval(
+                actor=self.actor(), reason=reason or "approved with --approve", how="flag"
+            )
+        if self.ask is not None and not self.in_ci():
+            answer = self.ask(f"approve deploying {version} to {environment.name}? [y/N] ")
+            if answer.strip().lower() in {"y", "yes"}:
+                why = self.ask("reason (recorded in the ledger): ").strip()
+                return Approval(
+                    actor=self.actor(), reason=why or "approved at the prompt", how="prompt"
+                )
+            msg = f"deploy of {version} to {environment.name} was not approved"
+            raise PreflightError(msg)
+        msg = (
+            f"{environment.name} requires approval: rerun with --approve --reason TEXT (recorded "
+            "in the ledger with your name); on GitHub the environment's required reviewers "
+            "approve and the deploy job passes --approve"
+        )
+        raise PreflightError(msg)
+
+    # ---- the steps of a deploy ---------------------------------------------------------
+
+    def artifact(self, version: str) -> Path | None:
+        """The built wheel of this project at ``version`` under dist/, or None."""
+        return deploysteps.find_wheel(self.config.root / "dist", self.config.project_name, version)
+
+    def steps(
+        self, environment: Environment, version: str, artifact: Path | None
+    ) -> list[deploysteps.Step]:
+        """The commands that put ``version`` on ``environment`` and check it."""
+        return deploysteps.plan_steps(
+            environment,
+            version,
+            artifact,
+            venv=self.state / "envs" / environment.name,
+            uv=self.runner.which("uv") or "uv",
+            project=self.config.project_name,
+            packages=self.config.packages,
+        )
+
+    def require_artifact(self, environment: Environment, version: str) -> Path | None:
+        """The wheel for ``version`` if the deploy needs one; PreflightError when missing."""
+        if not deploysteps.needs_artifact(environment):
+            return self.artifact(version)
+        found = self.artifact(version)
+        if found is None:
+            msg = (
+                f"no wheel of {self.config.project_name or 'the project'} {version} under "
+                f"{self.config.root / 'dist'}: build it (`python -m ci package`) or download "
+                "the released files into dist/"
+            )
+            raise PreflightError(msg)
+        return found
+
+    def run_steps(
+        self,
+        environment: Environment,
+        version: str,
+        artifact: Path | None,
+        *,
+        inject_fault: bool = False,
+    ) -> str | None:
+        """Run the deploy and healthcheck of ``version``; None when all passed, else why not."""
+        extra = {"CI_DEPLOY_ENV": environment.name, "CI_DEPLOY_VERSION": version}
+        for step in self.steps(environment, version, artifact):
+            if inject_fault and step.stage == "deploy":
+                # fault injection (ci/faults.py): CI_INJECT_FAULT=deploy runs a failing command
+                step = replace(step, argv=tuple(faults.deploy_command(step.argv, self.env)))  # noqa: PLW2901
+            self.out(f"==> {step.stage}: {' '.join(step.argv)}")
+            try:
+                done = self.runner.run(
+                    step.argv,
+                    cwd=self.config.root,
+                    env=extra,
+                    timeout=environment.timeout_s,
+                    stream=True,  # long deploys show their (masked) output as it comes
+                )
+            except CIError as exc:
+                return f"{step.stage} failed: {exc}"
+            if not done:
+                return f"{step.stage} exited {done.returncode}"
+            last = (done.stdout.strip().splitlines() or ["nothing"])[-1].strip()
+            if step.expect_output is not None and last != step.expect_output:
+                return f"{step.stage} found version {last}, expected {step.expect_output}"
+        return None
+
+    # ---- ledger and state ----------------------------------------------------------------
+
+    def now(self) -> str:
+        """The time stamp of ledger entries and locks."""
+        return self.clock.now().isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    def record(
+        self,
+        state: EnvState,
+        action: str,
+        version: str,
+        outcome: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> EnvState:
+        """Append one entry for ``state``'s environment and write its new state file."""
+        entry = self.ledger.append(
+            time=self.now(),
+            actor=self.actor(),
+            action=action,
+            env=state.env,
+            version=version,
+            outcome=outcome,
+            details=details,
+        )
+        state = deploystate.apply(state, entry)
+        deploystate.write(self.state, state)
+        return state
+
+    def load(self, env: str) -> tuple[dict[str, EnvState], EnvState]:
+        """All projected states and ``env``'s; exit 3 if the ledger or ``env``'s file is bad."""
+        states = deploystate.project(self.verified())
+        mine = states.get(env, deploystate.empty(env))
+        deploystate.check_file(self.state, mine)
+        return states, mine
+
+    def take_lock(self, env: str, operation: str, version: str, wait_s: float) -> lock.Acquired:
+        """Acquire ``env``'s lock (exit 4 when held)."""
+        info = lock.new_info(env=env, operation=operation, version=version, created=self.now())
+        return lock.acquire(lock.lock_path(self.state, env), info, wait_s=wait_s)
+
+    def record_recoveries(self, state: EnvState, acquired: lock.Acquired) -> EnvState:
+        """Write each dead holder this process recovered the lock from to the ledger."""
+        for dead in acquired.recovered:
+            self.out(f"recovered the lock of a dead holder: {dead.describe()}")
+            details = {"holder": dead.to_dict(), "reason": "holder process is gone"}
+            state = self.record(state, "lock", dead.version, "recovered", details)
+        return state
+
+    # ---- operations ----------------------------------------------------------------------
+
+    def deploy(
+        self,
+        env_name: str,
+        raw_version: str,
+        *,
+        approve: bool = False,
+        reason: str = "",
+        wait_s: float = 0.0,
+        dry_run: bool = False,
+    ) -> int:
+        """Deploy ``raw_version`` to ``env_name``; exit 0, or raise with the exit code."""
+        environment = self.environment(env_name)
+        version = normalize_version(raw_version)
+        facts = Facts(
+            environment=environment,
+            actor=self.actor(),
+            refs=self.refs() if environment.allowed_refs else (),
+            env=self.env,
+            global_secrets=self.config.required_secrets,
+        )
+        problems = protection_problems(facts)
+        if problems:
+            raise PreflightError(problems[0])
+        if dry_run:
+            return self._deploy_plan(environment, version)
+        approval = self.approval(environment, version, approve, reason)
+        acquired = self.take_lock(env_name, "deploy", version, wait_s)
+        try:
+            states, state = self.load(env_name)
+            state = self.record_recoveries(state, acquired)
+            problem = after_problem(environment, version, states.get(environment.after or "", None))
+            if problem:
+                raise PreflightError(problem)
+            if is_current(state, version):
+                self.out(f"{env_name} already runs {state.current_version}: nothing to do")
+                return 0
+            artifact = self.require_artifact(environment, version)
+            return self._deploy_locked(
+                environment=environment,
+                version=version,
+                state=state,
+                artifact=artifact,
+                approval=approval,
+                acquired=acquired,
+            )
+        finally:
+            lock.release(acquired)
+
+    def _deploy_plan(self, environment: Environment, version: str) -> int:
+        states, state = self.load(environment.name)
+        problem = after_problem(environment, version, states.get(environment.after or "", None))
+        self.out("deploy plan (dry run: nothing is locked, run or recorded):")
+        self.out(f"  environment  {environment.name}")
+        self.out(f"  version      {version} (current: {state.current_version or 'none'})")
+        if problem:
+            self.out(f"  blocked      {problem}")
+        if is_current(state, version):
+            self.out("  nothing to do: this version is already current")
+            return 0
+        approval = "required (--approve or a prompt)" if environment.requires_approval else "-"
+        self.out(f"  approval     {approval}")
+        self.out(f"  checkpoint   {state.current_version or 'none'} (automatic rollback target)")
+        self.out(f"  lock         {lock.lock_path(self.state, environment.name)}")
+        for index, step in enumerate(
+            self.steps(environment, version, self.artifact(version)), start=1
+        ):
+            self.out(f"  {index}. {step.stage}: {' '.join(step.argv)}")
+        if problem:
+            raise PreflightError(problem)
+        return 0
+
+    def _deploy_locked(
+        self,
+        *,
+        environment: Environment,
+        version: str,
+        state: EnvState,
+        artifact: Path | None,
+        approval: Approval | None,
+        acquired: lock.Acquired,
+    ) -> int:
+        previous = state.current_version
+        details: dict[str, Any] = {"from": previous, "lock": acquired.lock.id}
+        if approval is not None:
+            details["approval"] = {
+                "by": approval.actor,
+                "reason": approval.reason,
+                "how": approval.how,
+            }
+        state = self.record(state, "deploy", version, "started", details)
+        try:
+            failure = self.run_steps(environment, version, artifact, inject_fault=True)
+        except KeyboardInterrupt:
+            # Leave a trace: what runs now is unknown, so the state says "failed".
+            reason = "interrupted during the deploy; no automatic rollback"
+            self.record(state, "deploy", version, "failed", {"from": previous, "reason": reason})
+            raise
+        if failure is None:
+            self.record(state, "deploy", version, "succeeded", {"from": previous})
+            self.out(f"deployed {version} to {environment.name}")
+            return 0
+        state = self.record(
+            state, "deploy", version, "failed", {"from": previous, "reason": failure}
+        )
+        head = f"deploy of {version} to {environment.name} failed ({failure})"
+        if previous is None:
+            msg = f"{head}; nothing to roll back to (no earlier good version there)"
+            raise DeployError(msg)
+        self.out(f"{head}; rolling back to {previous}")
+        rollback_failure = self._rollback_steps(
+            environment, state, previous, version, automatic=True
+        )
+        if rollback_failure is None:
+            msg = f"{head}; rolled back to {previous}"
+            raise DeployError(msg)
+        msg = (
+            f"{head}; rolling back to {previous} also failed ({rollback_failure}): "
+            f"{environment.name} needs attention, deploy a known-good version"
+        )
+        raise DeployError(msg)
+
+    def _rollback_steps(
+        self,
+        environment: Environment,
+        state: EnvState,
+        target: str,
+        current: str | None,
+        *,
+        automatic: bool,
+    ) -> str | None:
+        details = {"from": current, "automatic": automatic}
+        state = self.record(state, "rollback", target, "started", details)
+        try:
+            artifact = self.require_artifact(environment, target)
+        except PreflightError as exc:
+            failure: str | None = str(exc)
+        else:
+            failure = self.run_steps(environment, target, artifact)
+        if failure is None:
+            self.record(state, "rollback", target, "succeeded", details)
+            return None
+        self.record(state, "rollback", target, "failed", {**details, "reason": failure})
+        return failure
+
+    def rollback(
+        self, env_name: str, to: str | None = None, *, wait_s: float = 0.0, dry_run: bool = False
+    ) -> int:
+        """Go back to the last good version before the current one, or to ``to``."""
+        environment = self.environment(env_name)
+        wanted = normalize_version(to) if to else None
+        # Rolling back to a known-good version needs no approval or ref: only who and secrets.
+        facts = Facts(
+            environment=_without_refs(environment),
+            actor=self.actor(),
+            refs=(),
+            env=self.env,
+            global_secrets=self.config.required_secrets,
+        )
+        problems = protection_problems(facts)
+        if problems:
+            raise PreflightError(problems[0])
+        if dry_run:
+            _, state = self.load(env_name)
+            target = rollback_target(state, wanted)
+            self.out("rollback plan (dry run: nothing is locked, run or recorded):")
+            self.out(f"  environment  {env_name}")
+            self.out(f"  from         {state.current_version or 'none'}")
+            self.out(f"  to           {target}")
+            return 0
+        acquired = self.take_lock(env_name, "rollback", wanted or "", wait_s)
+        try:
+            _, state = self.load(env_name)
+            state = self.record_recoveries(state, acquired)
+            target = rollback_target(state, wanted)
+            if is_current(state, target):
+                self.out(f"{env_name} already runs {target}: nothing to do")
+                return 0
+            current = state.current_version
+            failure = self._rollback_steps(environment, state, target, current, automatic=False)
+        finally:
+            lock.release(acquired)
+        if failure is not None:
+            msg = (
+                f"rollback of {env_name} to {target} failed ({failure}): {env_name} is in an "
+                "unknown state; deploy a known-good version"
+            )
+            raise DeployError(msg)
+        self.out(f"rolled {env_name} back to {target}")
+        return 0
+
+    def unlock(self, env_name: str, lock_id: str) -> lock.LockInfo:
+        """Remove ``env_name``'s lock if its id is ``lock_id``, and record it in the ledger."""
+        self.environment(env_name)
+        entries = self.verified()
+        removed = lock.unlock(lock.lock_path(self.state, env_name), lock_id)
+        before = deploystate.project(entries).get(env_name, deploystate.empty(env_name))
+        entry = self.ledger.append(
+            time=self.now(),
+            actor=self.actor(),
+            action="unlock",
+            env=env_name,
+            version=removed.version,
+            outcome="removed",
+            details={"holder": removed.to_dict()},
+        )
+        try:
+            deploystate.check_file(self.state, before)
+        except PreflightError as exc:
+            self.out(f"warning: {exc}")
+        else:
+            deploystate.write(self.state, deploystate.apply(before, entry))
+        return removed
+
+    def show(self, env_name: str) -> dict[str, Any]:
+        """``env_name``'s state as the ledger has it, plus the lock (for ``state``)."""
+        self.environment(env_name)
+        state = deploystate.project(self.verified()).get(env_name, deploystate.empty(env_name))
+        path = lock.lock_path(self.state, env_name)
+        try:
+            held = lock.read(path)
+            lock_doc: dict[str, Any] | None = held.to_dict() if held else None
+        except CIError as exc:
+            lock_doc = {"error": str(exc)}
+        try:
+            deploystate.check_file(self.state, state)
+            file_status = "ok"
+        except PreflightError as exc:
+            file_status = str(exc)
+        return {**deploystate.document(state), "lock": lock_doc, "state_file": file_status}
+
+    def rebuild(self) -> list[Path]:
+        """Recreate every environment's state file from the verified ledger."""
+        return deploystate.rebuild(self.state, self.verified())
+
+
+def rollback_target(state: EnvState, wanted: str | None) -> str:
+    """The version a rollback goes to; PreflightError (exit 3) when there is none (pure)."""
+    if wanted is not None:
+        known = [v for v in state.deployed if same_version(v, wanted)]
+        if not known:
+            msg = (
+                f"{wanted} was never deployed successfully to {state.env}: rollback only goes "
+                "to known-good versions; use `python -m ci deploy` for new ones"
+            )
+            raise PreflightError(msg)
+        return known[0]
+    target = state.previous_good()
+    if target is None:
+        msg = (
+            f"{state.env} has no good version before "
+            f"{state.current_version or 'its current state'}: nothing to roll back to"
+        )
+        raise PreflightError(msg)
+    return target
+
+
+def _without_refs(environment: Environment) -> Environment:
+    return Environment(
+        name=environment.name,
+        allowed_actors=environment.allowed_actors,
+        required_secrets=environment.required_secrets,
+    )

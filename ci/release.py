@@ -1,0 +1,194 @@
+"""The plan of ``invoke release``: preflight, gates, publish, post-publish steps, first deploy.
+
+``plan`` is pure (config in, steps out); ``execute`` runs the steps in order and stops at the
+first failure with that step's exit code, so nothing is published after a failed gate and
+nothing is deployed after a failed publish.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ci.config import Config, Environment
+from ci.errors import ExitCode, UsageError
+from ci.runner import Runner
+
+PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One step of a release: a name, what it does, and the command that does it."""
+
+    name: str
+    argv: tuple[str, ...]
+    what: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleasePlan:
+    """Every step of a release, in order."""
+
+    version: str
+    steps: tuple[Step, ...]
+    publish_to: str | None
+    deploy_env: str | None
+    missing: tuple[str, ...] = ()  # gate sessions the noxfile does not declare (skipped)
+
+
+PostPublish = Callable[[Config, str, Sequence[str]], Sequence[Step]]
+
+# The one place where steps that follow a successful publish are declared (release notes,
+# the GitHub release, ...). Each hook gets the config, the version and the `python -m ci`
+# prefix, and returns its steps; they run after publish and before the first deploy.
+POST_PUBLISH: list[PostPublish] = []
+
+
+def first_environment(config: Config) -> Environment | None:
+    """The environment a release deploys to: the first configured one that has no ``after``."""
+    for environment in config.environments.values():
+        if environment.after is None:
+            return environment
+    return None
+
+
+def gate_sessions(config: Config) -> list[str]:
+    """The nox sessions a release must pass, in order."""
+    return ["lint", f"test-{config.default_python}", "security", "package"]
+
+
+def publish_target(config: Config, env: Mapping[str, str]) -> str | None:
+    """Where publish uploads to, as publish itself resolves it (None: nowhere configured)."""
+    return env.get(PUBLISH_URL_ENV) or config.publish.repository_url or None
+
+
+def parse_nox_list(text: str) -> list[str]:
+    """Session names from ``nox --list`` output (selected ``*`` and skipped ``-`` alike)."""
+    names = []
+    for line in text.splitlines():
+        if line[:2] in {"* ", "- "}:
+            names.append(line[2:].split(" -> ", 1)[0].strip())
+    return names
+
+
+def declared_sessions(runner: Runner, nox: Sequence[str], config: Config) -> list[str] | None:
+    """The sessions noxfile.py declares, or None when nox cannot list them."""
+    done = runner.run([*nox, "--list"], cwd=config.root)
+    return parse_nox_list(done.stdout) if done else None
+
+
+def plan(
+    config: Config,
+    *,
+    env: Mapping[str, str],
+    ci: Sequence[str],
+    nox: Sequence[str],
+    declared: Sequence[str] | None = None,
+    post_publish: Sequence[PostPublish] | None = None,
+) -> ReleasePlan:
+    """The release of the project's current version as a list of steps (pure).
+
+    Gate sessions missing from ``declared`` (when known) are left out and listed in
+    ``missing``, so a partial bundle still releases, loudly.
+    """
+    version = config.project_version
+    wanted = gate_sessions(config)
+    missing = tuple(s for s in wanted if declared is not None and s not in declared)
+    steps = [
+        Step(
+            name="preflight",
+            argv=(*ci, "preflight", "--release"),
+            what=f"clean tree, HEAD tagged v{version}, secrets, uv.lock fresh",
+        )
+    ]
+    for session in (s for s in wanted if s not in missing):
+        steps.append(Step(name=f"gate {session}", argv=(*nox, "-s", session), what="nox session"))
+    target = publish_target(config, env)
+    where = target or f"NO INDEX CONFIGURED (set {PUBLISH_URL_ENV} or [tool.ci.publish])"
+    steps.append(
+        Step(
+            name="publish",
+            argv=(*ci, "publish", "--dist", "dist"),
+            what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {where}",
+        )
+    )
+    hooks = POST_PUBLISH if post_publish is None else post_publish
+    for hook in hooks:
+        steps.extend(hook(config, version, ci))
+    environment = first_environment(config)
+    if environment is not None:
+        steps.append(
+            Step(
+                name=f"deploy {environment.name}",
+                argv=(*ci, "deploy", "--env", environment.name, "--version", version),
+                what=f"deploy {version} to {environment.name} (first environment)",
+            )
+        )
+    return ReleasePlan(
+        version=version,
+        steps=tuple(steps),
+        publish_to=target,
+        deploy_env=environment.name if environment else None,
+        missing=missing,
+    )
+
+
+def render(release: ReleasePlan) -> str:
+    """The plan as printed by ``--dry-run``."""
+    lines = [f"release {release.version} plan (dry run: nothing is run, published or deployed):"]
+    for index, step in enumerate(release.steps, start=1):
+        lines.append(f"  {index}. {step.name}: {step.what}")
+        lines.append(f"       $ {' '.join(step.argv)}")
+    if release.deploy_env is None:
+        lines.append("  (no [tool.ci.environments]: nothing is deployed)")
+    lines.extend(f"  warning: {w}" for w in warnings(release))
+    return "\n".join(lines)
+
+
+def warnings(release: ReleasePlan) -> list[str]:
+    """What the plan leaves out that a full release would run."""
+    return [
+        f"noxfile.py declares no `{session}` session: the release runs without that gate"
+        for session in release.missing
+    ]
+
+
+def check_runnable(release: ReleasePlan) -> None:
+    """UsageError (exit 2) when the plan cannot succeed, before anything runs."""
+    if release.publish_to is None:
+        msg = (
+            f"no package index to publish to: set {PUBLISH_URL_ENV} or [tool.ci.publish] "
+            "repository_url (nothing was run)"
+        )
+        raise UsageError(msg)
+
+
+def execute(
+    release: ReleasePlan, runner: Runner, config: Config, out: Callable[[str], None] = print
+) -> int:
+    """Run the steps in order; the exit code of the first that fails (nothing after it runs)."""
+    check_runnable(release)
+    for warning in warnings(release):
+        out(f"warning: {warning}")
+    total = len(release.steps)
+    for index, step in enumerate(release.steps, start=1):
+        out(f"==> [{index}/{total}] {step.name}: {' '.join(step.argv)}")
+        done = runner.run(step.argv, cwd=config.root, stream=True)
+        if not done:
+            code = done.returncode if done.returncode in {int(c) for c in ExitCode} else 1
+            later = ", ".join(s.name for s in release.steps[index:]) or "nothing"
+            out(
+                f"release {release.version} stopped: {step.name} exited {done.returncode}; "
+                f"not run: {later}"
+            )
+            return code
+    out(f"released {release.version}")
+    return 0
+
+
+def ci_prefix(config_file: str | None = None) -> tuple[str, ...]:
+    """How a release step calls ``python -m ci`` (this interpreter, same --config)."""
+    prefix = (sys.executable, "-m", "ci")
+    return (*prefix, "--config", config_file) if config_file else prefix

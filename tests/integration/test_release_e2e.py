@@ -1,0 +1,134 @@
+"""`invoke release` end to end: a tagged tmp clone, real nox, uv, twine and pypiserver."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git
+from tests.support.pypiserver import PypiServer
+
+ROOT = Path(__file__).resolve().parents[2]
+KEEP_TESTS = {"conftest.py", "support", "test_ledger.py", "integration"}
+
+pytestmark = pytest.mark.integration
+
+
+def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
+    """A clone of this repository with a small test suite, an index and staging, tagged."""
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
+    for path in (clone / "tests").iterdir():
+        if path.name not in KEEP_TESTS:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    shutil.rmtree(clone / "tests" / "integration")  # the release must not test itself
+    pyproject = clone / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
+    text = text.replace("coverage_min = 85", "coverage_min = 0")
+    text += (
+        "\n[tool.ci.publish]\n"
+        f'repository_url = "{index.url}"\n'
+        "\n[tool.ci.environments.staging]\n"
+        "\n[tool.ci.environments.production]\n"
+        'after = "staging"\n'
+    )
+    pyproject.write_text(text, encoding="utf-8")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-q", "-m", "release rehearsal: small suite, local index, staging")
+    return clone
+
+
+def invoke(clone: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+
+
+def release_env(index: PypiServer, state: Path, advisories: Path) -> dict[str, str]:
+    advisories.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    return {
+        **env,
+        **index.twine_env(),
+        "CI_STATE_DIR": str(state),
+        # an empty local advisory database: the audit gate runs offline (no OSV service here)
+        "CI_ADVISORY_DB": str(advisories),
+        "PYENV_VERSION": "3.11.7:3.12.1:3.13.0",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    }
+
+
+def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
+    tmp_path: Path, pypiserver: PypiServer
+) -> None:
+    clone = clone_for_release(tmp_path, pypiserver)
+    state = tmp_path / "release-state"
+    env = release_env(pypiserver, state, tmp_path / "advisories")
+
+    untagged = invoke(clone, "release", env=env)
+    assert untagged.returncode == 3, untagged.stdout + untagged.stderr
+    assert "HEAD has no vX.Y.Z tag" in untagged.stdout + untagged.stderr
+    assert pypiserver.files() == {}
+
+    git(clone, "tag", "v0.1.0")
+    dry = invoke(clone, "release", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "release 0.1.0 plan (dry run" in dry.stdout
+    assert f"to {pypiserver.url}" in dry.stdout
+    assert "deploy --env staging --version 0.1.0" in dry.stdout
+    assert pypiserver.files() == {}
+    assert not (clone / "dist").exists()
+    assert not state.exists()
+
+    done = invoke(clone, "release", env=env)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "released 0.1.0" in output
+
+    manifest = json.loads((clone / "dist" / "manifest.json").read_text(encoding="utf-8"))
+    wheel = next(a for a in manifest["artifacts"] if a["kind"] == "wheel")
+    served = pypiserver.files()
+    assert wheel["name"] in served
+    assert hashlib.sha256(served[wheel["name"]]).hexdigest() == wheel["sha256"]
+
+    lines = (state / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
+    last = json.loads(lines[-1])
+    assert (last["action"], last["env"], last["version"], last["outcome"]) == (
+        "deploy",
+        "staging",
+        "0.1.0",
+        "succeeded",
+    )
+    smoke = subprocess.run(
+        [
+            str(state / "envs" / "staging" / "bin" / "python"),
+            "-c",
+            "import ci; print(ci.__version__)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert smoke.stdout.strip() == "0.1.0"
+
+    # promotion: production only after staging, and the same version again is a no-op
+    promote = invoke(clone, "deploy", "--env", "production", "--version", "0.1.0", env=env)
+    assert promote.returncode == 0, promote.stdout + promote.stderr
+    again = invoke(clone, "deploy", "--env", "staging", "--version", "0.1.0", env=env)
+    assert again.returncode == 0
+    assert "nothing to do" in again.stdout

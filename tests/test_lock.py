@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ci import lock
+from ci.errors import LockHeldError, UsageError
+
+
+def info(env: str = "staging", **changes: object) -> lock.LockInfo:
+    base = lock.new_info(
+        env=env, operation="deploy", version="1.0.0", created="2026-01-01T00:00:00Z"
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_process_start_time_reads_proc_stat() -> None:
+    mine = lock.process_start_time(os.getpid())
+    assert isinstance(mine, int)
+    assert mine > 0
+    assert lock.process_start_time(dead_pid()) is None
+
+
+def test_acquire_writes_the_holder_and_release_removes_it(tmp_path: Path) -> None:
+    path = tmp_path / "locks" / "staging.lock"
+    held = lock.acquire(path, info())
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["id"] == held.lock.id
+    assert data["pid"] == os.getpid()
+    assert data["start_time"] == lock.process_start_time(os.getpid())
+    assert data["who"] == f"{held.lock.user}@{held.lock.host}"
+    assert {"operation", "version", "created", "schema"} <= set(data)
+    lock.release(held)
+    assert not path.exists()
+
+
+def test_a_live_holder_blocks_at_once_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    first = lock.acquire(path, info())
+    start = time.monotonic()
+    with pytest.raises(LockHeldError) as caught:
+        lock.acquire(path, info())
+    assert time.monotonic() - start < 0.5
+    assert first.lock.id in str(caught.value)
+    assert "unlock --env staging" in str(caught.value)
+
+
+def test_wait_retries_with_backoff_until_released(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    first = lock.acquire(path, info())
+    timer = threading.Timer(0.3, lock.release, args=(first,))
+    timer.start()
+    second = lock.acquire(path, info(), wait_s=5)
+    timer.join()
+    assert json.loads(path.read_text(encoding="utf-8"))["id"] == second.lock.id
+
+
+def test_wait_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    lock.acquire(path, info())
+    sleeps: list[float] = []
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock[0] += seconds
+
+    with pytest.raises(LockHeldError, match="after waiting 3 s"):
+        lock.acquire(path, info(), wait_s=3, sleep=sleep, monotonic=lambda: clock[0])
+    assert sum(sleeps) == pytest.approx(3, abs=1e-6)
+    assert max(sleeps) <= lock.MAX_BACKOFF_S * 1.5
+    assert sleeps[1] > sleeps[0] * 0.6  # grows (with jitter), not a busy loop
+
+
+def test_a_dead_holder_on_this_host_is_recovered(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    ghost = info(pid=dead_pid(), start_time=12345)
+    assert lock._create(path, ghost)
+    got = lock.acquire(path, info())
+    assert [d.id for d in got.recovered] == [ghost.id]
+
+
+def test_a_reused_pid_is_recognised_by_its_start_time(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    mine = lock.process_start_time(os.getpid())
+    assert mine is not None
+    impostor = info(start_time=mine + 1)  # our pid, but a different process start
+    assert lock._create(path, impostor)
+    got = lock.acquire(path, info())
+    assert [d.id for d in got.recovered] == [impostor.id]
+
+
+def test_a_lock_from_another_host_is_never_broken(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    remote = info(host="build-box-7", pid=dead_pid())
+    assert lock._create(path, remote)
+    with pytest.raises(LockHeldError, match="build-box-7"):
+        lock.acquire(path, info())
+    assert json.loads(path.read_text(encoding="utf-8"))["id"] == remote.id
+
+
+def test_unlock_needs_the_exact_id(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    held = lock.acquire(path, info())
+    with pytest.raises(UsageError, match=held.lock.id):
+        lock.unlock(path, "not-the-id")
+    assert path.exists()
+    assert lock.unlock(path, held.lock.id).id == held.lock.id
+    assert not path.exists()
+    with pytest.raises(UsageError, match="nothing to unlock"):
+        lock.unlock(path, held.lock.id)
+
+
+def test_release_leaves_someone_elses_lock_alone(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    held = lock.acquire(path, info())
+    lock.unlock(path, held.lock.id)
+    other = lock.acquire(path, info())
+    lock.release(held)
+    assert json.loads(path.read_text(encoding="utf-8"))["id"] == other.lock.id
+
+
+def test_an_unreadable_lock_is_reported_not_broken(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    path.write_text("{not json", encoding="utf-8")
+    with pytest.raises(LockHeldError, match="unreadable"):
+        lock.acquire(path, info())
+    assert path.read_text(encoding="utf-8") == "{not json"

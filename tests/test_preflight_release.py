@@ -1,0 +1,143 @@
+"""``preflight --release`` against real git repositories and real ``uv lock``."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from ci.cli import main
+from tests.conftest import git
+
+PYTHON = ".".join(platform.python_version_tuple()[:2])
+
+
+def pyproject(version: str = "0.1.0", extra: str = "") -> str:
+    return (
+        f'[project]\nname = "tagged"\nversion = "{version}"\nrequires-python = ">={PYTHON}"\n'
+        f'dependencies = []\n\n[tool.ci]\npythons = ["{PYTHON}"]\n{extra}'
+    )
+
+
+@pytest.fixture
+def release_repo(make_repo: Callable[..., Path]) -> Callable[..., Path]:
+    def make(version: str = "0.1.0", tag: str | None = "v0.1.0", extra: str = "") -> Path:
+        repo = make_repo({"pyproject.toml": pyproject(version, extra), ".gitignore": ".venv/\n"})
+        subprocess.run(["uv", "lock", "--quiet"], cwd=repo, check=True)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "-m", "lock")
+        if tag:
+            git(repo, "tag", tag)
+        return repo
+
+    return make
+
+
+def preflight(repo: Path) -> int:
+    return main(["--config", str(repo / "pyproject.toml"), "preflight", "--release"])
+
+
+def test_a_clean_tagged_repo_passes(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo()
+    assert preflight(repo) == 0
+    out = capsys.readouterr().out
+    assert "v0.1.0 matches version 0.1.0" in out
+    assert "clean tree" in out
+
+
+def test_a_dirty_tree_fails(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo()
+    (repo / "notes.txt").write_text("wip\n", encoding="utf-8")
+    assert preflight(repo) == 3
+    assert "not clean (?? notes.txt): commit or stash" in capsys.readouterr().err
+
+
+def test_an_untagged_head_fails_with_the_tag_to_make(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo(tag=None)
+    assert preflight(repo) == 3
+    assert "HEAD has no vX.Y.Z tag: tag the release commit with `git tag v0.1.0`" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_tag_that_does_not_match_the_version_names_both(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo(tag="v0.2.0")
+    assert preflight(repo) == 3
+    err = capsys.readouterr().err
+    assert "tag v0.2.0 on HEAD does not match the project version 0.1.0" in err
+
+
+def test_pep440_equal_but_not_semver_tag_fails(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo(version="1.0.0", tag="v1.0")
+    assert preflight(repo) == 3
+    assert "not vX.Y.Z" in capsys.readouterr().err
+
+
+def test_prerelease_versions_are_accepted(release_repo: Callable[..., Path]) -> None:
+    repo = release_repo(version="1.0.0rc1", tag="v1.0.0rc1")
+    assert preflight(repo) == 0
+
+
+def test_an_invalid_project_version_fails(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({"pyproject.toml": pyproject("1.0-final-final")})  # uv cannot even lock it
+    git(repo, "tag", "v1.0-final-final")
+    assert preflight(repo) == 3
+    assert "project version '1.0-final-final' is not a valid PEP 440 version" in (
+        capsys.readouterr().out
+    )
+
+
+def test_a_missing_required_secret_fails_with_the_fix(
+    release_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    extra = (
+        "required_secrets = []\n\n[tool.ci.environments.staging]\n"
+        'required_secrets = ["GEMINI_API_KEY"]\n'
+    )
+    repo = release_repo(extra=extra)
+    assert preflight(repo) == 3
+    assert (
+        "GEMINI_API_KEY is not set: add it as a repository secret and map it in release.yml; "
+        "locally, export it"
+    ) in capsys.readouterr().err
+    monkeypatch.setenv("GEMINI_API_KEY", "value-123")
+    assert preflight(repo) == 0
+
+
+def test_a_stale_uv_lock_fails(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo(tag=None)
+    text = (repo / "pyproject.toml").read_text(encoding="utf-8")
+    (repo / "pyproject.toml").write_text(
+        text.replace("dependencies = []", 'dependencies = ["packaging"]'), encoding="utf-8"
+    )
+    git(repo, "commit", "-q", "-am", "add a dependency, forget the lock")
+    git(repo, "tag", "v0.1.0")
+    assert preflight(repo) == 3
+    assert "does not match pyproject.toml" in capsys.readouterr().err
+
+
+def test_plain_preflight_does_not_need_a_tag(
+    release_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo(tag=None)
+    assert main(["--config", str(repo / "pyproject.toml"), "preflight"]) == 0
+    assert "release tag" not in capsys.readouterr().out

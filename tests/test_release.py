@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from ci import release
+from ci.cli import main
+from ci.config import load
+from ci.runner import ProcessRunner
+from tests.support.deploy_project import write_project
+
+CI = ("python", "-m", "ci")
+NOX = ("nox",)
+ENVS = '[tool.ci.environments.production]\nafter = "staging"\n[tool.ci.environments.staging]\n'
+
+
+def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ENVS, version="2.1.0"))
+    plan = release.plan(config, env={}, ci=CI, nox=NOX, post_publish=[])
+    assert [s.name for s in plan.steps] == [
+        "preflight",
+        "gate lint",
+        "gate test-3.12",
+        "gate security",
+        "gate package",
+        "publish",
+        "deploy staging",  # production comes after staging, so staging is first
+    ]
+    assert plan.steps[0].argv == (*CI, "preflight", "--release")
+    assert plan.steps[-1].argv == (*CI, "deploy", "--env", "staging", "--version", "2.1.0")
+    assert plan.deploy_env == "staging"
+
+
+def test_where_it_publishes_follows_env_then_config(tmp_path: Path) -> None:
+    extra = '[tool.ci.publish]\nrepository_url = "http://127.0.0.1:9/legacy/"\n'
+    config = load(write_project(tmp_path, "", extra=extra))
+    assert release.plan(config, env={}, ci=CI, nox=NOX).publish_to == "http://127.0.0.1:9/legacy/"
+    env = {release.PUBLISH_URL_ENV: "http://127.0.0.1:8/"}
+    assert release.plan(config, env=env, ci=CI, nox=NOX).publish_to == "http://127.0.0.1:8/"
+    assert release.plan(config, env={}, ci=CI, nox=NOX).deploy_env is None
+
+
+def test_post_publish_steps_run_between_publish_and_deploy(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ENVS))
+
+    def notes(_config, version, ci):
+        return [release.Step(name="notes", argv=(*ci, "notes"), what=f"notes for {version}")]
+
+    plan = release.plan(config, env={}, ci=CI, nox=NOX, post_publish=[notes])
+    names = [s.name for s in plan.steps]
+    assert names.index("publish") < names.index("notes") < names.index("deploy staging")
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_project(tmp_path, ENVS, version="2.1.0")
+    assert main(["--config", str(cfg), "release", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "release 2.1.0 plan (dry run" in out
+    assert "preflight --release" in out
+    assert "nox -s security" in out
+    assert "NO INDEX CONFIGURED" in out
+    assert "deploy --env staging --version 2.1.0" in out
+    assert not (tmp_path / "dist").exists()
+
+
+def test_execute_stops_at_the_first_failure_with_its_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load(write_project(tmp_path, ""))
+    marker = tmp_path / "ran"
+    steps = (
+        release.Step(name="ok", argv=(sys.executable, "-c", "print('fine')"), what=""),
+        release.Step(name="publish", argv=(sys.executable, "-c", "raise SystemExit(5)"), what=""),
+        release.Step(
+            name="deploy",
+            argv=(sys.executable, "-c", f"open({str(marker)!r}, 'w')"),
+            what="",
+        ),
+    )
+    plan = release.ReleasePlan(
+        version="1.0.0", steps=steps, publish_to="http://127.0.0.1:9/", deploy_env=None
+    )
+    assert release.execute(plan, ProcessRunner(), config) == 5
+    out = capsys.readouterr().out
+    assert "publish exited 5; not run: deploy" in out
+    assert not marker.exists()
+
+
+def test_gate_sessions_the_noxfile_lacks_are_skipped_loudly(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ENVS))
+    listing = (
+        "Sessions defined in noxfile.py:\n\n"
+        "* lint -> Lint.\n* test-3.12 -> Test.\n- test-3.11 -> Test.\n* package -> Package.\n"
+    )
+    declared = release.parse_nox_list(listing)
+    assert declared == ["lint", "test-3.12", "test-3.11", "package"]
+    plan = release.plan(config, env={}, ci=CI, nox=NOX, declared=declared, post_publish=[])
+    assert "gate security" not in [s.name for s in plan.steps]
+    assert plan.missing == ("security",)
+    assert "declares no `security` session" in release.render(plan)
+
+
+def test_a_release_with_no_index_stops_before_running_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_project(tmp_path, "")
+    assert main(["--config", str(cfg), "release"]) == 2
+    assert "no package index to publish to" in capsys.readouterr().err
