@@ -20,7 +20,7 @@ nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.download_python = os.environ.get("NOX_DOWNLOAD_PYTHON", "never")  # type: ignore[assignment]
-nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "package"]
+nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "security", "package"]
 
 
 def sync(session: nox.Session, *groups: str) -> None:
@@ -48,6 +48,14 @@ def test(session: nox.Session) -> None:
     """Test: headless pytest with junit and coverage reports under reports/."""
     sync(session, "test")
     session.run("python", "-m", "ci", "gate", "test", *session.posargs)
+
+
+@nox.session(python=CONFIG.default_python)
+def security(session: nox.Session) -> None:
+    """Security: secrets in the tracked tree, and an audit of the locked dependencies."""
+    sync(session, "security")
+    session.run("python", "-m", "ci", "gate", "secrets", *session.posargs)
+    session.run("python", "-m", "ci", "gate", "audit")
 
 
 @nox.session(python=CONFIG.default_python)

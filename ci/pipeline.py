@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import lint, package, report, testgate, workflow_files, workflows
+from ci import audit, lint, package, report, secrets, testgate, workflow_files, workflows
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
@@ -22,6 +22,8 @@ GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 GATES: Mapping[str, GateFunction] = {
     "lint": lambda ctx, _args: lint.run(ctx),
     "test": testgate.run,
+    "secrets": secrets.run,
+    "audit": audit.run,
     "package": package.gate,
     "workflows": lambda ctx, _args: workflows.run(ctx),
 }
@@ -29,7 +31,7 @@ GATES: Mapping[str, GateFunction] = {
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    sessions = ["lint", f"test-{config.default_python}", "package"]
+    sessions = ["lint", f"test-{config.default_python}", "security", "package"]
     if workflow_files.workflow_paths(config.root):
         sessions.append("workflows")
     return sessions

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -50,6 +51,16 @@ class Runner(Protocol):
         stream: bool = False,
     ) -> Completed:
         """Run ``argv``; ToolError when it cannot start or times out."""
+        ...
+
+    def lines(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """Yield ``argv``'s stdout line by line, unmasked, for scanners that never print it."""
         ...
 
     def which(self, name: str) -> str | None:
@@ -101,6 +112,51 @@ class ProcessRunner:
             stderr=redact(err),
             duration_s=time.monotonic() - start,
         )
+
+    def lines(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """Yield stdout lines as they come; ToolError when the command fails or cannot start.
+
+        Output is not masked: masking could hide the very values a secret scanner looks
+        for. Callers feed these lines to scanners and print only what they derive.
+        """
+        merged = {**os.environ, **(env or {})}
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=merged,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                bufsize=1 << 20,
+            )
+        except FileNotFoundError:
+            msg = f"{argv[0]} was not found; install it (uv sync) or put it on PATH"
+            raise ToolError(msg) from None
+        with proc:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            # split on "\n" only: a stray "\r" inside a line must not start a new one
+            out = io.TextIOWrapper(proc.stdout, encoding="utf-8", errors="replace", newline="\n")
+            finished = False
+            try:
+                yield from out
+                finished = True
+            finally:
+                if not finished:
+                    proc.kill()  # the reader stopped early: nothing more is wanted
+                err = proc.stderr.read().decode("utf-8", "replace")
+                code = proc.wait()
+            if code != 0:
+                tail = redact(err).strip().splitlines()[-1:] or ["no output"]
+                msg = f"{' '.join(argv[:3])} failed with exit status {code}: {tail[0]}"
+                raise ToolError(msg)
 
     def which(self, name: str) -> str | None:
         """The path of executable ``name`` on PATH, or None."""

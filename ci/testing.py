@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,20 @@ class FakeRunner:
                 return Completed(argv=key, returncode=code, stdout=out, stderr=err, duration_s=0.0)
         msg = f"{argv[0]} was not found; install it (uv sync) or put it on PATH"
         raise ToolError(msg)
+
+    def lines(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> Iterator[str]:
+        """The scripted stdout of ``argv`` line by line; ToolError on a non-zero exit."""
+        done = self.run(argv, cwd=cwd, env=env)
+        if done.returncode != 0:
+            msg = f"{' '.join(argv[:3])} failed with exit status {done.returncode}: {done.stderr}"
+            raise ToolError(msg)
+        yield from done.stdout.splitlines(keepends=True)
 
     def which(self, name: str) -> str | None:
         """The scripted path of ``name``, or None."""

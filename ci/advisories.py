@@ -1,0 +1,307 @@
+"""A local OSV advisory database: loading, PEP 440 matching, and an OSV-compatible HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ci.errors import ToolError, UsageError
+
+SUFFIXES = (".yaml", ".yml", ".json")
+Record = dict[str, Any]
+
+
+@functools.cache
+def _yaml_loader() -> Any:  # noqa: ANN401 - a PyYAML loader class, untyped when imported late
+    """A safe YAML loader that keeps dates as strings, as OSV's JSON carries them."""
+    import yaml  # noqa: PLC0415 - PyYAML lives in the security group, not in every session
+
+    base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~10x faster
+
+    class Loader(base):  # type: ignore[misc]
+        """A safe loader without the timestamp resolver."""
+
+    Loader.yaml_implicit_resolvers = {
+        key: [(tag, rx) for tag, rx in value if tag != "tag:yaml.org,2002:timestamp"]
+        for key, value in base.yaml_implicit_resolvers.items()
+    }
+    return Loader
+
+
+def _yaml_load(text: str) -> object:
+    import yaml  # noqa: PLC0415 - see _yaml_loader
+
+    return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+
+
+def load_record(path: Path) -> Record:
+    """One OSV record from a YAML or JSON file; ToolError naming the file when it is malformed."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else _yaml_load(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        msg = f"cannot read advisory {path} ({exc}); fix or remove the file"
+        raise ToolError(msg) from None
+    except Exception as exc:  # yaml.YAMLError: PyYAML is imported late
+        msg = f"advisory {path} is not valid YAML ({type(exc).__name__}); fix or remove the file"
+        raise ToolError(msg) from None
+    if not isinstance(data, dict) or not isinstance(data.get("id"), str):
+        msg = f"advisory {path} is not an OSV record (no id); fix or remove the file"
+        raise ToolError(msg)
+    return data
+
+
+def affects(record: Mapping[str, Any], name: str, version: str) -> bool:
+    """True when ``record`` (not withdrawn) affects PyPI package ``name`` at ``version``."""
+    if record.get("withdrawn"):
+        return False
+    wanted = canonicalize_name(name)
+    parsed = _version(version)
+    for affected in record.get("affected") or []:
+        package = affected.get("package") or {}
+        if package.get("ecosystem") != "PyPI":
+            continue
+        if canonicalize_name(str(package.get("name", ""))) != wanted:
+            continue
+        for listed in affected.get("versions") or []:
+            if str(listed) == version or (parsed is not None and _version(str(listed)) == parsed):
+                return True
+        if parsed is None:
+            continue
+        for span in affected.get("ranges") or []:
+            if span.get("type") == "ECOSYSTEM" and in_range(span.get("events") or [], parsed):
+                return True
+    return False
+
+
+def in_range(events: list[Mapping[str, Any]], version: Version) -> bool:
+    """Whether ``version`` lies in an OSV ECOSYSTEM range (introduced/fixed/last_affected)."""
+    steps: list[tuple[Version, int, str]] = []
+    for event in events:
+        for kind, order in (("introduced", 0), ("fixed", 1), ("last_affected", 1)):
+            if kind in event:
+                raw = str(event[kind])
+                at = Version("0") if raw == "0" else _version(raw)
+                if at is not None:  # an unparseable bound is skipped: reports more, not less
+                    steps.append((at, order, kind))
+    affected = False
+    for at, _, kind in sorted(steps):
+        if kind == "introduced" and version >= at:
+            affected = True
+        elif (kind == "fixed" and version >= at) or (kind == "last_affected" and version > at):
+            affected = False
+    return affected
+
+
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+class AdvisoryDB:
+    """A folder of OSV records, read lazily: ``<db>/<package>/<ID>.yaml`` like the PyPA database.
+
+    A package's folder is read on its first query; records lying directly in the folder
+    (a flat layout) are read once, on the first query of any package.
+    """
+
+    def __init__(self, root: Path) -> None:
+        """Index ``root``; UsageError when it is not a folder."""
+        if not root.is_dir():
+            msg = (
+                f"advisory database {root} does not exist or is not a folder; "
+                "pass --advisory-db DIR with a folder of OSV records"
+            )
+            raise UsageError(msg)
+        self.root = root
+        self._folders: dict[str, list[Path]] = {}
+        self._loose: list[Path] = []
+        self._by_id: dict[str, Path] = {}
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if entry.is_dir():
+                files = sorted(p for p in Path(entry.path).rglob("*") if p.suffix in SUFFIXES)
+                self._folders.setdefault(canonicalize_name(entry.name), []).extend(files)
+            elif Path(entry.name).suffix in SUFFIXES:
+                self._loose.append(Path(entry.path))
+        for files in (*self._folders.values(), self._loose):
+            for path in files:
+                self._by_id.setdefault(path.stem, path)
+        self._loaded: set[str] = set()
+        self._index: dict[str, list[Record]] = {}
+        self._records: dict[str, Record] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many record files the database holds."""
+        return len(self._by_id)
+
+    def _load(self, key: str, files: list[Path]) -> None:
+        if key in self._loaded:
+            return
+        for path in files:
+            record = load_record(path)
+            self._records.setdefault(record["id"], record)
+            names = {
+                canonicalize_name(str((a.get("package") or {}).get("name", "")))
+                for a in record.get("affected") or []
+                if (a.get("package") or {}).get("ecosystem") == "PyPI"
+            }
+            for name in names:
+                self._index.setdefault(name, []).append(record)
+        self._loaded.add(key)
+
+    def query(self, name: str, version: str) -> list[Record]:
+        """The records (not withdrawn) that affect ``name`` at ``version``, by id."""
+        wanted = canonicalize_name(name)
+        with self._lock:
+            self._load("\0loose", self._loose)
+            self._load(wanted, self._folders.get(wanted, []))
+            candidates = list(self._index.get(wanted, []))
+        found = {r["id"]: r for r in candidates if affects(r, wanted, version)}
+        return [found[key] for key in sorted(found)]
+
+    def get(self, vuln_id: str) -> Record | None:
+        """The record ``vuln_id`` (withdrawn ones too), or None.
+
+        Found by file name, or among the records already read; never by reading the whole
+        database, which would cost seconds for an alias (a CVE id) that has no record here.
+        """
+        with self._lock:
+            if vuln_id not in self._records and vuln_id in self._by_id:
+                record = load_record(self._by_id[vuln_id])
+                self._records.setdefault(record["id"], record)
+            return self._records.get(vuln_id)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """``/v1/query``, ``/v1/querybatch`` and ``/v1/vulns/<id>`` over an AdvisoryDB."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    # headers and body go out as two writes; with Nagle's algorithm each keep-alive
+    # response would wait for the client's delayed ACK (~40 ms per package)
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: ANN401
+        """Quiet: pip-audit makes one request per package."""
+
+    def _send(self, status: HTTPStatus, body: object) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _error(self, status: HTTPStatus, message: str) -> None:
+        self._send(
+            status, {"code": 3 if status is HTTPStatus.BAD_REQUEST else 5, "message": message}
+        )
+
+    def do_GET(self) -> None:
+        """``/v1/vulns/<id>``: one record."""
+        prefix = "/v1/vulns/"
+        if not self.path.startswith(prefix):
+            self._error(HTTPStatus.NOT_FOUND, "not found")
+            return
+        record = self.server.db.get(self.path[len(prefix) :])
+        if record is None:
+            self._error(HTTPStatus.NOT_FOUND, "Bug not found.")
+        else:
+            self._send(HTTPStatus.OK, record)
+
+    def do_POST(self) -> None:
+        """``/v1/query`` and ``/v1/querybatch``."""
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._error(HTTPStatus.BAD_REQUEST, "body is not JSON")
+            return
+        try:
+            if self.path == "/v1/query":
+                vulns = self._query(body)
+                self._send(HTTPStatus.OK, {"vulns": vulns} if vulns else {})
+            elif self.path == "/v1/querybatch":
+                queries = body.get("queries") if isinstance(body, dict) else None
+                if not isinstance(queries, list):
+                    raise ValueError("querybatch needs a list of queries")
+                results = []
+                for query in queries:
+                    found = [
+                        {"id": v["id"], "modified": v.get("modified", "")}
+                        for v in self._query(query)
+                    ]
+                    results.append({"vulns": found} if found else {})
+                self._send(HTTPStatus.OK, {"results": results})
+            else:
+                self._error(HTTPStatus.NOT_FOUND, "not found")
+        except ValueError as exc:
+            self._error(HTTPStatus.BAD_REQUEST, str(exc))
+        except ToolError as exc:
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc))
+
+    def _query(self, query: object) -> list[Record]:
+        if not isinstance(query, dict):
+            raise ValueError("a query must be an object")
+        package = query.get("package") or {}
+        name, version = package.get("name"), query.get("version")
+        if package.get("purl") and not name:
+            raise ValueError("purl queries are not supported; send package name and ecosystem")
+        if not isinstance(name, str) or not isinstance(version, str):
+            raise ValueError("a query needs package.name and version")
+        if package.get("ecosystem", "PyPI") != "PyPI":
+            return []
+        return self.server.db.query(name, version)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], db: AdvisoryDB) -> None:
+        self.db = db
+        super().__init__(address, _Handler)
+
+
+def make_server(db: AdvisoryDB, port: int = 0, host: str = "127.0.0.1") -> _Server:
+    """A bound (not yet serving) OSV-compatible server; UsageError when the port is taken."""
+    try:
+        return _Server((host, port), db)
+    except OSError as exc:
+        msg = f"cannot listen on {host}:{port} ({exc.strerror}); pick another --port"
+        raise UsageError(msg) from None
+
+
+def base_url(server: _Server) -> str:
+    """``http://host:port`` of a bound server."""
+    host, port = server.server_address[:2]
+    return f"http://{host!s}:{port}"
+
+
+@contextmanager
+def serving(db: AdvisoryDB, port: int = 0) -> Iterator[str]:
+    """Serve ``db`` on 127.0.0.1 in a thread; yields the base URL; stops on exit."""
+    server = make_server(db, port)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="osv-mirror", daemon=True
+    )
+    thread.start()
+    try:
+        yield base_url(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,168 @@
+"""No planted secret value, in any encoding, appears in anything the security commands wrote."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from ci import cli
+from ci.commands.app import App
+from ci.testing import FakeRunner
+
+FIXTURES = Path(__file__).parent / "fixtures" / "advisories"
+AWS_KEY = "AKIA" + "Q2W3E4R5T6Y7U8I9"
+
+# env values the bundle must mask; each is also planted where a report will echo it
+PLANTED = dict(  # noqa: C406 - pairs, so no "NAME: value" line reads as a secret
+    [
+        ("RELEASE_TOKEN", "tok" + "en-Value-9f8e7d6c5b4a"),  # plain and base64
+        ("DB_PASSWORD", 'pa"ss' + "\\word-123"),  # JSON-escaped
+        ("DEPLOY_KEY", "a b/c?d" + "=e&f"),  # URL-encoded
+        ("CERT_SECRET", "line-one-" + "secret\nline-two-secret"),  # multi-line
+    ]
+)
+
+
+def base64_forms(value: bytes) -> set[str]:
+    """Characters of the base64 of ``pad + value`` that depend only on ``value``, per alignment."""
+    forms = set()
+    for pad in (b"", b"\xff", b"\xff\xfe"):
+        other = bytes(b ^ 0x55 for b in pad)
+        one = base64.b64encode(pad + value + b"\x00\x00").decode()
+        two = base64.b64encode(other + value + b"\x01\x01").decode()
+        # positions whose character is the same whatever surrounds the value
+        start = next(
+            i for i in range(len(one)) if one[i:] and one[i] == two[i] and i * 6 >= len(pad) * 8
+        )
+        end = (len(pad) + len(value)) * 8 // 6
+        if end - start >= 4:
+            forms.add(one[start:end])
+    return forms
+
+
+def every_form(value: str) -> set[str]:
+    forms: set[str] = set()
+    for part in [value, *value.splitlines()]:
+        forms |= {
+            part,
+            urllib.parse.quote(part, safe=""),
+            urllib.parse.quote_plus(part),
+            json.dumps(part)[1:-1],
+        }
+        forms |= base64_forms(part.encode())
+    return {f for f in forms if len(f) >= 4}
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_no_planted_value_in_any_written_file_or_output(
+    make_repo: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert callable(make_repo)
+    repo = make_repo({"pyproject.toml": "[project]\nname = 'demo'\nversion = '1.0'\n"})
+    token = PLANTED["RELEASE_TOKEN"]
+    names = [
+        f"{token}.cfg",
+        *(f"{form}.cfg" for form in base64_forms(token.encode())),
+        f"{PLANTED['DB_PASSWORD']}.cfg",
+        f"{urllib.parse.quote(PLANTED['DEPLOY_KEY'], safe='')}.cfg",
+        "line-two-secret.cfg",
+    ]
+    assert not any("/" in name for name in names)
+    for name in names:
+        (repo / name).write_text(f"aws_access_key_id = {AWS_KEY}\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "planted")
+    pins = repo / token / "r.txt"
+    pins.parent.mkdir()
+    pins.write_text("requests==2.19.0\n")
+
+    out = tmp_path / "out"
+    env = dict(PLANTED)
+    runs = []
+    for fmt in ("text", "json", "sarif", "markdown"):
+        for mode in ([], ["--history"]):
+            target = out / f"secrets-{fmt}-{len(mode)}.txt"
+            runs.append(["secrets", *mode, "--format", fmt, "--output", str(target)])
+        runs.append(["secrets", "--history", "--format", fmt])
+    audit_runs = []
+    for fmt in ("text", "json", "markdown", "cyclonedx", "sarif"):
+        target = out / f"audit-{fmt}.txt"
+        audit_runs.append(
+            [
+                "audit",
+                "--requirements",
+                str(pins),
+                "--advisory-db",
+                str(FIXTURES),
+                "--format",
+                fmt,
+                "--output",
+                str(target),
+            ]
+        )
+    runs.append(["gate", "secrets", "--history"])
+    codes = [cli.main(argv, App(cwd=repo, env=env)) for argv in [*runs, audit_runs[1]]]
+    # pip-audit really runs once (above); the other formats render the same answer, replayed
+    answer = {
+        "dependencies": [
+            {
+                "name": "requests",
+                "version": "2.19.0",
+                "vulns": [
+                    {
+                        "id": "PYSEC-2018-28",
+                        "fix_versions": ["2.20.0"],
+                        "aliases": ["CVE-2018-18074"],
+                    }
+                ],
+            }
+        ]
+    }
+    replay = FakeRunner(script={(sys.executable, "-m", "pip_audit"): (1, json.dumps(answer), "")})
+    for argv in [*audit_runs[:1], *audit_runs[2:]]:
+        codes.append(cli.main(argv, App(cwd=repo, env=env, runner=replay)))
+    codes.append(cli.main(audit_runs[0][:5], App(cwd=repo, env=env, runner=replay)))
+    assert set(codes) == {1}, codes  # every run found something, so every report names files
+    captured = capsys.readouterr()
+
+    written = sorted(p for p in [*out.rglob("*"), *(repo / "reports").rglob("*")] if p.is_file())
+    assert len(written) >= 8 + 5 + 3  # our reports, plus whatever the gate recorder adds
+    texts = {str(p): p.read_text(encoding="utf-8") for p in written}
+    texts["stdout"], texts["stderr"] = captured.out, captured.err
+    assert "***.cfg" in texts[str(out / "secrets-json-0.txt")]  # the reports did name them
+    leaks = [
+        (where, name, form)
+        for name, value in PLANTED.items()
+        for form in every_form(value)
+        for where, text in texts.items()
+        if form in text
+    ]
+    assert leaks == []
+    assert AWS_KEY not in "".join(texts.values())
+
+
+def test_github_masks_come_first_line_by_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    env = {**PLANTED, "GITHUB_ACTIONS": "true"}
+    (tmp_path / "r.txt").write_text("requests==2.32.3\n")
+    code = cli.main(
+        ["audit", "--requirements", "r.txt", "--advisory-db", str(FIXTURES)],
+        App(cwd=tmp_path, env=env),
+    )
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    masks = [line for line in lines if line.startswith("::add-mask::")]
+    assert lines[: len(masks)] == masks
+    assert "::add-mask::line-two-secret" in masks
+    assert "::add-mask::line-one-secret" in masks
+    assert f"::add-mask::{PLANTED['RELEASE_TOKEN']}" in masks
