@@ -29,9 +29,9 @@ KEEP_TESTS = {"__init__.py", "conftest.py", "support", "test_errors.py"}
 ADVISORY = ROOT / "tests" / "fixtures" / "advisories" / "requests" / "PYSEC-2018-28.yaml"
 
 
-def rehearsal_clone(tmp_path: Path, index: PypiServer) -> Path:
-    """A clone of this repository with a small suite, an offline advisory db, an index and
-    staging, committed and tagged with its version."""
+def rehearsal_clone(tmp_path: Path) -> Path:
+    """A clone of this repository with a small suite, an offline advisory db and a staging
+    environment, committed and tagged with its version."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
     for path in (clone / "tests").iterdir():
@@ -45,12 +45,10 @@ def rehearsal_clone(tmp_path: Path, index: PypiServer) -> Path:
     # the small suite covers little of ci/: the floor is for the real suite, not this one
     text = text.replace("coverage_min = 85", "coverage_min = 0")
     text = text.replace("[tool.ci]\n", f'[tool.ci]\nadvisory_db = "{db}"\n', 1)
-    text += (
-        f'\n[tool.ci.publish]\nrepository_url = "{index.url}"\n\n[tool.ci.environments.staging]\n'
-    )
+    text += "\n[tool.ci.environments.staging]\n"
     pyproject.write_text(text, encoding="utf-8")
     git(clone, "add", "-A")
-    git(clone, "commit", "-q", "-m", "release rehearsal: small suite, local index and advisories")
+    git(clone, "commit", "-q", "-m", "release rehearsal: small suite, local advisories, staging")
     version = tomllib.loads(text)["project"]["version"]
     git(clone, "tag", f"v{version}")
     return clone
@@ -65,6 +63,7 @@ def release_env(index: PypiServer, state: Path, fault: str | None = None) -> dic
     env = {
         **base,
         **index.twine_env(),
+        "CI_PUBLISH_REPOSITORY_URL": index.url,
         "CI": "true",
         "CI_STATE_DIR": str(state),
         "PYENV_VERSION": "3.11.7:3.12.1:3.13.0",
@@ -98,13 +97,14 @@ def ledger(state: Path) -> list[dict[str, object]]:
 def test_each_fault_stops_the_release_and_a_clean_release_publishes(
     tmp_path: Path, pypiserver: PypiServer
 ) -> None:
-    clone = rehearsal_clone(tmp_path, pypiserver)
+    clone = rehearsal_clone(tmp_path)
     state = tmp_path / "state"
     tracked = git(clone, "status", "--porcelain")
     assert tracked == ""
 
     dry = invoke(clone, "release", "--dry-run", env=release_env(pypiserver, state))
     assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"to {pypiserver.url}" in dry.stdout
     assert pypiserver.files() == {}
     assert not state.exists()
     assert not (clone / "dist").exists()
@@ -146,6 +146,12 @@ def test_each_fault_stops_the_release_and_a_clean_release_publishes(
     assert pypiserver.files() == served
     outcomes = [(e["action"], e["env"], e["outcome"]) for e in ledger(fresh)]
     assert outcomes == [("deploy", "staging", "started"), ("deploy", "staging", "failed")]
-    assert (
-        not (fresh / "envs" / "staging" / "bin" / "python").exists() or outcomes[-1][2] == "failed"
+    shown = subprocess.run(
+        [sys.executable, "-m", "ci", "state", "--env", "staging", "--json"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        env=release_env(pypiserver, fresh),
+        check=True,
     )
+    assert json.loads(shown.stdout)["current"] is None  # nothing counts as deployed
