@@ -20,7 +20,7 @@ nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.download_python = os.environ.get("NOX_DOWNLOAD_PYTHON", "never")  # type: ignore[assignment]
-nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "security", "package"]
+nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "security", "package", "workflows"]
 
 
 def sync(session: nox.Session, *groups: str) -> None:

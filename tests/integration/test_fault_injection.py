@@ -108,6 +108,8 @@ def test_each_fault_stops_the_release_and_a_clean_release_publishes(
     assert pypiserver.files() == {}
     assert not state.exists()
     assert not (clone / "dist").exists()
+    ignored = git(clone, "status", "--porcelain", "--ignored").splitlines()
+    assert [line for line in ignored if "__pycache__" not in line] == []  # nothing written
 
     for fault, code in FAULT_EXIT.items():
         done = invoke(clone, "release", env=release_env(pypiserver, state, fault))
