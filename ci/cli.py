@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ci import __version__, faults, redact
-from ci.commands import artifacts, core, plan, security, status
+from ci.commands import artifacts, cache, core, plan, security, status
 from ci.commands import deploy as deploy_commands
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
 from ci.errors import CIError, ConfigError, ExitCode
 
-COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, plan)
+COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, cache, plan)
 
 EXIT_CODES = """exit codes:
   0  ok

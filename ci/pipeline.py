@@ -7,15 +7,18 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ci import audit, lint, package, report, secrets, testgate, workflow_files, workflows
+from ci import audit, cache, lint, package, report, secrets, testgate, workflow_files, workflows
+from ci.cache import GateCache
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
 from ci.report import read_report, write_report  # noqa: F401 - moved to ci.report; kept here
-from ci.runner import Runner
+from ci.runner import Completed, Runner
 
 GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 
@@ -37,12 +40,23 @@ def default_sessions(config: Config) -> list[str]:
     return sessions
 
 
-def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
-    """Run gate ``name``, apply its policy, record and publish it (ci.report) and return it."""
+def run_gate(
+    name: str, ctx: GateContext, args: Sequence[str] = (), *, no_cache: bool = False
+) -> GateResult:
+    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.report)."""
     if name not in GATES:
         msg = f"unknown gate {name!r} (known: {', '.join(sorted(GATES))})"
         raise UsageError(msg)
     start = time.monotonic()
+    store = GateCache(ctx.config, ctx.runner, ctx.clock, ctx.env)
+    inputs = store.inputs(name, ctx.python, args)
+    key = None if inputs is None else cache.digest(inputs)
+    hit = store.lookup(key) if key and cache.enabled(ctx.env, no_cache) else None
+    if hit is not None:
+        result = store.replay(hit, start)
+        store.save()
+        report.record(result, ctx)
+        return result
     try:
         result = GATES[name](ctx, args)
     except CIError as exc:
@@ -57,7 +71,18 @@ def run_gate(name: str, ctx: GateContext, args: Sequence[str] = ()) -> GateResul
         )
     result = apply_policy(result, ctx.config.gate(name))
     report.record(result, ctx)
+    if key is not None and inputs is not None:
+        _remember(store, key, result, inputs)
     return result
+
+
+def _remember(store: GateCache, key: str, result: GateResult, inputs: dict[str, Any]) -> None:
+    """Store a passing result; a cache that cannot be written only costs a re-run next time."""
+    try:
+        store.store(key, result, inputs)
+        store.save()
+    except OSError as exc:
+        print(f"warning: could not store {result.id} in the gate cache ({exc})", file=sys.stderr)
 
 
 def gate_exit_code(result: GateResult) -> ExitCode:
@@ -98,25 +123,129 @@ def nox_command() -> list[str]:
     return ["nox"]
 
 
-def run_sessions(config: Config, runner: Runner, sessions: Sequence[str]) -> list[SessionOutcome]:
-    """Run each nox session in order (all of them, even after a failure) and collect reports."""
-    outcomes = []
-    reports = config.reports_path()
+def run_sessions(
+    config: Config,
+    runner: Runner,
+    sessions: Sequence[str],
+    *,
+    jobs: int = 1,
+    store: GateCache | None = None,
+    use_cache: bool = True,
+) -> list[SessionOutcome]:
+    """Run each nox session (all of them, even after a failure) and collect their reports.
+
+    A session whose gates all have a cached pass is replayed without starting nox. The rest
+    run ``jobs`` at a time as separate processes; with more than one at a time each
+    session's output is kept and printed whole when it finishes.
+    """
+    outcomes: dict[str, SessionOutcome] = {}
+    pending = []
     for session in sessions:
-        print(f"::group::nox -s {session}" if _on_github() else f"==> nox -s {session}", flush=True)
-        started = time.time_ns()
-        done = runner.run([*nox_command(), "-s", session], cwd=config.root, stream=True)
-        if _on_github():
-            print("::endgroup::", flush=True)
-        outcomes.append(
-            SessionOutcome(
-                session=session,
-                returncode=done.returncode,
-                duration_s=done.duration_s,
-                results=tuple(_reports_since(reports, started)),
+        replayed = _replay(session, config, store) if store is not None and use_cache else None
+        if replayed is None:
+            pending.append(session)
+        else:
+            outcomes[session] = replayed
+    if store is not None:
+        store.save()
+    env = {} if use_cache else {"CI_NO_CACHE": "1"}
+    reports = config.reports_path()
+    started = time.time_ns()
+    if jobs <= 1 or len(pending) <= 1:
+        for session in pending:
+            started = time.time_ns()
+            _header(session)
+            done = runner.run(
+                [*nox_command(), "-s", session], cwd=config.root, env=env, stream=True
             )
+            _footer()
+            outcomes[session] = _outcome(
+                session, done, reports=reports, started=started, config=config, running=pending
+            )
+    else:
+        at_once = min(jobs, len(pending))
+        print(f"==> {', '.join(pending)}: {at_once} at a time, each shown when done", flush=True)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {
+                pool.submit(
+                    runner.run, [*nox_command(), "-s", session], cwd=config.root, env=env
+                ): session
+                for session in pending
+            }
+            for future in as_completed(futures):
+                session = futures[future]
+                done = future.result()
+                _header(session)
+                sys.stdout.write(done.output)
+                _footer()
+                outcomes[session] = _outcome(
+                    session, done, reports=reports, started=started, config=config, running=pending
+                )
+    return [outcomes[s] for s in sessions]
+
+
+def _replay(session: str, config: Config, store: GateCache) -> SessionOutcome | None:
+    """Replay ``session`` from the cache when every gate it runs has a stored pass."""
+    start = time.monotonic()
+    gates = cache.session_gates(session, config, GATES)
+    if not gates:
+        return None
+    hits = []
+    for gate, python in gates:
+        key = store.key(gate, python)
+        entry = store.lookup(key) if key else None
+        if entry is None:
+            return None
+        hits.append(entry)
+    results = []
+    for entry, (_, python) in zip(hits, gates, strict=True):
+        result = store.replay(entry)
+        ctx = GateContext(
+            config=config, runner=store.runner, clock=store.clock, env=store.env, python=python
         )
-    return outcomes
+        report.record(result, ctx)  # the same record, run.json and publishing as a real run
+        results.append(result)
+    duration = time.monotonic() - start
+    ids = ", ".join(r.id for r in results)
+    print(f"==> nox -s {session}: cached ({ids}; inputs unchanged, nox not started)", flush=True)
+    return SessionOutcome(
+        session=session, returncode=0, duration_s=duration, results=tuple(results)
+    )
+
+
+def _header(session: str) -> None:
+    print(f"::group::nox -s {session}" if _on_github() else f"==> nox -s {session}", flush=True)
+
+
+def _footer() -> None:
+    if _on_github():
+        print("::endgroup::", flush=True)
+
+
+def _outcome(
+    session: str,
+    done: Completed,
+    *,
+    reports: Path,
+    started: int,
+    config: Config,
+    running: Sequence[str],
+) -> SessionOutcome:
+    # Sessions may run at once, so a report belongs to the session whose gates name it.
+    mine = set(cache.session_gates(session, config, GATES))
+    others = {g for s in running if s != session for g, _ in cache.session_gates(s, config, GATES)}
+    results = [
+        r
+        for r in _reports_since(reports, started)
+        if any(r.gate == g and r.variant in {"", p} for g, p in mine)
+        or (not mine and r.gate not in others)
+    ]
+    return SessionOutcome(
+        session=session,
+        returncode=done.returncode,
+        duration_s=done.duration_s,
+        results=tuple(results),
+    )
 
 
 def _on_github() -> bool:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from ci import pipeline, preflight, release, report
+from ci import cache, pipeline, preflight, release, report
+from ci.cache import GateCache
 from ci.commands.app import App
 from ci.errors import ExitCode
 
@@ -42,8 +44,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "
             "$GITHUB_STEP_SUMMARY and, with GITHUB_TOKEN, posts the commit status ci/<gate> "
             "(pending, then success/failure/error). Exit 1 when the gate found problems, 6 when "
-            "its tool crashed; a status that cannot be posted never changes the exit code."
+            "its tool crashed; a status that cannot be posted never changes the exit code. When "
+            "a pass with the same inputs (files, uv.lock, Python, tool versions, config, env) "
+            "is cached under CI_STATE_DIR/cache, it is replayed (status `cached`) instead."
         ),
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run the gate even when a pass with the same inputs is cached (also CI_NO_CACHE=1)",
     )
     p.add_argument("name", choices=sorted(pipeline.GATES), help="the gate to run")
     p.add_argument("args", nargs=argparse.REMAINDER, help="extra arguments for the tool")
@@ -54,11 +63,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the main job: preflight, then every default nox session, then a summary table",
         description=(
             "Runs the preflight, then each session (lint, test on the default Python, ...) "
-            "with nox, in order, and prints a summary table read from reports/*.json. "
-            "`invoke ci` calls this."
+            "with nox, and prints a summary table read from reports/*.json. A session whose "
+            "gates all have a cached pass for unchanged inputs is replayed without starting "
+            "nox; the others run --jobs at a time, each one's output printed when it "
+            "finishes. `invoke ci` calls this."
         ),
     )
     p.add_argument("--dry-run", action="store_true", help="print the plan and run nothing")
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="run every gate even when its inputs are unchanged (also CI_NO_CACHE=1)",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=_jobs,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="run up to N sessions at once (default: the number of CPUs, here %(default)s)",
+    )
     p.add_argument(
         "--session",
         action="append",
@@ -88,7 +112,7 @@ def _gate(args: argparse.Namespace, app: App) -> int:
     report.announce(args.name, ctx)
     try:
         with report.group(f"gate {args.name}", app.env):
-            result = pipeline.run_gate(args.name, ctx, extra)
+            result = pipeline.run_gate(args.name, ctx, extra, no_cache=args.no_cache)
     except BaseException as exc:
         # the pending status must not outlive a gate that never produced a result
         report.announce(
@@ -106,16 +130,38 @@ def _gate(args: argparse.Namespace, app: App) -> int:
 
 def _pipeline(args: argparse.Namespace, app: App) -> int:
     sessions = args.sessions or pipeline.default_sessions(app.config)
+    use_cache = cache.enabled(app.env, args.no_cache)
     if args.dry_run:
         print("plan (dry run, nothing is run):")
-        print("  1. python -m ci preflight")
+        print("  1. python -m ci preflight" + (" (reused if unchanged)" if use_cache else ""))
         for index, session in enumerate(sessions, start=2):
-            print(f"  {index}. nox -s {session}")
+            reuse = " (replayed if its gates' inputs are unchanged)" if use_cache else ""
+            print(f"  {index}. nox -s {session}{reuse}")
+        print(f"sessions run {args.jobs} at a time" if args.jobs > 1 else "sessions run in order")
         return ExitCode.OK
-    checks = preflight.gather(app.config, app.runner)
+    store = GateCache(app.config, app.runner, app.clock, app.env)
+    if use_cache:
+        checks, reused = store.preflight()
+    else:
+        checks, reused = preflight.gather(app.config, app.runner), False
     print(preflight.render(checks))
+    if reused:
+        print("  (reused: uv.lock, pyproject.toml, PATH and the tools are unchanged)")
     preflight.verdict(checks)
-    outcomes = pipeline.run_sessions(app.config, app.runner, sessions)
+    outcomes = pipeline.run_sessions(
+        app.config, app.runner, sessions, jobs=args.jobs, store=store, use_cache=use_cache
+    )
     print()
     print(pipeline.render_summary(outcomes))
     return pipeline.pipeline_exit_code(outcomes)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        msg = f"--jobs must be a whole number of at least 1, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value

@@ -1,0 +1,534 @@
+"""The gate cache: keys from declared inputs, store, replay, LRU, and the main job's use of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from ci import cache, pipeline
+from ci.cache import GateCache, GateInputs
+from ci.cli import main
+from ci.commands.app import App
+from ci.config import load
+from ci.gates import GateContext, GateResult, GateStatus
+from ci.runner import Completed, ProcessRunner
+from ci.testing import FakeRunner, FixedClock
+
+PY = sys.executable
+LOCK = 'version = 1\n\n[[package]]\nname = "ruff"\nversion = "0.14.0"\n'
+PYPROJECT = '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npythons = ["3.12"]\n'
+SECRET = "-".join(["s3cr3t", "Value", "never", "stored", "42"])  # built: no literal to scan
+# The demo project runs these two sessions; the other default sessions need their own tools.
+SESSIONS = ("--session", "lint", "--session", "test-3.12")
+
+
+def demo_files() -> dict[str, str]:
+    return {
+        "pyproject.toml": PYPROJECT,
+        "uv.lock": LOCK,
+        ".gitignore": "reports/\n",
+        "demo/__init__.py": '"""Demo."""\n',
+        "tests/test_demo.py": "def test_x():\n    assert 1\n",
+        "tests/data/sample.txt": "fixture\n",
+        "docs/guide.md": "# Guide\n",
+    }
+
+
+def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
+    """Tools the gates and the preflight call, answered without running them."""
+    return FakeRunner(
+        script={
+            (PY, "-m", "ruff", "check"): (1 if ruff_findings != "[]" else 0, ruff_findings, ""),
+            (PY, "-m", "ruff", "format"): (0, "", ""),
+            (PY, "-m", "pytest"): (0, "", ""),
+            ("uv", "lock", "--check"): (0, "", ""),
+            ("uv", "python", "find"): (0, PY, ""),
+        },
+        executables={"uv": PY, "nox": PY},
+    )
+
+
+def write_pytest_reports(argv: Sequence[str]) -> None:
+    """What a passing pytest run with junit and coverage leaves behind."""
+    for arg in argv:
+        if arg.startswith("--junitxml="):
+            Path(arg.split("=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+            Path(arg.split("=", 1)[1]).write_text(
+                '<testsuite tests="1" failures="0" errors="0" skipped="0">'
+                '<testcase classname="tests.test_demo" name="test_x"/></testsuite>'
+            )
+        if arg.startswith("--cov-report=xml:"):
+            Path(arg.split(":", 1)[1]).write_text(
+                '<coverage lines-valid="10" lines-covered="10" branches-valid="0" '
+                'branches-covered="0"/>'
+            )
+
+
+class SessionRunner:
+    """Real git; ``nox -s X`` runs the gate in-process (as the session would); tools faked."""
+
+    def __init__(self, env: Mapping[str, str], tools: FakeRunner | None = None) -> None:
+        self.env = dict(env)
+        self.tools = tools or fake_tools()
+        self.sessions: list[str] = []
+        self.barrier: threading.Barrier | None = None
+        self._lock = threading.Lock()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        if argv[0] == "git":
+            return ProcessRunner().run(argv, cwd=cwd, env=env, timeout=timeout)
+        if "nox" in argv:
+            session = argv[-1]
+            with self._lock:
+                self.sessions.append(session)
+            if self.barrier is not None:
+                self.barrier.wait()  # only passes when the sessions run at the same time
+            assert cwd is not None
+            gate, _, python = session.partition("-")
+            ctx = GateContext(
+                config=load(cwd=cwd),
+                runner=self,
+                clock=FixedClock(),
+                env={**self.env, **(env or {})},
+                python=python or "3.12",
+            )
+            result = pipeline.run_gate(gate, ctx)
+            out = f"{session} line 1\n{session} line 2\n"
+            code = 0 if result else 1
+            return Completed(argv=tuple(argv), returncode=code, stdout=out, stderr="", duration_s=0)
+        if "pytest" in argv:
+            write_pytest_reports(argv)
+        return self.tools.run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
+
+    def which(self, name: str) -> str | None:
+        return self.tools.which(name)
+
+
+@pytest.fixture
+def demo(make_repo, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = make_repo(demo_files())
+    # Files just written would be "racy" (always re-hashed); age them like a real checkout.
+    past = time.time() - 60
+    for path in repo.rglob("*"):
+        if ".git" not in path.parts:
+            os.utime(path, (past, past))
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def pipeline_run(
+    repo: Path, runner: SessionRunner, *args: str, env: Mapping[str, str] | None = None
+) -> int:
+    app = App(cwd=repo, runner=runner, clock=FixedClock(), env={**runner.env, **(env or {})})
+    return main(["pipeline", "--jobs", "1", *SESSIONS, *args], app)
+
+
+def base_env() -> dict[str, str]:
+    return {"CI_STATE_DIR": os.environ["CI_STATE_DIR"], "PATH": os.environ.get("PATH", "")}
+
+
+def edit(path: Path, text: str) -> None:
+    path.write_text(text)
+    past = time.time() - 30
+    os.utime(path, (past, past))
+
+
+# -- the main job ---------------------------------------------------------------------------
+
+
+def test_second_run_replays_every_gate_without_nox(demo: Path, capsys) -> None:
+    runner = SessionRunner(base_env())
+    assert pipeline_run(demo, runner) == 0
+    assert runner.sessions == ["lint", "test-3.12"]
+    capsys.readouterr()
+
+    runner.sessions.clear()
+    assert pipeline_run(demo, runner) == 0
+    out = capsys.readouterr().out
+    assert runner.sessions == []
+    assert "lint       cached" in out
+    assert "test-3.12  cached" in out
+    report = json.loads((demo / "reports" / "test-3.12.json").read_text())
+    assert report["status"] == "cached"
+
+
+def test_changing_test_data_reruns_exactly_the_test_gate(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    edit(demo / "tests" / "data" / "sample.txt", "fixture, changed\n")
+    assert pipeline_run(demo, runner) == 0
+    assert runner.sessions == ["test-3.12"]
+
+
+def test_changing_a_test_module_reruns_test_and_lint(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    edit(demo / "tests" / "test_demo.py", "def test_x():\n    assert 2\n")
+    pipeline_run(demo, runner)
+    assert runner.sessions == ["lint", "test-3.12"]  # lint reads every .py file too
+
+
+def test_touch_without_change_keeps_the_cache(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    edit(demo / "tests" / "test_demo.py", (demo / "tests" / "test_demo.py").read_text())
+    edit(demo / "docs" / "guide.md", "# Guide, reworded\n")  # no gate reads docs/
+    pipeline_run(demo, runner)
+    assert runner.sessions == []
+
+
+def test_new_untracked_test_file_invalidates(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    edit(demo / "tests" / "test_new.py", "def test_y():\n    assert 1\n")
+    pipeline_run(demo, runner)
+    assert runner.sessions == ["lint", "test-3.12"]
+
+
+@pytest.mark.parametrize(("flag", "env"), [("--no-cache", {}), (None, {"CI_NO_CACHE": "1"})])
+def test_no_cache_runs_every_gate(demo: Path, flag: str | None, env: dict[str, str]) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    assert pipeline_run(demo, runner, *([flag] if flag else []), env=env) == 0
+    assert runner.sessions == ["lint", "test-3.12"]
+
+
+def test_no_cache_also_reaches_the_gate_inside_the_session(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.tools.calls.clear()
+    pipeline_run(demo, runner, "--no-cache")
+    assert any(call[:4] == (PY, "-m", "ruff", "format") for call in runner.tools.calls)
+
+
+def test_failed_gate_is_not_cached(demo: Path) -> None:
+    finding = json.dumps(
+        [
+            {
+                "filename": str(demo / "demo" / "__init__.py"),
+                "code": "F401",
+                "message": "unused",
+                "location": {"row": 1},
+            }
+        ]
+    )
+    runner = SessionRunner(base_env(), fake_tools(finding))
+    assert pipeline_run(demo, runner) == 1
+    runner.sessions.clear()
+    assert pipeline_run(demo, runner) == 1
+    assert runner.sessions == ["lint"]  # test passed and was replayed; lint ran again
+
+
+def test_injected_fault_is_part_of_every_key(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    pipeline_run(demo, runner, env={"CI_INJECT_FAULT": "lint"})
+    assert runner.sessions == ["lint", "test-3.12"]
+
+
+def test_secret_env_value_never_reaches_the_cache(demo: Path, monkeypatch) -> None:
+    # DEPLOY_TOKEN matches mask_env (masked on write too); SERVICE_URL does not: only the
+    # key's hashing keeps its embedded password out of the cache.
+    spec = dataclasses.replace(cache.INPUTS["lint"], env=("DEPLOY_TOKEN", "SERVICE_URL"))
+    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    url = f"https://deploy:{SECRET[::-1]}@example.invalid"
+    runner = SessionRunner({**base_env(), "DEPLOY_TOKEN": SECRET, "SERVICE_URL": url})
+    pipeline_run(demo, runner)
+    state = Path(os.environ["CI_STATE_DIR"])
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert any(p.name == "result.json" for p in files)
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert SECRET not in text, path
+        assert SECRET[::-1] not in text, path
+    # ... yet its value is part of the key: a new value re-runs the gate
+    runner.sessions.clear()
+    pipeline_run(demo, runner, env={"DEPLOY_TOKEN": SECRET + "-rotated"})
+    assert runner.sessions == ["lint"]
+
+
+def test_parallel_sessions_run_at_once_and_print_whole(demo: Path, capsys) -> None:
+    runner = SessionRunner(base_env())
+    runner.barrier = threading.Barrier(2, timeout=10)
+    app = App(cwd=demo, runner=runner, clock=FixedClock(), env=runner.env)
+    assert main(["pipeline", "--jobs", "2", *SESSIONS], app) == 0
+    out = capsys.readouterr().out
+    assert sorted(runner.sessions) == ["lint", "test-3.12"]
+    for session in ("lint", "test-3.12"):
+        block = f"==> nox -s {session}\n{session} line 1\n{session} line 2\n"
+        assert block in out  # each session's output kept together
+    assert out.index("line 2") < out.index("gate ")  # the summary comes last
+    assert "lint       passed" in out
+    assert "test-3.12  passed" in out
+
+
+def test_jobs_must_be_positive(capsys) -> None:
+    assert main(["pipeline", "--jobs", "0"]) == 2
+    assert "--jobs must be a whole number" in capsys.readouterr().err
+
+
+def test_dry_run_shows_the_plan(demo: Path, capsys) -> None:
+    runner = SessionRunner(base_env())
+    app = App(cwd=demo, runner=runner, clock=FixedClock(), env=runner.env)
+    assert main(["pipeline", "--dry-run", "--jobs", "3", *SESSIONS], app) == 0
+    out = capsys.readouterr().out
+    assert "nox -s lint (replayed if its gates' inputs are unchanged)" in out
+    assert "sessions run 3 at a time" in out
+    assert runner.sessions == []
+    assert not Path(os.environ["CI_STATE_DIR"]).exists()
+
+
+def test_outside_git_nothing_is_cached(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # tmp may sit in a work tree
+    project = tmp_path / "plain"
+    project.mkdir()
+    for rel, text in demo_files().items():
+        (project / rel).parent.mkdir(parents=True, exist_ok=True)
+        (project / rel).write_text(text)
+    monkeypatch.chdir(project)
+    runner = SessionRunner(base_env())
+    pipeline_run(project, runner)
+    runner.sessions.clear()
+    pipeline_run(project, runner)
+    assert runner.sessions == ["lint", "test-3.12"]
+
+
+# -- the preflight --------------------------------------------------------------------------
+
+
+def test_preflight_is_reused_until_the_lock_changes(demo: Path, capsys) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.tools.calls.clear()
+    pipeline_run(demo, runner)
+    assert not [c for c in runner.tools.calls if c[0] == "uv"]
+    assert "(reused:" in capsys.readouterr().out
+    edit(demo / "uv.lock", LOCK + "\n")
+    pipeline_run(demo, runner)
+    assert ("uv", "lock", "--check") in runner.tools.calls
+
+
+def test_failed_preflight_is_not_reused(demo: Path) -> None:
+    runner = SessionRunner(base_env())
+    runner.tools.script[("uv", "lock", "--check")] = (1, "", "error: lock is stale")
+    assert pipeline_run(demo, runner) == 3
+    runner.tools.script[("uv", "lock", "--check")] = (0, "", "")
+    runner.tools.calls.clear()
+    assert pipeline_run(demo, runner) == 0
+    assert ("uv", "lock", "--check") in runner.tools.calls
+
+
+# -- keys, entries, replay, eviction --------------------------------------------------------
+
+
+def open_cache(repo: Path, env: Mapping[str, str] | None = None) -> GateCache:
+    environ = {**base_env(), **(env or {})}
+    return GateCache(load(cwd=repo), ProcessRunner(), FixedClock(), environ)
+
+
+def test_key_is_stable_and_names_every_input(demo: Path) -> None:
+    store = open_cache(demo)
+    inputs = store.inputs("test", "3.12")
+    assert inputs is not None
+    assert store.key("test", "3.12") == open_cache(demo).key("test", "3.12")
+    assert "tests/data/sample.txt" in inputs["files"]
+    assert "docs/guide.md" not in inputs["files"]
+    assert inputs["tools"] == {"pytest": None, "pytest-cov": None, "coverage": None}
+    assert inputs["config"]["gate"]["coverage_min"] == 85.0
+    assert inputs["env"] == {"CI_INJECT_FAULT": None}
+    assert "cache.py" in inputs["bundle"]
+    lint = store.inputs("lint", "3.12")
+    assert lint is not None
+    assert lint["tools"]["ruff"] == "0.14.0"  # read from uv.lock
+    assert "tests/data/sample.txt" not in lint["files"]
+
+
+def test_key_changes_with_python_args_and_env(demo: Path) -> None:
+    store = open_cache(demo)
+    base = store.key("test", "3.12")
+    assert store.key("test", "3.13") != base
+    assert store.key("test", "3.12", ["-k", "x"]) != base
+    assert open_cache(demo, {"CI_INJECT_FAULT": "test"}).key("test", "3.12") != base
+
+
+def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
+    monkeypatch.setitem(cache.INPUTS, "lint", GateInputs(session="lint", files=(), daily=True))
+    store = open_cache(demo)
+    clock = FixedClock()
+    store.clock = clock
+    today = store.key("lint", "3.12")
+    clock.advance(86400)
+    assert store.key("lint", "3.12") != today
+
+
+def test_undeclared_gate_is_not_cacheable(demo: Path) -> None:
+    assert open_cache(demo).key("docs", "3.12") is None
+
+
+def test_reports_and_state_folders_are_never_inputs(demo: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CI_STATE_DIR", ".ci-state")
+    store = open_cache(demo, {"CI_STATE_DIR": ".ci-state"})
+    before = store.key("test", "3.12")
+    (demo / ".ci-state").mkdir()
+    (demo / ".ci-state" / "x.json").write_text("{}")
+    (demo / ".nox").mkdir()
+    (demo / ".nox" / "junk.txt").write_text("x")
+    assert open_cache(demo, {"CI_STATE_DIR": ".ci-state"}).key("test", "3.12") == before
+
+
+def passed(artifacts: tuple[str, ...] = ()) -> GateResult:
+    return GateResult(
+        gate="test",
+        variant="3.12",
+        status=GateStatus.PASSED,
+        duration_s=12.5,
+        summary="3 passed",
+        artifacts=artifacts,
+    )
+
+
+def test_replay_restores_artifacts_and_marks_cached(demo: Path) -> None:
+    junit = demo / "reports" / "junit-3.12.xml"
+    junit.parent.mkdir()
+    junit.write_text("<testsuite tests='3'/>")
+    store = open_cache(demo)
+    assert store.store("k" * 64, passed(("reports/junit-3.12.xml",)), {})
+    junit.unlink()
+    entry = store.lookup("k" * 64)
+    assert entry is not None
+    result = store.replay(entry)
+    assert junit.read_text() == "<testsuite tests='3'/>"
+    assert result.status is GateStatus.CACHED
+    assert result.summary == "3 passed (cached, ran in 12.5 s)"
+    assert bool(result)
+
+
+def test_only_passing_results_are_stored(demo: Path) -> None:
+    store = open_cache(demo)
+    failed = dataclasses.replace(passed(), status=GateStatus.FAILED)
+    assert not store.store("f" * 64, failed, {})
+    assert store.lookup("f" * 64) is None
+
+
+def test_corrupt_entry_is_a_miss(demo: Path) -> None:
+    store = open_cache(demo)
+    store.store("c" * 64, passed(), {})
+    (store.entry_dir("c" * 64) / "result.json").write_text("{oops")
+    assert store.lookup("c" * 64) is None
+
+
+def test_lru_evicts_least_recently_used(demo: Path) -> None:
+    store = open_cache(demo)
+    keys = [str(i) * 64 for i in range(3)]
+    for age, key in enumerate(keys):
+        store.store(key, passed(), {})
+        stamp = time.time() - 100 + age
+        os.utime(store.entry_dir(key) / "result.json", (stamp, stamp))
+    assert store.lookup(keys[0]) is not None  # now the most recently used
+    one = store.entries()[0][2]
+    removed = store.evict(max_bytes=one * 2)
+    assert removed == [store.entry_dir(keys[1])]
+    assert store.lookup(keys[1]) is None
+    assert store.lookup(keys[0]) is not None
+    assert store.lookup(keys[2]) is not None
+
+
+def test_store_respects_max_mb(demo: Path) -> None:
+    (demo / "pyproject.toml").write_text(PYPROJECT + "\n[tool.ci.cache]\nmax_mb = 0\n")
+    store = open_cache(demo)
+    store.store("a" * 64, passed(), {})
+    assert store.entries() == []
+
+
+# -- the gate command -----------------------------------------------------------------------
+
+
+def test_gate_command_replays_on_a_hit(demo: Path, capsys) -> None:
+    tools = fake_tools()
+    runner = SessionRunner(base_env(), tools)
+    app = App(cwd=demo, runner=runner, clock=FixedClock(), env=runner.env)
+    assert main(["gate", "lint"], app) == 0
+    tools.calls.clear()
+    capsys.readouterr()
+    assert main(["gate", "lint"], app) == 0
+    assert "lint: cached" in capsys.readouterr().out
+    assert tools.calls == []
+    assert main(["gate", "--no-cache", "lint"], app) == 0
+    assert tools.calls
+
+
+def test_cache_commands(demo: Path, capsys) -> None:
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    app = App(cwd=demo, runner=runner, clock=FixedClock(), env=runner.env)
+    capsys.readouterr()
+    assert main(["cache", "info"], app) == 0
+    assert "2 result(s)" in capsys.readouterr().out
+    assert main(["cache", "key", "lint"], app) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["key"] == cache.digest(shown["inputs"])
+    assert main(["cache", "key", "nope"], app) == 2
+    capsys.readouterr()
+    assert main(["cache", "clear", "--dry-run"], app) == 0
+    assert "would delete 2" in capsys.readouterr().out
+    assert main(["cache", "clear"], app) == 0
+    runner.sessions.clear()
+    pipeline_run(demo, runner)
+    assert runner.sessions == ["lint", "test-3.12"]
+
+
+def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch) -> None:
+    monkeypatch.setitem(cache.INPUTS, "lint", dataclasses.replace(cache.INPUTS["lint"], args=False))
+    store = open_cache(demo)
+    assert store.key("lint", "3.12") is not None
+    assert store.key("lint", "3.12", ["--history"]) is None
+
+
+def test_external_folder_listing_is_part_of_the_key(
+    demo: Path, tmp_path: Path, monkeypatch
+) -> None:
+    spec = dataclasses.replace(cache.INPUTS["lint"], folder_from=("DEMO_DB", "advisory_db"))
+    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    db = tmp_path / "db"
+    db.mkdir()
+    (db / "PYSEC-1.json").write_text("{}")
+    store = open_cache(demo, {"DEMO_DB": str(db)})
+    before = store.key("lint", "3.12")
+    (db / "PYSEC-2.json").write_text("{}")
+    assert open_cache(demo, {"DEMO_DB": str(db)}).key("lint", "3.12") != before
+    # without the env var the [tool.ci] field is used; unset both and no folder is read
+    assert open_cache(demo).inputs("lint", "3.12")["folder"] is None
+
+
+def test_session_gates_follow_the_table(demo: Path) -> None:
+    config = load(cwd=demo)
+    known = {"lint", "test", "secrets", "audit"}
+    assert cache.session_gates("security", config, known) == [
+        ("secrets", "3.12"),
+        ("audit", "3.12"),
+    ]
+    assert cache.session_gates("test-3.13", config, known) == [("test", "3.13")]
+    assert cache.session_gates("security", config, {"lint"}) == []  # gates not registered here
+    assert cache.session_gates("docs", config, known) == []
