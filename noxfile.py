@@ -20,7 +20,7 @@ nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_venv = "yes"
 nox.options.download_python = os.environ.get("NOX_DOWNLOAD_PYTHON", "never")  # type: ignore[assignment]
-nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "security", "package"]
+nox.options.sessions = ["lint", f"test-{CONFIG.default_python}", "security", "package", "workflows"]
 
 
 def sync(session: nox.Session, *groups: str) -> None:
@@ -63,3 +63,10 @@ def package(session: nox.Session) -> None:
     """Package: wheel + sdist built twice (reproducible), stamped, twine-checked, checksummed."""
     sync(session, "package")
     session.run("python", "-m", "ci", "gate", "package", *session.posargs)
+
+
+@nox.session(python=CONFIG.default_python)
+def workflows(session: nox.Session) -> None:
+    """Workflows: zizmor (offline), GitHub's workflow schema and the bundle's own rules."""
+    sync(session, "workflows")
+    session.run("python", "-m", "ci", "gate", "workflows", *session.posargs)

@@ -29,6 +29,13 @@ def ci(c: Context, dry_run: bool = False, jobs: int = 0, no_cache: bool = False)
     c.run(f"{CI} pipeline" + flags + (" --no-cache" if no_cache else ""), pty=False)
 
 
+@task
+def nightly(c: Context) -> None:
+    """The nightly security job: secret scan of the whole history, then the dependency audit."""
+    c.run(f"{CI} secrets --history", pty=False)
+    c.run(f"{CI} audit", pty=False)
+
+
 @task(
     help={"dry_run": "print the plan (what runs, in which order, published where) and run nothing"}
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci import __version__, sarif
+from ci import __version__, faults, sarif
 from ci.advisories import AdvisoryDB, Record, serving
 from ci.config import SEVERITIES, Config, Waiver
 from ci.errors import ToolError, UsageError
@@ -222,6 +222,7 @@ class AuditOptions:
     waivers: tuple[Waiver, ...] = ()
     today: dt.date = field(default_factory=dt.date.today)
     timeout_s: float = 600.0
+    extra_pins: tuple[str, ...] = ()  # audited too (fault injection adds one)
 
 
 def resolve_db(cli: str | None, env: Mapping[str, str], config: Config, cwd: Path) -> Path | None:
@@ -367,6 +368,10 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
         else:
             requirements, source = scratch / "requirements.txt", "uv.lock"
             export_locked(runner, options.root, requirements)
+        if options.extra_pins:  # fault injection (ci/faults.py): CI_INJECT_FAULT=audit adds a pin
+            text = faults.add_pins(requirements.read_text(encoding="utf-8"), options.extra_pins)
+            requirements = scratch / "requirements-with-extra-pins.txt"
+            atomic_write_text(requirements, text)
         if options.advisory_db is not None:
             db = AdvisoryDB(options.advisory_db)
             api = stack.enter_context(serving(db))
@@ -601,6 +606,8 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         msg = f"gate audit takes no arguments (got {' '.join(args)!r}); use `python -m ci audit`"
         raise UsageError(msg)
     options = options_for(ctx.config, ctx.env, ctx.clock.today(), cwd=ctx.root)
+    # fault injection (ci/faults.py): CI_INJECT_FAULT=audit audits a vulnerable pin as well
+    options = replace(options, extra_pins=faults.audit_pins(ctx.env))
     report = audit(options, ctx.runner)
     print(render_text(report), end="")
     artifacts = []

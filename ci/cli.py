@@ -8,14 +8,25 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci import __version__, redact
-from ci.commands import artifacts, cache, core, notes, record, security, status
+from ci import __version__, faults, redact
+from ci.commands import artifacts, cache, core, notes, plan, record, scaffold, security, status
 from ci.commands import deploy as deploy_commands
 from ci.commands.app import App
 from ci.config import DEFAULT_MASK_ENV
 from ci.errors import CIError, ConfigError, ExitCode
 
-COMMAND_MODULES = (core, security, status, artifacts, deploy_commands, cache, notes, record)
+COMMAND_MODULES = (
+    core,
+    security,
+    status,
+    artifacts,
+    deploy_commands,
+    cache,
+    plan,
+    scaffold,
+    notes,
+    record,
+)
 
 EXIT_CODES = """exit codes:
   0  ok
@@ -60,6 +71,7 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     app.config_file = args.config
     _install_redaction(app)
     try:
+        faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command, never silently
         return int(args.handler(args, app))
     except CIError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from ci import deploystate, deploysteps, lock
+from ci import deploystate, deploysteps, faults, lock
 from ci.clock import Clock
 from ci.config import Config, Environment, state_dir
 from ci.deploystate import EnvState
@@ -247,11 +247,19 @@ class Deployer:
         return found
 
     def run_steps(
-        self, environment: Environment, version: str, artifact: Path | None
+        self,
+        environment: Environment,
+        version: str,
+        artifact: Path | None,
+        *,
+        inject_fault: bool = False,
     ) -> str | None:
         """Run the deploy and healthcheck of ``version``; None when all passed, else why not."""
         extra = {"CI_DEPLOY_ENV": environment.name, "CI_DEPLOY_VERSION": version}
         for step in self.steps(environment, version, artifact):
+            if inject_fault and step.stage == "deploy":
+                # fault injection (ci/faults.py): CI_INJECT_FAULT=deploy runs a failing command
+                step = replace(step, argv=tuple(faults.deploy_command(step.argv, self.env)))  # noqa: PLW2901
             self.out(f"==> {step.stage}: {' '.join(step.argv)}")
             try:
                 done = self.runner.run(
@@ -411,7 +419,7 @@ class Deployer:
             }
         state = self.record(state, "deploy", version, "started", details)
         try:
-            failure = self.run_steps(environment, version, artifact)
+            failure = self.run_steps(environment, version, artifact, inject_fault=True)
         except KeyboardInterrupt:
             # Leave a trace: what runs now is unknown, so the state says "failed".
             reason = "interrupted during the deploy; no automatic rollback"

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from ci import faults
 from ci.errors import ToolError
 from ci.gates import Finding, GateContext, GateResult, GateStatus
 from ci.runner import Completed
@@ -22,7 +23,11 @@ def run(ctx: GateContext) -> GateResult:
     start = time.monotonic()
     python = [sys.executable, "-m"]
     findings: list[Finding] = []
-    check = ctx.runner.run([*python, "ruff", "check", "--output-format=json", "."], cwd=ctx.root)
+    # fault injection (ci/faults.py): CI_INJECT_FAULT=lint adds a planted file with a finding
+    with faults.lint_paths(ctx.env) as planted:
+        check = ctx.runner.run(
+            [*python, "ruff", "check", "--output-format=json", ".", *planted], cwd=ctx.root
+        )
     _expect(check, "ruff check")
     findings += ruff_findings(check.stdout, ctx.root)
     fmt = ctx.runner.run(

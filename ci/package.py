@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ci import faults
 from ci.errors import GateFailedError, ToolError, UsageError
 from ci.files import atomic_write_bytes, atomic_write_text, write_json
 from ci.gates import Finding, GateContext, GateResult, GateStatus
@@ -212,6 +213,18 @@ def sha256_file(path: Path) -> str:
 def render_sums(artifacts: Iterable[Artifact]) -> str:
     """SHA256SUMS text in the ``sha256sum -c`` format, sorted by name."""
     return "".join(f"{a.sha256}  {a.name}\n" for a in sorted(artifacts, key=lambda a: a.name))
+
+
+def check_sums(folder: Path) -> None:
+    """Check every file SHA256SUMS lists against its bytes; GateFailedError on a mismatch."""
+    for name, expected in parse_sums((folder / SUMS).read_text(encoding="utf-8")).items():
+        actual = sha256_file(folder / name)
+        if actual != expected:
+            msg = (
+                f"{SUMS} says {name} has sha256 {expected[:12]}, the file has {actual[:12]}: "
+                "the checksums do not match the artifacts; nothing was kept, rebuild"
+            )
+            raise GateFailedError(msg)
 
 
 def parse_sums(text: str) -> dict[str, str]:
@@ -668,7 +681,9 @@ def package(
         staged.mkdir()
         for path in first.files():
             shutil.copyfile(path, staged / path.name)
-        atomic_write_text(staged / SUMS, render_sums(artifacts))
+        # fault injection (ci/faults.py): CI_INJECT_FAULT=package writes a wrong digest
+        atomic_write_text(staged / SUMS, faults.corrupt_checksums(render_sums(artifacts), env))
+        check_sums(staged)  # the build is promoted only if `sha256sum -c` would pass
         write_manifest(staged, manifest)
         for path in staged.iterdir():
             path.chmod(0o644)  # temp files are private; artifacts are meant to be shared

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import audit, cache, lint, package, report, secrets, testgate
+from ci import audit, cache, lint, package, report, secrets, testgate, workflow_files, workflows
 from ci.cache import GateCache
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
@@ -28,12 +28,16 @@ GATES: Mapping[str, GateFunction] = {
     "secrets": secrets.run,
     "audit": audit.run,
     "package": package.gate,
+    "workflows": lambda ctx, _args: workflows.run(ctx),
 }
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    return ["lint", f"test-{config.default_python}", "security", "package"]
+    sessions = ["lint", f"test-{config.default_python}", "security", "package"]
+    if workflow_files.workflow_paths(config.root):
+        sessions.append("workflows")
+    return sessions
 
 
 def run_gate(

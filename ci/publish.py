@@ -32,6 +32,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from ci import faults
 from ci.clock import Clock
 from ci.errors import DeployError, UsageError
 from ci.package import (
@@ -481,6 +482,7 @@ def publish(
     runner: Runner,
     clock: Clock,
     dry_run: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[Plan, PublishOutcome]:
     """Verify, plan, upload, verify again; record the outcome in ``dist/manifest.json``."""
     manifest = read_manifest(dist)
@@ -511,8 +513,15 @@ def publish(
         raise DeployError(error)
     uploaded: list[str] = []
     try:
-        for artifact in todo.upload:
-            _upload(runner, repo, dist / artifact.name)
+        for index, artifact in enumerate(todo.upload):
+            # fault injection (ci/faults.py): CI_INJECT_FAULT=publish kills uploads after the first
+            url = faults.upload_url(repo.upload_url, index, env or {})
+            target = (
+                repo
+                if url == repo.upload_url
+                else dataclasses.replace(repo, upload_url=url, name=None)
+            )
+            _upload(runner, target, dist / artifact.name)
             uploaded.append(artifact.name)
         served = verify_served(repo, manifest.name, wanted)
     except DeployError as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci import sarif
+from ci import faults, sarif
 from ci.config import Waiver
 from ci.errors import ToolError, UsageError
 from ci.files import atomic_write_text
@@ -137,6 +137,7 @@ class ScanOptions:
     baseline: Path | None = None  # None: <repo>/.secrets.baseline when it exists
     waivers: tuple[Waiver, ...] = ()
     today: dt.date = field(default_factory=dt.date.today)
+    extra_files: tuple[Path, ...] = ()  # scanned too (fault injection plants one)
 
 
 def repo_root(runner: Runner, path: Path) -> Path:
@@ -231,6 +232,10 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
             revs = ["--all"] if options.mode is Mode.HISTORY else [f"{options.since}..HEAD"]
             skip = {_relative(baseline_path, root)}
             scanned, found = scan_log(runner, root, revs, progress, skip=skip)
+        # fault injection (ci/faults.py): CI_INJECT_FAULT=secrets scans a planted file too
+        extra = [_relative(path, root) or str(path) for path in options.extra_files]
+        extra_scanned, extra_found = scan_files(root, extra)
+        scanned, found = scanned + extra_scanned, _unique([*found, *extra_found])
     known = known_hashes(baseline or {})
     judged = [
         replace(f, known=bool({(f.file, f.hashed_secret), (f.file, f.baseline_hash)} & known))
@@ -259,8 +264,6 @@ def scan_tree(
     runner: Runner, root: Path, skip: Iterable[str] = ()
 ) -> tuple[int, list[SecretFinding]]:
     """Scan every tracked file of the working tree (except ``skip``); (files, findings)."""
-    from detect_secrets.core.scan import scan_file  # noqa: PLC0415 - see _settings
-
     # unmasked: a file named after a secret env value must still be found and scanned
     listed = "".join(runner.lines([*_GIT, "ls-files", "-z"], cwd=root))
     skipped = set(skip)
@@ -272,12 +275,22 @@ def scan_tree(
         and (root / name).is_file()
         and not (root / name).is_symlink()
     ]
+    return scan_files(root, files)
+
+
+def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFinding]]:
+    """Scan the files ``names`` (relative to ``root``, or absolute); (files, findings)."""
+    from detect_secrets.core.scan import scan_file  # noqa: PLC0415 - see _settings
+
     findings = []
-    for name in files:
-        for secret in scan_file(str(root / name)):
-            text = _line_of(root / name, secret.line_number)
+    scanned = 0
+    for name in names:
+        path = root / name
+        scanned += 1
+        for secret in scan_file(str(path)):
+            text = _line_of(path, secret.line_number)
             findings.append(_finding(secret, name, secret.line_number, None, text))
-    return len(files), _unique(findings)
+    return scanned, _unique(findings)
 
 
 def _line_of(path: Path, number: int) -> str:
@@ -696,7 +709,10 @@ def render(report: ScanReport, fmt: str) -> str:
 
 def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """The secrets gate: scan, print, write SARIF and markdown next to the gate record."""
-    report = scan(options_from_gate_args(ctx, args), ctx.runner)
+    options = options_from_gate_args(ctx, args)
+    # fault injection (ci/faults.py): CI_INJECT_FAULT=secrets plants a key for the scan to find
+    with faults.secret_paths(ctx.reports / "faults", ctx.env) as planted:
+        report = scan(replace(options, extra_files=tuple(planted)), ctx.runner)
     print(render_text(report), end="")
     artifacts = []
     for fmt, suffix in (("sarif", "sarif"), ("markdown", "md")):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci import coverage as coverage_module
+from ci import faults
 from ci.config import state_dir
 from ci.errors import ToolError
 from ci.gates import Finding, GateContext, GateResult, GateStatus
@@ -54,7 +55,10 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         *pytest_args,
     ]
     env = {**HEADLESS_ENV, "TMPDIR": str(scratch), "COVERAGE_FILE": str(scratch / ".coverage")}
-    done = ctx.runner.run(argv, cwd=ctx.root, env=env, stream=True)
+    # fault injection (ci/faults.py): CI_INJECT_FAULT=test adds a planted failing test
+    suite = [] if pytest_args else [ctx.config.tests]
+    with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
+        done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
     if done.returncode not in _PYTEST_VERDICTS:
         msg = f"pytest could not run (exit status {done.returncode}); see its output above"
         raise ToolError(msg)

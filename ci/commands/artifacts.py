@@ -131,7 +131,7 @@ def _publish(args: argparse.Namespace, app: App) -> int:
         config_url=config.publish.repository_url,
     )
     todo, outcome = publish.publish(
-        dist, repo, runner=app.runner, clock=app.clock, dry_run=args.dry_run
+        dist, repo, runner=app.runner, clock=app.clock, dry_run=args.dry_run, env=app.env
     )
     if args.dry_run:
         print("plan (dry run, nothing is uploaded):")

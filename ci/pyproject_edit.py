@@ -1,0 +1,299 @@
+"""The target's own files ``init`` edits: pyproject.toml (with tomlkit), ruff.toml, .gitignore.
+
+Each edit only adds what is missing, so editing an already edited text returns it unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import tomlkit
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from tomlkit.container import OutOfOrderTableProxy
+from tomlkit.items import Array, InlineTable, Table
+from tomlkit.toml_document import TOMLDocument
+
+from ci import layout
+from ci.errors import UsageError
+
+SMOKE_TEST = "test_noxgate_smoke.py"
+
+# Bundle files formatted to the bundle's style, not the target's: kept out of its linter.
+LINT_EXCLUDE = ("ci", "noxfile.py", "tasks.py")
+GITIGNORE = (".nox/", "reports/", ".ci-state/", "dist/", "*.egg-info/", "ci/_build_info.json")
+
+# What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
+# copied ci/ package's one runtime dependency, so every group carries it.
+TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
+    "lint": ("ruff>=0.17", "mypy>=1.18", "packaging>=24"),
+    "test": ("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10", "packaging>=24"),
+    "security": (
+        "detect-secrets>=1.5",
+        "pip-audit>=2.9",
+        "cvss>=3.2",
+        "PyYAML>=6",
+        "packaging>=24",
+    ),
+    "package": ("build>=1.3", "twine>=6.1", "packaging>=24"),
+    "workflows": ("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6", "packaging>=24"),
+    "dev": ("nox>=2026.10.20", "invoke>=2.2"),
+}
+DEV_INCLUDES = ("lint", "test")
+BUNDLE_MIN_PYTHON = "3.11"  # the copied ci/ uses tomllib and StrEnum
+
+TomlTable = TOMLDocument | Table | OutOfOrderTableProxy
+
+
+def edit_pyproject(
+    text: str,
+    project: layout.Project,
+    *,
+    ruff_here: bool,
+    setup_texts: tuple[str, str],
+    notes: list[str],
+) -> str:
+    """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added."""
+    doc = tomlkit.parse(text)
+    add_requires_python(doc, project, notes)
+    add_tool_ci(doc, project)
+    add_groups(doc, project)
+    if ruff_here:
+        exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
+    exclude_from_build(doc, project, setup_texts, notes)
+    return space_new_tables(text, tomlkit.dumps(doc))
+
+
+def edit_ruff_toml(text: str) -> str:
+    """A ruff.toml with the bundle's files added to ``extend-exclude``."""
+    doc = tomlkit.parse(text)
+    exclude_from_ruff(doc)
+    return tomlkit.dumps(doc)
+
+
+def space_new_tables(old: str, new: str) -> str:
+    """A blank line before each table header that now follows a line it did not follow before."""
+    before = set(itertools.pairwise(old.splitlines()))
+    lines = new.splitlines(keepends=True)
+    out = lines[:1]
+    for prev, line in itertools.pairwise(lines):
+        header = line.startswith("[") and prev.strip() != ""
+        if header and (prev.rstrip("\n"), line.rstrip("\n")) not in before:
+            out.append("\n")
+        out.append(line)
+    return "".join(out)
+
+
+def add_requires_python(doc: TOMLDocument, project: layout.Project, notes: list[str]) -> None:
+    """Give ``[project]`` a ``requires-python`` when it has none: uv locks per Python otherwise."""
+    table = doc.get("project")
+    if project.requires_python or not isinstance(table, Table):
+        return
+    if "requires-python" in [str(d) for d in table.get("dynamic", [])]:
+        notes.append(
+            "requires-python is dynamic: uv cannot read it, so `uv sync --locked` may call the "
+            "lock stale on other Pythons; declare it in [project]"
+        )
+        return
+    oldest = min(project.pythons, key=lambda v: tuple(int(x) for x in v.split(".")))
+    table["requires-python"] = f">={oldest}"
+    notes.append(
+        f'[project] had no requires-python: added ">={oldest}" (the oldest Python the sessions '
+        "test; uv needs one to lock for every Python); lower it if you support older ones"
+    )
+
+
+def _ensure(container: TomlTable, key: str, *, super_table: bool = True) -> TomlTable:
+    """The table ``key`` of ``container``, created (as a dotted super table) when missing."""
+    if key not in container:
+        container[key] = tomlkit.table(is_super_table=super_table)
+    node = container[key]
+    if not isinstance(node, Table | OutOfOrderTableProxy):
+        msg = f"pyproject.toml: {key} is not a table; fix it by hand first"
+        raise UsageError(msg)
+    return node
+
+
+def add_tool_ci(doc: TOMLDocument, project: layout.Project) -> None:
+    """Add ``[tool.ci]`` with the detected defaults, unless the target already has one."""
+    tool = _ensure(doc, "tool")
+    if "ci" in tool:
+        return
+    table = tomlkit.table()
+    table.add(tomlkit.comment("added by `python -m ci init`; the bundle reads only this table"))
+    table.add("packages", _array(project.packages))
+    table.add("tests", project.tests or "tests")
+    table.add("pythons", _array(project.pythons))
+    gates = tomlkit.table(is_super_table=True)
+    test = tomlkit.table()
+    test.add(tomlkit.comment("raise to the coverage `nox -s test` reports once you know it"))
+    test.add("coverage_min", 0)
+    gates.add("test", test)
+    table.add("gates", gates)
+    tool["ci"] = table
+
+
+def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
+    array = tomlkit.array()
+    for item in items:
+        array.append(item)
+    return array.multiline(multiline)
+
+
+def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
+    """Add the dependency groups the sessions sync, keeping every entry already there."""
+    indent = _indent_of(doc.as_string())
+    groups = _ensure(doc, "dependency-groups", super_table=False)
+    requires = doc.get("project", {}).get("requires-python")  # as add_requires_python left it
+    marker = (
+        f"python_version >= '{BUNDLE_MIN_PYTHON}'"
+        if layout.admits_older_than(str(requires) if requires else None, BUNDLE_MIN_PYTHON)
+        else None
+    )
+    for group, tools in TOOL_GROUPS.items():
+        wanted: list[str | dict[str, str]] = [_with_marker(t, marker) for t in tools]
+        if group == "test":
+            if project.test_group and project.test_group != "test":
+                wanted.insert(0, {"include-group": project.test_group})
+            wanted = [*project.test_requirements, *wanted]
+        if group == "dev" and "dev" not in groups:
+            wanted += [{"include-group": g} for g in DEV_INCLUDES]
+        _merge_group(groups, group, wanted, indent)
+
+
+def _with_marker(requirement: str, marker: str | None) -> str:
+    return f"{requirement}; {marker}" if marker else requirement
+
+
+def _merge_group(
+    groups: TomlTable, name: str, wanted: Sequence[str | dict[str, str]], indent: str
+) -> None:
+    """Append each wanted entry whose package (or included group) the group lacks."""
+    array = groups.get(name)
+    if array is not None and not isinstance(array, Array):
+        msg = f"pyproject.toml: [dependency-groups] {name} is not a list; fix it by hand first"
+        raise UsageError(msg)
+    have = {_entry_key(entry) for entry in array or []}
+    missing = []
+    for entry in wanted:
+        key = _entry_key(entry)
+        if key not in have:
+            have.add(key)
+            missing.append(_toml_value(entry))
+    if array is None:
+        array = tomlkit.array()
+        for item in missing:
+            array.add_line(item, indent=indent)  # one per line, indented like the file's arrays
+        array.add_line(indent="")
+        groups[name] = array
+        return
+    for item in missing:
+        array.append(item)
+    if len(array) > 1 and "\n" not in array.as_string():
+        array.multiline(True)
+
+
+def _toml_value(entry: str | dict[str, str]) -> str | InlineTable:
+    if isinstance(entry, str):
+        return entry
+    inline = tomlkit.inline_table()
+    inline.update(entry)
+    return inline
+
+
+def _indent_of(text: str) -> str:
+    """The indentation the file's multi-line arrays use (4 spaces when it has none)."""
+    match = re.search(r"\[[ \t]*\n([ \t]+)[\"'{\w]", text)
+    return match[1] if match else "    "
+
+
+def _entry_key(entry: object) -> str:
+    if isinstance(entry, Mapping):
+        return f"include-group:{entry.get('include-group', '')}"
+    try:
+        return canonicalize_name(Requirement(str(entry)).name)
+    except InvalidRequirement:
+        return str(entry)
+
+
+def exclude_from_ruff(table: TomlTable) -> None:
+    """Keep the bundle's files out of the target's ruff (its findings are its own)."""
+    current = table.get("extend-exclude")
+    if current is None:
+        table["extend-exclude"] = _array(LINT_EXCLUDE)
+        return
+    if not isinstance(current, Array):
+        msg = "ruff config: extend-exclude is not a list; fix it by hand first"
+        raise UsageError(msg)
+    present = {str(item).strip("/") for item in current}
+    for item in LINT_EXCLUDE:
+        if item not in present:
+            current.append(item)
+
+
+def exclude_from_build(
+    doc: TOMLDocument, project: layout.Project, setup_texts: tuple[str, str], notes: list[str]
+) -> None:
+    """Keep the copied ci/ out of the target's wheel where its backend would pick it up."""
+    find = doc.get("tool", {}).get("setuptools", {}).get("packages", {})
+    table = find.get("find") if isinstance(find, Table | OutOfOrderTableProxy) else None
+    if isinstance(table, Table | OutOfOrderTableProxy):
+        if "." in [str(w) for w in table.get("where", ["."])]:
+            current = table.get("exclude")
+            if current is None:
+                table["exclude"] = _array(("ci", "ci.*"))
+            elif isinstance(current, Array):
+                for item in ("ci", "ci.*"):
+                    if item not in [str(x) for x in current]:
+                        current.append(item)
+    elif project.backend == "pdm" and project.layout == "flat":
+        build = _ensure(_ensure(_ensure(doc, "tool"), "pdm"), "build", super_table=False)
+        if "includes" not in build:
+            current = build.get("excludes")
+            if current is None:
+                build["excludes"] = _array(("ci",))
+            elif isinstance(current, Array) and "ci" not in [str(x) for x in current]:
+                current.append("ci")
+    setup_py, setup_cfg = setup_texts
+    if (
+        "find_packages(" in setup_py and "ci" not in setup_py.split("find_packages(", 1)[1][:200]
+    ) or (re.search(r"(?m)^\s*packages\s*=\s*find:", setup_cfg)):
+        notes.append(
+            "setup.py/setup.cfg finds packages by itself: add 'ci' and 'ci.*' to its excludes so "
+            "the copied bundle stays out of your wheel"
+        )
+
+
+def gitignore(old: str | None) -> str:
+    """``.gitignore`` with the folders the gates write to added (existing lines kept)."""
+    text = old or ""
+    have = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [entry for entry in GITIGNORE if entry.strip("/") not in have]
+    if not missing:
+        return text
+    if text and not text.endswith("\n"):
+        text += "\n"
+    block = "# noxgate (python -m ci init): reports, session venvs and build output\n"
+    return text + ("\n" if text else "") + block + "".join(f"{m}\n" for m in missing)
+
+
+def smoke_test(packages: Sequence[str]) -> str:
+    """A first test for a project without tests: each package imports."""
+    names = ", ".join(json.dumps(p) for p in packages)
+    return (
+        '"""A first test written by `python -m ci init`: the project\'s packages import."""\n'
+        "\n"
+        "import importlib\n"
+        "\n"
+        "import pytest\n"
+        "\n"
+        "\n"
+        f'@pytest.mark.parametrize("name", [{names}])\n'
+        "def test_package_imports(name: str) -> None:\n"
+        '    """The package imports without error."""\n'
+        "    module = importlib.import_module(name)\n"
+        "    assert module.__name__ == name\n"
+    )

@@ -1,0 +1,57 @@
+"""The secrets and audit faults inside their real code paths: real detect-secrets over the
+tree, real pip-audit against the local advisory mirror."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ci.cli import main
+from tests.conftest import ROOT
+
+ADVISORY = ROOT / "tests" / "fixtures" / "advisories" / "requests" / "PYSEC-2018-28.yaml"
+
+
+@pytest.fixture
+def project(make_repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    db = tmp_path / "advisories" / "requests"
+    db.mkdir(parents=True)
+    shutil.copy(ADVISORY, db / ADVISORY.name)  # CC-BY-4.0, see tests/fixtures/advisories
+    pyproject = (
+        '[project]\nname = "demo"\nversion = "1.0.0"\nrequires-python = ">=3.11"\n'
+        f'\n[tool.ci]\nadvisory_db = "{db.parent}"\n'
+    )
+    repo = make_repo({"pyproject.toml": pyproject, ".gitignore": "reports/\n"})
+    subprocess.run(["uv", "lock", "--offline", "--quiet"], cwd=repo, check=True)
+    monkeypatch.chdir(repo)
+    return repo
+
+
+def test_secrets_fault_is_a_planted_key_the_real_scan_finds(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["gate", "secrets"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CI_INJECT_FAULT", "secrets")
+    assert main(["gate", "secrets"]) == 1
+    out = capsys.readouterr().out
+    assert "fault injection: CI_INJECT_FAULT includes 'secrets'" in out
+    assert "reports/faults/injected_secret.ini" in out
+    assert "AWS" in out
+    assert not re.search(r"AKIA[A-Z2-7]{16}", out)  # the value itself is never printed
+    assert not (project / "reports" / "faults").exists()
+
+
+def test_audit_fault_is_a_vulnerable_pin_the_real_audit_finds(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["gate", "audit"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CI_INJECT_FAULT", "audit")
+    assert main(["gate", "audit"]) == 1
+    out = capsys.readouterr().out
+    assert "requests 2.19.1: PYSEC-2018-28" in out

@@ -1,0 +1,460 @@
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from ci import __version__, cli, pyproject_edit, scaffold
+from ci.commands.app import App
+from ci.errors import UsageError
+from ci.runner import Completed, ProcessRunner
+from tests.conftest import ROOT, git
+
+PYPROJECT = """# the project's own comment
+[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "demo-pkg"
+version = "1.0"   # keep this comment
+requires-python = ">=3.11"
+
+[project.optional-dependencies]
+test = ["hypothesis>=6"]
+
+[tool.black]
+line-length = 88
+"""
+
+FILES = {
+    "pyproject.toml": PYPROJECT,
+    "src/demo_pkg/__init__.py": "def add(a, b):\n    return a + b\n",
+    "tests/test_add.py": "from demo_pkg import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+}
+
+
+BASELINE = '{"version": "1.5.0", "plugins_used": [], "filters_used": [], "results": {}}\n'
+
+
+class LockingRunner:
+    """Real subprocesses, except ``uv lock`` (writes a stand-in lock: no index needed) and,
+    unless ``real_scan``, detect-secrets (a fixed baseline: each real scan costs a second)."""
+
+    def __init__(self, lock_returncode: int = 0, *, real_scan: bool = False) -> None:
+        self.real = ProcessRunner()
+        self.lock_returncode = lock_returncode
+        self.real_scan = real_scan
+        self.calls: list[tuple[str, ...]] = []
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        self.calls.append(tuple(argv))
+        if tuple(argv[:2]) == ("uv", "lock"):
+            assert cwd is not None
+            if self.lock_returncode == 0:
+                (cwd / "uv.lock").write_text("version = 1\n", encoding="utf-8")
+            err = "" if self.lock_returncode == 0 else "x\n  No solution found: pytest<1\n"
+            return Completed(
+                argv=tuple(argv),
+                returncode=self.lock_returncode,
+                stdout="",
+                stderr=err,
+                duration_s=0.0,
+            )
+        if "detect_secrets" in argv[:3] and not self.real_scan:
+            return Completed(
+                argv=tuple(argv), returncode=0, stdout=BASELINE, stderr="", duration_s=0.0
+            )
+        return self.real.run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
+
+    def which(self, name: str) -> str | None:
+        return self.real.which(name)
+
+
+def init(target: Path, *flags: str, runner: LockingRunner | None = None) -> int:
+    app = App(runner=runner or LockingRunner(), cwd=target.parent)
+    return cli.main(["init", str(target), *flags], app)
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (None) under ``root``, outside .git."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(root.rglob("*"))
+        if ".git" not in p.relative_to(root).parts
+    }
+
+
+@pytest.fixture
+def target(make_repo: Callable[..., Path]) -> Path:
+    return make_repo(FILES, name="target")
+
+
+def test_init_copies_the_bundle_and_records_its_version(target: Path) -> None:
+    assert init(target) == 0
+    bundle = scaffold.load_bundle()
+    for rel, text in bundle.files.items():
+        if not rel.startswith(".github/"):
+            assert (target / rel).read_text(encoding="utf-8") == text, rel
+    assert (target / "ci" / "VERSION").read_text() == f"{__version__}\n"
+    workflow = (target / ".github/workflows/ci.yml").read_text()
+    assert workflow.startswith(scaffold.WORKFLOW_HEADER + "\n")
+    assert not list((target / "ci").rglob("__pycache__"))
+    assert (target / "uv.lock").is_file()
+
+
+def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> None:
+    assert init(target) == 0
+    text = (target / "pyproject.toml").read_text()
+    assert text.startswith(PYPROJECT)  # every original line, comment and blank kept in place
+    data = tomllib.loads(text)
+    tool_ci = data["tool"]["ci"]
+    assert tool_ci["packages"] == ["demo_pkg"]
+    assert tool_ci["tests"] == "tests"
+    assert tool_ci["pythons"] == ["3.12", "3.11", "3.13"]
+    assert data["tool"]["ruff"]["extend-exclude"] == ["ci", "noxfile.py", "tasks.py"]
+    groups = data["dependency-groups"]
+    names = {g: {Requirement(r).name for r in v if isinstance(r, str)} for g, v in groups.items()}
+    assert {"ruff", "mypy", "packaging"} <= names["lint"]
+    assert {"pytest", "pytest-cov", "coverage", "packaging", "hypothesis"} <= names["test"]
+    assert {"build", "twine"} <= names["package"]
+    assert {"include-group": "test"} in groups["dev"]
+    # requires-python >= 3.11: no markers needed
+    assert all(";" not in r for r in groups["lint"])
+
+
+def test_tool_requirements_get_a_marker_when_the_project_supports_older_pythons(
+    make_repo: Callable[..., Path],
+) -> None:
+    old = PYPROJECT.replace('">=3.11"', '">=3.8"')
+    repo = make_repo({**FILES, "pyproject.toml": old})
+    assert init(repo) == 0
+    lint = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["lint"]
+    assert all(str(Requirement(r).marker) == 'python_version >= "3.11"' for r in lint)
+
+
+def test_second_init_changes_nothing(target: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert init(target) == 0
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "adopt")
+    before = snapshot(target)
+    capsys.readouterr()
+    assert init(target) == 0
+    assert "nothing: the target is up to date" in capsys.readouterr().out
+    assert snapshot(target) == before
+    assert git(target, "status", "--porcelain") == ""
+
+
+def test_first_scan_writes_a_real_baseline_once(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    planted = "AKIA" + "IOSFODNN7EXAMPLE"  # built at run time: this file itself stays clean
+    (target / "settings.py").write_text(f'AWS_KEY = "{planted}"\n')
+    runner = LockingRunner(real_scan=True)
+    assert init(target, runner=runner) == 0
+    assert "the first secrets scan found 1 possible secret(s)" in capsys.readouterr().out
+    baseline = json.loads((target / ".secrets.baseline").read_text())
+    assert "plugins_used" in baseline
+    assert list(baseline["results"]) == ["settings.py"]  # untracked, and found
+    assert planted not in (target / ".secrets.baseline").read_text()
+    scans = [c for c in runner.calls if "scan" in c]
+    assert len(scans) == 1
+    assert "noxfile.py" in scans[0]  # the new, untracked files are covered too
+    assert init(target, runner=runner) == 0
+    assert len([c for c in runner.calls if "scan" in c]) == 1
+
+
+def test_dry_run_writes_nothing_and_prints_the_plan(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(target)
+    runner = LockingRunner()
+    assert init(target, "--dry-run", runner=runner) == 0
+    out = capsys.readouterr().out
+    assert snapshot(target) == before
+    assert runner.calls == []
+    assert "plan (dry run" in out
+    assert "create    noxfile.py" in out
+    assert "update    pyproject.toml" in out
+    assert "+[tool.ci]" in out  # the pyproject edit shown as a diff
+
+
+def test_existing_noxfile_is_refused_without_force(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, "noxfile.py": "import nox\n"})
+    before = snapshot(repo)
+    assert init(repo) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "noxfile.py" in err
+    assert "--force" in err
+    assert snapshot(repo) == before
+    assert init(repo, "--force") == 0
+    assert (repo / "noxfile.py").read_text() == scaffold.load_bundle().files["noxfile.py"]
+
+
+@pytest.mark.parametrize("own", ["ci/__init__.py", "src/ci/__init__.py", "ci.py"])
+def test_a_projects_own_ci_package_is_refused_even_with_force(
+    make_repo: Callable[..., Path], own: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, own: "OWN = True\n"})
+    before = snapshot(repo)
+    assert init(repo, "--force") == 2
+    err = capsys.readouterr().err
+    assert "its own top-level" in err
+    assert "rename" in err
+    assert snapshot(repo) == before
+
+
+@pytest.mark.parametrize(
+    "files",
+    [{"README.md": "# not python\n"}, {}],
+    ids=["no-pyproject", "empty"],
+)
+def test_not_a_python_project_is_exit_2(
+    make_repo: Callable[..., Path], files: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(files)
+    assert init(repo) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ")
+    assert "not a Python project" in err
+    assert not (repo / "noxfile.py").exists()
+
+
+def test_missing_target_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert init(tmp_path / "nope") == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_existing_workflows_are_kept_and_ours_get_distinct_names(
+    make_repo: Callable[..., Path],
+) -> None:
+    theirs = "name: ci\non: push\njobs: {}\n"
+    other = "name: docs\non: push\njobs: {}\n"
+    repo = make_repo(
+        {**FILES, ".github/workflows/ci.yml": theirs, ".github/workflows/docs.yaml": other}
+    )
+    assert init(repo) == 0
+    assert (repo / ".github/workflows/ci.yml").read_text() == theirs
+    ours = (repo / ".github/workflows/noxgate-ci.yml").read_text()
+    assert "\nname: noxgate-ci\n" in ours  # a distinct name: no shared concurrency group
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "adopt")
+    assert init(repo) == 0
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_a_workflow_name_clash_alone_also_renames(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({**FILES, ".github/workflows/main.yaml": "name: 'ci'  # same name\n"})
+    assert init(repo) == 0
+    assert (repo / ".github/workflows/noxgate-ci.yml").is_file()
+    assert not (repo / ".github/workflows/ci.yml").exists()
+
+
+def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert init(target) == 0
+    pyproject = target / "pyproject.toml"
+    text = pyproject.read_text()
+    text = text.replace('pythons = ["3.12", "3.11", "3.13"]', 'pythons = ["3.11"]')
+    text = text.replace("coverage_min = 0", "coverage_min = 91")
+    start = text.index("security = [")
+    text = text[:start] + text[text.index("]\n", start) + 2 :]  # an older bundle: no security
+    pyproject.write_text(text)
+    (target / "ci" / "gates.py").write_text("# an old copy\n")
+    (target / "ci" / "retired.py").write_text("OLD = 1\n")
+    capsys.readouterr()
+
+    assert init(target) == 0  # plain init leaves a differing copy alone and says so
+    out = capsys.readouterr().out
+    assert "keep      ci/gates.py" in out
+    assert "init --upgrade" in out
+    assert (target / "ci" / "gates.py").read_text() == "# an old copy\n"
+
+    assert init(target, "--upgrade") == 0
+    out = capsys.readouterr().out
+    assert "-# an old copy" in out
+    assert "--- a/ci/retired.py" in out
+    assert (target / "ci/gates.py").read_text() == (ROOT / "ci/gates.py").read_text()
+    assert not (target / "ci/retired.py").exists()
+    data = tomllib.loads(pyproject.read_text())
+    assert data["tool"]["ci"]["pythons"] == ["3.11"]
+    assert data["tool"]["ci"]["gates"]["test"]["coverage_min"] == 91
+    assert "detect-secrets>=1.5" in data["dependency-groups"]["security"]
+    capsys.readouterr()
+    assert init(target, "--upgrade") == 0  # upgraded: a second upgrade has nothing to do
+    assert "nothing: the target is up to date" in capsys.readouterr().out
+
+
+def test_a_failing_lock_undoes_every_write(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(target)
+    assert init(target, runner=LockingRunner(lock_returncode=1)) == 6
+    err = capsys.readouterr().err
+    assert "`uv lock` failed" in err
+    assert "No solution found" in err
+    assert snapshot(target) == before  # no file and no empty folder (ci/) left behind
+    assert init(target) == 0  # so a retry is not refused as "its own ci/"
+
+
+def test_existing_groups_and_ruff_toml_are_merged_not_replaced(
+    make_repo: Callable[..., Path],
+) -> None:
+    pyproject = PYPROJECT + (
+        "\n[dependency-groups]\n"
+        'test = ["pytest==8.3.0", "freezegun"]\n'
+        'dev = ["ipython"]\n'
+        "\n[tool.setuptools.packages.find]\n"
+        'where = ["."]\n'
+    )
+    repo = make_repo(
+        {
+            **FILES,
+            "pyproject.toml": pyproject,
+            "ruff.toml": 'line-length = 79\nextend-exclude = ["docs"]\n',
+        }
+    )
+    assert init(repo) == 0
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    test = data["dependency-groups"]["test"]
+    assert test[:2] == ["pytest==8.3.0", "freezegun"]  # theirs first and unchanged
+    assert not any(r.startswith("pytest>=") for r in test)
+    assert "pytest-cov>=7" in test
+    assert data["dependency-groups"]["dev"] == ["ipython", "nox>=2026.10.20", "invoke>=2.2"]
+    assert "ruff" not in data["tool"]  # ruff reads ruff.toml, so that is where the exclude goes
+    ruff = tomllib.loads((repo / "ruff.toml").read_text())
+    assert ruff["extend-exclude"] == ["docs", "ci", "noxfile.py", "tasks.py"]
+    assert ruff["line-length"] == 79
+    assert data["tool"]["setuptools"]["packages"]["find"]["exclude"] == ["ci", "ci.*"]
+
+
+def test_gitignore_gets_the_gates_output_folders_once(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({**FILES, ".gitignore": "/dist\n.venv/"})
+    assert init(repo) == 0
+    lines = (repo / ".gitignore").read_text().splitlines()
+    assert lines[:2] == ["/dist", ".venv/"]
+    assert ".nox/" in lines
+    assert "reports/" in lines
+    assert "dist/" not in lines  # "/dist" already covers it
+    assert pyproject_edit.gitignore("\n".join(lines) + "\n") == "\n".join(lines) + "\n"
+
+
+def test_a_project_without_tests_gets_a_first_test(make_repo: Callable[..., Path]) -> None:
+    files = {k: v for k, v in FILES.items() if not k.startswith("tests/")}
+    repo = make_repo(files)
+    assert init(repo) == 0
+    smoke = repo / "tests" / pyproject_edit.SMOKE_TEST
+    assert '["demo_pkg"]' in smoke.read_text()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(smoke)],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo / "src")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def test_setup_py_only_project_is_refused_with_what_to_add(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(
+        {"setup.py": "from setuptools import setup\nsetup(name='legacy')\n", "legacy.py": ""}
+    )
+    before = snapshot(repo)
+    assert init(repo) == 2
+    assert "needs a [project] table" in capsys.readouterr().err
+    assert snapshot(repo) == before
+
+
+def test_missing_requires_python_is_added_so_the_lock_holds_on_every_python(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(
+        {**FILES, "pyproject.toml": PYPROJECT.replace('requires-python = ">=3.11"\n', "")}
+    )
+    assert init(repo) == 0
+    assert 'added ">=3.11"' in capsys.readouterr().out
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert data["project"]["requires-python"] == ">=3.11"
+    assert all(";" not in r for r in data["dependency-groups"]["lint"])  # no marker needed
+
+
+def test_pdm_flat_layout_keeps_the_bundle_out_of_the_wheel(
+    make_repo: Callable[..., Path],
+) -> None:
+    pdm = PYPROJECT.replace("setuptools.build_meta", "pdm.backend")
+    repo = make_repo({"pyproject.toml": pdm, "demo_pkg/__init__.py": "", "tests/test_x.py": ""})
+    assert init(repo) == 0
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert data["tool"]["pdm"]["build"]["excludes"] == ["ci"]
+
+
+def test_an_installed_wheel_carries_the_bundle_in_ci_bundle(tmp_path: Path) -> None:
+    """The layout hatch's force-include gives the wheel: ci/_bundle/{noxfile,tasks,workflows}."""
+    (tmp_path / "ci" / "_bundle" / "workflows").mkdir(parents=True)
+    (tmp_path / "ci" / "__init__.py").write_text('__version__ = "9"\n')
+    (tmp_path / "ci" / "_bundle" / "noxfile.py").write_text("# nox\n")
+    (tmp_path / "ci" / "_bundle" / "tasks.py").write_text("# tasks\n")
+    (tmp_path / "ci" / "_bundle" / "workflows" / "ci.yml").write_text("name: ci\n")
+    bundle = scaffold.load_bundle(tmp_path)
+    assert dict(bundle.files) == {
+        "noxfile.py": "# nox\n",
+        "tasks.py": "# tasks\n",
+        "ci/__init__.py": '__version__ = "9"\n',
+        ".github/workflows/ci.yml": "name: ci\n",
+    }
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    force = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    assert force["noxfile.py"] == "ci/_bundle/noxfile.py"
+    assert force[".github/workflows"] == "ci/_bundle/workflows"
+
+
+def test_a_bundle_without_its_noxfile_is_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "ci").mkdir()
+    with pytest.raises(UsageError, match="no noxfile.py beside its ci/ package"):
+        scaffold.load_bundle(tmp_path)
+
+
+def test_the_bundle_itself_is_not_a_target(capsys: pytest.CaptureFixture[str]) -> None:
+    assert init(ROOT) == 2
+    assert "is the running bundle itself" in capsys.readouterr().err
+
+
+def test_an_invalid_existing_tool_ci_is_exit_2_before_any_write(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, "pyproject.toml": PYPROJECT + "\n[tool.ci]\npythons = 3\n"})
+    before = snapshot(repo)
+    assert init(repo) == 2
+    assert "tool.ci.pythons must be a list of strings" in capsys.readouterr().err
+    assert snapshot(repo) == before
+
+
+def test_new_groups_are_indented_like_the_files_own_arrays(
+    make_repo: Callable[..., Path],
+) -> None:
+    two = PYPROJECT.replace('test = ["hypothesis>=6"]', 'test = [\n  "hypothesis>=6",\n]')
+    repo = make_repo({**FILES, "pyproject.toml": two})
+    assert init(repo) == 0
+    text = (repo / "pyproject.toml").read_text()
+    assert '\nlint = [\n  "ruff>=0.17",\n  "mypy>=1.18",\n' in text

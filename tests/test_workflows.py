@@ -1,0 +1,298 @@
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ci import workflows
+from ci.cli import main
+from ci.errors import ToolError
+from ci.gates import Finding
+from ci.runner import Completed
+from ci.workflow_files import WorkflowSyntaxError, parse
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
+
+
+def wf(text: str, rel: str = ".github/workflows/x.yml"):
+    return parse(textwrap.dedent(text).lstrip("\n"), rel)
+
+
+def rules(findings: list[Finding]) -> list[tuple[str, int | None]]:
+    return sorted((f.rule, f.line) for f in findings)
+
+
+GOOD = f"""
+name: good
+on:
+  push:
+    branches: [main]
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: {CHECKOUT}
+        with:
+          persist-credentials: false
+      - run: echo "$TITLE"
+        env:
+          TITLE: ${{{{ github.event.head_commit.message }}}}
+"""
+
+
+def test_parse_reads_on_as_a_key_and_keeps_lines():
+    workflow = wf(GOOD)
+    assert "on" in workflow.data
+    assert True not in workflow.data
+    assert workflow.triggers == {"push": {"branches": ["main"]}}
+    assert workflow.line("jobs", "build", "steps", 1, "run") == 14
+    assert workflow.line("jobs", "build", "nope", "deeper") == workflow.line("jobs", "build")
+
+
+def test_parse_keeps_yes_and_no_as_strings():
+    workflow = wf("on: push\njobs:\n  a:\n    runs-on: x\n    env:\n      A: yes\n      B: true\n")
+    assert workflow.jobs["a"]["env"] == {"A": "yes", "B": True}
+
+
+def test_parse_error_names_the_line():
+    with pytest.raises(WorkflowSyntaxError) as info:
+        wf("on: push\njobs:\n  a: [unclosed\n  b: 1\n")
+    assert info.value.file == ".github/workflows/x.yml"
+    assert info.value.line is not None
+    assert str(info.value).startswith(".github/workflows/x.yml:")
+
+
+def test_parse_rejects_a_non_mapping():
+    with pytest.raises(WorkflowSyntaxError, match="must be a mapping"):
+        wf("- just\n- a list\n")
+
+
+def test_a_good_workflow_has_no_findings():
+    assert workflows.check(wf(GOOD)) == []
+
+
+def test_unpinned_uses_are_found_with_their_line():
+    workflow = wf(
+        """
+        on: push
+        permissions: {}
+        jobs:
+          a:
+            runs-on: x
+            steps:
+              - uses: actions/checkout@v4
+              - uses: actions/setup-python@0a5c61591373683505ea898e09a3ea4f39ef2b9c
+              - uses: ./local-action
+              - uses: docker://alpine:3.20
+          reuse:
+            uses: org/repo/.github/workflows/w.yml@main
+        """
+    )
+    assert rules(workflows.check(workflow)) == [
+        ("pin", 7),
+        ("pin", 10),
+        ("pin", 12),
+        ("pin-comment", 8),
+    ]
+
+
+def test_top_level_permissions_must_exist_and_be_read_only():
+    missing = wf("on: push\njobs:\n  a:\n    runs-on: x\n    steps: [{run: 'true'}]\n")
+    assert rules(workflows.check(missing)) == [("permissions", 1)]
+    write = wf(
+        "on: push\npermissions:\n  contents: write\n  pull-requests: read\n"
+        "jobs:\n  a:\n    runs-on: x\n    steps: [{run: 'true'}]\n"
+    )
+    found = workflows.check(write)
+    assert rules(found) == [("permissions", 2)]
+    assert "contents" in found[0].message
+    assert workflows.check(wf(GOOD.replace("contents: read", "contents: none"))) == []
+
+
+def test_write_permissions_per_job_and_id_token_only_with_an_environment():
+    workflow = wf(
+        """
+        on: push
+        permissions: read-all
+        jobs:
+          publish:
+            runs-on: x
+            permissions:
+              id-token: write
+            steps: [{run: 'true'}]
+          guarded:
+            runs-on: x
+            environment: pypi
+            permissions:
+              id-token: write
+            steps: [{run: 'true'}]
+          everything:
+            runs-on: x
+            permissions: write-all
+            steps: [{run: 'true'}]
+        """
+    )
+    assert rules(workflows.check(workflow)) == [("permissions", 7), ("permissions", 17)]
+
+
+def test_github_event_inside_run_is_found_on_its_own_line():
+    workflow = wf(
+        """
+        on: issues
+        permissions: {}
+        jobs:
+          a:
+            runs-on: x
+            steps:
+              - run: |
+                  echo start
+                  echo "${{ github.event.issue.title }}"
+              - run: echo "${{ github.head_ref }}"
+              - run: echo "${{ github.sha }}"
+        """
+    )
+    found = workflows.check(workflow)
+    assert rules(found) == [("injection", 9), ("injection", 10)]
+    assert "github.event.issue.title" in found[0].message
+
+
+def test_pull_request_target_checking_out_the_head_is_found():
+    text = f"""
+        on: pull_request_target
+        permissions: {{}}
+        jobs:
+          a:
+            runs-on: x
+            steps:
+              - uses: {CHECKOUT}
+                with:
+                  ref: ${{{{ github.event.pull_request.head.sha }}}}
+        """
+    assert rules(workflows.check(wf(text))) == [("pr-target-checkout", 7)]
+    safe = text.replace("pull_request_target", "pull_request")
+    assert workflows.check(wf(safe)) == []
+
+
+def test_needs_must_name_jobs_and_not_loop():
+    workflow = wf(
+        """
+        on: push
+        permissions: {}
+        jobs:
+          a: {runs-on: x, needs: b, steps: [{run: 'true'}]}
+          b: {runs-on: x, needs: [a], steps: [{run: 'true'}]}
+          c: {runs-on: x, needs: [ghost], steps: [{run: 'true'}]}
+        """
+    )
+    found = workflows.check(workflow)
+    assert [f.message for f in found if "ghost" in f.message]
+    assert any("cycle: a -> b -> a" in f.message for f in found)
+
+
+def test_zizmor_output_becomes_findings_and_crashes_are_tool_errors():
+    item = {
+        "ident": "template-injection",
+        "desc": "code injection via template expansion",
+        "determinations": {"severity": "High"},
+        "ignored": False,
+        "locations": [
+            {
+                "symbolic": {"key": {"Local": {"verbatim_path": "w.yml"}}, "kind": "Related"},
+                "concrete": {"location": {"start_point": {"row": 1}}},
+            },
+            {
+                "symbolic": {"key": {"Local": {"verbatim_path": "w.yml"}}, "kind": "Primary"},
+                "concrete": {"location": {"start_point": {"row": 9}}},
+            },
+        ],
+    }
+    ignored = {**item, "ignored": True}
+    done = Completed(
+        argv=("zizmor",), returncode=14, stdout=json.dumps([item, ignored]), stderr="", duration_s=0
+    )
+    assert workflows.zizmor_findings(done) == [
+        Finding(
+            rule="zizmor/template-injection",
+            message="code injection via template expansion",
+            file="w.yml",
+            line=10,
+            severity="high",
+        )
+    ]
+    crashed = Completed(argv=("zizmor",), returncode=1, stdout="", stderr="boom", duration_s=0)
+    with pytest.raises(ToolError, match="zizmor crashed with exit status 1: boom"):
+        workflows.zizmor_findings(crashed)
+
+
+def test_findings_print_as_file_line_rule_message():
+    finding = Finding(rule="pin", message="not pinned", file="w.yml", line=3)
+    assert workflows.describe(finding) == "w.yml:3: pin not pinned"
+
+
+def _project(tmp_path: Path, files: dict[str, str]) -> Path:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "demo"\nversion = "1.0"\n')
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return tmp_path
+
+
+def test_gate_passes_on_this_repository(tmp_path, capsys, monkeypatch):
+    project = _project(tmp_path, {})
+    for path in (ROOT / ".github" / "workflows").glob("*.yml"):
+        target = project / ".github" / "workflows" / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(path.read_text())
+    monkeypatch.chdir(project)
+    assert main(["gate", "workflows"]) == 0
+    assert "clean" in capsys.readouterr().out
+    report = json.loads((project / "reports" / "workflows.json").read_text())
+    assert report["status"] == "passed"
+
+
+def test_gate_reports_every_tool_with_file_and_line(tmp_path, capsys, monkeypatch):
+    project = _project(
+        tmp_path,
+        {
+            ".github/workflows/bad.yml": """
+            on: push
+            permissions: {}
+            jobs:
+              a:
+                runs-on: ubuntu-24.04
+                stepz: []
+            """,
+            ".github/workflows/inject.yml": """
+            on: issues
+            jobs:
+              b:
+                runs-on: ubuntu-24.04
+                steps:
+                  - uses: actions/checkout@v4
+                  - run: echo "${{ github.event.issue.title }}"
+            """,
+            ".github/workflows/broken.yml": "on: push\njobs: [\n",
+        },
+    )
+    monkeypatch.chdir(project)
+    assert main(["gate", "workflows"]) == 1
+    out = capsys.readouterr().out
+    assert ".github/workflows/inject.yml:1: permissions" in out
+    assert ".github/workflows/inject.yml:6: pin actions/checkout@v4" in out
+    assert ".github/workflows/inject.yml:7: injection" in out
+    assert ".github/workflows/inject.yml:7: zizmor/template-injection" in out
+    assert ".github/workflows/inject.yml:6: zizmor/unpinned-uses" in out
+    assert ".github/workflows/bad.yml:6: schema $.jobs.a: Additional properties" in out
+    assert ".github/workflows/broken.yml:3: yaml not valid YAML" in out
+
+
+def test_gate_is_skipped_without_workflows(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_project(tmp_path, {}))
+    assert main(["gate", "workflows"]) == 0
+    assert "skipped" in capsys.readouterr().out
