@@ -39,6 +39,7 @@ class GateConfig:
     budget_blocks: bool = False
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
+    secondary_args: tuple[str, ...] = ()
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
@@ -223,7 +224,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
 _GATE_COMMON = {"mode", "budget_s", "budget_blocks"}
 _GATE_EXTRA = {
     "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max"},
+    "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
     "audit": {"fail_on", "unknown_severity"},
 }
 
@@ -246,6 +247,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             mypy=v.boolean(sub, where, "mypy", defaults.mypy),
             coverage_min=v.number(sub, where, "coverage_min", defaults.coverage_min),
             coverage_drop_max=v.number(sub, where, "coverage_drop_max", defaults.coverage_drop_max),
+            secondary_args=v.str_list(sub, where, "secondary_args", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity

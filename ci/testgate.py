@@ -36,6 +36,9 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     """Run pytest headless on this interpreter, then judge tests and coverage."""
     start = time.monotonic()
     variant = ctx.python
+    policy = ctx.config.gate("test")
+    if variant != ctx.config.default_python:
+        pytest_args = [*policy.secondary_args, *pytest_args]  # e.g. slow end-to-end tests once
     reports = ctx.reports
     scratch = scratch_dir(ctx.root, variant)
     scratch.mkdir(parents=True, exist_ok=True)
@@ -56,13 +59,13 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     ]
     env = {**HEADLESS_ENV, "TMPDIR": str(scratch), "COVERAGE_FILE": str(scratch / ".coverage")}
     # fault injection (ci/faults.py): CI_INJECT_FAULT=test adds a planted failing test
-    suite = [] if pytest_args else [ctx.config.tests]
+    named_paths = any((ctx.root / a).exists() for a in pytest_args if not a.startswith("-"))
+    suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
         done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
     if done.returncode not in _PYTEST_VERDICTS:
         msg = f"pytest could not run (exit status {done.returncode}); see its output above"
         raise ToolError(msg)
-    policy = ctx.config.gate("test")
     junit_summary = read_junit(junit) if junit.exists() else None
     coverage = read_coverage(coverage_xml) if coverage_xml.exists() else None
     state = state_dir(ctx.root, ctx.env)

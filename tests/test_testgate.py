@@ -123,3 +123,32 @@ def test_corrupt_reports_are_tool_errors(tmp_path: Path) -> None:
         testgate.read_junit(bad)
     with pytest.raises(testgate.ToolError, match="not valid coverage XML"):
         testgate.read_coverage(bad)
+
+
+SLOW = "import pytest\n\n@pytest.mark.integration\ndef test_slow():\n    assert True is not False\n"
+
+
+def test_secondary_args_apply_only_off_the_default_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path, {"test_a.py": PASSING, "test_slow.py": SLOW})
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text()
+        + 'secondary_args = ["-m", "not integration", "-p", "no:warnings"]\n'
+        + '[tool.pytest.ini_options]\nmarkers = ["integration: slow"]\n'
+    )
+    ctx = context(config.load(cwd=tmp_path), ProcessRunner(), SystemClock(), {})
+    other = "3.99" if ctx.python != "3.99" else "3.98"
+    (tmp_path / "pyproject.toml").write_text(
+        pyproject.read_text().replace(
+            "[tool.ci.gates.test]", f'[tool.ci]\npythons = ["{other}"]\n[tool.ci.gates.test]'
+        )
+    )
+    secondary = context(config.load(cwd=tmp_path), ProcessRunner(), SystemClock(), {})
+    assert testgate.run(secondary).summary.startswith("1 passed, 0 failed, 0 skipped")
+    (tmp_path / "pyproject.toml").write_text(
+        pyproject.read_text().replace(f'pythons = ["{other}"]', f'pythons = ["{ctx.python}"]')
+    )
+    default = context(config.load(cwd=tmp_path), ProcessRunner(), SystemClock(), {})
+    assert testgate.run(default).summary.startswith("2 passed, 0 failed, 0 skipped")
