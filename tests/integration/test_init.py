@@ -169,11 +169,6 @@ def nox(repo: Path, session: str, **env: str) -> subprocess.CompletedProcess[str
     return run([sys.executable, "-m", "nox", "-s", session], cwd=repo, **env)
 
 
-@pytest.mark.skipif(
-    sys.version_info[:2] != (3, 11),
-    reason="runs under one Python (3.11, the oldest the bundle runs on): the target's sessions "
-    "run 3.12 whichever Python runs pytest, and the unit tests cover init on every Python",
-)
 @pytest.mark.parametrize(
     "sample",
     [SETUPTOOLS_SRC_TOX, HATCHLING_FLAT, FLIT_MODULE_NO_TESTS],
