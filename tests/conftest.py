@@ -69,3 +69,24 @@ def pypiserver(tmp_path: Path) -> Iterator[PypiServer]:
     server = start(tmp_path / "index")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def clone(tmp_path: Path) -> Path:
+    """A fresh git clone of this repository's committed state."""
+    target = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
+    return target
+
+
+def invoke(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``invoke ARGS`` in ``repo`` as a maintainer would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )

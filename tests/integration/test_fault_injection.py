@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git
+from tests.conftest import ROOT, git, invoke
 from tests.support.pypiserver import PypiServer
 
 pytestmark = pytest.mark.integration
@@ -73,18 +73,6 @@ def release_env(index: PypiServer, state: Path, fault: str | None = None) -> dic
     if fault:
         env["CI_INJECT_FAULT"] = fault
     return env
-
-
-def invoke(clone: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
 
 
 def ledger(state: Path) -> list[dict[str, object]]:

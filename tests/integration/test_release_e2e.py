@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import git
+from tests.conftest import git, invoke
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
 
@@ -47,18 +47,6 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     git(clone, "add", "-A")
     git(clone, "commit", "-q", "-m", "release rehearsal: small suite, local index, staging")
     return clone
-
-
-def invoke(clone: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-        check=False,
-    )
 
 
 def release_env(index: PypiServer, state: Path, advisories: Path) -> dict[str, str]:

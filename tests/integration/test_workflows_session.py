@@ -9,16 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def clone(tmp_path: Path) -> Path:
-    target = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(target)], check=True)
-    return target
 
 
 def run(
