@@ -198,6 +198,8 @@ def bench(runs: int, work: Path, groups: Sequence[str] = GROUPS, *, bytecode: bo
         figures.update(overhead_figures(project, runs))
     if "env" in groups:
         figures.update(env_figures(project, runs, work))
+    if "gates" in groups:
+        return gate_scaling(project, runs)
     if tuple(groups) != GROUPS:
         return render_some(figures, groups, runs, bytecode=bytecode)
     return render(figures, scaling_figures(project, runs), runs, cpus)
@@ -346,6 +348,33 @@ def scaling_figures(project: Project, runs: int) -> list[tuple[int, int, int, di
     return scaled
 
 
+def gate_scaling(project: Project, runs: int) -> str:
+    """The lint and secrets gates, uncached, at 1x, 4x and 16x the files (``--only gates``)."""
+    print("gate scaling:", flush=True)
+    base_files, _ = tree_size(project)
+    lines = [
+        f"`uv run python bench/run.py --only gates --runs {runs}`: median of {runs} runs after a "
+        "warm-up, each gate run with `python -m ci gate --no-cache GATE` in the copy.",
+        "",
+        "| size | lint gate | secrets gate |",
+        "|---|---|---|",
+    ]
+    for factor in (1, 4, 16):
+        if factor > 1:
+            grow(project, factor, base_files)
+        files, size = tree_size(project)
+        print(f" {factor}x: {files} files, {size / 1024:.0f} KiB", flush=True)
+        cells = []
+        for gate in ("lint", "secrets"):
+            command = f"python -m ci gate --no-cache {gate}"
+            figure = Figure(f"{gate} gate", command)
+            cells.append(measure(figure, lambda c=command: project.run(c), runs).cell())
+        lines.append(
+            f"| {factor}{X} ({files} files, {size / 1024:.0f} KiB) | {' | '.join(cells)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def ratio(a: Figure, b: Figure) -> float:
     return a.median / b.median
 
@@ -473,7 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         default=",".join(GROUPS),
-        help=f"comma-separated figure groups to measure (default: all of {','.join(GROUPS)})",
+        help=(
+            f"comma-separated figure groups to measure (default: all of {','.join(GROUPS)}; "
+            "`gates` alone: the lint and secrets gates at 1x, 4x, 16x the tree)"
+        ),
     )
     parser.add_argument(
         "--bytecode",
@@ -481,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="let Python write .pyc files in the copy (PYTHONDONTWRITEBYTECODE unset)",
     )
     args = parser.parse_args(argv)
-    groups = [g for g in GROUPS if g in args.only.split(",")]
+    groups = [g for g in (*GROUPS, "gates") if g in args.only.split(",")]
     work = Path(tempfile.mkdtemp(prefix="noxgate-bench-"))
     try:
         section = bench(args.runs, work, groups, bytecode=args.bytecode)
