@@ -17,7 +17,6 @@ from ci.cache import GateCache
 from ci.config import Config
 from ci.errors import CIError, ExitCode, UsageError
 from ci.gates import GateContext, GateResult, GateStatus, apply_policy
-from ci.report import read_report, write_report  # noqa: F401 - moved to ci.report; kept here
 from ci.runner import Completed, Runner
 
 GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
@@ -236,7 +235,7 @@ def _outcome(
     others = {g for s in running if s != session for g, _ in cache.session_gates(s, config, GATES)}
     results = [
         r
-        for r in _reports_since(reports, started)
+        for r in report.gate_records(reports, started)
         if any(r.gate == g and r.variant in {"", p} for g, p in mine)
         or (not mine and r.gate not in others)
     ]
@@ -250,20 +249,6 @@ def _outcome(
 
 def _on_github() -> bool:
     return os.environ.get("GITHUB_ACTIONS") == "true"
-
-
-def _reports_since(reports: Path, started_ns: int) -> list[GateResult]:
-    if not reports.is_dir():
-        return []
-    found = []
-    for path in sorted(reports.glob("*.json")):
-        if path.name == "run.json" or path.stat().st_mtime_ns < started_ns:
-            continue
-        try:
-            found.append(read_report(path))
-        except (OSError, ValueError, KeyError):
-            continue
-    return found
 
 
 def render_summary(outcomes: Sequence[SessionOutcome]) -> str:

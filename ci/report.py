@@ -53,8 +53,8 @@ def read_report(path: Path) -> GateResult:
     return GateResult.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def gate_records(reports: Path) -> list[GateResult]:
-    """Every gate record in ``reports/`` (other JSON files there are skipped), by id."""
+def gate_records(reports: Path, since_ns: int = 0) -> list[GateResult]:
+    """Every gate record in ``reports/`` written at or after ``since_ns``, by id."""
     if not reports.is_dir():
         return []
     found = []
@@ -62,6 +62,8 @@ def gate_records(reports: Path) -> list[GateResult]:
         if path.name in NOT_GATE_RECORDS:
             continue
         try:
+            if path.stat().st_mtime_ns < since_ns:
+                continue
             found.append(read_report(path))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a gate record (another tool's JSON) or being replaced right now

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import config, pipeline
+from ci import config, pipeline, report
 from ci.errors import ExitCode, UsageError
 from ci.gates import GateResult, GateStatus, context
 from ci.testing import FakeRunner, FixedClock
@@ -26,7 +26,7 @@ def test_run_gate_writes_report_with_schema(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "reports" / "lint.json").read_text())
     assert data["schema"] == 1
     assert data["status"] == "passed"
-    assert pipeline.read_report(tmp_path / "reports" / "lint.json").id == result.id
+    assert report.read_report(tmp_path / "reports" / "lint.json").id == result.id
 
 
 def test_crashed_tool_becomes_error_record_exit_6(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_run_sessions_collects_reports_and_summarises(tmp_path: Path) -> None:
     nox = tuple(pipeline.nox_command())
     # a report left from an earlier run must not be attributed to this one
     old = GateResult(gate="old", status=GateStatus.FAILED)
-    path = pipeline.write_report(old, c.reports_path())
+    path = report.write_report(old, c.reports_path())
     stale = time.time() - 0.01  # even a report from a moment before the session is not its own
     import os
 

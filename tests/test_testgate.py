@@ -125,7 +125,7 @@ def test_corrupt_reports_are_tool_errors(tmp_path: Path) -> None:
         testgate.read_coverage(bad)
 
 
-SLOW = "import pytest\n\n@pytest.mark.integration\ndef test_slow():\n    assert True is not False\n"
+SLOW = "import pytest\n\n@pytest.mark.integration\ndef test_slow():\n    assert sum([1, 2]) == 3\n"
 
 
 def test_secondary_args_apply_only_off_the_default_python(
