@@ -9,9 +9,9 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-sys.path.insert(0, str(ROOT))  # ci.config is stdlib-only: safe to import before any sync
+sys.path.insert(0, str(ROOT))  # ci.core.config is stdlib-only: safe to import before any sync
 
-from ci.config import load  # noqa: E402
+from ci.core.config import load  # noqa: E402
 
 CONFIG = load(cwd=ROOT)
 # Use the interpreters that are installed; GitHub runners opt in to downloads via these env vars.

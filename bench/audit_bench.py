@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ci.advisories import SUFFIXES, load_record  # noqa: E402
+from ci.security.advisories import SUFFIXES, load_record  # noqa: E402
 
 DEFAULT_DB = ROOT.parent.parent / "shared" / "data" / "pypa-advisory-database" / "vulns"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ci import lock
-from ci.ledger import GENESIS, Entry, Ledger, seal
+from ci.deploy import lock
+from ci.deploy.ledger import GENESIS, Entry, Ledger, seal
 
 ENTRIES = 10_000
 APPENDS = 500

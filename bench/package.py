@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ci import package  # noqa: E402
-from ci.runner import ProcessRunner  # noqa: E402
+from ci.core.runner import ProcessRunner  # noqa: E402
+from ci.release import package  # noqa: E402
 
 
 def _children_cpu() -> float:

@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ci import secrets  # noqa: E402
-from ci.runner import ProcessRunner  # noqa: E402
+from ci.core.runner import ProcessRunner  # noqa: E402
+from ci.security import secrets  # noqa: E402
 
 WORDS = [
     "alpha",

@@ -14,11 +14,11 @@ from contextlib import redirect_stdout
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from ci import report
-from ci.clock import SystemClock
-from ci.config import Config
-from ci.gates import Finding, GateContext, GateResult, GateStatus
-from ci.testing import FakeRunner
+from ci.core.clock import SystemClock
+from ci.core.config import Config
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.run import report
+from ci.testing.fakes import FakeRunner
 
 RUNS = 50
 

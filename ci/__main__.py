@@ -1,5 +1,5 @@
 """Entry point for ``python -m ci``."""
 
-from ci.cli import run
+from ci.cli.main import run
 
 run()

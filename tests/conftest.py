@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import redact
+from ci.core import redact
 from tests.support.pypiserver import PypiServer, start
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,10 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import __version__, config, layout, pyproject_edit
-from ci.errors import ToolError, UsageError
-from ci.files import atomic_write_bytes
-from ci.runner import Runner
+from ci import __version__
+from ci.adopt import layout, pyproject_edit
+from ci.core import config
+from ci.core.errors import ToolError, UsageError
+from ci.core.files import atomic_write_bytes
+from ci.core.runner import Runner
 
 VERSION_FILE = "ci/VERSION"
 WHEEL_BUNDLE = "_bundle"  # ci/_bundle/: noxfile, tasks and workflows inside an installed wheel
@@ -114,7 +116,7 @@ def load_bundle(source: Path | None = None) -> Bundle:
 
     From a checkout they sit beside ``ci/``; an installed wheel carries them in ``ci/_bundle/``.
     """
-    root = source or Path(__file__).resolve().parent.parent
+    root = source or Path(__file__).resolve().parents[2]
     package = root / "ci"
     extras = root
     if not (root / "noxfile.py").is_file() and (package / WHEEL_BUNDLE).is_dir():
@@ -161,7 +163,7 @@ def gather(root: Path, bundle: Bundle) -> Target:
     if not root.is_dir():
         msg = f"{root} is not a folder; pass the root of a Python project"
         raise UsageError(msg)
-    if (root / "ci").resolve() == Path(__file__).resolve().parent:
+    if (root / "ci").resolve() == Path(__file__).resolve().parents[1]:
         msg = f"{root} is the running bundle itself; pass another project's root"
         raise UsageError(msg)
     facts = layout.read_project(root)

@@ -18,8 +18,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from ci.config import DEFAULT_PYTHONS
-from ci.errors import UsageError
+from ci.core.config import DEFAULT_PYTHONS
+from ci.core.errors import UsageError
 
 # What setuptools' flat-layout discovery also skips: never the project's own package.
 NOT_PACKAGES = frozenset(

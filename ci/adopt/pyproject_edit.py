@@ -17,8 +17,8 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Array, InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
-from ci import layout
-from ci.errors import UsageError
+from ci.adopt import layout
+from ci.core.errors import UsageError
 
 SMOKE_TEST = "test_noxgate_smoke.py"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci.commands.app import App
-from ci.errors import ExitCode, ToolError
+from ci.cli.app import App
+from ci.core.errors import ExitCode, ToolError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _init(args: argparse.Namespace, app: App) -> int:
     try:
-        from ci import scaffold  # noqa: PLC0415 - needs tomlkit, which gate sessions lack
+        from ci.adopt import init as scaffold  # noqa: PLC0415 - needs tomlkit, which gate sessions lack
     except ModuleNotFoundError as exc:
         msg = (
             f"init needs {exc.name}: `uv sync --group scaffold` in a checkout, or "

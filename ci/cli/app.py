@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci import config as config_module
-from ci.clock import Clock, SystemClock
-from ci.config import Config
-from ci.gates import GateContext, context
-from ci.http import HttpClient, Retry, UrllibClient
-from ci.runner import ProcessRunner, Runner
+from ci.core import config as config_module
+from ci.core.clock import Clock, SystemClock
+from ci.core.config import Config
+from ci.core.gate import GateContext, context
+from ci.core.http import HttpClient, Retry, UrllibClient
+from ci.core.runner import ProcessRunner, Runner
 
 Handler = Callable[[argparse.Namespace, "App"], int]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci import package, publish
-from ci.commands.app import App
-from ci.errors import ExitCode
+from ci.cli.app import App
+from ci.core.errors import ExitCode
+from ci.release import package, publish
 
 PACKAGE_HELP = """\
 Builds the wheel and the sdist with `python -m build` (SOURCE_DATE_EPOCH = the commit's

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from ci import cache, pipeline
-from ci.cache import GateCache
-from ci.commands.app import App
-from ci.errors import ExitCode, UsageError
+from ci.cli.app import App
+from ci.core.errors import ExitCode, UsageError
+from ci.gates import cache
+from ci.gates.cache import GateCache
+from ci.run import pipeline
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

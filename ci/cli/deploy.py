@@ -7,11 +7,11 @@ import json
 import re
 import sys
 
-from ci import pipeline, release
-from ci.commands.app import App
-from ci.deploy import Deployer
-from ci.errors import ExitCode, GateFailedError, UsageError
-from ci.ledger import LedgerCorruptError, head
+from ci.cli.app import App
+from ci.core.errors import ExitCode, GateFailedError, UsageError
+from ci.deploy.deployer import Deployer
+from ci.deploy.ledger import LedgerCorruptError, head
+from ci.run import pipeline, release
 
 NEEDS = (
     "Needs the project's [tool.ci] but neither uv.lock nor a clean tree: it acts on versions "

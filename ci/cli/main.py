@@ -8,12 +8,15 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from ci import __version__, faults, redact
-from ci.commands import artifacts, cache, core, notes, plan, record, scaffold, security, status
-from ci.commands import deploy as deploy_commands
-from ci.commands.app import App
-from ci.config import DEFAULT_MASK_ENV
-from ci.errors import CIError, ConfigError, ExitCode
+from ci import __version__
+from ci.cli import adopt as scaffold
+from ci.cli import artifacts, cache, core, notes, plan, record, security, status
+from ci.cli import deploy as deploy_commands
+from ci.cli.app import App
+from ci.core import redact
+from ci.core.config import DEFAULT_MASK_ENV
+from ci.core.errors import CIError, ConfigError, ExitCode
+from ci.testing import faults
 
 COMMAND_MODULES = (
     core,

@@ -6,9 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from ci import files, history, notes
-from ci.commands.app import App
-from ci.errors import ExitCode
+from ci.cli.app import App
+from ci.core import files
+from ci.core.errors import ExitCode
+from ci.release import commits as history
+from ci.release import notes
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

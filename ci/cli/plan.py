@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from ci import plan, workflow_files
-from ci.commands.app import App
-from ci.errors import ExitCode
+from ci.cli.app import App
+from ci.core.errors import ExitCode
+from ci.github import plan, workflow_files
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ci import config, record
-from ci.commands.app import App
-from ci.errors import ExitCode
+from ci.cli.app import App
+from ci.core import config
+from ci.core.errors import ExitCode
+from ci.release import record
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ci import advisories, audit, secrets
-from ci.commands.app import App
-from ci.config import SEVERITIES
-from ci.errors import ExitCode
-from ci.files import atomic_write_text
+from ci.cli.app import App
+from ci.core.config import SEVERITIES
+from ci.core.errors import ExitCode
+from ci.core.files import atomic_write_text
+from ci.security import advisories, audit, secrets
 
 _OUTPUT_HELP = "write the report to FILE (atomically, masked) instead of printing it"
 

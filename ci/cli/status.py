@@ -10,12 +10,11 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from ci import pipeline, report
-from ci.commands.app import App
-from ci.config import Config, Mode, state_dir
-from ci.errors import ExitCode, UsageError
-from ci.http import ApiError, host_of, send
-from ci.status import (
+from ci.cli.app import App
+from ci.core.config import Config, Mode, state_dir
+from ci.core.errors import ExitCode, UsageError
+from ci.core.http import ApiError, host_of, send
+from ci.github.status import (
     GitHub,
     GitHubEnv,
     Observed,
@@ -26,6 +25,7 @@ from ci.status import (
     update_for,
     wait_for,
 )
+from ci.run import pipeline, report
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 _GITHUB_ENV = """environment:

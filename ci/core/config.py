@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.errors import ConfigError
+from ci.core.errors import ConfigError
 
 DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")

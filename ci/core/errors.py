@@ -1,4 +1,4 @@
-"""The error hierarchy and the stable exit codes; only ``ci.cli`` turns these into exits."""
+"""The error hierarchy and the stable exit codes; only ``ci.cli.main`` turns these into exits."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ci.redact import redact
+from ci.core.redact import redact
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

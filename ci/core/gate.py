@@ -10,9 +10,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci.clock import Clock
-from ci.config import Config, GateConfig, Mode, Waiver
-from ci.runner import Runner
+from ci.core.clock import Clock
+from ci.core.config import Config, GateConfig, Mode, Waiver
+from ci.core.runner import Runner
 
 
 class GateStatus(enum.StrEnum):

@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ci.errors import ToolError
-from ci.redact import redact
+from ci.core.errors import ToolError
+from ci.core.redact import redact
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "noxgate"

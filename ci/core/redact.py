@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from ci.config import DEFAULT_MASK_ENV
+from ci.core.config import DEFAULT_MASK_ENV
 
 MASK = "***"
 MIN_LENGTH = 3  # shorter values would mask ordinary text everywhere

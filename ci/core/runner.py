@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ci.errors import ToolError
-from ci.redact import redact
+from ci.core.errors import ToolError
+from ci.core.redact import redact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,15 +16,18 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from ci import deploystate, deploysteps, faults, lock
-from ci.clock import Clock
-from ci.config import Config, Environment, state_dir
-from ci.deploystate import EnvState
-from ci.deploysteps import same_version
-from ci.errors import CIError, DeployError, PreflightError, UsageError
-from ci.ledger import Entry, Ledger, LedgerCorruptError
-from ci.preflight import missing_secret_message, missing_secrets
-from ci.runner import Runner
+from ci.core.clock import Clock
+from ci.core.config import Config, Environment, state_dir
+from ci.core.errors import CIError, DeployError, PreflightError, UsageError
+from ci.core.runner import Runner
+from ci.deploy import lock
+from ci.deploy import state as deploystate
+from ci.deploy import steps as deploysteps
+from ci.deploy.ledger import Entry, Ledger, LedgerCorruptError
+from ci.deploy.state import EnvState
+from ci.deploy.steps import same_version
+from ci.run.preflight import missing_secret_message, missing_secrets
+from ci.testing import faults
 
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 Ask = Callable[[str], str]
@@ -258,7 +261,7 @@ class Deployer:
         extra = {"CI_DEPLOY_ENV": environment.name, "CI_DEPLOY_VERSION": version}
         for step in self.steps(environment, version, artifact):
             if inject_fault and step.stage == "deploy":
-                # fault injection (ci/faults.py): CI_INJECT_FAULT=deploy runs a failing command
+                # fault injection: CI_INJECT_FAULT=deploy runs a failing command
                 step = replace(step, argv=tuple(faults.deploy_command(step.argv, self.env)))  # noqa: PLW2901
             self.out(f"==> {step.stage}: {' '.join(step.argv)}")
             try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci.redact import redact
+from ci.core.redact import redact
 
 LEDGER_NAME = "ledger.jsonl"
 GENESIS = "0" * 64

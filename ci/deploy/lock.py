@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.errors import LockHeldError, UsageError
+from ci.core.errors import LockHeldError, UsageError
 
 SCHEMA = 1
 MAX_BACKOFF_S = 1.0

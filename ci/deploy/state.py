@@ -13,9 +13,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ci.errors import PreflightError
-from ci.files import write_json
-from ci.ledger import Entry
+from ci.core.errors import PreflightError
+from ci.core.files import write_json
+from ci.deploy.ledger import Entry
 
 SCHEMA = 1
 STATUS_NEW = "new"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from ci.config import Environment
+from ci.core.config import Environment
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import ci
-from ci import preflight
-from ci.clock import Clock
-from ci.config import Config, env_flag, state_dir
-from ci.filehash import HashIndex, select, tracked_files
-from ci.files import atomic_write_bytes, write_json
-from ci.gates import GateResult, GateStatus
-from ci.runner import Runner
+from ci.core.clock import Clock
+from ci.core.config import Config, env_flag, state_dir
+from ci.core.files import atomic_write_bytes, write_json
+from ci.core.gate import GateResult, GateStatus
+from ci.core.runner import Runner
+from ci.gates.filehash import HashIndex, select, tracked_files
+from ci.run import preflight
 
 KEY_SCHEMA = 1
 ENTRY_SCHEMA = 1

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.errors import ConfigError
-from ci.files import write_json
-from ci.gates import Finding
+from ci.core.errors import ConfigError
+from ci.core.files import write_json
+from ci.core.gate import Finding
 
 BASELINE = "coverage-baseline.json"
 EPSILON = 1e-9  # a drop of exactly coverage_drop_max is allowed

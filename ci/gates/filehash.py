@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.errors import CIError
-from ci.files import write_json
-from ci.runner import Runner
+from ci.core.errors import CIError
+from ci.core.files import write_json
+from ci.core.runner import Runner
 
 INDEX_SCHEMA = 1
 MISSING = "missing"  # the hash of a tracked file deleted from the working tree

@@ -8,10 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from ci import faults
-from ci.errors import ToolError
-from ci.gates import Finding, GateContext, GateResult, GateStatus
-from ci.runner import Completed
+from ci.core.errors import ToolError
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.runner import Completed
+from ci.testing import faults
 
 _MYPY_LINE = re.compile(
     r"^(?P<file>[^:\n]+):(?P<line>\d+): error: (?P<msg>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
@@ -23,7 +23,7 @@ def run(ctx: GateContext) -> GateResult:
     start = time.monotonic()
     python = [sys.executable, "-m"]
     findings: list[Finding] = []
-    # fault injection (ci/faults.py): CI_INJECT_FAULT=lint adds a planted file with a finding
+    # fault injection: CI_INJECT_FAULT=lint adds a planted file with a finding
     with faults.lint_paths(ctx.env) as planted:
         check = ctx.runner.run(
             [*python, "ruff", "check", "--output-format=json", ".", *planted], cwd=ctx.root

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci import coverage as coverage_module
-from ci import faults
-from ci.config import state_dir
-from ci.errors import ToolError
-from ci.gates import Finding, GateContext, GateResult, GateStatus
+from ci.core.config import state_dir
+from ci.core.errors import ToolError
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.gates import coverage as coverage_module
+from ci.testing import faults
 
 HEADLESS_ENV = {"CI": "1", "UI_HEADLESS": "1", "MPLBACKEND": "Agg", "QT_QPA_PLATFORM": "offscreen"}
 _PYTEST_VERDICTS = {0, 1, 2, 5}  # passed, failed, interrupted/collection errors, no tests
@@ -58,7 +58,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         *pytest_args,
     ]
     env = {**HEADLESS_ENV, "TMPDIR": str(scratch), "COVERAGE_FILE": str(scratch / ".coverage")}
-    # fault injection (ci/faults.py): CI_INJECT_FAULT=test adds a planted failing test
+    # fault injection: CI_INJECT_FAULT=test adds a planted failing test
     named_paths = any((ctx.root / a).exists() for a in pytest_args if not a.startswith("-"))
     suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:

@@ -10,11 +10,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ci import workflow_files
-from ci.errors import ToolError
-from ci.gates import Finding, GateContext, GateResult, GateStatus
-from ci.runner import Completed
-from ci.workflow_files import WorkflowFile, WorkflowSyntaxError, find_cycle, needs_of
+from ci.core.errors import ToolError
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.runner import Completed
+from ci.github import workflow_files
+from ci.github.workflow_files import WorkflowFile, WorkflowSyntaxError, find_cycle, needs_of
 
 SHA_PIN = re.compile(r"^[^@\s]+@[0-9a-f]{40}$")
 DOCKER_PIN = re.compile(r"^docker://[^@\s]+@sha256:[0-9a-f]{64}$")
@@ -77,7 +77,7 @@ def run(ctx: GateContext) -> GateResult:
 
 
 def describe(finding: Finding) -> str:
-    """One line per finding: ``file:line: rule message`` (ci.report adds GitHub annotations)."""
+    """One line per finding: ``file:line: rule message`` (ci.run.report adds GitHub annotations)."""
     return f"{finding.location()}: {finding.rule} {finding.message}"
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ci.errors import UsageError
+from ci.core.errors import UsageError
 
 
 class Unknown(enum.Enum):

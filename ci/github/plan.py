@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ci import expressions
-from ci.errors import UsageError
-from ci.workflow_files import WorkflowFile, find_cycle, needs_of
+from ci.core.errors import UsageError
+from ci.github import expressions
+from ci.github.workflow_files import WorkflowFile, find_cycle, needs_of
 
 EVENTS = ("push", "pull_request", "tag", "schedule", "workflow_dispatch")
 PYTHON_KEYS = ("python", "python-version", "python_version", "py")

@@ -3,7 +3,7 @@
 Steps: GET the release by tag; POST it when missing, PATCH it when its name, body or
 pre-release flag differ; list its assets; upload each file that is missing, delete and
 re-upload each whose size or sha256 differs, skip the identical ones. HTTP goes through the
-small client interface of ``ci.http`` (stdlib urllib in production), so tests can point it
+small client interface of ``ci.core.http`` (stdlib urllib in production), so tests can point it
 at a loopback server; idempotent calls are retried with backoff on transient failures. The
 token only ever travels in the Authorization header: it is never printed, logged or
 written, and error messages carry only the method, path, status and GitHub's message.
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.errors import DeployError, UsageError
-from ci.http import RETRY_STATUSES, HttpClient, Response, Retry, host_of
-from ci.redact import redact
+from ci.core.errors import DeployError, UsageError
+from ci.core.http import RETRY_STATUSES, HttpClient, Response, Retry, host_of
+from ci.core.redact import redact
 
 API_VERSION = "2022-11-28"
 DEFAULT_API_URL = "https://api.github.com"

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ci.config import Mode
-from ci.errors import UsageError
-from ci.gates import GateResult, GateStatus
-from ci.http import ApiError, HttpClient, Retry, send
+from ci.core.config import Mode
+from ci.core.errors import UsageError
+from ci.core.gate import GateResult, GateStatus
+from ci.core.http import ApiError, HttpClient, Retry, send
 
 DESCRIPTION_MAX = 140  # GitHub rejects longer status descriptions
 NOTIFY_TEXT_MAX = 1900  # Discord refuses messages over 2000 characters

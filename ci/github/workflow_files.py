@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ci.errors import ConfigError, ToolError
+from ci.core.errors import ConfigError, ToolError
 
 if TYPE_CHECKING:
     from yaml import SafeLoader

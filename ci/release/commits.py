@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ci.errors import PreflightError, UsageError
-from ci.notes import Commit, Notes, build, link_base, parse_tag, version_warning
-from ci.runner import Runner
+from ci.core.errors import PreflightError, UsageError
+from ci.core.runner import Runner
+from ci.release.notes import Commit, Notes, build, link_base, parse_tag, version_warning
 
 FIELDS = 5  # sha, parents, author name, author email, raw message
 # NUL separates the fields and (with -z) the commits: a commit message cannot contain NUL.

@@ -1,7 +1,7 @@
 """Release notes from commit history: Conventional Commits in, grouped notes and a next version out.
 
 Pure: every function here takes commit records and returns records or text. Reading git is
-done by ``ci.history`` through the runner.
+done by ``ci.release.commits`` through the runner.
 
 Version proposal (semantic rules):
 

@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import faults
-from ci.errors import GateFailedError, ToolError, UsageError
-from ci.files import atomic_write_bytes, atomic_write_text, write_json
-from ci.gates import Finding, GateContext, GateResult, GateStatus
-from ci.runner import Completed, Runner
+from ci.core.errors import GateFailedError, ToolError, UsageError
+from ci.core.files import atomic_write_bytes, atomic_write_text, write_json
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.runner import Completed, Runner
+from ci.testing import faults
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -681,7 +681,7 @@ def package(
         staged.mkdir()
         for path in first.files():
             shutil.copyfile(path, staged / path.name)
-        # fault injection (ci/faults.py): CI_INJECT_FAULT=package writes a wrong digest
+        # fault injection: CI_INJECT_FAULT=package writes a wrong digest
         atomic_write_text(staged / SUMS, faults.corrupt_checksums(render_sums(artifacts), env))
         check_sums(staged)  # the build is promoted only if `sha256sum -c` would pass
         write_manifest(staged, manifest)

@@ -32,10 +32,10 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
-from ci import faults
-from ci.clock import Clock
-from ci.errors import DeployError, UsageError
-from ci.package import (
+from ci.core.clock import Clock
+from ci.core.errors import DeployError, UsageError
+from ci.core.runner import Runner
+from ci.release.package import (
     SUMS,
     Artifact,
     Manifest,
@@ -44,7 +44,7 @@ from ci.package import (
     sha256_file,
     write_manifest,
 )
-from ci.runner import Runner
+from ci.testing import faults
 
 UPLOAD_KINDS = ("wheel", "sdist")  # wheel first: installers prefer it, and it is smaller
 PYPI_HOSTS = {
@@ -514,7 +514,7 @@ def publish(
     uploaded: list[str] = []
     try:
         for index, artifact in enumerate(todo.upload):
-            # fault injection (ci/faults.py): CI_INJECT_FAULT=publish kills uploads after the first
+            # fault injection: CI_INJECT_FAULT=publish kills uploads after the first
             url = faults.upload_url(repo.upload_url, index, env or {})
             target = (
                 repo

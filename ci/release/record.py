@@ -20,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import files, ghrelease, history, notes, report
-from ci.errors import DeployError, UsageError
-from ci.http import HttpClient, Retry
-from ci.redact import redact
-from ci.runner import Runner
+from ci.core import files
+from ci.core.errors import DeployError, UsageError
+from ci.core.http import HttpClient, Retry
+from ci.core.redact import redact
+from ci.core.runner import Runner
+from ci.github import releases as ghrelease
+from ci.release import commits as history
+from ci.release import notes
+from ci.run import report
 
 NOTES_FILE = "RELEASE_NOTES.md"
 META_FILES = ("SHA256SUMS", "manifest.json")

@@ -7,8 +7,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ci.errors import PreflightError
-from ci.runner import Runner
+from ci.core.errors import PreflightError
+from ci.core.runner import Runner
 
 LOCK_NAME = "uv.lock"
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.files import append_line, atomic_write_text
-from ci.gates import GateResult
+from ci.core.files import append_line, atomic_write_text
+from ci.core.gate import GateResult
 
 DURATIONS = "durations.jsonl"
 KEEP_LINES = 5000  # what a trim keeps: the newest lines

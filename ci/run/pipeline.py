@@ -12,12 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import audit, cache, lint, package, report, secrets, testgate, workflow_files, workflows
-from ci.cache import GateCache
-from ci.config import Config
-from ci.errors import CIError, ExitCode, UsageError
-from ci.gates import GateContext, GateResult, GateStatus, apply_policy
-from ci.runner import Completed, Runner
+from ci.core.config import Config
+from ci.core.errors import CIError, ExitCode, UsageError
+from ci.core.gate import GateContext, GateResult, GateStatus, apply_policy
+from ci.core.runner import Completed, Runner
+from ci.gates import cache, lint, workflows
+from ci.gates import test as testgate
+from ci.gates.cache import GateCache
+from ci.github import workflow_files
+from ci.release import package
+from ci.run import report
+from ci.security import audit, secrets
 
 GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
 
@@ -42,7 +47,7 @@ def default_sessions(config: Config) -> list[str]:
 def run_gate(
     name: str, ctx: GateContext, args: Sequence[str] = (), *, no_cache: bool = False
 ) -> GateResult:
-    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.report)."""
+    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.run.report)."""
     if name not in GATES:
         msg = f"unknown gate {name!r} (known: {', '.join(sorted(GATES))})"
         raise UsageError(msg)

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
 
-from ci import history, lockfile, notes
-from ci.config import Config
-from ci.errors import CIError, PreflightError
-from ci.runner import Completed, Runner
+from ci.core.config import Config
+from ci.core.errors import CIError, PreflightError
+from ci.core.runner import Completed, Runner
+from ci.release import commits as history
+from ci.release import notes
+from ci.run import lockfile
 
 
 class Status(enum.StrEnum):

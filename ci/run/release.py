@@ -11,9 +11,9 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ci.config import Config, Environment
-from ci.errors import ExitCode, UsageError
-from ci.runner import Runner
+from ci.core.config import Config, Environment
+from ci.core.errors import ExitCode, UsageError
+from ci.core.runner import Runner
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
 

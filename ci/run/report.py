@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci import observe
-from ci.clock import Clock
-from ci.config import Config, Mode, state_dir
-from ci.errors import UsageError
-from ci.files import atomic_write_text, write_json
-from ci.gates import GateContext, GateResult, GateStatus
-from ci.http import HttpClient, Retry, UrllibClient
-from ci.redact import redact
-from ci.status import (
+from ci.core.clock import Clock
+from ci.core.config import Config, Mode, state_dir
+from ci.core.errors import UsageError
+from ci.core.files import atomic_write_text, write_json
+from ci.core.gate import GateContext, GateResult, GateStatus
+from ci.core.http import HttpClient, Retry, UrllibClient
+from ci.core.redact import redact
+from ci.github.status import (
     DESCRIPTION_MAX,
     GitHubEnv,
     StatusUpdate,
@@ -26,6 +25,7 @@ from ci.status import (
     shorten,
     update_for,
 )
+from ci.run import observe
 
 RUN_REPORT = "run.json"
 NOT_GATE_RECORDS = frozenset({RUN_REPORT, "coverage-baseline.json"})

@@ -16,7 +16,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ci.errors import ToolError, UsageError
+from ci.core.errors import ToolError, UsageError
 
 SUFFIXES = (".yaml", ".yml", ".json")
 Record = dict[str, Any]

@@ -18,13 +18,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci import __version__, faults, sarif
-from ci.advisories import AdvisoryDB, Record, serving
-from ci.config import SEVERITIES, Config, Waiver
-from ci.errors import ToolError, UsageError
-from ci.files import atomic_write_bytes, atomic_write_text
-from ci.gates import Finding, GateContext, GateResult, GateStatus, judge_waivers
-from ci.runner import Runner
+from ci import __version__
+from ci.core.config import SEVERITIES, Config, Waiver
+from ci.core.errors import ToolError, UsageError
+from ci.core.files import atomic_write_bytes, atomic_write_text
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus, judge_waivers
+from ci.core.runner import Runner
+from ci.security import sarif
+from ci.security.advisories import AdvisoryDB, Record, serving
+from ci.testing import faults
 
 OSV_API = "https://api.osv.dev"
 DB_ENV = "CI_ADVISORY_DB"
@@ -368,7 +370,7 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
         else:
             requirements, source = scratch / "requirements.txt", "uv.lock"
             export_locked(runner, options.root, requirements)
-        if options.extra_pins:  # fault injection (ci/faults.py): CI_INJECT_FAULT=audit adds a pin
+        if options.extra_pins:  # fault injection: CI_INJECT_FAULT=audit adds a pin
             text = faults.add_pins(requirements.read_text(encoding="utf-8"), options.extra_pins)
             requirements = scratch / "requirements-with-extra-pins.txt"
             atomic_write_text(requirements, text)
@@ -606,7 +608,7 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         msg = f"gate audit takes no arguments (got {' '.join(args)!r}); use `python -m ci audit`"
         raise UsageError(msg)
     options = options_for(ctx.config, ctx.env, ctx.clock.today(), cwd=ctx.root)
-    # fault injection (ci/faults.py): CI_INJECT_FAULT=audit audits a vulnerable pin as well
+    # fault injection: CI_INJECT_FAULT=audit audits a vulnerable pin as well
     options = replace(options, extra_pins=faults.audit_pins(ctx.env))
     report = audit(options, ctx.runner)
     print(render_text(report), end="")

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ci import faults, sarif
-from ci.config import Waiver
-from ci.errors import ToolError, UsageError
-from ci.files import atomic_write_text
-from ci.gates import Finding, GateContext, GateResult, GateStatus, judge_waivers
-from ci.runner import Runner
+from ci.core.config import Waiver
+from ci.core.errors import ToolError, UsageError
+from ci.core.files import atomic_write_text
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus, judge_waivers
+from ci.core.runner import Runner
+from ci.security import sarif
+from ci.testing import faults
 
 BASELINE = ".secrets.baseline"
 Progress = Callable[[int, int], None]
@@ -232,7 +233,7 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
             revs = ["--all"] if options.mode is Mode.HISTORY else [f"{options.since}..HEAD"]
             skip = {_relative(baseline_path, root)}
             scanned, found = scan_log(runner, root, revs, progress, skip=skip)
-        # fault injection (ci/faults.py): CI_INJECT_FAULT=secrets scans a planted file too
+        # fault injection: CI_INJECT_FAULT=secrets scans a planted file too
         extra = [_relative(path, root) or str(path) for path in options.extra_files]
         extra_scanned, extra_found = scan_files(root, extra)
         scanned, found = scanned + extra_scanned, _unique([*found, *extra_found])
@@ -710,7 +711,7 @@ def render(report: ScanReport, fmt: str) -> str:
 def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """The secrets gate: scan, print, write SARIF and markdown next to the gate record."""
     options = options_from_gate_args(ctx, args)
-    # fault injection (ci/faults.py): CI_INJECT_FAULT=secrets plants a key for the scan to find
+    # fault injection: CI_INJECT_FAULT=secrets plants a key for the scan to find
     with faults.secret_paths(ctx.reports / "faults", ctx.env) as planted:
         report = scan(replace(options, extra_files=tuple(planted)), ctx.runner)
     print(render_text(report), end="")

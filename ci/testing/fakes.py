@@ -7,8 +7,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ci.errors import ToolError
-from ci.runner import Completed
+from ci.core.errors import ToolError
+from ci.core.runner import Completed
 
 
 @dataclass(slots=True)

@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from ci.errors import ConfigError
+from ci.core.errors import ConfigError
 
 ENV = "CI_INJECT_FAULT"
 FAULTS = ("lint", "test", "secrets", "audit", "package", "publish", "deploy")

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from ci import __version__, cli, pyproject_edit, scaffold
-from ci.commands.app import App
-from ci.errors import UsageError
-from ci.runner import Completed, ProcessRunner
+from ci import __version__
+from ci.adopt import init as scaffold
+from ci.adopt import pyproject_edit
+from ci.cli import main as cli
+from ci.cli.app import App
+from ci.core.errors import UsageError
+from ci.core.runner import Completed, ProcessRunner
 from tests.conftest import ROOT, git
 
 PYPROJECT = """# the project's own comment
@@ -277,21 +280,21 @@ def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
     start = text.index("security = [")
     text = text[:start] + text[text.index("]\n", start) + 2 :]  # an older bundle: no security
     pyproject.write_text(text)
-    (target / "ci" / "gates.py").write_text("# an old copy\n")
+    (target / "ci" / "core" / "gate.py").write_text("# an old copy\n")
     (target / "ci" / "retired.py").write_text("OLD = 1\n")
     capsys.readouterr()
 
     assert init(target) == 0  # plain init leaves a differing copy alone and says so
     out = capsys.readouterr().out
-    assert "keep      ci/gates.py" in out
+    assert "keep      ci/core/gate.py" in out
     assert "init --upgrade" in out
-    assert (target / "ci" / "gates.py").read_text() == "# an old copy\n"
+    assert (target / "ci" / "core" / "gate.py").read_text() == "# an old copy\n"
 
     assert init(target, "--upgrade") == 0
     out = capsys.readouterr().out
     assert "-# an old copy" in out
     assert "--- a/ci/retired.py" in out
-    assert (target / "ci/gates.py").read_text() == (ROOT / "ci/gates.py").read_text()
+    assert (target / "ci/core/gate.py").read_text() == (ROOT / "ci/core/gate.py").read_text()
     assert not (target / "ci/retired.py").exists()
     data = tomllib.loads(pyproject.read_text())
     assert data["tool"]["ci"]["pythons"] == ["3.11"]

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ci import layout
-from ci.errors import ExitCode, UsageError
+from ci.adopt import layout
+from ci.core.errors import ExitCode, UsageError
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

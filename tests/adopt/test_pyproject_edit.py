@@ -3,7 +3,7 @@ import tomllib
 
 from packaging.requirements import Requirement
 
-from ci import layout, pyproject_edit
+from ci.adopt import layout, pyproject_edit
 from tests.conftest import ROOT
 
 PROJECT = layout.Project(

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import cli
-from ci.commands.app import App
-from ci.testing import FakeRunner
+from ci.cli import main as cli
+from ci.cli.app import App
+from ci.testing.fakes import FakeRunner
 
 LOCK = 'version = 1\n\n[[package]]\nname = "demo"\nversion = "0"\n'
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from ci import pipeline
-from ci.cli import main
-from ci.commands.app import App
+from ci.cli.app import App
+from ci.cli.main import main
+from ci.run import pipeline
 from tests.github_api import GitHubAPI
 
 TOKEN = "ghs_TESTTOKEN0123456789abcdefXYZ"

@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import config
-from ci.config import Mode
-from ci.errors import ConfigError, ExitCode
+from ci.core import config
+from ci.core.config import Mode
+from ci.core.errors import ConfigError, ExitCode
 
 
 def write(tmp_path: Path, body: str) -> Path:

@@ -1,7 +1,7 @@
 import pytest
 
-from ci import errors
-from ci.errors import ExitCode
+from ci.core import errors
+from ci.core.errors import ExitCode
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,6 @@ def test_each_error_carries_the_documented_exit_code(
 def test_exit_code_table_matches_readme() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for code in ExitCode:
         assert f"| {int(code)} |" in readme

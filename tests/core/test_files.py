@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import files
+from ci.core import files
 
 
 def test_write_json_puts_schema_first_and_is_atomic(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@ import datetime as dt
 
 import pytest
 
-from ci.config import GateConfig, Mode, Waiver
-from ci.gates import Finding, GateResult, GateStatus, apply_policy, judge_waivers
+from ci.core.config import GateConfig, Mode, Waiver
+from ci.core.gate import Finding, GateResult, GateStatus, apply_policy, judge_waivers
 
 
 def result(status: GateStatus = GateStatus.PASSED, duration: float = 1.0) -> GateResult:

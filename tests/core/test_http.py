@@ -8,8 +8,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from ci import redact
-from ci.http import ApiError, Retry, UrllibClient, host_of, send
+from ci.core import redact
+from ci.core.http import ApiError, Retry, UrllibClient, host_of, send
 
 
 class Sleeps(list[float]):

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from ci import cli
-from ci.commands.app import App
-from ci.testing import FakeRunner
+from ci.cli import main as cli
+from ci.cli.app import App
+from ci.testing.fakes import FakeRunner
 
-FIXTURES = Path(__file__).parent / "fixtures" / "advisories"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "advisories"
 AWS_KEY = "AKIA" + "Q2W3E4R5T6Y7U8I9"
 
 # env values the bundle must mask; each is also planted where a report will echo it

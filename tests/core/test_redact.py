@@ -5,9 +5,9 @@ import urllib.parse
 
 import pytest
 
-from ci import redact
-from ci.files import write_json
-from ci.redact import MASK, RedactingStream, Redactor
+from ci.core import redact
+from ci.core.files import write_json
+from ci.core.redact import MASK, RedactingStream, Redactor
 
 SECRET = "s3cr3t-V@lue/with+odd=chars"
 

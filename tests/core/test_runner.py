@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import redact
-from ci.errors import ToolError
-from ci.runner import ProcessRunner
+from ci.core import redact
+from ci.core.errors import ToolError
+from ci.core.runner import ProcessRunner
 
 PY = sys.executable
 

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from ci.errors import ToolError
-from ci.runner import ProcessRunner
+from ci.core.errors import ToolError
+from ci.core.runner import ProcessRunner
 
 
 def test_a_silent_streamed_command_still_times_out() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.cli import main
+from ci.cli.main import main
 from tests.support.deploy_project import ledger_of, write_project, write_wheel
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ci import lock
-from ci.cli import main
+from ci.cli.main import main
+from ci.deploy import lock
 from tests.support.deploy_project import PY, ledger_of, record_command, toml_list, write_project
 
 
@@ -348,11 +348,11 @@ def test_a_held_lock_is_exit_4_and_unlock_needs_its_id(
 def test_interactive_approval_is_asked_and_recorded(
     tmp_path: Path, state: Path, log: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ci.clock import SystemClock
-    from ci.config import load
-    from ci.deploy import Deployer
-    from ci.errors import PreflightError
-    from ci.runner import ProcessRunner
+    from ci.core.clock import SystemClock
+    from ci.core.config import load
+    from ci.core.errors import PreflightError
+    from ci.core.runner import ProcessRunner
+    from ci.deploy.deployer import Deployer
 
     monkeypatch.setenv("GEMINI_API_KEY", "k-123456789")
     cfg = write_project(tmp_path / "app", two_envs(log))

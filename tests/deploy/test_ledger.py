@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import redact
-from ci.cli import main
-from ci.ledger import GENESIS, Ledger, LedgerCorruptError, canonical, digest, verify_lines
+from ci.cli.main import main
+from ci.core import redact
+from ci.deploy.ledger import GENESIS, Ledger, LedgerCorruptError, canonical, digest, verify_lines
 
 
 def fill(ledger: Ledger, count: int) -> list[str]:

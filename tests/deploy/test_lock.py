@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ci import lock
-from ci.errors import LockHeldError, UsageError
+from ci.core.errors import LockHeldError, UsageError
+from ci.deploy import lock
 
 
 def info(env: str = "staging", **changes: object) -> lock.LockInfo:

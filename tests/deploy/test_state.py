@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ci.cli import main
-from ci.deploystate import EnvState, apply, project
-from ci.ledger import Entry
+from ci.cli.main import main
+from ci.deploy.ledger import Entry
+from ci.deploy.state import EnvState, apply, project
 from tests.support.deploy_project import ledger_of, record_command, toml_list, write_project
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ci.config import Environment
-from ci.deploysteps import fill, find_wheel, needs_artifact, plan_steps, same_version, top_level
+from ci.core.config import Environment
+from ci.deploy.steps import fill, find_wheel, needs_artifact, plan_steps, same_version, top_level
 from tests.support.deploy_project import write_wheel
 
 

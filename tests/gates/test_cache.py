@@ -13,14 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from ci import cache, pipeline
-from ci.cache import GateCache, GateInputs
-from ci.cli import main
-from ci.commands.app import App
-from ci.config import load
-from ci.gates import GateContext, GateResult, GateStatus
-from ci.runner import Completed, ProcessRunner
-from ci.testing import FakeRunner, FixedClock
+from ci.cli.app import App
+from ci.cli.main import main
+from ci.core.config import load
+from ci.core.gate import GateContext, GateResult, GateStatus
+from ci.core.runner import Completed, ProcessRunner
+from ci.gates import cache
+from ci.gates.cache import GateCache, GateInputs
+from ci.run import pipeline
+from ci.testing.fakes import FakeRunner, FixedClock
 
 PY = sys.executable
 LOCK = 'version = 1\n\n[[package]]\nname = "ruff"\nversion = "0.14.0"\n'
@@ -358,7 +359,7 @@ def test_key_is_stable_and_names_every_input(demo: Path) -> None:
     assert inputs["tools"] == {"pytest": None, "pytest-cov": None, "coverage": None}
     assert inputs["config"]["gate"]["coverage_min"] == 85.0
     assert inputs["env"] == {"CI_INJECT_FAULT": None}
-    assert "cache.py" in inputs["bundle"]
+    assert "gates/cache.py" in inputs["bundle"]
     lint = store.inputs("lint", "3.12")
     assert lint is not None
     assert lint["tools"]["ruff"] == "0.14.0"  # read from uv.lock

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import filehash
-from ci.filehash import HashIndex, glob_regex, select, tracked_files
-from ci.runner import ProcessRunner
+from ci.core.runner import ProcessRunner
+from ci.gates import filehash
+from ci.gates.filehash import HashIndex, glob_regex, select, tracked_files
 from tests.conftest import git
 
 

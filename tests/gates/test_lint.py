@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from ci import config, lint
-from ci.clock import SystemClock
-from ci.errors import ToolError
-from ci.gates import GateStatus, context
-from ci.runner import ProcessRunner
-from ci.testing import FakeRunner
+from ci.core import config
+from ci.core.clock import SystemClock
+from ci.core.errors import ToolError
+from ci.core.gate import GateStatus, context
+from ci.core.runner import ProcessRunner
+from ci.gates import lint
+from ci.testing.fakes import FakeRunner
 
 
 def project(tmp_path: Path, code: str, mypy: bool = False) -> config.Config:

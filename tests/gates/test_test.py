@@ -2,11 +2,12 @@ from pathlib import Path
 
 import pytest
 
-from ci import config, testgate
-from ci.clock import SystemClock
-from ci.gates import GateStatus, context
-from ci.runner import ProcessRunner
-from ci.testing import FakeRunner
+from ci.core import config
+from ci.core.clock import SystemClock
+from ci.core.gate import GateStatus, context
+from ci.core.runner import ProcessRunner
+from ci.gates import test as testgate
+from ci.testing.fakes import FakeRunner
 
 CODE = "def add(a, b):\n    return a + b\n\n\ndef unused(x):\n    if x:\n        return 1\n    return 2\n"
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ci import workflows
-from ci.cli import main
-from ci.errors import ToolError
-from ci.gates import Finding
-from ci.runner import Completed
-from ci.workflow_files import WorkflowSyntaxError, parse
+from ci.cli.main import main
+from ci.core.errors import ToolError
+from ci.core.gate import Finding
+from ci.core.runner import Completed
+from ci.gates import workflows
+from ci.github.workflow_files import WorkflowSyntaxError, parse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHECKOUT = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
 
 

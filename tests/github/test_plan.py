@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from ci import expressions, plan
-from ci.cli import main
-from ci.errors import UsageError
-from ci.workflow_files import parse
+from ci.cli.main import main
+from ci.core.errors import UsageError
+from ci.github import expressions, plan
+from ci.github.workflow_files import parse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def wf(text: str, rel: str = ".github/workflows/w.yml"):

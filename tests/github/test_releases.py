@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from ci import ghrelease, record
-from ci.cli import main
-from ci.commands.app import App
-from ci.errors import DeployError
-from ci.http import Retry, UrllibClient
+from ci.cli.app import App
+from ci.cli.main import main
+from ci.core.errors import DeployError
+from ci.core.http import Retry, UrllibClient
+from ci.github import releases as ghrelease
+from ci.release import record
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 
 NO_WAIT = Retry(sleep=lambda _s: None)

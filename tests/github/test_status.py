@@ -1,13 +1,13 @@
-"""The pure parts of ci.status: contexts, states, required-check verdicts, payloads."""
+"""The pure parts of ci.github.status: contexts, states, required-check verdicts, payloads."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ci.config import Mode
-from ci.gates import GateResult, GateStatus
-from ci.status import (
+from ci.core.config import Mode
+from ci.core.gate import GateResult, GateStatus
+from ci.github.status import (
     DESCRIPTION_MAX,
     CheckState,
     GitHubEnv,

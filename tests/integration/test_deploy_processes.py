@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ci import lock
+from ci.deploy import lock
 from tests.support.deploy_project import ROOT_ENV, ledger_of, toml_list, write_project
 
 PY = sys.executable

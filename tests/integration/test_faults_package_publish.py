@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import package
-from ci.cli import main
-from ci.runner import ProcessRunner
+from ci.cli.main import main
+from ci.core.runner import ProcessRunner
+from ci.release import package
 from tests.support.pypiserver import PypiServer
 from tests.support.sample_project import write_sample_project
 

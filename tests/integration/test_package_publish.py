@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import package
-from ci.cli import main
-from ci.runner import ProcessRunner
+from ci.cli.main import main
+from ci.core.runner import ProcessRunner
+from ci.release import package
 from tests.conftest import ROOT
 from tests.support.pypiserver import FlakyIndex, PypiServer, free_port, running
 from tests.support.sample_project import git, write_sample_project

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ci import history, notes
-from ci.cli import main
-from ci.commands.app import App
-from ci.notes import Bump, Commit
-from ci.runner import ProcessRunner
+from ci.cli.app import App
+from ci.cli.main import main
+from ci.core.runner import ProcessRunner
+from ci.release import commits as history
+from ci.release import notes
+from ci.release.notes import Bump, Commit
 
 MakeRepo = Callable[..., Path]
 

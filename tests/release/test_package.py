@@ -1,4 +1,4 @@
-"""Unit tests of ci.package: checksums, stamping, bundle, reproducibility, retention, git facts."""
+"""Unit tests of ci.release.package: checksums, stamping, bundle, reproducibility, retention, git facts."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from ci import package, pipeline
-from ci.config import parse
-from ci.errors import ToolError, UsageError
-from ci.gates import GateContext, GateStatus
-from ci.runner import ProcessRunner
-from ci.testing import FakeRunner, FixedClock
+from ci.core.config import parse
+from ci.core.errors import ToolError, UsageError
+from ci.core.gate import GateContext, GateStatus
+from ci.core.runner import ProcessRunner
+from ci.release import package
+from ci.run import pipeline
+from ci.testing.fakes import FakeRunner, FixedClock
 from tests.conftest import git
 
 

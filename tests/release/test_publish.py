@@ -1,4 +1,4 @@
-"""Unit tests of ci.publish: repository resolution, simple pages, planning, SHA256SUMS."""
+"""Unit tests of ci.release.publish: repository resolution, simple pages, planning, SHA256SUMS."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import package, publish
-from ci.errors import DeployError, UsageError
-from ci.testing import FakeRunner
+from ci.core.errors import DeployError, UsageError
+from ci.release import package, publish
+from ci.testing.fakes import FakeRunner
 
 
 def artifact(name: str, sha: str, kind: str = "wheel") -> package.Artifact:

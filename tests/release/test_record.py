@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ci import record
-from ci.errors import DeployError, UsageError
+from ci.core.errors import DeployError, UsageError
+from ci.release import record
 
 
 def sha(data: bytes) -> str:
@@ -116,7 +116,7 @@ def test_long_notes_are_clipped_at_a_line(tmp_path: Path) -> None:
 
 
 def test_reads_what_packaging_writes(tmp_path: Path) -> None:
-    from ci import package
+    from ci.release import package
 
     data = {"p-1.0-py3-none-any.whl": b"wheel", "p-1.0.tar.gz": b"sdist"}
     built = []

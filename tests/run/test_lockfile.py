@@ -3,9 +3,9 @@ from pathlib import Path
 
 import pytest
 
-from ci import lockfile
-from ci.errors import PreflightError
-from ci.runner import ProcessRunner
+from ci.core.errors import PreflightError
+from ci.core.runner import ProcessRunner
+from ci.run import lockfile
 
 PYPROJECT = (
     '[project]\nname = "tiny"\nversion = "0.1.0"\nrequires-python = ">=3.11"\ndependencies = []\n'

@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ci import coverage, observe, testgate
-from ci.config import GateConfig
-from ci.errors import ConfigError
-from ci.gates import GateResult, GateStatus, apply_policy
+from ci.core.config import GateConfig
+from ci.core.errors import ConfigError
+from ci.core.gate import GateResult, GateStatus, apply_policy
+from ci.gates import coverage
+from ci.gates import test as testgate
+from ci.run import observe
 
 WHEN = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
@@ -131,8 +133,8 @@ def test_coverage_drop_beyond_the_maximum_fails_the_test_gate(current: float, fa
 
 
 def test_append_line_masks_and_appends(tmp_path: Path) -> None:
-    from ci import redact
-    from ci.files import append_line
+    from ci.core import redact
+    from ci.core.files import append_line
 
     redact.install(redact.Redactor.of(["s3cret-value"]))
     path = tmp_path / "sub" / "log.jsonl"

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from ci import config, pipeline, report
-from ci.errors import ExitCode, UsageError
-from ci.gates import GateResult, GateStatus, context
-from ci.testing import FakeRunner, FixedClock
+from ci.core import config
+from ci.core.errors import ExitCode, UsageError
+from ci.core.gate import GateResult, GateStatus, context
+from ci.run import pipeline, report
+from ci.testing.fakes import FakeRunner, FixedClock
 
 
 def cfg(tmp_path: Path, extra: str = "") -> config.Config:

@@ -2,10 +2,11 @@ from pathlib import Path
 
 import pytest
 
-from ci import config, preflight
-from ci.errors import PreflightError
-from ci.preflight import Status
-from ci.testing import FakeRunner
+from ci.core import config
+from ci.core.errors import PreflightError
+from ci.run import preflight
+from ci.run.preflight import Status
+from ci.testing.fakes import FakeRunner
 
 LOCK = 'version = 1\nrequires-python = ">=3.11"\n\n[[package]]\nname = "tiny"\nversion = "0.1.0"\n'
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.cli import main
+from ci.cli.main import main
 from tests.conftest import git
 
 PYTHON = ".".join(platform.python_version_tuple()[:2])

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from ci import release
-from ci.cli import main
-from ci.config import load
-from ci.runner import ProcessRunner
+from ci.cli.main import main
+from ci.core.config import load
+from ci.core.runner import ProcessRunner
+from ci.run import release
 from tests.support.deploy_project import write_project
 
 CI = ("python", "-m", "ci")

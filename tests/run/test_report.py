@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from ci import redact, report
-from ci.config import Config, GateConfig, Mode
-from ci.errors import UsageError
-from ci.gates import Finding, GateContext, GateResult, GateStatus
-from ci.http import Retry, UrllibClient
-from ci.status import GitHubEnv
-from ci.testing import FakeRunner, FixedClock
+from ci.core import redact
+from ci.core.config import Config, GateConfig, Mode
+from ci.core.errors import UsageError
+from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.http import Retry, UrllibClient
+from ci.github.status import GitHubEnv
+from ci.run import report
+from ci.testing.fakes import FakeRunner, FixedClock
 from tests.github_api import GitHubAPI
 
 SHA = "a" * 40

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from ci import advisories
-from ci.errors import ToolError, UsageError
+from ci.core.errors import ToolError, UsageError
+from ci.security import advisories
 
-FIXTURES = Path(__file__).parent / "fixtures" / "advisories"
-ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "advisories"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from ci import audit, cli
-from ci.advisories import _yaml_load
-from ci.commands.app import App
-from ci.config import Config
-from ci.errors import ToolError, UsageError
-from ci.runner import ProcessRunner
-from ci.testing import FakeRunner, FixedClock
+from ci.cli import main as cli
+from ci.cli.app import App
+from ci.core.config import Config
+from ci.core.errors import ToolError, UsageError
+from ci.core.runner import ProcessRunner
+from ci.security import audit
+from ci.security.advisories import _yaml_load
+from ci.testing.fakes import FakeRunner, FixedClock
 
-FIXTURES = Path(__file__).parent / "fixtures" / "advisories"
-ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "advisories"
+ROOT = Path(__file__).resolve().parents[2]
 PINS = {
     "requests": "2.19.0",
     "jinja2": "2.10",
@@ -337,7 +338,7 @@ def test_online_mode_queries_and_enriches_from_an_osv_api(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without a database the audit talks to an OSV API: here our own server on 127.0.0.1."""
-    from ci.advisories import AdvisoryDB, serving
+    from ci.security.advisories import AdvisoryDB, serving
 
     root = project(tmp_path)
     (root / "r.txt").write_text("urllib3==1.24.1\n")
@@ -353,7 +354,7 @@ def test_online_mode_queries_and_enriches_from_an_osv_api(
 
 
 def test_fetch_osv_handles_missing_records_and_outages(tmp_path: Path) -> None:
-    from ci.advisories import AdvisoryDB, serving
+    from ci.security.advisories import AdvisoryDB, serving
 
     with serving(AdvisoryDB(FIXTURES)) as url:
         fetch = audit.fetch_osv(url)

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ci import cli, secrets
-from ci.commands.app import App
-from ci.errors import ToolError, UsageError
-from ci.runner import ProcessRunner
-from ci.testing import FakeRunner
+from ci.cli import main as cli
+from ci.cli.app import App
+from ci.core.errors import ToolError, UsageError
+from ci.core.runner import ProcessRunner
+from ci.security import secrets
+from ci.testing.fakes import FakeRunner
 
 # planted values are assembled at runtime so the project's own tree scan stays clean
 GITHUB_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" + "kLmNoPqRsTuVwXyZ"

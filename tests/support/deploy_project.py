@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ci.ledger import Ledger
+from ci.deploy.ledger import Ledger
 
 PY = sys.executable
 

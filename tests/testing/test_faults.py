@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ci import faults
-from ci.cli import main
-from ci.errors import ConfigError
-from ci.runner import ProcessRunner
+from ci.cli.main import main
+from ci.core.errors import ConfigError
+from ci.core.runner import ProcessRunner
+from ci.testing import faults
 
 PYPROJECT = """
 [project]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.cli import main
+from ci.cli.main import main
 from tests.support.deploy_project import ledger_of, record_command, toml_list, write_project
 
 

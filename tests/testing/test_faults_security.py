@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.cli import main
+from ci.cli.main import main
 from tests.conftest import ROOT
 
 ADVISORY = ROOT / "tests" / "fixtures" / "advisories" / "requests" / "PYSEC-2018-28.yaml"
