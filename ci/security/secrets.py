@@ -295,18 +295,52 @@ def scan_tree(
 
 
 def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFinding]]:
-    """Scan the files ``names`` (relative to ``root``, or absolute); (files, findings)."""
+    """Scan the files ``names`` (relative to ``root``, or absolute); (files, findings).
+
+    ToolError when a file could not be read: detect-secrets alone finds nothing in a file it
+    cannot open (or that is gone) and says nothing, so the scan would vouch for it unread.
+    """
     from detect_secrets.core.scan import scan_file  # noqa: PLC0415 - see _settings
 
     findings = []
     scanned = 0
+    unread: list[str] = []
     for name in names:
         path = root / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            unread.append(f"{name} ({exc.strerror or type(exc).__name__})")
+            continue
         scanned += 1
-        for secret in scan_file(str(path)):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # detect-secrets skips the whole file; read it as git log -p
+            found = list(_scan_undecodable(path, data.decode("utf-8", "replace").splitlines()))
+        else:
+            found = list(scan_file(str(path)))
+            if not path.exists():  # removed after our read: scan_file saw nothing
+                unread.append(f"{name} (vanished while the scan ran)")
+        for secret in found:
             text = _line_of(path, secret.line_number)
             findings.append(_finding(secret, name, secret.line_number, None, text))
+    if unread:
+        msg = (
+            f"{len(unread)} file(s) could not be read, so the scan cannot vouch for them: "
+            f"{', '.join(unread)}; make them readable (or remove them) and scan again"
+        )
+        raise ToolError(msg)
     return scanned, _unique(findings)
+
+
+def _scan_undecodable(path: Path, texts: Sequence[str]) -> Iterator[Any]:
+    """The range scan's line loop over a file that is not UTF-8 (decoded with replacement)."""
+    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
+    from detect_secrets.settings import get_plugins  # noqa: PLC0415
+
+    if _is_filtered_out(required_filter_parameters=["filename"], filename=str(path)):
+        return
+    yield from scan_lines(texts, Prefilter(get_plugins()).candidates(texts), str(path))
 
 
 def _line_of(path: Path, number: int) -> str:
