@@ -24,7 +24,15 @@ SMOKE_TEST = "test_noxgate_smoke.py"
 
 # Bundle files formatted to the bundle's style, not the target's: kept out of its linter.
 LINT_EXCLUDE = ("ci", "noxfile.py", "tasks.py")
-GITIGNORE = (".nox/", "reports/", ".ci-state/", "dist/", "*.egg-info/", "ci/_build_info.json")
+GITIGNORE = (
+    ".nox/",
+    "reports/",
+    ".ci-state/",
+    "dist/",
+    "dist-assets/",
+    "*.egg-info/",
+    "ci/_build_info.json",
+)
 
 # What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
 # copied ci/ package's one runtime dependency, so every group carries it.

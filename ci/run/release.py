@@ -47,14 +47,14 @@ POST_PUBLISH: list[PostPublish] = []
 
 
 def record_step(config: Config, version: str, ci: Sequence[str]) -> Sequence[Step]:
-    """The release record: dist/RELEASE_NOTES.md, the step summary and the GitHub release."""
+    """The release record: dist-assets/RELEASE_NOTES.md, the step summary and the GitHub release."""
     del config
     return [
         Step(
             name="release record",
             argv=(*ci, "release-record", "--tag", f"v{version}", "--dist", "dist"),
             what=(
-                "dist/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
+                "dist-assets/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
                 "release with its assets and the ledger anchor"
             ),
         )
