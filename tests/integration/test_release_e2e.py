@@ -19,7 +19,8 @@ from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
 
 ROOT = Path(__file__).resolve().parents[2]
-KEEP_TESTS = {"conftest.py", "support", "test_ledger.py", "integration"}
+KEEP_TESTS = {"__init__.py", "conftest.py", "support", "deploy", "integration"}
+KEEP_DEPLOY_TESTS = {"__init__.py", "test_ledger.py"}
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +33,9 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
         if path.name not in KEEP_TESTS:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     shutil.rmtree(clone / "tests" / "integration")  # the release must not test itself
+    for path in (clone / "tests" / "deploy").iterdir():
+        if path.name not in KEEP_DEPLOY_TESTS:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
