@@ -320,7 +320,7 @@ def verify_sums(dist: Path, manifest: Manifest) -> None:
     """Check SHA256SUMS against the files and the manifest; DeployError (exit 5) on any mismatch."""
     sums_path = assets_dir(dist) / SUMS
     try:
-        sums = parse_sums(sums_path.read_text(encoding="utf-8"))
+        sums = parse_sums(sums_path.read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
         msg = f"{sums_path} is missing: rebuild with `python -m ci package`"
         raise DeployError(msg) from None
