@@ -202,6 +202,6 @@ def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
 def test_sums_of_bytes_that_are_not_utf8_fail_the_verification(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     manifest = write_dist(dist)
-    (dist / package.SUMS).write_bytes(b"\xff\xfe\n")
+    (package.assets_dir(dist) / package.SUMS).write_bytes(b"\xff\xfe\n")
     with pytest.raises(DeployError, match="line 1 is not"):
         publish.verify_sums(dist, manifest)
