@@ -48,6 +48,7 @@ class GateConfig:
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,7 +259,7 @@ def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
     return packages
 
 
-_GATE_COMMON = {"mode", "budget_s", "budget_blocks"}
+_GATE_COMMON = {"mode", "budget_s", "budget_blocks", "env"}
 _GATE_EXTRA = {
     "lint": {"mypy"},
     "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
@@ -287,6 +288,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
                 sub, where, "coverage_drop_max", defaults.coverage_drop_max
             ),
             secondary_args=v.str_list(sub, where, "secondary_args", ()),
+            env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
