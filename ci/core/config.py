@@ -45,6 +45,7 @@ class GateConfig:
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
+    workers: int | str = "auto"  # pytest-xdist workers: "auto" (one per CPU) or a number
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
@@ -262,7 +263,7 @@ def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
 _GATE_COMMON = {"mode", "budget_s", "budget_blocks", "env"}
 _GATE_EXTRA = {
     "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
+    "test": {"coverage_min", "coverage_drop_max", "secondary_args", "workers"},
     "audit": {"fail_on", "unknown_severity"},
 }
 
@@ -288,6 +289,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
                 sub, where, "coverage_drop_max", defaults.coverage_drop_max
             ),
             secondary_args=v.str_list(sub, where, "secondary_args", ()),
+            workers=v.count_or_auto(sub, where, "workers", defaults.workers),
             env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
@@ -482,6 +484,17 @@ class _Validator:
             msg = f"{self.file}: {where}.{key} must be {wanted}, not {value!r}"
             raise ConfigError(msg)
         return float(value)
+
+    def count_or_auto(
+        self, table: Mapping[str, Any], where: str, key: str, default: int | str
+    ) -> int | str:
+        value = table.get(key, default)
+        if value == "auto":
+            return "auto"
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            msg = f'{self.file}: {where}.{key} must be "auto" or a whole number of at least 1'
+            raise ConfigError(f"{msg}, not {value!r}")
+        return value
 
     def opt_number(
         self, table: Mapping[str, Any], where: str, key: str, *, positive: bool = False

@@ -16,6 +16,8 @@ from ci.core.gate import Finding
 from ci.core.runner import Runner
 
 BASELINE = "coverage-baseline.json"
+# Set in the test gate's pytest run: its plugin (ci.gates.pytest_plugin) acts only there.
+GATE_RUN = "NOXGATE_TEST_GATE"
 EPSILON = 1e-9  # a drop of exactly coverage_drop_max is allowed
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci.core.config import state_dir
-from ci.core.errors import ToolError
+from ci.core.errors import ConfigError, ToolError
 from ci.core.gate import Finding, GateContext, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
 from ci.testing import faults
@@ -49,7 +49,15 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     coverage_xml.unlink(missing_ok=True)
     data_file = scratch / ".coverage"
     coverage_module.clear_data(data_file)
-    env = {**HEADLESS_ENV, "TMPDIR": str(scratch), **coverage_module.quiet_env(data_file)}
+    env = {
+        **HEADLESS_ENV,
+        "TMPDIR": str(scratch),
+        **coverage_module.quiet_env(data_file),
+        coverage_module.GATE_RUN: "1",
+    }
+    workers, notes = worker_args(
+        policy.workers, xdist=importlib.util.find_spec("xdist") is not None
+    )
     python = sys.executable
     settings = coverage_module.probe(ctx.runner, ctx.root, python, env)
     argv = [
@@ -59,6 +67,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         f"--basetemp={scratch / 'pytest'}",
         f"--junitxml={junit}",
         *_plugin_args(),
+        *workers,
         *pytest_args,
     ]
     # fault injection: CI_INJECT_FAULT=test adds a planted failing test
@@ -97,14 +106,33 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         summary=summary,
         findings=findings,
         artifacts=artifacts,
+        warnings=notes,
     )
+
+
+def worker_args(workers: int | str, *, xdist: bool) -> tuple[list[str], tuple[str, ...]]:
+    """pytest-xdist arguments for ``[tool.ci.gates.test] workers``, and a note when it cannot."""
+    if not xdist:
+        if workers in ("auto", 1):
+            note = "pytest-xdist is not installed in the test environment: tests ran in one process"
+            return [], (note,) if workers == "auto" else ()
+        msg = (
+            f"[tool.ci.gates.test] workers = {workers} needs pytest-xdist: add it to the test "
+            "dependency group (uv add --group test pytest-xdist)"
+        )
+        raise ConfigError(msg)
+    if workers == 1:
+        return ["-n", "0"], ()  # one process, even where the project's addopts say otherwise
+    # loadgroup: tests marked xdist_group("name") run one after another on one worker
+    return ["-n", str(workers), "--dist", "loadgroup"], ()
 
 
 def _plugin_args() -> list[str]:
     """Switch pytest-cov off where it is installed: coverage already measures from start-up."""
     # pytest-cov starts measuring after plugins and conftest files imported the package,
     # and a --cov in the project's addopts would measure a second time.
-    return ["--no-cov"] if importlib.util.find_spec("pytest_cov") is not None else []
+    args = ["-p", "ci.gates.pytest_plugin"]
+    return [*args, "--no-cov"] if importlib.util.find_spec("pytest_cov") is not None else args
 
 
 def _keep_baseline(ctx: GateContext, state: Path, variant: str, coverage: float) -> None:

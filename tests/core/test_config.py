@@ -21,6 +21,7 @@ def test_defaults_when_table_absent(tmp_path: Path) -> None:
     assert cfg.packages == ("demo_pkg",)
     assert cfg.project_version == "1.2.3"
     assert cfg.gate("test").coverage_min == 85
+    assert cfg.gate("test").workers == "auto"
     assert cfg.gate("audit").fail_on == "high"
     assert cfg.root == tmp_path
 
@@ -51,6 +52,7 @@ mode = "advisory"
 budget_s = 12
 budget_blocks = true
 coverage_min = 90
+workers = 3
 [tool.ci.gates.lint]
 mypy = true
 [tool.ci.gates.audit]
@@ -72,6 +74,7 @@ retain = 3
     )
     assert cfg.gate("test").mode is Mode.ADVISORY
     assert cfg.gate("test").budget_s == 12
+    assert cfg.gate("test").workers == 3
     assert cfg.gate("lint").mypy is True
     assert cfg.gate("audit").fail_on == "critical"
     assert cfg.waivers[0].expires == dt.date(2027, 1, 31)
@@ -93,6 +96,10 @@ retain = 3
         ("[tool.ci.gates.test]\nbudget_s = 'ten'\n", "budget_s must be a number"),
         ("[tool.ci.gates.test]\nbudget_blocks = 1\n", "budget_blocks must be true or false"),
         ("[tool.ci.gates.audit]\nfail_on = 'severe'\n", "fail_on = 'severe' is not one of"),
+        ("[tool.ci.gates.test]\nworkers = 0\n", 'workers must be "auto" or a whole number'),
+        ("[tool.ci.gates.test]\nworkers = 'many'\n", 'workers must be "auto" or a whole number'),
+        ("[tool.ci.gates.test]\nworkers = 2.5\n", 'workers must be "auto" or a whole number'),
+        ("[tool.ci.gates.lint]\nworkers = 2\n", "unknown key 'workers'"),
         ("[[tool.ci.waivers]]\nid = 'X'\nexpires = 2027-01-01\n", "has no 'reason'"),
         ("[[tool.ci.waivers]]\nid = 'X'\nreason = 'r'\n", "has no 'expires'"),
         ("[[tool.ci.waivers]]\nid = 'X'\nreason = ' '\nexpires = 2027-01-01\n", "reason is empty"),

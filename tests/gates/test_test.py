@@ -262,3 +262,24 @@ def test_pytest_failing_without_a_failed_test_names_the_error_line(
         "pytest exited with status 1 although no test failed: "
         "RuntimeError: the shared fixture server did not stop"
     )
+
+
+@pytest.mark.parametrize(
+    ("workers", "xdist", "args", "notes"),
+    [
+        ("auto", True, ["-n", "auto", "--dist", "loadgroup"], 0),
+        (4, True, ["-n", "4", "--dist", "loadgroup"], 0),
+        (1, True, ["-n", "0"], 0),
+        (1, False, [], 0),
+        ("auto", False, [], 1),
+    ],
+)
+def test_worker_args(workers, xdist, args, notes) -> None:
+    got, said = testgate.worker_args(workers, xdist=xdist)
+    assert got == args
+    assert len(said) == notes
+
+
+def test_a_number_of_workers_without_xdist_is_a_config_error() -> None:
+    with pytest.raises(testgate.ConfigError, match="workers = 3 needs pytest-xdist"):
+        testgate.worker_args(3, xdist=False)

@@ -61,3 +61,26 @@ def test_the_projects_fail_under_is_the_floor_and_the_summary_says_so(tmp_path: 
     result = gate(root)
     assert result.status is GateStatus.PASSED, result.summary
     assert "coverage 100.0% (min 100%)" in result.summary
+
+
+@pytest.mark.parametrize(
+    "coverage_toml",
+    ["", '[tool.coverage.run]\nsource = ["sample"]\npatch = ["subprocess"]\n'],
+    ids=["no-config", "patch-subprocess"],
+)
+def test_xdist_workers_are_measured_like_one_coverage_run(
+    tmp_path: Path, coverage_toml: str
+) -> None:
+    root = coverage_samples.plain(
+        tmp_path / "xdist", gate="workers = 2\n", extra_toml=coverage_toml
+    )
+    result = gate(root)
+    assert result.status is GateStatus.PASSED, result.summary
+    assert result.summary.startswith("3 passed, 0 failed, 0 skipped")
+    # one process measures the same: the child process counts only with patch = subprocess
+    expected = coverage_samples.reference(root, *([] if coverage_toml else ["--source=sample"]))
+    assert total(root, result) == pytest.approx(expected, abs=0.1)
+    serial = coverage_samples.plain(
+        tmp_path / "serial", gate="workers = 1\n", extra_toml=coverage_toml
+    )
+    assert total(serial, gate(serial)) == pytest.approx(expected, abs=0.1)

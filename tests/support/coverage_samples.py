@@ -55,6 +55,18 @@ def test_box(box):
     assert box.double().value == 6
 """
 
+# A test that runs the package in a child process: measured only with [run] patch = subprocess.
+TESTS_CHILD = """\
+import os
+import subprocess
+import sys
+
+
+def test_child_process():
+    code = "import sample; assert sample.describe(-1) == 'negative'"
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": "."})
+"""
+
 # The rest of the package runs only where the tests need it: 100% with coverage run.
 TESTS_FULL = (
     TESTS
@@ -80,16 +92,17 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def plain(root: Path, *, full: bool = False, extra_toml: str = "") -> Path:
+def plain(root: Path, *, full: bool = False, gate: str = "", extra_toml: str = "") -> Path:
     """A flat project without coverage configuration; its conftest imports the package."""
     return write(
         root,
         {
             "pyproject.toml": '[project]\nname = "sample"\nversion = "1.0"\n'
-            "[tool.ci.gates.test]\ncoverage_min = 0\n" + extra_toml,
+            "[tool.ci.gates.test]\ncoverage_min = 0\n" + gate + extra_toml,
             "sample/__init__.py": PACKAGE,
             "tests/conftest.py": CONFTEST,
             "tests/test_sample.py": TESTS_FULL if full else TESTS,
+            "tests/test_child.py": TESTS_CHILD,
         },
     )
 

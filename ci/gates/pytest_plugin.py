@@ -1,0 +1,62 @@
+"""The test gate's pytest plugin: coverage in xdist workers from their start-up.
+
+Loaded by the test gate with ``-p ci.gates.pytest_plugin``; it does nothing in a pytest
+run the gate did not start.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from ci.gates.coverage import GATE_RUN
+
+# Set by the controller when it, not the project's [run] patch, asked workers to measure.
+_WORKERS_ONLY = "NOXGATE_COVERAGE_WORKERS_ONLY"
+_PROCESS_CONFIG = "COVERAGE_PROCESS_CONFIG"
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _distributed(config: pytest.Config) -> bool:
+    return str(config.getoption("dist", "no") or "no") != "no"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Have xdist workers measured from their first line, as ``coverage run`` measures pytest."""
+    if os.environ.get(GATE_RUN) != "1":
+        return
+    if _is_worker(config):
+        # Workers were measured from start-up on the gate's request; the processes the
+        # tests start are measured only when the project's own [run] patch asks for it.
+        if os.environ.pop(_WORKERS_ONLY, None) == "1":
+            os.environ.pop(_PROCESS_CONFIG, None)
+        return
+    if not _distributed(config) or os.environ.get(_PROCESS_CONFIG):
+        return  # one process, or the project's [run] patch = subprocess already reaches them
+    os.environ[_PROCESS_CONFIG] = _serialized_config()
+    os.environ[_WORKERS_ONLY] = "1"
+
+
+def _serialized_config() -> str:
+    """The running measurement's whole configuration, as coverage's start-up hook reads it."""
+    try:
+        import coverage  # noqa: PLC0415 - only in measured runs
+    except ImportError as exc:
+        msg = "the test gate measures xdist workers with coverage, which is not installed"
+        raise pytest.UsageError(msg) from exc
+    current: Any = coverage.Coverage.current()
+    # the same value coverage's own [run] patch = subprocess hands its child processes
+    serialize = getattr(getattr(current, "config", None), "serialize", None)
+    if current is None or serialize is None:
+        msg = (
+            f"coverage {coverage.__version__} cannot hand its measurement to xdist workers: "
+            'set [tool.ci.gates.test] workers = 1, or patch = ["subprocess"] in [tool.coverage.run]'
+        )
+        raise pytest.UsageError(msg)
+    return str(serialize())
