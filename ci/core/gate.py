@@ -79,6 +79,7 @@ class GateResult:
     findings: tuple[Finding, ...] = ()
     artifacts: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    flaky: tuple[str, ...] = ()  # tests that failed, then passed when rerun in this run
 
     @property
     def id(self) -> str:
@@ -108,6 +109,7 @@ class GateResult:
             "findings": [f.to_dict() for f in self.findings],
             "artifacts": list(self.artifacts),
             "warnings": list(self.warnings),
+            "flaky": list(self.flaky),
         }
 
     @classmethod
@@ -123,6 +125,7 @@ class GateResult:
             findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
             artifacts=tuple(data.get("artifacts", [])),
             warnings=tuple(data.get("warnings", [])),
+            flaky=tuple(data.get("flaky", [])),
         )
 
 

@@ -18,6 +18,7 @@ from ci.core.runner import Runner
 BASELINE = "coverage-baseline.json"
 # Set in the test gate's pytest run: its plugin (ci.gates.pytest_plugin) acts only there.
 GATE_RUN = "NOXGATE_TEST_GATE"
+TEST_RECORD = "NOXGATE_TEST_RECORD"  # where the plugin writes flaky tests and durations
 EPSILON = 1e-9  # a drop of exactly coverage_drop_max is allowed
 
 

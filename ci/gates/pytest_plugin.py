@@ -1,17 +1,21 @@
-"""The test gate's pytest plugin: coverage in xdist workers from their start-up.
+"""The test gate's pytest plugin: coverage in xdist workers, and what each test did.
 
 Loaded by the test gate with ``-p ci.gates.pytest_plugin``; it does nothing in a pytest
-run the gate did not start.
+run the gate did not start. In the controller (or the only process) it records each test's
+duration and reruns into the file the gate names, so flaky tests are known exactly.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ci.gates.coverage import GATE_RUN
+from ci.core.files import write_json
+from ci.gates.coverage import GATE_RUN, TEST_RECORD
 
 # Set by the controller when it, not the project's [run] patch, asked workers to measure.
 _WORKERS_ONLY = "NOXGATE_COVERAGE_WORKERS_ONLY"
@@ -37,10 +41,50 @@ def pytest_configure(config: pytest.Config) -> None:
         if os.environ.pop(_WORKERS_ONLY, None) == "1":
             os.environ.pop(_PROCESS_CONFIG, None)
         return
+    record = os.environ.get(TEST_RECORD)
+    if record:
+        config.pluginmanager.register(Recorder(Path(record)), "noxgate-test-record")
     if not _distributed(config) or os.environ.get(_PROCESS_CONFIG):
         return  # one process, or the project's [run] patch = subprocess already reaches them
     os.environ[_PROCESS_CONFIG] = _serialized_config()
     os.environ[_WORKERS_ONLY] = "1"
+
+
+class Recorder:
+    """Each test's outcome, duration and reruns (xdist hands workers' reports to it too)."""
+
+    def __init__(self, path: Path) -> None:
+        """Write to ``path`` when the session ends."""
+        self.path = path
+        self.reruns: Counter[str] = Counter()
+        self.failed: set[str] = set()
+        self.passed: set[str] = set()
+        self.durations: defaultdict[str, float] = defaultdict(float)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Count a rerun (pytest-rerunfailures' outcome), else the attempt's phases."""
+        nodeid = report.nodeid
+        if str(report.outcome) == "rerun":  # pytest-rerunfailures: a failed attempt, retried
+            self.reruns[nodeid] += 1
+            self.durations[nodeid] = 0.0  # the last attempt's time is the test's time
+            return
+        self.durations[nodeid] += report.duration
+        if report.failed:
+            self.failed.add(nodeid)
+        elif report.when == "call" and report.passed:
+            self.passed.add(nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the record: tests that passed only on a rerun, and every test's duration."""
+        del session
+        flaky = [
+            {"test": nodeid, "reruns": count}
+            for nodeid, count in sorted(self.reruns.items())
+            if nodeid in self.passed and nodeid not in self.failed
+        ]
+        durations = {k: round(v, 4) for k, v in sorted(self.durations.items())}
+        write_json(self.path, {"flaky": flaky, "durations": durations})
 
 
 def _serialized_config() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import sys
 import tempfile
 import time
@@ -49,15 +50,17 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     coverage_xml.unlink(missing_ok=True)
     data_file = scratch / ".coverage"
     coverage_module.clear_data(data_file)
+    record = scratch / "test-record.json"
+    record.unlink(missing_ok=True)
     env = {
         **HEADLESS_ENV,
         "TMPDIR": str(scratch),
         **coverage_module.quiet_env(data_file),
         coverage_module.GATE_RUN: "1",
+        coverage_module.TEST_RECORD: str(record),
     }
-    workers, notes = worker_args(
-        policy.workers, xdist=importlib.util.find_spec("xdist") is not None
-    )
+    workers, notes = worker_args(policy.workers, xdist=_installed("xdist"))
+    reruns = rerun_args(policy.reruns, installed=_installed("pytest_rerunfailures"))
     python = sys.executable
     settings = coverage_module.probe(ctx.runner, ctx.root, python, env)
     argv = [
@@ -68,6 +71,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         f"--junitxml={junit}",
         *_plugin_args(),
         *workers,
+        *reruns,
         *pytest_args,
     ]
     # fault injection: CI_INJECT_FAULT=test adds a planted failing test
@@ -85,6 +89,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     )
     state = state_dir(ctx.root, ctx.env)
     baseline = coverage_module.load_baseline(reports, state, variant)
+    flaky = read_flaky(record)
     status, summary, findings = judge(
         done.returncode,
         junit_summary,
@@ -94,6 +99,8 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         drop_max=policy.coverage_drop_max,
         output=done.output,
         no_data=total.reason,
+        flaky=flaky,
+        reruns=policy.reruns,
     )
     if total.percent is not None and status is GateStatus.PASSED:
         _keep_baseline(ctx, state, variant, total.percent)
@@ -106,7 +113,8 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         summary=summary,
         findings=findings,
         artifacts=artifacts,
-        warnings=notes,
+        warnings=(*notes, *flaky_notes(flaky, policy.reruns)),
+        flaky=tuple(f.test for f in flaky),
     )
 
 
@@ -127,12 +135,59 @@ def worker_args(workers: int | str, *, xdist: bool) -> tuple[list[str], tuple[st
     return ["-n", str(workers), "--dist", "loadgroup"], ()
 
 
+def rerun_args(reruns: int, *, installed: bool) -> list[str]:
+    """pytest-rerunfailures arguments: failed tests rerun so a flaky one is told from a broken one.
+
+    With ``reruns = 0`` a failed test is still rerun once, to tell flaky from broken; that
+    rerun never turns the gate green.
+    """
+    if not installed:
+        if reruns:
+            msg = (
+                f"[tool.ci.gates.test] reruns = {reruns} needs pytest-rerunfailures: add it to "
+                "the test dependency group (uv add --group test pytest-rerunfailures)"
+            )
+            raise ConfigError(msg)
+        return []
+    return ["--reruns", str(max(reruns, 1))]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Flaky:
+    """A test that failed, then passed when rerun in the same run."""
+
+    test: str
+    reruns: int
+
+
+def read_flaky(path: Path) -> tuple[Flaky, ...]:
+    """The flaky tests the gate's pytest plugin recorded (none when it wrote nothing)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return tuple(Flaky(test=str(f["test"]), reruns=int(f["reruns"])) for f in data["flaky"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ()
+
+
+def flaky_notes(flaky: Sequence[Flaky], reruns: int) -> tuple[str, ...]:
+    """One warning line per flaky test, for the summary and the run history."""
+    counted = "allowed" if reruns else "not counted: reruns = 0"
+    return tuple(
+        f"flaky test {f.test}: failed, then passed on rerun {f.reruns} ({counted})" for f in flaky
+    )
+
+
+def _installed(module: str) -> bool:
+    """True when ``module`` can be imported here (the test session's environment)."""
+    return importlib.util.find_spec(module) is not None
+
+
 def _plugin_args() -> list[str]:
     """Switch pytest-cov off where it is installed: coverage already measures from start-up."""
     # pytest-cov starts measuring after plugins and conftest files imported the package,
     # and a --cov in the project's addopts would measure a second time.
     args = ["-p", "ci.gates.pytest_plugin"]
-    return [*args, "--no-cov"] if importlib.util.find_spec("pytest_cov") is not None else args
+    return [*args, "--no-cov"] if _installed("pytest_cov") else args
 
 
 def _keep_baseline(ctx: GateContext, state: Path, variant: str, coverage: float) -> None:
@@ -158,6 +213,8 @@ def judge(
     drop_max: float = 0.5,
     output: str = "",
     no_data: str = "",
+    flaky: Sequence[Flaky] = (),
+    reruns: int = 0,
 ) -> tuple[GateStatus, str, tuple[Finding, ...]]:
     """The verdict from pytest's exit status, its junit counts, coverage and its baseline.
 
@@ -175,6 +232,18 @@ def judge(
         parts.append(
             f"{passed} passed, {junit.failures + junit.errors} failed, {junit.skipped} skipped"
         )
+    if flaky:
+        parts.append(f"{len(flaky)} flaky")
+        if not reruns:  # a rerun may not turn the gate green
+            findings += [
+                Finding(
+                    rule="flaky",
+                    message=f"{f.test} failed, then passed on rerun; [tool.ci.gates.test] "
+                    "reruns = 0, so a rerun does not count: fix the test or allow reruns",
+                    file=f.test.split("::", 1)[0],
+                )
+                for f in flaky
+            ]
     if coverage is None:
         why = f" ({no_data.rstrip('.')})" if no_data else ""
         findings.append(
@@ -199,7 +268,7 @@ def judge(
             dropped = coverage_module.judge_drop(coverage, baseline, drop_max)
             if dropped is not None:
                 findings.append(dropped)
-    if returncode != 0 and not any(f.rule == "test" for f in findings):
+    if returncode != 0 and not any(f.rule in {"test", "flaky"} for f in findings):
         line = coverage_module.first_error_line(output)
         detail = f": {line}" if line else "; see its output above"
         findings.append(

@@ -283,3 +283,58 @@ def test_worker_args(workers, xdist, args, notes) -> None:
 def test_a_number_of_workers_without_xdist_is_a_config_error() -> None:
     with pytest.raises(testgate.ConfigError, match="workers = 3 needs pytest-xdist"):
         testgate.worker_args(3, xdist=False)
+
+
+FLAKY = (
+    "import os, pathlib\n\n\ndef test_flaky():\n"
+    "    marker = pathlib.Path(os.environ['FLAKY_MARKER'])\n"
+    "    if not marker.exists():\n"
+    "        marker.write_text('failed once')\n"
+    "        raise AssertionError('first attempt fails')\n"
+)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_test_that_passes_only_on_rerun_is_flaky_and_red_with_reruns_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    (tmp_path / "p").mkdir()
+    project(tmp_path / "p", {"test_a.py": PASSING, "test_f.py": FLAKY}, coverage_min=0)
+    pyproject = tmp_path / "p" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + f"workers = {workers}\n")
+    monkeypatch.setenv("FLAKY_MARKER", str(tmp_path / "marker"))
+    result = run(config.load(cwd=tmp_path / "p"), monkeypatch)
+    assert result.status is GateStatus.FAILED
+    assert result.flaky == ("tests/test_f.py::test_flaky",)
+    assert "2 passed, 0 failed, 0 skipped; 1 flaky" in result.summary
+    assert "failed: tests/test_f.py::test_flaky failed, then passed on rerun" in result.summary
+    assert any(w.startswith("flaky test tests/test_f.py::test_flaky") for w in result.warnings)
+    assert result.to_dict()["flaky"] == ["tests/test_f.py::test_flaky"]
+
+
+def test_reruns_allowed_turn_a_flaky_test_green_and_still_name_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "p").mkdir()
+    project(tmp_path / "p", {"test_a.py": PASSING, "test_f.py": FLAKY, "test_b.py": FAILING}, 0)
+    pyproject = tmp_path / "p" / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + "reruns = 2\n")
+    monkeypatch.setenv("FLAKY_MARKER", str(tmp_path / "marker"))
+    result = run(config.load(cwd=tmp_path / "p"), monkeypatch)
+    # the broken test stays red after its reruns; the flaky one is named, not blamed
+    assert result.status is GateStatus.FAILED
+    assert [f.rule for f in result.findings] == ["test"]
+    assert result.flaky == ("tests/test_f.py::test_flaky",)
+    (tmp_path / "p" / "tests" / "test_b.py").unlink()
+    (tmp_path / "marker").unlink()
+    result = run(config.load(cwd=tmp_path / "p"), monkeypatch)
+    assert result.status is GateStatus.PASSED, result.summary
+    assert result.flaky == ("tests/test_f.py::test_flaky",)
+    assert "(allowed)" in result.warnings[-1]
+
+
+def test_reruns_without_the_plugin_is_a_config_error() -> None:
+    with pytest.raises(testgate.ConfigError, match="reruns = 2 needs pytest-rerunfailures"):
+        testgate.rerun_args(2, installed=False)
+    assert testgate.rerun_args(0, installed=False) == []
+    assert testgate.rerun_args(0, installed=True) == ["--reruns", "1"]
