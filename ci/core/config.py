@@ -46,6 +46,7 @@ class GateConfig:
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
     workers: int | str = "auto"  # pytest-xdist workers: "auto" (one per CPU) or a number
+    shards: int = 1  # CI matrix jobs the suite is split into (by recorded test durations)
     reruns: int = 0  # reruns of a failed test that may turn the gate green (it is flaky then)
     mypy: bool = False
     fail_on: str = "high"
@@ -264,7 +265,7 @@ def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
 _GATE_COMMON = {"mode", "budget_s", "budget_blocks", "env"}
 _GATE_EXTRA = {
     "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max", "secondary_args", "workers", "reruns"},
+    "test": {"coverage_min", "coverage_drop_max", "secondary_args", "workers", "reruns", "shards"},
     "audit": {"fail_on", "unknown_severity"},
 }
 
@@ -292,6 +293,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             secondary_args=v.str_list(sub, where, "secondary_args", ()),
             workers=v.count_or_auto(sub, where, "workers", defaults.workers),
             reruns=v.whole(sub, where, "reruns", defaults.reruns, minimum=0),
+            shards=v.whole(sub, where, "shards", defaults.shards, minimum=1),
             env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(

@@ -19,6 +19,9 @@ BASELINE = "coverage-baseline.json"
 # Set in the test gate's pytest run: its plugin (ci.gates.pytest_plugin) acts only there.
 GATE_RUN = "NOXGATE_TEST_GATE"
 TEST_RECORD = "NOXGATE_TEST_RECORD"  # where the plugin writes flaky tests and durations
+SHARD = "NOXGATE_SHARD"  # I/N: the plugin keeps shard I of N
+SHARD_DURATIONS = "NOXGATE_SHARD_DURATIONS"  # the recorded durations the split uses
+SHARD_RECORD = "NOXGATE_SHARD_RECORD"  # where the plugin writes what the shard collected and ran
 EPSILON = 1e-9  # a drop of exactly coverage_drop_max is allowed
 
 

@@ -7,6 +7,7 @@ duration and reruns into the file the gate names, so flaky tests are known exact
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 
 from ci.core.files import write_json
-from ci.gates.coverage import GATE_RUN, TEST_RECORD
+from ci.gates import shards
+from ci.gates.coverage import GATE_RUN, SHARD, SHARD_DURATIONS, SHARD_RECORD, TEST_RECORD
 
 # Set by the controller when it, not the project's [run] patch, asked workers to measure.
 _WORKERS_ONLY = "NOXGATE_COVERAGE_WORKERS_ONLY"
@@ -104,3 +106,28 @@ def _serialized_config() -> str:
         )
         raise pytest.UsageError(msg)
     return str(serialize())
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a shard run, keep this shard's tests (every process computes the same split)."""
+    if os.environ.get(GATE_RUN) != "1" or not os.environ.get(SHARD):
+        return
+    shard = shards.Shard.parse(os.environ[SHARD])
+    durations_file = os.environ.get(SHARD_DURATIONS)
+    durations = {}
+    if durations_file:
+        durations = json.loads(Path(durations_file).read_text(encoding="utf-8"))
+    collected = [item.nodeid for item in items]
+    mine = set(shards.split(collected, durations, shard.count)[shard.index - 1])
+    kept = [item for item in items if item.nodeid in mine]
+    dropped = [item for item in items if item.nodeid not in mine]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    record = os.environ.get(SHARD_RECORD)
+    if record and worker in {None, "gw0"}:  # one process writes what every one computed
+        write_json(
+            Path(record),
+            {"shard": str(shard), "collected": sorted(collected), "selected": sorted(mine)},
+        )

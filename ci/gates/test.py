@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -15,8 +16,10 @@ from pathlib import Path
 
 from ci.core.config import state_dir
 from ci.core.errors import ConfigError, ToolError
+from ci.core.files import atomic_write_text
 from ci.core.gate import Finding, GateContext, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
+from ci.gates import shards
 from ci.testing import faults
 
 HEADLESS_ENV = {"CI": "1", "UI_HEADLESS": "1", "MPLBACKEND": "Agg", "QT_QPA_PLATFORM": "offscreen"}
@@ -34,24 +37,38 @@ class JunitSummary:
     failed: tuple[Finding, ...]
 
 
+SHARD_ENV = "CI_TEST_SHARD"  # I/N: run shard I of N (a matrix job of a sharded suite)
+COMBINE_ENV = "CI_TEST_COMBINE"  # a folder of shard outputs: judge them together, once
+
+
 def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
-    """Run pytest headless under coverage on this interpreter, then judge tests and coverage."""
+    """Run pytest headless under coverage on this interpreter, then judge tests and coverage.
+
+    With ``CI_TEST_SHARD=I/N`` only shard I runs and its outputs go to
+    ``reports/shards/<python>/`` (tests judged, coverage left for the combined run); with
+    ``CI_TEST_COMBINE=DIR`` nothing runs: the shards' junit and coverage in DIR are checked
+    to add up to the whole suite, merged, and judged once against the floor.
+    """
+    if ctx.env.get(COMBINE_ENV):
+        return combine(ctx, Path(ctx.env[COMBINE_ENV]))
     start = time.monotonic()
     variant = ctx.python
     policy = ctx.config.gate("test")
+    shard = _shard(ctx, policy.shards)
     if variant != ctx.config.default_python:
         pytest_args = [*policy.secondary_args, *pytest_args]  # e.g. slow end-to-end tests once
     reports = ctx.reports
+    out = reports if shard is None else shard_dir(reports, variant)
     scratch = scratch_dir(ctx.root, variant)
     scratch.mkdir(parents=True, exist_ok=True)
-    junit = reports / f"junit-{variant}.xml"
-    coverage_xml = reports / f"coverage-{variant}.xml"
-    junit.unlink(missing_ok=True)
-    coverage_xml.unlink(missing_ok=True)
+    suffix = variant if shard is None else str(shard.index)
+    junit = out / f"junit-{suffix}.xml"
+    coverage_xml = out / f"coverage-{suffix}.xml"
     data_file = scratch / ".coverage"
     coverage_module.clear_data(data_file)
     record = scratch / "test-record.json"
-    record.unlink(missing_ok=True)
+    for stale in (junit, coverage_xml, record):
+        stale.unlink(missing_ok=True)
     env = {
         **HEADLESS_ENV,
         "TMPDIR": str(scratch),
@@ -59,6 +76,9 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         coverage_module.GATE_RUN: "1",
         coverage_module.TEST_RECORD: str(record),
     }
+    state = state_dir(ctx.root, ctx.env)
+    if shard is not None:
+        env |= _shard_env(ctx, shard, scratch, out, state)
     workers, notes = worker_args(policy.workers, xdist=_installed("xdist"))
     reruns = rerun_args(policy.reruns, installed=_installed("pytest_rerunfailures"))
     python = sys.executable
@@ -87,23 +107,37 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     total = coverage_module.finish(
         ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml
     )
-    state = state_dir(ctx.root, ctx.env)
-    baseline = coverage_module.load_baseline(reports, state, variant)
     flaky = read_flaky(record)
-    status, summary, findings = judge(
-        done.returncode,
-        junit_summary,
-        total.percent,
-        coverage_module.floor(policy.coverage_min, settings),
-        baseline=baseline,
-        drop_max=policy.coverage_drop_max,
-        output=done.output,
-        no_data=total.reason,
-        flaky=flaky,
-        reruns=policy.reruns,
-    )
-    if total.percent is not None and status is GateStatus.PASSED:
-        _keep_baseline(ctx, state, variant, total.percent)
+    if shard is not None:
+        _keep_shard_outputs(out, shard, data_file, record)
+        status, summary, findings = judge(
+            done.returncode,
+            junit_summary,
+            None,
+            0,
+            output=done.output,
+            flaky=flaky,
+            reruns=policy.reruns,
+            shard=str(shard),
+        )
+        variant = f"{variant}-shard{shard.index}of{shard.count}"
+    else:
+        _keep_durations(state, record)  # only whole runs: every shard must split alike
+        baseline = coverage_module.load_baseline(reports, state, variant)
+        status, summary, findings = judge(
+            done.returncode,
+            junit_summary,
+            total.percent,
+            coverage_module.floor(policy.coverage_min, settings),
+            baseline=baseline,
+            drop_max=policy.coverage_drop_max,
+            output=done.output,
+            no_data=total.reason,
+            flaky=flaky,
+            reruns=policy.reruns,
+        )
+        if total.percent is not None and status is GateStatus.PASSED:
+            _keep_baseline(ctx, state, variant, total.percent)
     artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
     return GateResult(
         gate="test",
@@ -116,6 +150,128 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         warnings=(*notes, *flaky_notes(flaky, policy.reruns)),
         flaky=tuple(f.test for f in flaky),
     )
+
+
+def shard_dir(reports: Path, variant: str) -> Path:
+    """Where the shards of ``variant`` leave junit, coverage data and records."""
+    return reports / "shards" / variant
+
+
+def _shard(ctx: GateContext, configured: int) -> shards.Shard | None:
+    """The shard this run is, from ``CI_TEST_SHARD`` (None: the whole suite)."""
+    raw = ctx.env.get(SHARD_ENV, "")
+    if not raw:
+        return None
+    shard = shards.Shard.parse(raw)
+    if shard.count != configured:
+        msg = (
+            f"{SHARD_ENV}={raw} does not match [tool.ci.gates.test] shards = {configured}: "
+            "regenerate the workflow's shard matrix"
+        )
+        raise ConfigError(msg)
+    return shard
+
+
+def _shard_env(
+    ctx: GateContext, shard: shards.Shard, scratch: Path, out: Path, state: Path
+) -> dict[str, str]:
+    """What the plugin needs to keep this shard's tests: the split's durations, a record."""
+    durations = scratch / "shard-durations.json"
+    atomic_write_text(durations, json.dumps(shards.load_durations(ctx.root, state)))
+    record = out / f"record-{shard.index}.json"
+    record.unlink(missing_ok=True)
+    return {
+        coverage_module.SHARD: str(shard),
+        coverage_module.SHARD_DURATIONS: str(durations),
+        coverage_module.SHARD_RECORD: str(record),
+    }
+
+
+def _keep_shard_outputs(out: Path, shard: shards.Shard, data_file: Path, record: Path) -> None:
+    """Keep the shard's combined coverage data and test record beside its junit."""
+    if data_file.exists():
+        shutil.copyfile(data_file, out / f"coverage-{shard.index}.data")
+    if record.exists():
+        shutil.copyfile(record, out / f"tests-{shard.index}.json")
+
+
+def _keep_durations(state: Path, record: Path) -> None:
+    """Record this run's test durations for the shard split (a failure only costs balance)."""
+    try:
+        measured = json.loads(record.read_text(encoding="utf-8"))["durations"]
+        shards.record_durations(state, measured)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+
+
+def combine(ctx: GateContext, folder: Path) -> GateResult:
+    """Judge the shards in ``folder`` as one run: all present, adding up, coverage combined."""
+    start = time.monotonic()
+    variant = ctx.python
+    policy = ctx.config.gate("test")
+    folder = folder if folder.is_absolute() else ctx.root / folder
+    records = [shards.read_record(p) for p in sorted(folder.glob("record-*.json"))]
+    problems = shards.check_union(records, policy.shards)
+    if problems:
+        msg = f"the test shards in {folder} do not add up to the suite: {'; '.join(problems)}"
+        raise ToolError(msg)
+    reports = ctx.reports
+    junit = reports / f"junit-{variant}.xml"
+    coverage_xml = reports / f"coverage-{variant}.xml"
+    merge_junit([folder / f"junit-{r.shard.index}.xml" for r in records], junit)
+    scratch = scratch_dir(ctx.root, variant)
+    scratch.mkdir(parents=True, exist_ok=True)
+    data_file = scratch / ".coverage"
+    coverage_module.clear_data(data_file)
+    env = {**coverage_module.quiet_env(data_file)}
+    python = sys.executable
+    settings = coverage_module.probe(ctx.runner, ctx.root, python, env)
+    data = sorted(folder.glob("coverage-*.data"))
+    total = coverage_module.finish(
+        ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml, extra_data=data
+    )
+    flaky = tuple(f for p in sorted(folder.glob("tests-*.json")) for f in read_flaky(p))
+    junit_summary = read_junit(junit)
+    state = state_dir(ctx.root, ctx.env)
+    failed = junit_summary.failures + junit_summary.errors
+    status, summary, findings = judge(
+        1 if failed else 0,
+        junit_summary,
+        total.percent,
+        coverage_module.floor(policy.coverage_min, settings),
+        baseline=coverage_module.load_baseline(reports, state, variant),
+        drop_max=policy.coverage_drop_max,
+        no_data=total.reason,
+        flaky=flaky,
+        reruns=policy.reruns,
+    )
+    if total.percent is not None and status is GateStatus.PASSED:
+        _keep_baseline(ctx, state, variant, total.percent)
+    artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
+    return GateResult(
+        gate="test",
+        variant=variant,
+        status=status,
+        duration_s=time.monotonic() - start,
+        summary=f"{len(records)} shards: {summary}",
+        findings=findings,
+        artifacts=artifacts,
+        warnings=flaky_notes(flaky, policy.reruns),
+        flaky=tuple(f.test for f in flaky),
+    )
+
+
+def merge_junit(parts: Sequence[Path], target: Path) -> None:
+    """One junit file holding every suite of ``parts`` (ToolError when one is missing)."""
+    merged = ET.Element("testsuites")
+    for part in parts:
+        try:
+            root = ET.parse(part).getroot()  # noqa: S314 - our own pytest's output
+        except (OSError, ET.ParseError) as exc:
+            msg = f"{part} is not a readable junit report ({exc}); re-run that shard"
+            raise ToolError(msg) from None
+        merged.extend([root] if root.tag == "testsuite" else list(root.iter("testsuite")))
+    atomic_write_text(target, ET.tostring(merged, encoding="unicode"))
 
 
 def worker_args(workers: int | str, *, xdist: bool) -> tuple[list[str], tuple[str, ...]]:
@@ -215,6 +371,7 @@ def judge(
     no_data: str = "",
     flaky: Sequence[Flaky] = (),
     reruns: int = 0,
+    shard: str = "",
 ) -> tuple[GateStatus, str, tuple[Finding, ...]]:
     """The verdict from pytest's exit status, its junit counts, coverage and its baseline.
 
@@ -244,7 +401,9 @@ def judge(
                 )
                 for f in flaky
             ]
-    if coverage is None:
+    if shard:
+        parts.append("coverage judged when the shards are combined")
+    elif coverage is None:
         why = f" ({no_data.rstrip('.')})" if no_data else ""
         findings.append(
             Finding(
@@ -279,6 +438,8 @@ def judge(
         )
     status = GateStatus.FAILED if findings else GateStatus.PASSED
     summary = "; ".join(parts) or f"pytest exit {returncode}"
+    if shard:
+        summary = f"shard {shard}: {summary}"
     if findings:
         more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
         summary += f"; failed: {findings[0].message}{more}"
