@@ -28,7 +28,7 @@ with warnings.catch_warnings():  # passlib imports the deprecated crypt module o
     warnings.simplefilter("ignore", DeprecationWarning)
     from passlib.apache import HtpasswdFile
 
-READY_TIMEOUT_S = 20.0
+READY_TIMEOUT_S = 60.0  # a loaded machine with parallel test workers starts it slowly
 
 
 def free_port() -> int:
