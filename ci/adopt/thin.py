@@ -41,9 +41,17 @@ Add sessions of your own above the ``declare`` call: a session you name like a g
 (``lint``, ``test``, ...) is kept and the gate's is not added. ``nox -l`` lists them all.
 """
 
+import os
 from pathlib import Path
 
+import nox
+
 from ci.gates import sessions
+
+# the interpreters that are installed; GitHub runners opt in to downloads (the workflows)
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
 
 sessions.declare(Path(__file__).parent)
 '''
