@@ -483,7 +483,7 @@ def test_noxgate_from_a_local_git_tag(make_repo: Callable[..., Path], tmp_path: 
         in (repo / "pyproject.toml").read_text()
     )
     lock = (repo / "uv.lock").read_text()
-    assert f"git+{source.as_uri()}?tag=v{__version__}" in lock
+    assert f'source = {{ git = "{source.as_uri()}?tag=v{__version__}#' in lock
     done = run(["uv", "run", "nox", "-l"], cwd=repo)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "lint" in done.stdout
