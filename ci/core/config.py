@@ -18,7 +18,6 @@ from ci.core.errors import ConfigError
 
 DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
-GATE_NAMES = ("lint", "test", "secrets", "audit", "package", "workflows")
 SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -31,18 +30,30 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GateConfig:
-    """The policy of one gate: mode, time budget and the gate's own thresholds."""
+    """One ``[tool.ci.gates.NAME]`` table: policy, a built-in gate's options, a declared gate.
+
+    Types are checked here; which keys a gate accepts (and whether NAME is a gate at all)
+    is checked against the gate registry (``ci.gates.registry.validate``).
+    """
 
     name: str
     mode: Mode = Mode.REQUIRED
     budget_s: float | None = None
     budget_blocks: bool = False
+    # options of built-in gates (each Gate names the ones it reads in ``options``)
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    # a gate the project declares: the command its session runs, and what it depends on
+    command: tuple[str, ...] = ()
+    group: str | None = None
+    inputs: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    pythons: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # the keys the table sets, sorted (for the registry's checks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,24 +232,21 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
     )
 
 
-_GATE_COMMON = {"mode", "budget_s", "budget_blocks"}
-_GATE_EXTRA = {
-    "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
-    "audit": {"fail_on", "unknown_severity"},
-}
+GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks"})  # every gate's
+GATE_OPTIONS = frozenset(
+    {"coverage_min", "coverage_drop_max", "secondary_args", "mypy", "fail_on", "unknown_severity"}
+)  # built-in gates' own keys
+GATE_DECLARATION = frozenset({"command", "group", "inputs", "env", "pythons"})  # declared gates'
 
 
 def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
     gates: dict[str, GateConfig] = {}
     for name, raw in table.items():
         where = f"tool.ci.gates.{name}"
-        if name not in GATE_NAMES:
-            msg = f"{v.file}: unknown gate [{where}] (known: {', '.join(GATE_NAMES)})"
-            raise ConfigError(msg)
         sub = v.table({name: raw}, "tool.ci.gates", name)
-        v.keys(sub, where, _GATE_COMMON | _GATE_EXTRA.get(name, set()))
+        v.keys(sub, where, set(GATE_POLICY | GATE_OPTIONS | GATE_DECLARATION))
         defaults = GateConfig(name=name)
+        inputs = v.str_list(sub, where, "inputs", ()) if "inputs" in sub else None
         gates[name] = GateConfig(
             name=name,
             mode=Mode(v.choice(sub, where, "mode", [m.value for m in Mode], defaults.mode.value)),
@@ -252,6 +260,12 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
             ),
+            command=v.str_list(sub, where, "command", ()),
+            group=v.opt_string(sub, where, "group"),
+            inputs=inputs,
+            env=v.str_list(sub, where, "env", ()),
+            pythons=v.str_list(sub, where, "pythons", ()),
+            keys=tuple(sorted(sub)),
         )
     return gates
 

@@ -7,11 +7,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import shutil
 import time
 import tomllib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ci.core.config import Config, env_flag, state_dir
 from ci.core.files import atomic_write_bytes, write_json
 from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import Runner
+from ci.gates import registry
 from ci.gates.filehash import HashIndex, select, tracked_files
 from ci.run import preflight
 
@@ -30,77 +30,10 @@ ENTRY_SCHEMA = 1
 PREFLIGHT_MAX_AGE_S = 24 * 3600
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GateInputs:
-    """What one gate's result depends on (besides uv.lock, its Python and the ci bundle)."""
-
-    session: str  # the nox session that runs the gate (without its -X.Y python suffix)
-    files: tuple[str, ...]  # globs over the files git sees (tracked + untracked, not ignored)
-    exclude: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()  # packages in uv.lock whose versions the key names
-    env: tuple[str, ...] = ()  # env vars the gate reads (only a hash of each value is kept)
-    config: tuple[str, ...] = ()  # [tool.ci] fields it reads besides its own gate table
-    daily: bool = False  # the verdict depends on today's date (waiver expiry, new advisories)
-    head: bool = False  # the result names the commit (build metadata)
-    args: bool = True  # False: a run with extra arguments (a commit range, history) never caches
-    # A folder outside the tree it reads (e.g. an advisory database), named by the first of
-    # these env vars or [tool.ci] fields that is set; its listing (names, sizes, mtimes) is
-    # in the key, so an updated database re-runs the gate.
-    folder_from: tuple[str, ...] = ()
-
-
 # Every gate reads these; CI_INJECT_FAULT makes a gate fail on purpose, so it is in every key.
 COMMON_FILES = ("pyproject.toml", "uv.lock", "noxfile.py")
 COMMON_ENV = ("CI_INJECT_FAULT",)
 
-# One entry per gate: a gate without an entry is never cached (it always runs).
-INPUTS: dict[str, GateInputs] = {
-    "lint": GateInputs(
-        session="lint",
-        files=("**/*.py", "**/*.pyi", "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini"),
-        tools=("ruff", "mypy"),
-    ),
-    "test": GateInputs(
-        session="test",
-        files=("**",),  # tests may read any file (fixtures, workflows, templates)
-        exclude=("docs/**", "bench/**"),
-        tools=("pytest", "pytest-cov", "coverage"),
-        config=("packages", "tests"),
-    ),
-    "secrets": GateInputs(
-        session="security",
-        files=("**",),
-        tools=("detect-secrets",),
-        config=("waivers",),
-        daily=True,
-        args=False,
-    ),
-    "audit": GateInputs(
-        session="security",
-        files=(),  # uv.lock and pyproject.toml are in every key
-        tools=("pip-audit", "cvss"),
-        env=("CI_ADVISORY_DB", "CI_OSV_API"),
-        config=("waivers", "advisory_db"),
-        daily=True,  # advisories are published every day: a pass is good for one day at most
-        args=False,
-        folder_from=("CI_ADVISORY_DB", "advisory_db"),
-    ),
-    "package": GateInputs(
-        session="package",
-        files=("**",),  # the sdist and the asset bundle carry most of the tree
-        tools=("build", "twine"),
-        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
-        config=("packages", "publish"),
-        head=True,  # the build metadata names the commit; replays restore dist/ byte for byte
-    ),
-    "workflows": GateInputs(
-        session="workflows",
-        files=(".github/**", "tasks.py"),
-        tools=("zizmor", "check-jsonschema"),
-    ),
-}
-
-_PY_SUFFIX = re.compile(r"(?P<base>.+)-(?P<python>\d+\.\d+)")
 # Env vars that change which interpreters and tools the preflight finds.
 _PREFLIGHT_ENV = (
     "PATH",
@@ -116,17 +49,6 @@ _PREFLIGHT_ENV = (
 def enabled(env: Mapping[str, str], no_cache: bool = False) -> bool:
     """False when ``--no-cache`` was given or ``CI_NO_CACHE`` is set."""
     return not no_cache and not env_flag("CI_NO_CACHE", env)
-
-
-def session_gates(session: str, config: Config, known: Collection[str]) -> list[tuple[str, str]]:
-    """The cacheable (gate, python) pairs nox session ``session`` runs; [] when unknown."""
-    base, python = session, config.default_python
-    match = _PY_SUFFIX.fullmatch(session)
-    if match:
-        base, python = match["base"], match["python"]
-    return [
-        (gate, python) for gate, spec in INPUTS.items() if spec.session == base and gate in known
-    ]
 
 
 def digest(inputs: Mapping[str, Any]) -> str:
@@ -194,7 +116,7 @@ class GateCache:
 
     def inputs(self, gate: str, python: str, args: Sequence[str] = ()) -> dict[str, Any] | None:
         """Everything ``gate``'s result depends on, or None when it cannot be cached here."""
-        spec = INPUTS.get(gate)
+        spec = registry.get(self.config, gate).inputs  # the gate's declared inputs
         if spec is None or (args and not spec.args):
             return None
         tree = self.tree()

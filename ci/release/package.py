@@ -35,7 +35,7 @@ from typing import Any
 
 from ci.core.errors import GateFailedError, ToolError, UsageError
 from ci.core.files import atomic_write_bytes, atomic_write_text, write_json
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed, Runner
 from ci.testing import faults
 
@@ -776,3 +776,20 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
 
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+GATE = Gate(
+    name="package",
+    session="package",
+    doc="Package: wheel + sdist built twice (reproducible), stamped, twine-checked, checksummed.",
+    run=gate,
+    group="package",
+    inputs=GateInputs(
+        files=("**",),  # the sdist and the asset bundle carry most of the tree
+        tools=("build", "twine"),
+        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
+        config=("packages", "publish"),
+        head=True,  # the build metadata names the commit; replays restore dist/ byte for byte
+    ),
+    requires=("build>=1.3", "twine>=6.1"),
+)
