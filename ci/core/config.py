@@ -47,11 +47,11 @@ class GateConfig:
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
     # a gate the project declares: the command its session runs, and what it depends on
     command: tuple[str, ...] = ()
     group: str | None = None
     inputs: tuple[str, ...] | None = None
-    env: tuple[str, ...] = ()
     pythons: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()  # the keys the table sets, sorted (for the registry's checks)
 
@@ -238,11 +238,11 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
     )
 
 
-GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks"})  # every gate's
+GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks", "env"})  # every gate's
 GATE_OPTIONS = frozenset(
     {"coverage_min", "coverage_drop_max", "secondary_args", "mypy", "fail_on", "unknown_severity"}
 )  # built-in gates' own keys
-GATE_DECLARATION = frozenset({"command", "group", "inputs", "env", "pythons"})  # declared gates'
+GATE_DECLARATION = frozenset({"command", "group", "inputs", "pythons"})  # declared gates'
 
 
 def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
@@ -262,6 +262,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             coverage_min=v.number(sub, where, "coverage_min", defaults.coverage_min),
             coverage_drop_max=v.number(sub, where, "coverage_drop_max", defaults.coverage_drop_max),
             secondary_args=v.str_list(sub, where, "secondary_args", ()),
+            env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
@@ -269,7 +270,6 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             command=v.str_list(sub, where, "command", ()),
             group=v.opt_string(sub, where, "group"),
             inputs=inputs,
-            env=v.str_list(sub, where, "env", ()),
             pythons=v.str_list(sub, where, "pythons", ()),
             keys=tuple(sorted(sub)),
         )

@@ -140,6 +140,9 @@ class GateContext:
     clock: Clock
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = ""
+    # The files the gate's cache key covers, for a gate that scans a list of files (secrets):
+    # it scans exactly these. None: the gate lists them itself.
+    scan: tuple[str, ...] | None = None
 
     @property
     def root(self) -> Path:
@@ -205,21 +208,32 @@ def context(config: Config, runner: Runner, clock: Clock, env: Mapping[str, str]
     return GateContext(config=config, runner=runner, clock=clock, env=dict(env), python=python)
 
 
+# A gate's key scans its file list with this function: (base folder, paths relative to it).
+Lister = Callable[[Path, Runner], tuple[Path, list[str]]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GateInputs:
-    """What one gate's result depends on (besides uv.lock, its Python and the ci bundle)."""
+    """What one gate's verdict depends on besides its files, Python, venv and the ci bundle.
 
-    files: tuple[str, ...]  # globs over the files git sees (tracked + untracked, not ignored)
-    exclude: tuple[str, ...] = ()
+    The files are the whole project tree as the file system shows it (ci.gates.filehash:
+    tracked, untracked and ignored files alike, less tool folders), or, for a gate that scans
+    a list of files, exactly that list (``lister``), which the gate is then handed to scan.
+    """
+
+    lister: Lister | None = None  # the gate scans exactly these files; None: the whole tree
+    # files outside the covered tree it reads: "{reports}/NAME", "{state}/NAME" or relative
+    # to the root; each keyed by content (missing is a value too)
+    extra_files: tuple[str, ...] = ()
     tools: tuple[str, ...] = ()  # packages in uv.lock whose versions the key names
-    env: tuple[str, ...] = ()  # env vars the gate reads (only a hash of each value is kept)
+    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) it may see: keyed by hash
     config: tuple[str, ...] = ()  # [tool.ci] fields it reads besides its own gate table
-    daily: bool = False  # the verdict depends on today's date (waiver expiry, new advisories)
-    head: bool = False  # the result names the commit (build metadata)
+    daily: bool = False  # the verdict depends on today's date or on what an index serves today
+    git_facts: bool = False  # it records git facts (commit, branch, tags): they are keyed
     args: bool = True  # False: a run with extra arguments (a commit range, history) never caches
     # A folder outside the tree it reads (e.g. an advisory database), named by the first of
-    # these env vars or [tool.ci] fields that is set; its listing (names, sizes, mtimes) is
-    # in the key, so an updated database re-runs the gate.
+    # these env vars or [tool.ci] fields that is set; every file's stat stamp (size, mtime,
+    # ctime, inode) is in the key, so any change to the folder re-runs the gate.
     folder_from: tuple[str, ...] = ()
 
 

@@ -108,10 +108,7 @@ GATE = Gate(
     doc="Lint: ruff check, ruff format --check and mypy.",
     run=run,
     group="lint",
-    inputs=GateInputs(
-        files=("**/*.py", "**/*.pyi", "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini"),
-        tools=("ruff", "mypy"),
-    ),
+    inputs=GateInputs(tools=("ruff", "mypy")),
     options=frozenset({"mypy"}),
     requires=("ruff>=0.17", "mypy>=1.18"),
 )

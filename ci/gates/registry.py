@@ -79,8 +79,15 @@ def get(config: Config, name: str) -> Gate:
 
 
 def declared_gate(policy: GateConfig) -> Gate:
-    """The Gate of a ``[tool.ci.gates.NAME]`` table that has a ``command``."""
-    inputs = None if policy.inputs is None else GateInputs(files=policy.inputs, env=policy.env)
+    """The Gate of a ``[tool.ci.gates.NAME]`` table that has a ``command``.
+
+    Without ``inputs`` it is never cached. With them its key is the cache's: the whole
+    project tree (so a narrower list never replays a stale pass), its ``env`` and, by
+    content, the files ``inputs`` names outside the project (``../shared/ruff.toml``).
+    """
+    inputs = None
+    if policy.inputs is not None:
+        inputs = GateInputs(extra_files=tuple(p for p in policy.inputs if _outside(p)))
     return Gate(
         name=policy.name,
         session=policy.name,
@@ -142,6 +149,13 @@ def _validate_declared(where: str, name: str, policy: GateConfig, sessions: set[
     if name in sessions:
         msg = f"{where}: {name!r} is the name of a built-in session; pick another name"
         raise ConfigError(msg)
+    for pattern in policy.inputs or ():
+        if _outside(pattern) and any(c in pattern for c in "*?["):
+            msg = (
+                f"{where}: inputs entry {pattern!r} is a pattern outside the project; name "
+                "files outside it one by one (files inside are all keyed anyway)"
+            )
+            raise ConfigError(msg)
     if not policy.command[0].strip():
         msg = f"{where}: command starts with an empty string; name the program to run first"
         raise ConfigError(msg)
@@ -200,3 +214,8 @@ def groups() -> Mapping[str, tuple[str, ...]]:
         have = found.setdefault(gate.group, [])
         have += [r for r in gate.requires if r not in have]
     return {group: tuple(requires) for group, requires in found.items()}
+
+
+def _outside(pattern: str) -> bool:
+    """True when an ``inputs`` entry names something outside the project folder."""
+    return pattern.startswith(("/", "~")) or ".." in pattern.replace("\\", "/").split("/")

@@ -210,9 +210,13 @@ GATE = Gate(
     run=run,
     group="test",
     inputs=GateInputs(
-        files=("**",),  # tests may read any file (fixtures, workflows, templates)
-        exclude=("docs/**", "bench/**"),
+        # the drop check compares with these; the state one is rewritten on the default branch
+        extra_files=(
+            f"{{reports}}/{coverage_module.BASELINE}",
+            f"{{state}}/{coverage_module.BASELINE}",
+        ),
         tools=("pytest", "pytest-cov", "coverage"),
+        env=("GITHUB_REF", "GITHUB_SHA", "CI_DEFAULT_BRANCH"),  # baseline recording
         config=("packages", "tests"),
     ),
     every_python=True,

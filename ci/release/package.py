@@ -786,11 +786,11 @@ GATE = Gate(
     run=gate,
     group="package",
     inputs=GateInputs(
-        files=("**",),  # the sdist and the asset bundle carry most of the tree
         tools=("build", "twine"),
         env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
         config=("packages", "publish"),
-        head=True,  # the build metadata names the commit; replays restore dist/ byte for byte
+        daily=True,  # the isolated build installs the build backend from the index
+        git_facts=True,  # the build info names commit, branch and tag; replays restore dist/
     ),
     requires=("build>=1.3", "twine>=6.1"),
 )
