@@ -23,6 +23,7 @@ from ci.gates import cache, registry
 from ci.gates.cache import GateCache
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
+from tests.support import pytest_tools
 
 PY = sys.executable
 LOCK = 'version = 1\n\n[[package]]\nname = "ruff"\nversion = "0.14.0"\n'
@@ -61,7 +62,7 @@ def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
         script={
             (PY, "-m", "ruff", "check"): (1 if ruff_findings != "[]" else 0, ruff_findings, ""),
             (PY, "-m", "ruff", "format"): (0, "", ""),
-            (PY, "-m", "pytest"): (0, "", ""),
+            **pytest_tools.script(PY),
             ("uv", "lock", "--check"): (0, "", ""),
             ("uv", "python", "find"): (0, PY, ""),
         },
@@ -71,18 +72,7 @@ def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
 
 def write_pytest_reports(argv: Sequence[str]) -> None:
     """What a passing pytest run with junit and coverage leaves behind."""
-    for arg in argv:
-        if arg.startswith("--junitxml="):
-            Path(arg.split("=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-            Path(arg.split("=", 1)[1]).write_text(
-                '<testsuite tests="1" failures="0" errors="0" skipped="0">'
-                '<testcase classname="tests.test_demo" name="test_x"/></testsuite>'
-            )
-        if arg.startswith("--cov-report=xml:"):
-            Path(arg.split(":", 1)[1]).write_text(
-                '<coverage lines-valid="10" lines-covered="10" branches-valid="0" '
-                'branches-covered="0"/>'
-            )
+    pytest_tools.write_reports(argv)
 
 
 class SessionRunner:
@@ -126,8 +116,7 @@ class SessionRunner:
             out = f"{session} line 1\n{session} line 2\n"
             code = 0 if result else 1
             return Completed(argv=tuple(argv), returncode=code, stdout=out, stderr="", duration_s=0)
-        if "pytest" in argv:
-            write_pytest_reports(argv)
+        write_pytest_reports(argv)
         return self.tools.run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
 
     def which(self, name: str) -> str | None:
