@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,6 +167,7 @@ def gather(root: Path, bundle: Bundle) -> Target:
         msg = f"{root} is the running bundle itself; pass another project's root"
         raise UsageError(msg)
     facts = layout.read_project(root)
+    refuse_links_out(root, [WORKFLOWS, "ci", "tests"])
     wanted = {
         *bundle.files,
         VERSION_FILE,
@@ -178,6 +179,7 @@ def gather(root: Path, bundle: Bundle) -> Target:
         "ci/__init__.py",
         BASELINE,
     }
+    refuse_links_out(root, wanted)
     ci_dir = root / "ci"
     ci_files = frozenset(
         p.relative_to(root).as_posix()
@@ -383,6 +385,7 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
 
     Returns how many possible secrets the first scan recorded (None when it did not scan).
     """
+    refuse_links_out(root, [change.path for change in plan_.changes])
     done: list[FileChange] = []
     new_dirs: list[Path] = []
     try:
@@ -400,6 +403,25 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
         _undo(done, root, new_dirs)
         raise
     return write_baseline(root, runner) if plan_.scan_baseline else None
+
+
+def refuse_links_out(root: Path, rels: Iterable[str]) -> None:
+    """UsageError when a symlink on the way to any of ``rels`` leads outside ``root``.
+
+    ``init`` reads and writes only inside the target: a ``.github`` that links to another
+    project must not be written through.
+    """
+    top = root.resolve()
+    for rel in sorted(rels):
+        path = root
+        for part in Path(rel).parts:
+            path = path / part
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                msg = (
+                    f"{path} is a symbolic link to {path.resolve()}, outside {root}; init "
+                    "writes only inside the target: replace the link by a real file or folder"
+                )
+                raise UsageError(msg)
 
 
 def _missing_dirs(folder: Path, root: Path) -> list[Path]:

@@ -462,3 +462,52 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
     assert init(repo) == 0
     text = (repo / "pyproject.toml").read_text()
     assert '\nlint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
+
+
+@pytest.mark.parametrize("link", [".github", ".github/workflows", "ci", "tests", "noxfile.py"])
+def test_a_symlink_that_leaves_the_target_is_refused_before_any_write(
+    target: Path, tmp_path: Path, link: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (target / link).parent.mkdir(parents=True, exist_ok=True)
+    if link == "tests":
+        (target / "tests" / "test_add.py").unlink()
+        (target / "tests").rmdir()
+    (target / link).symlink_to(outside / "x.py" if link == "noxfile.py" else outside)
+    before = snapshot(target)
+    assert init(target) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{target / link} is a symbolic link to {outside}" in err
+    assert list(outside.iterdir()) == []
+    assert snapshot(target) == before
+
+
+def test_a_symlink_inside_the_target_is_followed(target: Path) -> None:
+    (target / "gh").mkdir()
+    (target / ".github").symlink_to(target / "gh")
+    assert init(target) == 0
+    assert (target / "gh" / "workflows" / "ci.yml").is_file()
+
+
+def test_apply_refuses_a_link_that_appeared_after_the_plan(target: Path, tmp_path: Path) -> None:
+    bundle = scaffold.load_bundle()
+    the_plan = scaffold.plan(scaffold.gather(target, bundle), bundle, scaffold.Options())
+    (tmp_path / "elsewhere").mkdir()
+    (target / ".github").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="outside"):
+        scaffold.apply(the_plan, target, LockingRunner())
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_init_keeps_the_mode_of_files_it_edits_and_new_files_are_0644(target: Path) -> None:
+    (target / "pyproject.toml").chmod(0o664)
+    old = os.umask(0o022)
+    try:
+        assert init(target) == 0
+    finally:
+        os.umask(old)
+    assert (target / "pyproject.toml").stat().st_mode & 0o777 == 0o664
+    for rel in ("noxfile.py", "tasks.py", "ci/VERSION", ".github/workflows/ci.yml", ".gitignore"):
+        assert (target / rel).stat().st_mode & 0o777 == 0o644, rel
