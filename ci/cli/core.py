@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode
-from ci.gates import cache
+from ci.gates import cache, registry
 from ci.gates.cache import GateCache
 from ci.run import pipeline, preflight, release, report
 
@@ -61,7 +61,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "before or after NAME"
         ),
     )
-    p.add_argument("name", choices=sorted(pipeline.GATES), help="the gate to run")
+    p.add_argument(
+        "name",
+        help=(
+            f"the gate to run: {', '.join(g.name for g in registry.BUILTIN)} or one "
+            "declared in [tool.ci.gates.NAME] with a command"
+        ),
+    )
     p.add_argument("args", nargs=argparse.REMAINDER, help="extra arguments for the tool (pytest)")
     p.set_defaults(handler=_gate)
 
@@ -125,6 +131,7 @@ def gate_args(args: Sequence[str]) -> tuple[bool, list[str]]:
 def _gate(args: argparse.Namespace, app: App) -> int:
     late_no_cache, extra = gate_args(args.args)
     args.no_cache = args.no_cache or late_no_cache
+    registry.get(app.config, args.name)  # an unknown gate is a usage error before anything runs
     ctx = app.gate_context()
     report.announce(args.name, ctx)
     try:
