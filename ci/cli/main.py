@@ -15,7 +15,8 @@ from ci.cli import deploy as deploy_commands
 from ci.cli.app import App
 from ci.core import redact
 from ci.core.config import DEFAULT_MASK_ENV
-from ci.core.errors import CIError, ConfigError, ExitCode
+from ci.core.errors import CIError, ConfigError, ExitCode, TerminatedError
+from ci.core.signals import terminate_raises
 from ci.testing import faults
 
 COMMAND_MODULES = (
@@ -39,7 +40,8 @@ EXIT_CODES = """exit codes:
   4  deployment lock held by someone else
   5  publish or deploy failed (what was done was rolled back)
   6  a tool the gate runs crashed or could not be reached
-  130 interrupted"""
+  130 interrupted (SIGINT, Ctrl-C)
+  143 terminated (SIGTERM)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,14 +76,19 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     app.config_file = args.config
     _install_redaction(app)
     try:
-        faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command, never silently
-        return int(args.handler(args, app))
+        # SIGTERM unwinds like Ctrl-C: child processes end, ledgers and locks are left tidy.
+        with terminate_raises():
+            faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command
+            return int(args.handler(args, app))
     except CIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except TerminatedError:
+        print("terminated", file=sys.stderr)
+        return int(ExitCode.TERMINATED)
     except Exception as exc:
         if app.env.get("CI_DEBUG"):
             traceback.print_exc()

@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     DEPLOY_FAILED = 5
     TOOL_CRASHED = 6
     INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class CIError(Exception):
@@ -62,3 +63,7 @@ class ToolError(CIError):
     """A tool a gate runs crashed, is missing or could not be reached."""
 
     exit_code = ExitCode.TOOL_CRASHED
+
+
+class TerminatedError(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt (not caught as a CIError), exit 143."""
