@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from ci.cli.app import App
 from ci.core import redact
 from ci.core.config import DEFAULT_MASK_ENV
 from ci.core.errors import CIError, ConfigError, ExitCode, TerminatedError
+from ci.core.files import path_problem
 from ci.core.signals import terminate_raises
 from ci.testing import faults
 
@@ -41,6 +43,7 @@ EXIT_CODES = """exit codes:
   5  publish or deploy failed (what was done was rolled back)
   6  a tool the gate runs crashed or could not be reached
   130 interrupted (SIGINT, Ctrl-C)
+  141 the output was closed early (piped into head): stops quietly
   143 terminated (SIGTERM)"""
 
 
@@ -74,12 +77,15 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
         return int(exc.code or 0)
     app = app or App()
     app.config_file = args.config
-    _install_redaction(app)
     try:
+        _install_redaction(app)
         # SIGTERM unwinds like Ctrl-C: child processes end, ledgers and locks are left tidy.
         with terminate_raises():
             faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command
-            return int(args.handler(args, app))
+            code = int(args.handler(args, app))
+            sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+    except BrokenPipeError:
+        return _output_closed()
     except CIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
@@ -89,15 +95,41 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     except TerminatedError:
         print("terminated", file=sys.stderr)
         return int(ExitCode.TERMINATED)
-    except Exception as exc:
-        if app.env.get("CI_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"error: noxgate crashed ({type(exc).__name__}: {exc}); "
-            "rerun with CI_DEBUG=1 for the traceback",
-            file=sys.stderr,
-        )
-        return int(ExitCode.TOOL_CRASHED)
+    except OSError as exc:
+        problem = path_problem(exc)
+        if problem is None:
+            return _crashed(exc, app)
+        print(f"error: {problem}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    except Exception as exc:  # the last resort: one line, never a traceback
+        return _crashed(exc, app)
+    return code
+
+
+def _crashed(exc: Exception, app: App) -> int:
+    if app.env.get("CI_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"error: noxgate crashed ({type(exc).__name__}: {exc}); "
+        "rerun with CI_DEBUG=1 for the traceback",
+        file=sys.stderr,
+    )
+    return int(ExitCode.TOOL_CRASHED)
+
+
+def _output_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, as on SIGPIPE.
+
+    Python's signal docs: point stdout at devnull so the flush at exit cannot fail again.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return int(ExitCode.OUTPUT_CLOSED)  # not a real file (a test's capture)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return int(ExitCode.OUTPUT_CLOSED)
 
 
 def _install_redaction(app: App) -> None:

@@ -43,6 +43,7 @@ class GateConfig:
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +163,12 @@ def load(config_file: Path | None = None, *, cwd: Path | None = None) -> Config:
     except FileNotFoundError:
         msg = f"{path}: no such file; pass --config with an existing pyproject.toml"
         raise ConfigError(msg) from None
+    except IsADirectoryError:
+        msg = f"{path} is a folder; pass --config the pyproject.toml file itself"
+        raise ConfigError(msg) from None
+    except OSError as exc:
+        msg = f"{path}: cannot read it ({exc.strerror}); fix it or pass another --config"
+        raise ConfigError(msg) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         msg = f"{path}: not valid TOML ({exc}); fix the file"
         raise ConfigError(msg) from None
@@ -221,7 +228,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
     )
 
 
-_GATE_COMMON = {"mode", "budget_s", "budget_blocks"}
+_GATE_COMMON = {"mode", "budget_s", "budget_blocks", "env"}
 _GATE_EXTRA = {
     "lint": {"mypy"},
     "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
@@ -248,6 +255,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             coverage_min=v.number(sub, where, "coverage_min", defaults.coverage_min),
             coverage_drop_max=v.number(sub, where, "coverage_drop_max", defaults.coverage_drop_max),
             secondary_args=v.str_list(sub, where, "secondary_args", ()),
+            env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
@@ -428,10 +436,15 @@ class _Validator:
 
 
 def state_dir(root: Path, env: Mapping[str, str] | None = None) -> Path:
-    """The state folder: ``CI_STATE_DIR`` or ``<root>/.ci-state``."""
+    """The state folder: ``CI_STATE_DIR`` or ``<root>/.ci-state`` (ConfigError if not a folder)."""
     environ = os.environ if env is None else env
     raw = environ.get("CI_STATE_DIR", "")
-    return Path(raw) if raw else root / ".ci-state"
+    path = Path(raw) if raw else root / ".ci-state"
+    if path.exists() and not path.is_dir():
+        where = "CI_STATE_DIR" if raw else "the default state folder"
+        msg = f"{path} ({where}) is a file, not a folder; move it aside or set CI_STATE_DIR"
+        raise ConfigError(msg)
+    return path
 
 
 def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:

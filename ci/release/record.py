@@ -61,7 +61,7 @@ def read_sums(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     sums = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         parts = line.strip().split(maxsplit=1)
         if len(parts) == 2 and len(parts[0]) == 64:
             sums[parts[1].lstrip("*").strip()] = parts[0].lower()

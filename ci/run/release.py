@@ -16,6 +16,7 @@ from ci.core.errors import ExitCode, UsageError
 from ci.core.runner import Runner
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
+NO_CACHE = {"CI_NO_CACHE": "1"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -199,7 +200,8 @@ def execute(
     total = len(release.steps)
     for index, step in enumerate(release.steps, start=1):
         out(f"==> [{index}/{total}] {step.name}: {' '.join(step.argv)}")
-        done = runner.run(step.argv, cwd=config.root, stream=True)
+        # a release never replays a cached verdict: every gate runs on what is published
+        done = runner.run(step.argv, cwd=config.root, env=NO_CACHE, stream=True)
         if not done:
             code = done.returncode if done.returncode in {int(c) for c in ExitCode} else 1
             later = ", ".join(s.name for s in release.steps[index:]) or "nothing"

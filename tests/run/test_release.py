@@ -119,3 +119,19 @@ def test_a_release_with_no_index_stops_before_running_anything(
     cfg = write_project(tmp_path, "")
     assert main(["--config", str(cfg), "release"]) == 2
     assert "no package index to publish to" in capsys.readouterr().err
+
+
+def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
+    # a release never replays a cached verdict: each gate session sees CI_NO_CACHE=1
+    config = load(write_project(tmp_path, ""))
+    seen = tmp_path / "seen"
+    probe = f"import os; open({str(seen)!r}, 'a').write(os.environ.get('CI_NO_CACHE', '-'))"
+    steps = tuple(
+        release.Step(name=name, argv=(sys.executable, "-c", probe), what="")
+        for name in ("preflight", "gate lint", "publish")
+    )
+    plan = release.ReleasePlan(
+        version="1.0.0", steps=steps, publish_to="http://127.0.0.1:9/", deploy_env=None
+    )
+    assert release.execute(plan, ProcessRunner(), config) == 0
+    assert seen.read_text() == "111"
