@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,9 +16,10 @@ from pytest_httpserver import HTTPServer
 from tests.conftest import git, invoke
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
+from tests.support.trim import keep_only
 
 ROOT = Path(__file__).resolve().parents[2]
-KEEP_TESTS = {"conftest.py", "support", "test_ledger.py", "integration"}
+KEEP_TESTS = {"__init__.py", "conftest.py", "support", "deploy/__init__.py", "deploy/test_ledger.py"}
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +28,7 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     """A clone of this repository with a small test suite, an index and staging, tagged."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
-    for path in (clone / "tests").iterdir():
-        if path.name not in KEEP_TESTS:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.rmtree(clone / "tests" / "integration")  # the release must not test itself
+    keep_only(clone / "tests", KEEP_TESTS)  # the release must not test itself
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
