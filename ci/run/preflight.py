@@ -169,6 +169,7 @@ def gather_release(
     checks.append(_clean_tree_check(config, runner))
     tag = _tag_check(config, runner)
     checks.append(tag)
+    checks.extend(_one_release_tag_check(config, runner))
     if tag.status is Status.OK:
         checks.append(_version_proposal_check(config, runner, env))
     names = list(config.required_secrets)
@@ -239,6 +240,26 @@ def _tag_check(config: Config, runner: Runner) -> Check:
         f"bump [project] version to {tags[0][1:]} or tag HEAD v{raw}"
     )
     return _fail(name, detail)
+
+
+def _one_release_tag_check(config: Config, runner: Runner) -> list[Check]:
+    """A failed check when HEAD carries more than one release tag (which one is released?)."""
+    try:
+        done = _git(config, runner, "tag", "--points-at", "HEAD")
+    except CIError:
+        return []  # the tag check has said so already
+    tags = sorted(
+        (t.strip() for t in done.stdout.splitlines() if t.strip().startswith("v")),
+        key=lambda t: (_tag_version(t) or Version("0"), t),
+    )
+    releases = [t for t in tags if _tag_version(t) is not None]
+    if len(releases) < 2:  # one tag is the normal case
+        return []
+    detail = (
+        f"HEAD carries {len(releases)} release tags ({', '.join(releases)}): a commit is one "
+        "release; delete the tags that are wrong (git tag -d TAG, and on the remote) and rerun"
+    )
+    return [_fail("one release tag", detail)]
 
 
 def _version_proposal_check(config: Config, runner: Runner, env: Mapping[str, str]) -> Check:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ci.core.config import Config, Environment
 from ci.core.errors import ExitCode, UsageError
 from ci.core.runner import Runner
+from ci.gates import registry
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
 NO_CACHE = {"CI_NO_CACHE": "1"}
@@ -48,14 +49,14 @@ POST_PUBLISH: list[PostPublish] = []
 
 
 def record_step(config: Config, version: str, ci: Sequence[str]) -> Sequence[Step]:
-    """The release record: dist/RELEASE_NOTES.md, the step summary and the GitHub release."""
+    """The release record: dist-assets/RELEASE_NOTES.md, the step summary and the GitHub release."""
     del config
     return [
         Step(
             name="release record",
             argv=(*ci, "release-record", "--tag", f"v{version}", "--dist", "dist"),
             what=(
-                "dist/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
+                "dist-assets/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
                 "release with its assets and the ledger anchor"
             ),
         )
@@ -77,8 +78,8 @@ def first_environment(config: Config) -> Environment | None:
 
 
 def gate_sessions(config: Config) -> list[str]:
-    """The nox sessions a release must pass, in order."""
-    return ["lint", f"test-{config.default_python}", "security", "package"]
+    """The nox sessions a release must pass, in order: the main job's."""
+    return registry.main_sessions(config)
 
 
 def publish_target(config: Config, env: Mapping[str, str]) -> str | None:
@@ -110,11 +111,13 @@ def plan(
     declared: Sequence[str] | None = None,
     post_publish: Sequence[PostPublish] | None = None,
     final: Sequence[PostPublish] | None = None,
+    publish_ci: Sequence[str] | None = None,
 ) -> ReleasePlan:
     """The release of the project's current version as a list of steps (pure).
 
     Gate sessions missing from ``declared`` (when known) are left out and listed in
-    ``missing``, so a partial bundle still releases, loudly.
+    ``missing``, so a partial bundle still releases, loudly. ``publish_ci`` is how the
+    publish step calls ``python -m ci`` (default ``ci``): in an environment with twine.
     """
     version = config.project_version
     wanted = gate_sessions(config)
@@ -133,7 +136,7 @@ def plan(
     steps.append(
         Step(
             name="publish",
-            argv=(*ci, "publish", "--dist", "dist"),
+            argv=(*(publish_ci or ci), "publish", "--dist", "dist"),
             what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {where}",
         )
     )
@@ -214,7 +217,14 @@ def execute(
     return 0
 
 
-def ci_prefix(config_file: str | None = None) -> tuple[str, ...]:
-    """How a release step calls ``python -m ci`` (this interpreter, same --config)."""
-    prefix = (sys.executable, "-m", "ci")
+def ci_prefix(config_file: str | None = None, *, group: str | None = None) -> tuple[str, ...]:
+    """How a release step calls ``python -m ci`` (same --config).
+
+    Without ``group``: this interpreter. With it: the project's locked environment with that
+    dependency group synced in (``uv run --locked --group GROUP``), so a step finds its tools
+    (twine for publish) whatever the maintainer's default groups hold.
+    """
+    prefix: tuple[str, ...] = (sys.executable, "-m", "ci")
+    if group is not None:
+        prefix = ("uv", "run", "--locked", "--group", group, "python", "-m", "ci")
     return (*prefix, "--config", config_file) if config_file else prefix

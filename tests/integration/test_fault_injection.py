@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git, invoke
+from tests.conftest import ROOT, git, invoke, trim_tests
 from tests.support.pypiserver import PypiServer
-from tests.support.trim import keep_only
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +34,7 @@ def rehearsal_clone(tmp_path: Path) -> Path:
     environment, committed and tagged with its version."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
-    keep_only(clone / "tests", KEEP_TESTS)
+    trim_tests(clone / "tests", KEEP_TESTS)
     db = tmp_path / "advisories"
     (db / "requests").mkdir(parents=True)
     shutil.copy(ADVISORY, db / "requests" / ADVISORY.name)  # CC-BY-4.0, see its ATTRIBUTION.md

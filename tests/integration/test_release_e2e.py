@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import git, invoke
+from tests.conftest import git, invoke, trim_tests
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
-from tests.support.trim import keep_only
 
 ROOT = Path(__file__).resolve().parents[2]
-KEEP_TESTS = {"__init__.py", "conftest.py", "support", "deploy/__init__.py", "deploy/test_ledger.py"}
+KEEP_TESTS = {
+    "__init__.py",
+    "conftest.py",
+    "support",
+    "deploy/__init__.py",
+    "deploy/test_ledger.py",
+}
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +33,7 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     """A clone of this repository with a small test suite, an index and staging, tagged."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
-    keep_only(clone / "tests", KEEP_TESTS)  # the release must not test itself
+    trim_tests(clone / "tests", KEEP_TESTS)
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
@@ -101,7 +106,8 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert done.returncode == 0, output[-6000:]
     assert "released 0.1.0" in output
 
-    manifest = json.loads((clone / "dist" / "manifest.json").read_text(encoding="utf-8"))
+    assets = clone / "dist-assets"
+    manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
     wheel = next(a for a in manifest["artifacts"] if a["kind"] == "wheel")
     served = pypiserver.files()
     assert wheel["name"] in served
@@ -122,9 +128,14 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     names = [a["name"] for a in manifest["artifacts"]] + ["SHA256SUMS", "manifest.json"]
     assert {name for name, _ in github.uploads()} == set(names)
     for name, body in github.uploads():
-        assert body == (clone / "dist" / name).read_bytes()
+        where = (
+            clone / "dist"
+            if name.endswith((".whl", ".tar.gz")) and "-bundle" not in name
+            else assets
+        )
+        assert body == (where / name).read_bytes()
     assert f"Ledger head: `{last['hash']}`" in gh_release["body"]
-    assert gh_release["body"] == (clone / "dist" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
+    assert gh_release["body"] == (assets / "RELEASE_NOTES.md").read_text(encoding="utf-8")
     assert TOKEN not in output
 
     # running the whole release again changes nothing: not on the index, not on GitHub

@@ -121,6 +121,19 @@ def test_a_release_with_no_index_stops_before_running_anything(
     assert "no package index to publish to" in capsys.readouterr().err
 
 
+def test_publish_runs_where_twine_is_the_package_group(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ""))
+    tools = release.ci_prefix("pyproject.toml", group="package")
+    assert tools == (
+        *("uv", "run", "--locked", "--group", "package", "python", "-m", "ci"),
+        *("--config", "pyproject.toml"),
+    )
+    plan = release.plan(config, env={}, ci=CI, nox=NOX, publish_ci=tools)
+    publish = next(s for s in plan.steps if s.name == "publish")
+    assert publish.argv == (*tools, "publish", "--dist", "dist")
+    assert next(s for s in plan.steps if s.name == "preflight").argv[:3] == CI
+
+
 def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
     # a release never replays a cached verdict: each gate session sees CI_NO_CACHE=1
     config = load(write_project(tmp_path, ""))
