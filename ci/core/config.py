@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
 GATE_NAMES = ("lint", "test", "secrets", "audit", "package", "workflows")
 SEVERITIES = ("low", "medium", "high", "critical")
+TAG_PLACEHOLDER = "{version}"
+DEFAULT_TAG_FORMAT = "v{version}"
+# what a tag format may hold around {version}: plain ref characters, no glob or shell syntax
+_TAG_FORMAT = re.compile(r"[A-Za-z0-9._/@-]*\{version\}[A-Za-z0-9._/@-]*")
 
 
 class Mode(enum.StrEnum):
@@ -100,6 +105,8 @@ class Config:
     path: Path | None
     project_name: str = ""
     project_version: str = ""
+    project_dynamic: tuple[str, ...] = ()  # [project] dynamic ("version": ask the backend)
+    tag_format: str | None = None  # [tool.ci.release] tag_format; None: detect from the tags
     pythons: tuple[str, ...] = DEFAULT_PYTHONS
     packages: tuple[str, ...] = ("ci",)
     tests: str = "tests"
@@ -193,6 +200,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "publish",
             "cache",
             "notify",
+            "release",
         },
     )
     pythons = v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS)
@@ -205,6 +213,8 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         path=path,
         project_name=str(name),
         project_version=str(project.get("version", "")) if isinstance(project, Mapping) else "",
+        project_dynamic=_dynamic(project),
+        tag_format=_tag_format(v, v.table(table, "tool.ci", "release")),
         pythons=pythons,
         packages=v.str_list(table, "tool.ci", "packages", (default_package,)),
         tests=v.string(table, "tool.ci", "tests", "tests"),
@@ -329,6 +339,23 @@ def _environments(v: _Validator, table: Mapping[str, Any]) -> dict[str, Environm
             )
             raise ConfigError(msg)
     return envs
+
+
+def _dynamic(project: object) -> tuple[str, ...]:
+    raw = project.get("dynamic", []) if isinstance(project, Mapping) else []
+    return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
+
+
+def _tag_format(v: _Validator, table: Mapping[str, Any]) -> str | None:
+    v.keys(table, "tool.ci.release", {"tag_format"})
+    text = v.opt_string(table, "tool.ci.release", "tag_format")
+    if text is not None and not _TAG_FORMAT.fullmatch(text):
+        msg = (
+            f"{v.file}: tool.ci.release.tag_format = {text!r} must hold {TAG_PLACEHOLDER} once, "
+            'with only letters, digits and ._/@- around it (e.g. "v{version}" or "{version}")'
+        )
+        raise ConfigError(msg)
+    return text
 
 
 def _publish(v: _Validator, table: Mapping[str, Any]) -> PublishConfig:
