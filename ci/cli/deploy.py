@@ -7,6 +7,7 @@ import json
 import re
 import sys
 
+from ci.cli import values
 from ci.cli.app import App
 from ci.core.errors import ExitCode, GateFailedError, UsageError
 from ci.deploy.deployer import Deployer
@@ -136,7 +137,7 @@ def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_wait_and_dry_run(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
-        type=float,
+        type=values.seconds,
         default=0.0,
         metavar="SECONDS",
         help="wait up to SECONDS for the lock (with backoff) instead of exiting 4 at once",

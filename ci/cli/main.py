@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from ci.cli.app import App
 from ci.core import redact
 from ci.core.config import DEFAULT_MASK_ENV
 from ci.core.errors import CIError, ConfigError, ExitCode
+from ci.core.files import path_problem
 from ci.testing import faults
 
 COMMAND_MODULES = (
@@ -39,7 +41,8 @@ EXIT_CODES = """exit codes:
   4  deployment lock held by someone else
   5  publish or deploy failed (what was done was rolled back)
   6  a tool the gate runs crashed or could not be reached
-  130 interrupted"""
+  130 interrupted
+  141 the output was closed early (piped into head): stops quietly"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,25 +75,54 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
         return int(exc.code or 0)
     app = app or App()
     app.config_file = args.config
-    _install_redaction(app)
     try:
+        _install_redaction(app)
         faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command, never silently
-        return int(args.handler(args, app))
+        code = int(args.handler(args, app))
+        sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+    except BrokenPipeError:
+        return _output_closed()
     except CIError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
-    except Exception as exc:
-        if app.env.get("CI_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"error: noxgate crashed ({type(exc).__name__}: {exc}); "
-            "rerun with CI_DEBUG=1 for the traceback",
-            file=sys.stderr,
-        )
-        return int(ExitCode.TOOL_CRASHED)
+    except OSError as exc:
+        problem = path_problem(exc)
+        if problem is None:
+            return _crashed(exc, app)
+        print(f"error: {problem}", file=sys.stderr)
+        return int(ExitCode.USAGE)
+    except Exception as exc:  # the last resort: one line, never a traceback
+        return _crashed(exc, app)
+    return code
+
+
+def _crashed(exc: Exception, app: App) -> int:
+    if app.env.get("CI_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"error: noxgate crashed ({type(exc).__name__}: {exc}); "
+        "rerun with CI_DEBUG=1 for the traceback",
+        file=sys.stderr,
+    )
+    return int(ExitCode.TOOL_CRASHED)
+
+
+def _output_closed() -> int:
+    """The reader of stdout went away (``| head``): stop quietly, as on SIGPIPE.
+
+    Python's signal docs: point stdout at devnull so the flush at exit cannot fail again.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return int(ExitCode.OUTPUT_CLOSED)  # not a real file (a test's capture)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return int(ExitCode.OUTPUT_CLOSED)
 
 
 def _install_redaction(app: App) -> None:

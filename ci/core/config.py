@@ -169,6 +169,12 @@ def load(config_file: Path | None = None, *, cwd: Path | None = None) -> Config:
     except FileNotFoundError:
         msg = f"{path}: no such file; pass --config with an existing pyproject.toml"
         raise ConfigError(msg) from None
+    except IsADirectoryError:
+        msg = f"{path} is a folder; pass --config the pyproject.toml file itself"
+        raise ConfigError(msg) from None
+    except OSError as exc:
+        msg = f"{path}: cannot read it ({exc.strerror}); fix it or pass another --config"
+        raise ConfigError(msg) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         msg = f"{path}: not valid TOML ({exc}); fix the file"
         raise ConfigError(msg) from None
@@ -455,10 +461,15 @@ class _Validator:
 
 
 def state_dir(root: Path, env: Mapping[str, str] | None = None) -> Path:
-    """The state folder: ``CI_STATE_DIR`` or ``<root>/.ci-state``."""
+    """The state folder: ``CI_STATE_DIR`` or ``<root>/.ci-state`` (ConfigError if not a folder)."""
     environ = os.environ if env is None else env
     raw = environ.get("CI_STATE_DIR", "")
-    return Path(raw) if raw else root / ".ci-state"
+    path = Path(raw) if raw else root / ".ci-state"
+    if path.exists() and not path.is_dir():
+        where = "CI_STATE_DIR" if raw else "the default state folder"
+        msg = f"{path} ({where}) is a file, not a folder; move it aside or set CI_STATE_DIR"
+        raise ConfigError(msg)
+    return path
 
 
 def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:

@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     DEPLOY_FAILED = 5
     TOOL_CRASHED = 6
     INTERRUPTED = 130
+    OUTPUT_CLOSED = 141  # stdout's reader went away (``| head``): 128 + SIGPIPE, as shells report
 
 
 class CIError(Exception):

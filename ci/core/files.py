@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,22 @@ from ci.core.redact import redact
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, replace."""
+    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, replace.
+
+    A rewritten file keeps its mode; a new one gets 0666 less the umask (0644 by default),
+    as ``open()`` gives it (``mkstemp``'s 0600 would make a shared file private).
+    """
+    if path.is_dir():  # os.replace would blame the temp file
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    fd, tmp = _new_temp(path)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -26,6 +40,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _new_temp(path: Path) -> tuple[int, Path]:
+    """A new hidden temp file beside ``path``, created with mode 0666 less the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    msg = f"cannot create a temp file beside {path}"
+    raise FileExistsError(errno.EEXIST, msg, str(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -49,3 +76,39 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_PATH_PROBLEMS = {
+    errno.EISDIR: "is a folder where a file is expected",
+    errno.EACCES: "cannot be accessed (permission denied)",
+    errno.EPERM: "cannot be changed (operation not permitted)",
+    errno.ENOENT: "does not exist",
+    errno.ELOOP: "is a loop of symbolic links",
+    errno.EROFS: "is on a read-only file system",
+    errno.ENAMETOOLONG: "is too long a name",
+}
+
+
+def path_problem(exc: OSError) -> str | None:
+    """One line naming the path behind a file-system error and what to do; None for others.
+
+    These are bad input (a state folder that is a file, a ledger that is a folder, a report
+    nobody may read), not a crash of the bundle.
+    """
+    if not exc.filename:
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    if exc.errno == errno.ENOTDIR:
+        blocker = next(
+            (p for p in (*reversed(path.parents), path) if p.exists() and not p.is_dir()), path
+        )
+        return (
+            f"{blocker} is a file where a folder is expected (to reach {path}); "
+            "move it aside, or point the setting that names it at a folder"
+        )
+    if exc.errno == errno.EEXIST and path.exists() and not path.is_dir():
+        return f"{path} is a file where a folder is expected; move it aside and rerun"
+    problem = _PATH_PROBLEMS.get(exc.errno or 0)
+    if problem is None:
+        return None
+    return f"{path} {problem}; fix or move it aside and rerun"

@@ -143,7 +143,7 @@ def lock_path(state: Path, env: str) -> Path:
 def read(path: Path) -> LockInfo | None:
     """The lock at ``path`` (None when there is none); LockHeldError when unreadable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="replace")  # garbage: unreadable below
     except FileNotFoundError:
         return None
     try:

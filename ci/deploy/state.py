@@ -157,7 +157,7 @@ def check_file(state_dir: Path, expected: EnvState) -> None:
     path = state_path(state_dir, expected.env)
     fix = "run `python -m ci state rebuild` to recreate it from the ledger"
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="replace")  # garbage: corrupt below
     except FileNotFoundError:
         if expected.last_seq == 0:
             return

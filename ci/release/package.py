@@ -217,7 +217,8 @@ def render_sums(artifacts: Iterable[Artifact]) -> str:
 
 def check_sums(folder: Path) -> None:
     """Check every file SHA256SUMS lists against its bytes; GateFailedError on a mismatch."""
-    for name, expected in parse_sums((folder / SUMS).read_text(encoding="utf-8")).items():
+    text = (folder / SUMS).read_text(encoding="utf-8", errors="replace")  # garbage: malformed
+    for name, expected in parse_sums(text).items():
         actual = sha256_file(folder / name)
         if actual != expected:
             msg = (

@@ -316,7 +316,7 @@ def _reason(exc: BaseException) -> str:
 def verify_sums(dist: Path, manifest: Manifest) -> None:
     """Check SHA256SUMS against the files and the manifest; DeployError (exit 5) on any mismatch."""
     try:
-        sums = parse_sums((dist / SUMS).read_text(encoding="utf-8"))
+        sums = parse_sums((dist / SUMS).read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
         msg = f"{dist / SUMS} is missing: rebuild with `python -m ci package`"
         raise DeployError(msg) from None

@@ -61,7 +61,7 @@ def read_sums(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
     sums = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         parts = line.strip().split(maxsplit=1)
         if len(parts) == 2 and len(parts[0]) == 64:
             sums[parts[1].lstrip("*").strip()] = parts[0].lower()
@@ -139,7 +139,8 @@ def ledger_head(state: Path) -> str | None:
     path = state / LEDGER_FILE
     if not path.is_file():
         return None
-    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         return None
     try:

@@ -44,7 +44,7 @@ def read_durations(state: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(raw)
         except json.JSONDecodeError:

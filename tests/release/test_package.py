@@ -299,3 +299,9 @@ def test_an_outdir_that_is_a_file_is_a_usage_error(tmp_path):
     runner = FakeRunner(script={("git",): (128, "", "")})
     with pytest.raises(UsageError, match="is a file"):
         package.package(tmp_path, tmp_path / "dist", runner=runner, env={})
+
+
+def test_sums_of_bytes_that_are_not_utf8_are_a_malformed_line(tmp_path: Path) -> None:
+    (tmp_path / package.SUMS).write_bytes(b"\xff\xfe\n")
+    with pytest.raises(UsageError, match="line 1 is not"):
+        package.check_sums(tmp_path)

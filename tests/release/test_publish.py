@@ -194,3 +194,11 @@ def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
         "HTTPError: 403 Forbidden from https://idx.example/legacy/"
     )
     assert runner.calls[0][3:6] == ("--no-color", "upload", "--non-interactive")
+
+
+def test_sums_of_bytes_that_are_not_utf8_fail_the_verification(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    manifest = write_dist(dist)
+    (dist / package.SUMS).write_bytes(b"\xff\xfe\n")
+    with pytest.raises(DeployError, match="line 1 is not"):
+        publish.verify_sums(dist, manifest)

@@ -154,3 +154,13 @@ def test_reads_what_packaging_writes(tmp_path: Path) -> None:
     wheel = found["p-1.0-py3-none-any.whl"]
     assert wheel.sha256 == sha(b"wheel")
     assert wheel.published == ("http://127.0.0.1:1/packages/p-1.0-py3-none-any.whl",)
+
+
+def test_sums_and_ledger_of_bytes_that_are_not_utf8_are_reported_not_a_crash(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "SHA256SUMS").write_bytes(b"\xff\xfe\n")
+    assert record.read_sums(tmp_path / "SHA256SUMS") == {}
+    (tmp_path / "ledger.jsonl").write_bytes(b"\xff\xfe{\n")
+    with pytest.raises(DeployError, match="not JSON"):
+        record.ledger_head(tmp_path)

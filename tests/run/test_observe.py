@@ -141,3 +141,11 @@ def test_append_line_masks_and_appends(tmp_path: Path) -> None:
     append_line(path, "one s3cret-value\n")
     append_line(path, "two")
     assert path.read_text(encoding="utf-8") == "one ***\ntwo\n"
+
+
+def test_a_durations_file_with_bytes_that_are_not_utf8_keeps_its_good_lines(
+    tmp_path: Path,
+) -> None:
+    good = json.dumps({"gate": "lint", "duration_s": 1.5})
+    (tmp_path / observe.DURATIONS).write_bytes(b"\xff\xfe garbage\n" + good.encode() + b"\n")
+    assert observe.read_durations(tmp_path) == [{"gate": "lint", "duration_s": 1.5}]
