@@ -19,7 +19,8 @@ from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
 
 ROOT = Path(__file__).resolve().parents[2]
-KEEP_TESTS = {"conftest.py", "support", "test_ledger.py", "integration"}
+# the small suite the rehearsal runs: the shared helpers and the ledger tests
+KEEP_TESTS = {"__init__.py", "conftest.py", "deploy/__init__.py", "deploy/test_ledger.py"}
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +29,12 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     """A clone of this repository with a small test suite, an index and staging, tagged."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
-    for path in (clone / "tests").iterdir():
-        if path.name not in KEEP_TESTS:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.rmtree(clone / "tests" / "integration")  # the release must not test itself
+    tests = clone / "tests"
+    for path in sorted(tests.rglob("*"), reverse=True):  # files before their folders
+        rel = path.relative_to(tests).as_posix()
+        if rel in KEEP_TESTS or rel.startswith("support") or rel == "deploy":
+            continue
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
