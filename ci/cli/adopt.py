@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode, ToolError
+from ci.release import version
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,6 +59,7 @@ def _init(args: argparse.Namespace, app: App) -> int:
     root = (app.cwd / args.target).resolve()
     bundle = scaffold.load_bundle()
     target = scaffold.gather(root, bundle)
+    target = replace(target, tag_format=version.tag_format_at(root, app.runner))
     options = scaffold.Options(upgrade=args.upgrade, force=args.force)
     plan = scaffold.plan(target, bundle, options)
     print(scaffold.render(plan, dry_run=args.dry_run, upgrade=args.upgrade), flush=True)

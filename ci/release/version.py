@@ -20,7 +20,7 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from ci.core.config import DEFAULT_TAG_FORMAT, TAG_PLACEHOLDER, Config
+from ci.core.config import DEFAULT_TAG_FORMAT, TAG_PLACEHOLDER, Config, load
 from ci.core.errors import PreflightError, ToolError
 from ci.core.runner import Runner
 
@@ -173,6 +173,28 @@ def tag_format(config: Config, runner: Runner) -> TagFormat:
     if config.tag_format is not None:
         return TagFormat(text=config.tag_format, origin="set in [tool.ci.release]")
     return detect_format(_git_tags(runner, config.root))
+
+
+def tag_format_at(root: Path, runner: Runner) -> TagFormat:
+    """The tag format of the project at ``root`` (its ``[tool.ci.release]``, else its tags)."""
+    path = root / "pyproject.toml"
+    return tag_format(load(path) if path.is_file() else Config(root=root, path=None), runner)
+
+
+def workflow_text(text: str, fmt: TagFormat) -> str:
+    """A workflow whose tag filters (``tags: ["v[0-9]*"]``) and tag-to-version step follow ``fmt``.
+
+    The bundle's workflows are written for ``v{version}``; this rewrites them for the
+    project's format, so a project that tags ``1.2.3`` gets a release workflow that runs.
+    """
+    default = TagFormat()
+    text = text.replace(
+        f'tags: ["{default.workflow_filter()}"]', f'tags: ["{fmt.workflow_filter()}"]'
+    )
+    version_of_ref = f'"${{GITHUB_REF_NAME#{fmt.prefix}}}"'
+    if fmt.suffix:
+        version_of_ref = f'"$(v="${{GITHUB_REF_NAME#{fmt.prefix}}}"; echo "${{v%{fmt.suffix}}}")"'
+    return text.replace('"${GITHUB_REF_NAME#v}"', version_of_ref)
 
 
 def tags_on_head(runner: Runner, root: Path) -> list[str]:

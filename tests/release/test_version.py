@@ -162,3 +162,10 @@ def test_without_build_installed_the_fix_is_named(make_repo: MakeRepo, tmp_path:
     subprocess.run(["uv", "venv", "--quiet", str(bare)], check=True)
     with pytest.raises(ToolError, match=r"`build` is not installed .* `uv sync --group package`"):
         version.backend_version(repo, ProcessRunner(), python=str(bare / "bin" / "python"))
+
+
+def test_workflow_text_follows_the_format() -> None:
+    bundle = 'on:\n  push:\n    tags: ["v[0-9]*"]\nrun: deploy --version "${GITHUB_REF_NAME#v}"\n'
+    assert version.workflow_text(bundle, TagFormat()) == bundle
+    plain = version.workflow_text(bundle, TagFormat(text="{version}"))
+    assert plain == 'on:\n  push:\n    tags: ["[0-9]*"]\nrun: deploy --version "${GITHUB_REF_NAME#}"\n'
