@@ -168,4 +168,6 @@ def test_workflow_text_follows_the_format() -> None:
     bundle = 'on:\n  push:\n    tags: ["v[0-9]*"]\nrun: deploy --version "${GITHUB_REF_NAME#v}"\n'
     assert version.workflow_text(bundle, TagFormat()) == bundle
     plain = version.workflow_text(bundle, TagFormat(text="{version}"))
-    assert plain == 'on:\n  push:\n    tags: ["[0-9]*"]\nrun: deploy --version "${GITHUB_REF_NAME#}"\n'
+    assert (
+        plain == 'on:\n  push:\n    tags: ["[0-9]*"]\nrun: deploy --version "${GITHUB_REF_NAME#}"\n'
+    )
