@@ -39,7 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
             "mypy if enabled), test (headless pytest with junit and coverage under reports/) "
-            "or package (`package --verify-reproducible` into dist/; takes --outdir DIR). "
+            "or package (`package --verify-reproducible` into dist/, assets in dist-assets/; "
+            "takes --outdir DIR). "
             "Extra arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
             "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
             "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "

@@ -15,13 +15,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``release-record`` command to the parser."""
     p = sub.add_parser(
         "release-record",
-        help="write dist/RELEASE_NOTES.md and create or update the GitHub release for a tag",
+        help="write dist-assets/RELEASE_NOTES.md and create or update the GitHub release for a tag",
         description=(
             "For the release tag on HEAD (or --tag): builds the release notes since the "
             "previous release tag ([tool.ci.release] tag_format, else the format the tags "
             "use), adds the artifact table (name, size, sha256, where published; from "
-            "dist/manifest.json and dist/SHA256SUMS) and the deploy ledger's head hash as the "
-            "audit anchor, writes it to dist/RELEASE_NOTES.md and appends it to "
+            "dist-assets/manifest.json and dist-assets/SHA256SUMS) and the deploy ledger's head "
+            "hash as the audit anchor, writes it to dist-assets/RELEASE_NOTES.md and appends it to "
             "$GITHUB_STEP_SUMMARY. With GITHUB_TOKEN and GITHUB_REPOSITORY set it creates the "
             "GitHub release (or updates it: re-running changes nothing) through GITHUB_API_URL "
             "and uploads the dist files as assets. `invoke release` runs it after publish. "
@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--tag", metavar="TAG", help="the release tag (default: the release tag on HEAD)"
     )
-    p.add_argument("--dist", type=Path, metavar="DIR", help="the built artifacts (default: dist/)")
+    p.add_argument(
+        "--dist",
+        type=Path,
+        metavar="DIR",
+        help="the built distributions; their assets are read from DIR-assets (default: dist/)",
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -68,7 +73,7 @@ def _release_record(args: argparse.Namespace, app: App) -> int:
     if summary:
         print("appended the release notes to the step summary")
     elif app.env.get("GITHUB_STEP_SUMMARY"):
-        print("warning: the step summary is full: the notes are only in dist/")
+        print("warning: the step summary is full: the notes are only in dist-assets/")
     outcome = record.publish(rec, app.env, app.http, app.retry())
     print(outcome if isinstance(outcome, str) else outcome.summary())
     return ExitCode.OK

@@ -56,8 +56,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "--fail-on ([tool.ci.gates.audit] fail_on, default high) unless waived in "
             "[[tool.ci.waivers]]. With --advisory-db DIR (or $CI_ADVISORY_DB, or [tool.ci] "
             "advisory_db) the audit is offline: DIR, a folder of OSV records laid out like the "
-            "PyPA advisory database, is served on 127.0.0.1 for pip-audit. Exit 1 when the "
-            "policy fails, 2 for bad input, 6 when the vulnerability service is unreachable."
+            "PyPA advisory database (its vulns/ folder), is served on 127.0.0.1 for pip-audit; "
+            "a folder holding no OSV records is refused. Exit 1 when the policy fails, 2 for "
+            "bad input, 6 when the vulnerability service is unreachable or answers errors."
         ),
     )
     p.add_argument("--requirements", type=Path, metavar="FILE", help="a pinned requirements file")

@@ -135,6 +135,9 @@ class GateContext:
     clock: Clock
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = ""
+    # The files the gate's cache key covers, for a gate that scans a list of files (secrets):
+    # it scans exactly these. None: the gate lists them itself.
+    scan: tuple[str, ...] | None = None
 
     @property
     def root(self) -> Path:

@@ -71,6 +71,14 @@ class Runner(Protocol):
 class ProcessRunner:
     """Runs real subprocesses."""
 
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        """Start commands with ``environ`` as their whole environment (default: os.environ)."""
+        self.environ = None if environ is None else dict(environ)
+
+    def _merged(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        base = os.environ if self.environ is None else self.environ
+        return {**base, **(env or {})}
+
     def run(
         self,
         argv: Sequence[str],
@@ -81,7 +89,7 @@ class ProcessRunner:
         stream: bool = False,
     ) -> Completed:
         """Run ``argv``; with ``stream`` its output is printed (masked) as it comes."""
-        merged = {**os.environ, **(env or {})}
+        merged = self._merged(env)
         start = time.monotonic()
         try:
             if stream:
@@ -125,7 +133,7 @@ class ProcessRunner:
         Output is not masked: masking could hide the very values a secret scanner looks
         for. Callers feed these lines to scanners and print only what they derive.
         """
-        merged = {**os.environ, **(env or {})}
+        merged = self._merged(env)
         try:
             proc = subprocess.Popen(
                 list(argv),
@@ -160,7 +168,14 @@ class ProcessRunner:
 
     def which(self, name: str) -> str | None:
         """The path of executable ``name`` on PATH, or None."""
-        return shutil.which(name)
+        return shutil.which(name, path=None if self.environ is None else self.environ.get("PATH"))
+
+
+def confined(runner: Runner, environ: Mapping[str, str]) -> Runner:
+    """``runner`` starting commands with ``environ`` alone (test doubles are returned as is)."""
+    if isinstance(runner, ProcessRunner):
+        return ProcessRunner(environ)
+    return runner
 
 
 def _run_streaming(

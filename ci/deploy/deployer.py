@@ -218,8 +218,12 @@ class Deployer:
     # ---- the steps of a deploy ---------------------------------------------------------
 
     def artifact(self, version: str) -> Path | None:
-        """The built wheel of this project at ``version`` under dist/, or None."""
-        return deploysteps.find_wheel(self.config.root / "dist", self.config.project_name, version)
+        """The built wheel of this project at ``version`` in dist/ (or a kept build), or None."""
+        dist = self.config.root / "dist"
+        name = self.config.project_name
+        # the current build is in dist/; older kept builds in dist-assets/builds/
+        found = deploysteps.find_wheel(dist, name, version)
+        return found or deploysteps.find_wheel(dist.with_name("dist-assets"), name, version)
 
     def steps(
         self, environment: Environment, version: str, artifact: Path | None

@@ -2,13 +2,15 @@
 
 Reads what packaging and deploy leave behind, each optional:
 
-- ``dist/manifest.json``: ``{"artifacts": [{"name": str, "sha256": str?, "size": int?,
+- ``dist-assets/manifest.json``: ``{"artifacts": [{"name": str, "sha256": str?, "size": int?,
   "published": str | [str] | {"url": str}?}]}`` (``files`` is accepted for ``artifacts``,
   and ``url``/``urls``/``published_to`` for ``published``); nothing else is read.
-- ``dist/SHA256SUMS``: ``<sha256>  <name>`` lines (``sha256sum`` format).
+- ``dist-assets/SHA256SUMS``: ``<sha256>  <name>`` lines (``sha256sum`` format).
 - ``CI_STATE_DIR/ledger.jsonl``: the ``hash`` of its last entry is the audit anchor.
 
-Without a manifest or SHA256SUMS the wheels and sdists found in ``dist/`` are the assets.
+The wheel and sdist live in ``dist/``, every other asset in ``dist-assets/`` beside it
+(``ci.release.package`` writes both). Without a manifest or SHA256SUMS the wheels and
+sdists found in ``dist/`` are the assets.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ci.core.runner import Runner
 from ci.github import releases as ghrelease
 from ci.release import commits as history
 from ci.release import notes
+from ci.release.package import assets_dir
 from ci.release.version import DEFAULT_FORMAT, TagFormat
 from ci.run import report
 
@@ -104,16 +107,17 @@ def read_manifest(path: Path) -> dict[str, Mapping[str, Any]]:
 
 
 def artifacts(dist: Path) -> list[Artifact]:
-    """The release's files in ``dist``, verified against SHA256SUMS; DeployError on a mismatch."""
-    manifest = read_manifest(dist / "manifest.json")
-    sums = read_sums(dist / "SHA256SUMS")
+    """The release's files in ``dist`` and beside it, checked against SHA256SUMS (exit 5 if not)."""
+    assets = assets_dir(dist)
+    manifest = read_manifest(assets / "manifest.json")
+    sums = read_sums(assets / "SHA256SUMS")
     names = list(dict.fromkeys([*manifest, *sums]))
     if not names and dist.is_dir():
         names = sorted(p.name for p in dist.iterdir() if p.name.endswith((".whl", ".tar.gz")))
-    names += [m for m in META_FILES if (dist / m).is_file() and m not in names]
+    names += [m for m in META_FILES if (assets / m).is_file() and m not in names]
     found = []
     for name in names:
-        path = dist / name
+        path = dist / name if (dist / name).is_file() else assets / name
         if not path.is_file():
             msg = f"{path} is listed in manifest.json or SHA256SUMS but missing; rebuild dist"
             raise DeployError(msg)
@@ -187,7 +191,7 @@ def body(notes_md: str, found: Sequence[Artifact], anchor: str | None) -> str:
                 f"| `{a.name}` | {human_size(a.size)} ({a.size} B) | `{a.sha256}` | {where} |"
             )
     else:
-        lines.append("No artifacts were found in dist/.")
+        lines.append("No artifacts were found in dist/ or dist-assets/.")
     lines += ["", "### Audit anchor", ""]
     if anchor:
         lines.append(f"Ledger head: `{anchor}`")
@@ -251,8 +255,8 @@ def build(
 
 
 def write_notes(record: Record, dist: Path) -> Path:
-    """Write the release body to ``dist/RELEASE_NOTES.md`` (atomic, masked)."""
-    path = dist / NOTES_FILE
+    """Write the release body to ``dist-assets/RELEASE_NOTES.md`` (atomic, masked)."""
+    path = assets_dir(dist) / NOTES_FILE
     files.atomic_write_text(path, record.body)
     return path
 
@@ -273,7 +277,7 @@ def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
     repository = env.get("GITHUB_REPOSITORY", "").strip()
     token = next((env[v] for v in TOKEN_VARS if env.get(v)), "")
     if not token:
-        return "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist/)"
+        return "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist-assets/)"
     if not repository:
         return "GITHUB_REPOSITORY is not set: skipping the GitHub release"
     return repository, token

@@ -235,7 +235,7 @@ def backend_version(root: Path, runner: Runner, python: str = sys.executable) ->
     except (ValueError, json.JSONDecodeError):
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("version"), str):
-        msg = "python -m build --metadata printed no version; is build older than 1.3?"
+        msg = "python -m build --metadata printed no version; is build older than 1.5?"
         raise ToolError(msg)
     source = f"build backend {_backend(root)} (dynamic version)"
     return ProjectVersion(version=data["version"], source=source)

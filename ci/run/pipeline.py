@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -15,7 +16,7 @@ from typing import Any
 from ci.core.config import Config
 from ci.core.errors import CIError, ExitCode, UsageError
 from ci.core.gate import GateContext, GateResult, GateStatus, apply_policy
-from ci.core.runner import Completed, Runner
+from ci.core.runner import Completed, Runner, confined
 from ci.gates import cache, lint, workflows
 from ci.gates import test as testgate
 from ci.gates.cache import GateCache
@@ -45,24 +46,42 @@ def default_sessions(config: Config) -> list[str]:
 
 
 def run_gate(
-    name: str, ctx: GateContext, args: Sequence[str] = (), *, no_cache: bool = False
+    name: str,
+    ctx: GateContext,
+    args: Sequence[str] = (),
+    *,
+    no_cache: bool = False,
+    venv: Path | None = None,
 ) -> GateResult:
-    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.run.report)."""
+    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.run.report).
+
+    A gate with cache inputs runs with the filtered environment its key covers (cache or
+    not), and a gate that scans a list of files is handed exactly the list its key covers.
+    ``venv`` is the virtualenv the gate runs in (default: this interpreter's).
+    """
     if name not in GATES:
         msg = f"unknown gate {name!r} (known: {', '.join(sorted(GATES))})"
         raise UsageError(msg)
     start = time.monotonic()
     store = GateCache(ctx.config, ctx.runner, ctx.clock, ctx.env)
-    inputs = store.inputs(name, ctx.python, args)
-    key = None if inputs is None else cache.digest(inputs)
-    hit = store.lookup(key) if key and cache.enabled(ctx.env, no_cache) else None
+    resolved = store.resolve(name, ctx.python, args, venv)
+    key, inputs = resolved.digest, resolved.inputs
+    use_cache = cache.enabled(ctx.env, no_cache)
+    if use_cache and key is None and name in cache.INPUTS:
+        print(f"{name}: runs without the cache: {resolved.reason}", file=sys.stderr)
+    hit = store.lookup(key) if key and use_cache else None
     if hit is not None:
         result = store.replay(hit, start)
         store.save()
         report.record(result, ctx)
         return result
+    inner = ctx
+    environ = cache.gate_env(name, ctx.config, ctx.env)
+    if environ is not None:
+        runner = confined(ctx.runner, environ)
+        inner = dataclasses.replace(ctx, env=environ, runner=runner, scan=resolved.scan)
     try:
-        result = GATES[name](ctx, args)
+        result = GATES[name](inner, args)
     except CIError as exc:
         if exc.exit_code is not ExitCode.TOOL_CRASHED:
             raise
@@ -196,7 +215,7 @@ def _replay(session: str, config: Config, store: GateCache) -> SessionOutcome | 
         return None
     hits = []
     for gate, python in gates:
-        key = store.key(gate, python)
+        key = store.key(gate, python, venv=cache.nox_envdir(config.root, session))
         entry = store.lookup(key) if key else None
         if entry is None:
             return None

@@ -17,6 +17,7 @@ from ci.core.runner import Runner
 from ci.release.version import Release
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
+NO_CACHE = {"CI_NO_CACHE": "1"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,14 +51,14 @@ POST_PUBLISH: list[PostPublish] = []
 
 
 def record_step(config: Config, release: Release, ci: Sequence[str]) -> Sequence[Step]:
-    """The release record: dist/RELEASE_NOTES.md, the step summary and the GitHub release."""
+    """The release record: dist-assets/RELEASE_NOTES.md, the step summary and the GitHub release."""
     del config
     return [
         Step(
             name="release record",
             argv=(*ci, "release-record", "--tag", release.tag, "--dist", "dist"),
             what=(
-                "dist/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
+                "dist-assets/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
                 "release with its assets and the ledger anchor"
             ),
         )
@@ -113,11 +114,13 @@ def plan(
     declared: Sequence[str] | None = None,
     post_publish: Sequence[PostPublish] | None = None,
     final: Sequence[PostPublish] | None = None,
+    publish_ci: Sequence[str] | None = None,
 ) -> ReleasePlan:
     """The release of ``release`` (version and tag of HEAD) as a list of steps (pure).
 
     Gate sessions missing from ``declared`` (when known) are left out and listed in
-    ``missing``, so a partial bundle still releases, loudly.
+    ``missing``, so a partial bundle still releases, loudly. ``publish_ci`` is how the
+    publish step calls ``python -m ci`` (default ``ci``): in an environment with twine.
     """
     version = release.version
     wanted = gate_sessions(config)
@@ -136,7 +139,7 @@ def plan(
     steps.append(
         Step(
             name="publish",
-            argv=(*ci, "publish", "--dist", "dist"),
+            argv=(*(publish_ci or ci), "publish", "--dist", "dist"),
             what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {where}",
         )
     )
@@ -207,7 +210,8 @@ def execute(
     total = len(release.steps)
     for index, step in enumerate(release.steps, start=1):
         out(f"==> [{index}/{total}] {step.name}: {' '.join(step.argv)}")
-        done = runner.run(step.argv, cwd=config.root, stream=True)
+        # a release never replays a cached verdict: every gate runs on what is published
+        done = runner.run(step.argv, cwd=config.root, env=NO_CACHE, stream=True)
         if not done:
             code = done.returncode if done.returncode in {int(c) for c in ExitCode} else 1
             later = ", ".join(s.name for s in release.steps[index:]) or "nothing"
@@ -220,7 +224,14 @@ def execute(
     return 0
 
 
-def ci_prefix(config_file: str | None = None) -> tuple[str, ...]:
-    """How a release step calls ``python -m ci`` (this interpreter, same --config)."""
-    prefix = (sys.executable, "-m", "ci")
+def ci_prefix(config_file: str | None = None, *, group: str | None = None) -> tuple[str, ...]:
+    """How a release step calls ``python -m ci`` (same --config).
+
+    Without ``group``: this interpreter. With it: the project's locked environment with that
+    dependency group synced in (``uv run --locked --group GROUP``), so a step finds its tools
+    (twine for publish) whatever the maintainer's default groups hold.
+    """
+    prefix: tuple[str, ...] = (sys.executable, "-m", "ci")
+    if group is not None:
+        prefix = ("uv", "run", "--locked", "--group", group, "python", "-m", "ci")
     return (*prefix, "--config", config_file) if config_file else prefix

@@ -59,6 +59,9 @@ def load_record(path: Path) -> Record:
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         msg = f"advisory {path} is not an OSV record (no id); fix or remove the file"
         raise ToolError(msg)
+    if "modified" not in data:  # OSV requires it: a JSON file with an "id" is not enough
+        msg = f"advisory {path} is not an OSV record (no modified); fix or remove the file"
+        raise ToolError(msg)
     return data
 
 
@@ -111,15 +114,25 @@ def _version(text: str) -> Version | None:
         return None
 
 
+def _fix_hint(root: Path) -> str:
+    """How to point at the records: at ``root/vulns`` when that is where they are."""
+    folder = root / "vulns" if (root / "vulns").is_dir() else Path(".../vulns")
+    return (
+        "point --advisory-db, $CI_ADVISORY_DB or [tool.ci] advisory_db at the folder that "
+        f"holds the *.json/*.yaml OSV records (directly or one folder per package), e.g. {folder}"
+    )
+
+
 class AdvisoryDB:
     """A folder of OSV records, read lazily: ``<db>/<package>/<ID>.yaml`` like the PyPA database.
 
     A package's folder is read on its first query; records lying directly in the folder
-    (a flat layout) are read once, on the first query of any package.
+    (a flat layout) are read once, on the first query of any package. A folder that holds
+    no records in either layout is refused: served, it would answer "no vulnerabilities".
     """
 
     def __init__(self, root: Path) -> None:
-        """Index ``root``; UsageError when it is not a folder."""
+        """Index ``root``; UsageError when it is not a folder or holds no OSV records."""
         if not root.is_dir():
             msg = (
                 f"advisory database {root} does not exist or is not a folder; "
@@ -132,17 +145,34 @@ class AdvisoryDB:
         self._by_id: dict[str, Path] = {}
         for entry in sorted(os.scandir(root), key=lambda e: e.name):
             if entry.is_dir():
-                files = sorted(p for p in Path(entry.path).rglob("*") if p.suffix in SUFFIXES)
+                files = sorted(
+                    Path(e.path)
+                    for e in os.scandir(entry.path)
+                    if Path(e.name).suffix in SUFFIXES and e.is_file()
+                )
                 self._folders.setdefault(canonicalize_name(entry.name), []).extend(files)
-            elif Path(entry.name).suffix in SUFFIXES:
+            elif Path(entry.name).suffix in SUFFIXES and entry.is_file():
                 self._loose.append(Path(entry.path))
-        for files in (*self._folders.values(), self._loose):
+        for files in (self._loose, *self._folders.values()):
             for path in files:
                 self._by_id.setdefault(path.stem, path)
         self._loaded: set[str] = set()
         self._index: dict[str, list[Record]] = {}
         self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
+        self._check()
+
+    def _check(self) -> None:
+        """UsageError unless the folder holds records and the first one is an OSV record."""
+        if not self._by_id:
+            msg = f"advisory database {self.root} holds no OSV records; {_fix_hint(self.root)}"
+            raise UsageError(msg)
+        first = next(iter(self._by_id.values()))
+        try:
+            load_record(first)
+        except ToolError:
+            msg = f"advisory database {self.root} holds no OSV records ({first} is not one); "
+            raise UsageError(msg + _fix_hint(self.root)) from None
 
     def __len__(self) -> int:
         """How many record files the database holds."""

@@ -500,6 +500,8 @@ def enrich(
 def audit(options: AuditOptions, runner: Runner) -> AuditReport:
     """Export (or read) the pins, run pip-audit, score each advisory and apply the policy."""
     start = time.monotonic()
+    # a folder without OSV records is refused before anything runs: served, it answers "none"
+    db = AdvisoryDB(options.advisory_db) if options.advisory_db is not None else None
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ci-audit-")))
         if options.requirements is not None:
@@ -524,8 +526,7 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
             )
             files.append(path)
             extra = []  # options and unreadable lines go to the first file only
-        if options.advisory_db is not None:
-            db = AdvisoryDB(options.advisory_db)
+        if db is not None:
             api = stack.enter_context(serving(db))
             service = str(options.advisory_db)
             fetch: Fetch = db.get

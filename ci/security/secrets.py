@@ -139,6 +139,9 @@ class ScanOptions:
     waivers: tuple[Waiver, ...] = ()
     today: dt.date = field(default_factory=dt.date.today)
     extra_files: tuple[Path, ...] = ()  # scanned too (fault injection plants one)
+    # tree mode: exactly these files (relative to the repo), as listed by tree_files when the
+    # gate cache keyed them; None: list them now
+    files: tuple[str, ...] | None = None
 
 
 def repo_root(runner: Runner, path: Path) -> Path:
@@ -228,7 +231,8 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
         verify_rev(runner, root, options.since)
     with _settings(baseline, files_exist=options.mode is Mode.TREE):
         if options.mode is Mode.TREE:
-            scanned, found = scan_tree(runner, root, skip={_relative(baseline_path, root)})
+            skip = {_relative(baseline_path, root)}
+            scanned, found = scan_tree(runner, root, skip=skip, files=options.files)
         else:
             revs = ["--all"] if options.mode is Mode.HISTORY else [f"{options.since}..HEAD"]
             skip = {_relative(baseline_path, root)}
@@ -261,37 +265,82 @@ def _relative(path: Path, root: Path) -> str:
     return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else ""
 
 
-def scan_tree(
-    runner: Runner, root: Path, skip: Iterable[str] = ()
-) -> tuple[int, list[SecretFinding]]:
-    """Scan every tracked file of the working tree (except ``skip``); (files, findings)."""
+def tree_files(root: Path, runner: Runner) -> list[str]:
+    """The tracked files of the working tree a tree scan reads (regular files, no symlinks)."""
     # unmasked: a file named after a secret env value must still be found and scanned
     listed = "".join(runner.lines([*_GIT, "ls-files", "-z"], cwd=root))
-    skipped = set(skip)
-    files = [
+    return [
         name
         for name in listed.split("\0")
-        if name
-        and name not in skipped
-        and (root / name).is_file()
-        and not (root / name).is_symlink()
+        if name and (root / name).is_file() and not (root / name).is_symlink()
     ]
-    return scan_files(root, files)
+
+
+def listed_tree(repo: Path, runner: Runner) -> tuple[Path, list[str]]:
+    """The git top folder of ``repo`` and the files a tree scan of it reads (tree_files)."""
+    root = repo_root(runner, repo)
+    return root, tree_files(root, runner)
+
+
+def scan_tree(
+    runner: Runner,
+    root: Path,
+    skip: Iterable[str] = (),
+    files: Sequence[str] | None = None,
+) -> tuple[int, list[SecretFinding]]:
+    """Scan ``files`` (default: tree_files) except ``skip``; (files, findings)."""
+    listed = tree_files(root, runner) if files is None else files
+    skipped = set(skip)
+    return scan_files(root, [name for name in listed if name not in skipped])
 
 
 def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFinding]]:
-    """Scan the files ``names`` (relative to ``root``, or absolute); (files, findings)."""
+    """Scan the files ``names`` (relative to ``root``, or absolute); (files, findings).
+
+    ToolError when a file could not be read: detect-secrets alone finds nothing in a file it
+    cannot open (or that is gone) and says nothing, so the scan would vouch for it unread.
+    """
     from detect_secrets.core.scan import scan_file  # noqa: PLC0415 - see _settings
 
     findings = []
     scanned = 0
+    unread: list[str] = []
     for name in names:
         path = root / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            unread.append(f"{name} ({exc.strerror or type(exc).__name__})")
+            continue
         scanned += 1
-        for secret in scan_file(str(path)):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:  # detect-secrets skips the whole file; read it as git log -p
+            found = list(_scan_undecodable(path, data.decode("utf-8", "replace").splitlines()))
+        else:
+            found = list(scan_file(str(path)))
+            if not path.exists():  # removed after our read: scan_file saw nothing
+                unread.append(f"{name} (vanished while the scan ran)")
+        for secret in found:
             text = _line_of(path, secret.line_number)
             findings.append(_finding(secret, name, secret.line_number, None, text))
+    if unread:
+        msg = (
+            f"{len(unread)} file(s) could not be read, so the scan cannot vouch for them: "
+            f"{', '.join(unread)}; make them readable (or remove them) and scan again"
+        )
+        raise ToolError(msg)
     return scanned, _unique(findings)
+
+
+def _scan_undecodable(path: Path, texts: Sequence[str]) -> Iterator[Any]:
+    """The range scan's line loop over a file that is not UTF-8 (decoded with replacement)."""
+    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
+    from detect_secrets.settings import get_plugins  # noqa: PLC0415
+
+    if _is_filtered_out(required_filter_parameters=["filename"], filename=str(path)):
+        return
+    yield from scan_lines(texts, Prefilter(get_plugins()).candidates(texts), str(path))
 
 
 def _line_of(path: Path, number: int) -> str:
@@ -711,6 +760,8 @@ def render(report: ScanReport, fmt: str) -> str:
 def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """The secrets gate: scan, print, write SARIF and markdown next to the gate record."""
     options = options_from_gate_args(ctx, args)
+    if options.mode is Mode.TREE and ctx.scan is not None:
+        options = replace(options, files=ctx.scan)  # exactly what the cache key covers
     # fault injection: CI_INJECT_FAULT=secrets plants a key for the scan to find
     with faults.secret_paths(ctx.reports / "faults", ctx.env) as planted:
         report = scan(replace(options, extra_files=tuple(planted)), ctx.runner)

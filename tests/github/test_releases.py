@@ -56,21 +56,24 @@ DIST_FILES = {
 
 
 def write_dist(dist: Path, files: dict[str, bytes] | None = None) -> dict[str, bytes]:
-    """Artifacts plus SHA256SUMS and manifest.json, as packaging leaves them."""
+    """Artifacts plus SHA256SUMS and manifest.json, as packaging leaves them (assets beside)."""
     files = files or DIST_FILES
+    assets = dist.with_name(f"{dist.name}-assets")
     dist.mkdir(parents=True, exist_ok=True)
+    assets.mkdir(parents=True, exist_ok=True)
     sums = []
     artifacts = []
     for name, data in files.items():
-        (dist / name).write_bytes(data)
+        (assets if "-bundle" in name else dist).joinpath(name).write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         sums.append(f"{sha}  {name}\n")
         published = ["http://127.0.0.1:9/simple/project/"] if name.endswith(".whl") else []
         artifacts.append({"name": name, "size": len(data), "sha256": sha, "published": published})
-    (dist / "SHA256SUMS").write_text("".join(sums), encoding="utf-8")
+    (assets / "SHA256SUMS").write_text("".join(sums), encoding="utf-8")
     manifest = {"schema": 1, "version": "1.1.0", "artifacts": artifacts}
-    (dist / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return {name: (dist / name).read_bytes() for name in [*files, "SHA256SUMS", "manifest.json"]}
+    (assets / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    names = [*files, "SHA256SUMS", "manifest.json"]
+    return {n: (dist / n if (dist / n).is_file() else assets / n).read_bytes() for n in names}
 
 
 @pytest.fixture
@@ -131,7 +134,11 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     ]
     uploads = github.uploads()
     expected = {
-        name: (release_repo / "dist" / name).read_bytes()
+        name: next(
+            p.read_bytes()
+            for p in (release_repo / "dist" / name, release_repo / "dist-assets" / name)
+            if p.is_file()
+        )
         for name in [*DIST_FILES, "SHA256SUMS", "manifest.json"]
     }
     assert dict(uploads) == expected  # byte-equal bodies, each file once
@@ -149,7 +156,7 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     wheel_sha = hashlib.sha256(DIST_FILES["project-1.1.0-py3-none-any.whl"]).hexdigest()
     assert f"| `project-1.1.0-py3-none-any.whl` | 1.2 KiB (1200 B) | `{wheel_sha}` |" in body
     assert "http://127.0.0.1:9/simple/project/" in body
-    notes_file = release_repo / "dist" / "RELEASE_NOTES.md"
+    notes_file = release_repo / "dist-assets" / "RELEASE_NOTES.md"
     assert notes_file.read_text(encoding="utf-8") == body
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == body
     assert "GitHub release created, uploaded 5" in out1.out
@@ -201,10 +208,10 @@ def test_without_a_token_it_says_so_and_goes_on(
     assert run_record(release_repo, env) == 0
     out = capsys.readouterr().out
     assert [ln for ln in out.splitlines() if "GitHub release" in ln] == [
-        "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist/)"
+        "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist-assets/)"
     ]
     assert github.requests() == []
-    assert (release_repo / "dist" / "RELEASE_NOTES.md").is_file()
+    assert (release_repo / "dist-assets" / "RELEASE_NOTES.md").is_file()
 
 
 def test_dry_run_writes_and_sends_nothing(
@@ -216,7 +223,7 @@ def test_dry_run_writes_and_sends_nothing(
     assert "plan (dry run" in out
     assert f"create or update the GitHub release v1.1.0 on {REPO}" in out
     assert github.requests() == []
-    assert not (release_repo / "dist" / "RELEASE_NOTES.md").exists()
+    assert not (release_repo / "dist-assets" / "RELEASE_NOTES.md").exists()
     assert not (tmp_path / "summary.md").exists()
 
 
@@ -353,7 +360,7 @@ def test_a_manifest_that_only_records_another_publish_attempt_is_left_alone(
 ) -> None:
     env = github_env(github, tmp_path)
     assert run_record(release_repo, env) == 0
-    manifest = release_repo / "dist" / "manifest.json"
+    manifest = release_repo / "dist-assets" / "manifest.json"
     doc = json.loads(manifest.read_text(encoding="utf-8"))
     doc["publish"] = {"status": "published", "at": "2026-01-02T00:00:00+00:00"}
     manifest.write_text(json.dumps(doc), encoding="utf-8")
@@ -377,4 +384,6 @@ def test_a_secret_in_a_commit_message_never_reaches_github(
     assert "fix: stop logging" not in release["body"]  # the prefix is the section's
     assert "stop logging \\*\\*\\*" in release["body"]  # masked as git printed it
     assert leaked not in release["body"]
-    assert leaked not in (release_repo / "dist" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
+    assert leaked not in (release_repo / "dist-assets" / "RELEASE_NOTES.md").read_text(
+        encoding="utf-8"
+    )

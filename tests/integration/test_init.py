@@ -204,7 +204,7 @@ def test_init_then_sessions_then_init_again(sample: Sample, make_repo: Callable[
         assert done.returncode == 0, done.stdout + done.stderr
         wheels = list((repo / "dist").rglob("*.whl"))
         assert wheels, done.stdout
-        assert list((repo / "dist").rglob("SHA256SUMS"))
+        assert list((repo / "dist-assets").rglob("SHA256SUMS"))
 
     done = init(repo)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -203,11 +203,30 @@ def test_build_info_json_is_stable_and_uses_the_workflow_ref_when_detached(tmp_p
 
 
 def test_missing_manifest_says_how_to_make_one(tmp_path):
+    dist = tmp_path / "dist"
     with pytest.raises(UsageError, match="python -m ci package"):
-        package.read_manifest(tmp_path)
-    (tmp_path / "manifest.json").write_text("{}")
+        package.read_manifest(dist)
+    (tmp_path / "dist-assets").mkdir()
+    (tmp_path / "dist-assets" / "manifest.json").write_text("{}")
     with pytest.raises(UsageError, match="not a manifest"):
-        package.read_manifest(tmp_path)
+        package.read_manifest(dist)
+
+
+def test_distributions_in_dist_everything_else_beside_it(tmp_path):
+    dist = tmp_path / "dist"
+    assert package.assets_dir(dist) == tmp_path / "dist-assets"
+    kinds = {"w.whl": "wheel", "s.tar.gz": "sdist", "b.tar.gz": "bundle"}
+    where = {
+        name: package.artifact_path(
+            dist, package.Artifact(name=name, kind=kind, size=0, sha256="0" * 64)
+        )
+        for name, kind in kinds.items()
+    }
+    assert where == {
+        "w.whl": dist / "w.whl",
+        "s.tar.gz": dist / "s.tar.gz",
+        "b.tar.gz": tmp_path / "dist-assets" / "b.tar.gz",
+    }
 
 
 def test_wheel_metadata_reads_name_and_version(tmp_path):

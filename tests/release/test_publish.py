@@ -114,6 +114,8 @@ def test_plan_uploads_new_skips_same_and_refuses_other_bytes():
 
 def write_dist(folder: Path) -> package.Manifest:
     folder.mkdir()
+    assets = package.assets_dir(folder)
+    assets.mkdir()
     files = {
         "d-1.0-py3-none-any.whl": b"whl",
         "d-1.0.tar.gz": b"sdist",
@@ -122,10 +124,11 @@ def write_dist(folder: Path) -> package.Manifest:
     kinds = ["wheel", "sdist", "bundle"]
     artifacts = []
     for (name, data), kind in zip(files.items(), kinds, strict=True):
-        (folder / name).write_bytes(data)
+        where = folder if kind != "bundle" else assets
+        (where / name).write_bytes(data)
         artifacts.append(
             package.Artifact(
-                name=name, kind=kind, size=len(data), sha256=package.sha256_file(folder / name)
+                name=name, kind=kind, size=len(data), sha256=package.sha256_file(where / name)
             )
         )
     info = package.BuildInfo(
@@ -143,8 +146,8 @@ def write_dist(folder: Path) -> package.Manifest:
     manifest = package.Manifest(
         name="d", version="1.0", build_id="0001", build=info, artifacts=tuple(artifacts)
     )
-    package.write_manifest(folder, manifest)
-    (folder / "SHA256SUMS").write_text(package.render_sums(artifacts))
+    package.write_manifest(assets, manifest)
+    (assets / "SHA256SUMS").write_text(package.render_sums(artifacts))
     return manifest
 
 
@@ -156,10 +159,10 @@ def test_sums_are_verified_before_upload(tmp_path):
     (dist / "d-1.0.tar.gz").write_bytes(b"tampered")
     with pytest.raises(DeployError, match="does not match SHA256SUMS"):
         publish.verify_sums(dist, manifest)
-    (dist / "SHA256SUMS").unlink()
+    (dist.with_name("dist-assets") / "SHA256SUMS").unlink()
     with pytest.raises(DeployError, match="SHA256SUMS is missing"):
         publish.verify_sums(dist, manifest)
-    assert json.loads((dist / "manifest.json").read_text())["schema"] == 1
+    assert json.loads((dist.with_name("dist-assets") / "manifest.json").read_text())["schema"] == 1
 
 
 def test_pypi_partial_upload_says_to_yank_exact_files(tmp_path):
@@ -199,6 +202,6 @@ def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
 def test_sums_of_bytes_that_are_not_utf8_fail_the_verification(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     manifest = write_dist(dist)
-    (dist / package.SUMS).write_bytes(b"\xff\xfe\n")
+    (package.assets_dir(dist) / package.SUMS).write_bytes(b"\xff\xfe\n")
     with pytest.raises(DeployError, match="line 1 is not"):
         publish.verify_sums(dist, manifest)

@@ -176,3 +176,32 @@ def test_dry_run_refuses_what_preflight_refuses(
     assert main(["--config", config, "preflight", "--release"]) == 3
     refusal = dry.err.removeprefix("error: ").strip()
     assert re.search(rf"FAIL +release version +{re.escape(refusal)}\n", capsys.readouterr().out)
+
+
+def test_publish_runs_where_twine_is_the_package_group(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ""))
+    tools = release.ci_prefix("pyproject.toml", group="package")
+    assert tools == (
+        *("uv", "run", "--locked", "--group", "package", "python", "-m", "ci"),
+        *("--config", "pyproject.toml"),
+    )
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, publish_ci=tools)
+    publish = next(s for s in plan.steps if s.name == "publish")
+    assert publish.argv == (*tools, "publish", "--dist", "dist")
+    assert next(s for s in plan.steps if s.name == "preflight").argv[:3] == CI
+
+
+def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
+    # a release never replays a cached verdict: each gate session sees CI_NO_CACHE=1
+    config = load(write_project(tmp_path, ""))
+    seen = tmp_path / "seen"
+    probe = f"import os; open({str(seen)!r}, 'a').write(os.environ.get('CI_NO_CACHE', '-'))"
+    steps = tuple(
+        release.Step(name=name, argv=(sys.executable, "-c", probe), what="")
+        for name in ("preflight", "gate lint", "publish")
+    )
+    plan = release.ReleasePlan(
+        version="1.0.0", steps=steps, publish_to="http://127.0.0.1:9/", deploy_env=None
+    )
+    assert release.execute(plan, ProcessRunner(), config) == 0
+    assert seen.read_text() == "111"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -96,14 +97,41 @@ def test_get_by_id_keeps_dates_as_text(db: advisories.AdvisoryDB) -> None:
 def test_bad_folder_and_bad_record(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         advisories.AdvisoryDB(tmp_path / "missing")
+    shutil.copytree(FIXTURES / "py", tmp_path / "a-first")  # one good record, read to check
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "BAD-1.yaml").write_text("id: [unclosed\n")
     broken = advisories.AdvisoryDB(tmp_path)
     with pytest.raises(ToolError, match=r"BAD-1\.yaml"):
         broken.query("pkg", "1.0")
-    (tmp_path / "pkg" / "BAD-1.yaml").write_text("- just a list\n")
-    with pytest.raises(ToolError, match="not an OSV record"):
-        advisories.AdvisoryDB(tmp_path).query("pkg", "1.0")
+    for text, reason in [("- just a list\n", "no id"), ("id: X-1\n", "no modified")]:
+        (tmp_path / "pkg" / "BAD-1.yaml").write_text(text)
+        with pytest.raises(ToolError, match=f"not an OSV record \\({reason}\\)"):
+            advisories.AdvisoryDB(tmp_path).query("pkg", "1.0")
+
+
+def test_a_folder_without_records_is_refused_with_the_fix(tmp_path: Path) -> None:
+    """Served, a folder without OSV records would answer "no vulnerabilities" to every pin."""
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match=r"empty holds no OSV records; .*e\.g\. \.\.\./vulns$"):
+        advisories.AdvisoryDB(tmp_path / "empty")
+    checkout = tmp_path / "checkout"  # the database's checkout root: records two levels down
+    shutil.copytree(FIXTURES, checkout / "vulns")
+    with pytest.raises(UsageError, match=f"e\\.g\\. {checkout / 'vulns'}$"):
+        advisories.AdvisoryDB(checkout)
+    assert len(advisories.AdvisoryDB(checkout / "vulns")) == 9
+    project = tmp_path / "project"  # a project's root: YAML files, none of them a record
+    (project / ".github").mkdir(parents=True)
+    (project / ".github" / "dependabot.yml").write_text("version: 2\n")
+    (project / "notes.json").write_text('{"id": "not-a-record"}\n')
+    with pytest.raises(UsageError, match=r"holds no OSV records \(.*notes\.json is not one\)"):
+        advisories.AdvisoryDB(project)
+
+
+def test_flat_layout_serves_loose_records(tmp_path: Path) -> None:
+    for path in FIXTURES.glob("*/*.yaml"):
+        shutil.copy(path, tmp_path / path.name)
+    flat = advisories.AdvisoryDB(tmp_path)
+    assert ids(flat.query("requests", "2.19.0")) == ["PYSEC-2018-28", "PYSEC-2023-74"]
 
 
 def post(url: str, body: object) -> dict[str, object]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pytest_httpserver import HTTPServer
 
 from ci.cli import main as cli
 from ci.cli.app import App
@@ -442,3 +443,24 @@ def test_pins_split_into_files_pip_audit_accepts() -> None:
     assert audit.applies_to(
         "python_full_version >= '3.11.4' and sys_platform == 'darwin'", ("3.12", "3.11")
     ) == ("3.12", "3.11")
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(500, '{"code": 13}'), (200, "<html>")],  # each run is a real pip-audit: ~5 s
+)
+def test_an_osv_api_answering_errors_is_exit_6_never_clean(
+    httpserver: HTTPServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    body: str,
+) -> None:
+    httpserver.expect_request("/v1/query").respond_with_data(body, status=status)
+    root = project(tmp_path)
+    (root / "r.txt").write_text("requests==2.19.0\n")
+    app = App(cwd=root, env={"CI_OSV_API": httpserver.url_for("/")})
+    assert cli.main(["audit", "--requirements", "r.txt"], app) == 6
+    captured = capsys.readouterr()
+    assert "vulnerabilities" not in captured.out
+    assert captured.err.startswith("error: pip-audit failed")

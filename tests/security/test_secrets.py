@@ -434,3 +434,45 @@ def test_a_baseline_made_by_detect_secrets_itself_is_honoured(
     )
     (repo / ".secrets.baseline").write_bytes(made.stdout)
     assert run(repo, "secrets") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("latin1.cfg", b"# caf\xe9\naws_access_key_id = " + AWS_KEY.encode() + b"\n"),
+        ("blob.dat", b"\x00\x01\xff\xfe" + AWS_KEY.encode() + b"\x00\x89PNG\r\n"),
+    ],
+    ids=["latin-1", "binary"],  # the default ids would print the key
+)
+def test_tree_scan_reads_files_that_are_not_utf8_as_the_range_scan_does(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str], name: str, content: bytes
+) -> None:
+    """detect-secrets alone skips a file with one byte that is not UTF-8, and says nothing."""
+    repo = make_repo({"app.py": "print('hello')\n"})
+    base = git(repo, "rev-parse", "HEAD").strip()
+    (repo / name).write_bytes(content)
+    commit(repo, "a file that is not UTF-8")
+    assert run(repo, "secrets", "--format", "json") == 1
+    tree = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["file"], f["type"]) for f in tree] == [(name, "AWS Access Key")]
+    if name == "latin1.cfg":  # git shows it as text: the range scan finds the same secret
+        assert run(repo, "secrets", "--since", base, "--format", "json") == 1
+        pull = json.loads(capsys.readouterr().out)["findings"]
+        assert [(f["line"], f["hashed_secret"]) for f in pull] == [(2, tree[0]["hashed_secret"])]
+        assert tree[0]["line"] == 2
+
+
+def test_a_file_gone_or_unreadable_after_listing_is_an_error_not_a_pass(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """detect-secrets alone logs a warning for a file it cannot open and finds nothing in it."""
+    repo = make_repo({"app.py": "print('hello')\n", "gone.cfg": f"key = {AWS_KEY}\n"})
+    (repo / "gone.cfg").unlink()  # listed by git ls-files, gone when read
+    with pytest.raises(ToolError) as caught:
+        secrets.scan_files(repo, ["app.py", "gone.cfg", "app.py/not-a-folder"])
+    message = str(caught.value)
+    assert message.startswith("2 file(s) could not be read, so the scan cannot vouch for them:")
+    assert "gone.cfg (No such file or directory)" in message
+    assert "app.py/not-a-folder (Not a directory)" in message
+    assert "\n" not in message
+    assert capsys.readouterr().out == ""

@@ -55,3 +55,39 @@ def test_audit_fault_is_a_vulnerable_pin_the_real_audit_finds(
     assert main(["gate", "audit"]) == 1
     out = capsys.readouterr().out
     assert "requests 2.19.1: PYSEC-2018-28" in out
+
+
+@pytest.mark.parametrize("layout", ["database-root", "empty", "checkout-root", "unparseable"])
+def test_audit_fault_with_a_folder_of_no_advisories_is_exit_2_never_a_pass(
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    layout: str,
+) -> None:
+    """Served, a folder without OSV records answers "no vulnerabilities" to every pin."""
+    folder = {
+        "database-root": tmp_path / "advisory-database",
+        "empty": tmp_path / "empty",
+        "checkout-root": project,
+        "unparseable": tmp_path / "broken",
+    }[layout]
+    if layout == "database-root":  # the PyPA checkout: the records live in vulns/<package>/
+        (folder / "vulns" / "requests").mkdir(parents=True)
+        shutil.copy(ADVISORY, folder / "vulns" / "requests" / ADVISORY.name)
+    elif layout == "empty":
+        (folder / "requests").mkdir(parents=True)
+    elif layout == "unparseable":
+        (folder / "requests").mkdir(parents=True)
+        (folder / "requests" / "PYSEC-2018-28.yaml").write_text("id: [unclosed\n")
+    monkeypatch.setenv("CI_ADVISORY_DB", str(folder))
+    monkeypatch.setenv("CI_INJECT_FAULT", "audit")
+    assert main(["gate", "audit"]) == 2
+    captured = capsys.readouterr()
+    assert "0 vulnerabilities" not in captured.out
+    error = captured.err.strip()
+    assert error.count("\n") == 0
+    assert f"advisory database {folder} holds no OSV records" in error
+    assert "*.json/*.yaml OSV records" in error
+    hint = folder / "vulns" if layout == "database-root" else ".../vulns"
+    assert error.endswith(f"e.g. {hint}")
