@@ -201,7 +201,11 @@ def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
         for name in ("preflight", "gate lint", "publish")
     )
     plan = release.ReleasePlan(
-        version="1.0.0", steps=steps, publish_to="http://127.0.0.1:9/", deploy_env=None
+        version="1.0.0",
+        steps=steps,
+        release=released(),
+        publish_to="http://127.0.0.1:9/",
+        deploy_env=None,
     )
     assert release.execute(plan, ProcessRunner(), config) == 0
     assert seen.read_text() == "111"
