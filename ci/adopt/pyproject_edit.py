@@ -393,11 +393,12 @@ def exclude_from_build(
         )
 
 
-def gitignore(old: str | None) -> str:
+def gitignore(old: str | None, *, vendor: bool = True) -> str:
     """``.gitignore`` with the folders the gates write to added (existing lines kept)."""
     text = old or ""
     have = {line.strip().strip("/") for line in text.splitlines()}
-    missing = [entry for entry in GITIGNORE if entry.strip("/") not in have]
+    entries = GITIGNORE if vendor else tuple(e for e in GITIGNORE if not e.startswith("ci/"))
+    missing = [entry for entry in entries if entry.strip("/") not in have]
     if not missing:
         return text
     if text and not text.endswith("\n"):

@@ -165,6 +165,7 @@ def gather_release(
     checks.append(_clean_tree_check(config, runner))
     release_checks, release = _release_checks(config, runner)
     checks.extend(release_checks)
+    checks.extend(_one_release_tag_check(config, runner))
     if release is not None:
         checks.append(_version_proposal_check(config, runner, env, release))
     names = list(config.required_secrets)
@@ -234,6 +235,26 @@ def _release_checks(
 
 def _shown(found: release_version.ProjectVersion) -> str:
     return f"{found.version} ({found.source})"
+
+
+def _one_release_tag_check(config: Config, runner: Runner) -> list[Check]:
+    """A failed check when HEAD carries more than one release tag (which one is released?)."""
+    try:
+        fmt = release_version.tag_format(config, runner)
+        on_head = release_version.tags_on_head(runner, config.root)
+    except CIError:
+        return []  # the tag check has said so already
+    versions = {t: fmt.version_of(t) for t in on_head}
+    releases = sorted(
+        (t for t, v in versions.items() if v is not None), key=lambda t: (versions[t], t)
+    )
+    if len(releases) < 2:  # one tag is the normal case
+        return []
+    detail = (
+        f"HEAD carries {len(releases)} release tags ({', '.join(releases)}): a commit is one "
+        "release; delete the tags that are wrong (git tag -d TAG, and on the remote) and rerun"
+    )
+    return [_fail("one release tag", detail)]
 
 
 def _version_proposal_check(

@@ -127,8 +127,9 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     out1 = capsys.readouterr()
     base = f"/api/repos/{REPO}"
     first = github.requests()
-    assert first[:3] == [
+    assert first[:4] == [
         ("GET", f"{base}/releases/tags/v1.1.0"),
+        ("GET", f"{base}/releases"),  # no published release: is there a draft of the tag?
         ("POST", f"{base}/releases"),
         ("GET", f"{base}/releases/1/assets"),
     ]
@@ -143,7 +144,7 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     }
     assert dict(uploads) == expected  # byte-equal bodies, each file once
     assert len(uploads) == len(expected)
-    assert all(path.startswith("/uploads/") for m, path in first[3:])
+    assert all(path.startswith("/uploads/") for m, path in first[4:])
 
     (release,) = github.releases.values()
     assert release["tag_name"] == "v1.1.0"
@@ -387,3 +388,45 @@ def test_a_secret_in_a_commit_message_never_reaches_github(
     assert leaked not in (release_repo / "dist-assets" / "RELEASE_NOTES.md").read_text(
         encoding="utf-8"
     )
+
+
+@pytest.mark.parametrize("page_size", [100, 1])
+def test_a_draft_of_the_tag_is_found_and_published_and_a_rerun_changes_nothing(
+    release_repo: Path,
+    github: FakeGitHub,
+    tmp_path: Path,
+    page_size: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github.page_size = page_size  # 1: the draft is on a later page of the list
+    draft = github.add_release("v1.1.0", draft=True, name="notes so far", body="draft notes")
+    github.add_release("v1.0.0", name="v1.0.0", body="old")
+    github.add_release("v1.2.0", draft=True, name="next", body="later")
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env) == 0
+    out = capsys.readouterr().out
+    base = f"/api/repos/{REPO}"
+    assert ("POST", f"{base}/releases") not in github.requests()
+    assert [r["id"] for r in github.releases.values() if r["tag_name"] == "v1.1.0"] == [draft["id"]]
+    assert draft["draft"] is False
+    assert "### Features" in draft["body"]
+    assert draft["html_url"].endswith("/releases/tag/v1.1.0")
+    assert "GitHub release updated (it was a draft of this tag: now published)" in out
+    assert github.releases[draft["id"] + 2]["draft"] is True  # another tag's draft: untouched
+
+    github.server.clear_log()
+    assert run_record(release_repo, env) == 0
+    assert github.changes() == []
+    assert "GitHub release unchanged, 5 assets unchanged" in capsys.readouterr().out
+    assert len(github.releases) == 3
+
+
+def test_the_by_tag_lookup_does_not_see_drafts_as_on_github(github: FakeGitHub) -> None:
+    github.add_release("v9.9.9", draft=True)
+    client = UrllibClient()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{github.api_url}/repos/{REPO}/releases"
+    assert client.request("GET", f"{url}/tags/v9.9.9", headers=headers, body=None).status == 404
+    listed = client.request("GET", url, headers=headers, body=None).json()
+    assert [(r["tag_name"], r["draft"]) for r in listed] == [("v9.9.9", True)]
+    assert "/releases/tag/untagged-" in listed[0]["html_url"]

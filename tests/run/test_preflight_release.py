@@ -198,3 +198,25 @@ def test_plain_preflight_does_not_need_a_tag(
     repo = release_repo(tag=None)
     assert main(["--config", str(repo / "pyproject.toml"), "preflight"]) == 0
     assert "release tag" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("other", ["v0.2.0", "v0.0.9", "v0.1.0rc1"])
+def test_two_release_tags_on_head_are_refused_naming_both(
+    release_repo: Callable[..., Path], other: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = release_repo(tag="v0.1.0")
+    git(repo, "tag", other)
+    assert preflight(repo) == 3
+    err = capsys.readouterr().err
+    assert "HEAD carries 2 release tags" in err
+    assert "v0.1.0" in err
+    assert other in err
+
+
+def test_a_tag_that_is_not_a_version_beside_the_release_tag_is_fine(
+    release_repo: Callable[..., Path],
+) -> None:
+    repo = release_repo(tag="v0.1.0")
+    git(repo, "tag", "vendored-drop")
+    git(repo, "tag", "deployed")
+    assert preflight(repo) == 0
