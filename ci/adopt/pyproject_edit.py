@@ -22,6 +22,7 @@ from tomlkit.toml_document import TOMLDocument
 
 from ci.adopt import layout
 from ci.core.errors import UsageError
+from ci.gates import registry
 
 SMOKE_TEST = "test_noxgate_smoke.py"
 
@@ -37,20 +38,11 @@ GITIGNORE = (
     "ci/_build_info.json",
 )
 
-# What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
-# copied ci/ package's one runtime dependency, so every group carries it.
+# What the sessions of the bundle's noxfile sync, by group name: each built-in gate's
+# ``requires`` (ci.gates.registry). ``packaging`` is the copied ci/ package's one runtime
+# dependency, so every group carries it.
 TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "lint": ("ruff>=0.17", "mypy>=1.18", "packaging>=24"),
-    "test": ("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10", "packaging>=24"),
-    "security": (
-        "detect-secrets>=1.5",
-        "pip-audit>=2.9",
-        "cvss>=3.2",
-        "PyYAML>=6",
-        "packaging>=24",
-    ),
-    "package": ("build>=1.3", "twine>=6.1", "packaging>=24"),
-    "workflows": ("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6", "packaging>=24"),
+    **{group: (*tools, "packaging>=24") for group, tools in registry.groups().items()},
     "dev": ("nox>=2026.10.20", "invoke>=2.2"),
 }
 DEV_INCLUDES = ("lint", "test")

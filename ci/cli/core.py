@@ -7,7 +7,7 @@ import os
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode
-from ci.gates import cache
+from ci.gates import cache, registry
 from ci.gates.cache import GateCache
 from ci.run import pipeline, preflight, release, report
 
@@ -56,7 +56,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="run the gate even when a pass with the same inputs is cached (also CI_NO_CACHE=1)",
     )
-    p.add_argument("name", choices=sorted(pipeline.GATES), help="the gate to run")
+    p.add_argument(
+        "name",
+        help=(
+            f"the gate to run: {', '.join(g.name for g in registry.BUILTIN)} or one "
+            "declared in [tool.ci.gates.NAME] with a command"
+        ),
+    )
     p.add_argument("args", nargs=argparse.REMAINDER, help="extra arguments for the tool")
     p.set_defaults(handler=_gate)
 
@@ -110,6 +116,7 @@ def _preflight(args: argparse.Namespace, app: App) -> int:
 
 def _gate(args: argparse.Namespace, app: App) -> int:
     extra = [a for a in args.args if a != "--"]
+    registry.get(app.config, args.name)  # an unknown gate is a usage error before anything runs
     ctx = app.gate_context()
     report.announce(args.name, ctx)
     try:

@@ -20,7 +20,6 @@ from ci.core.errors import ConfigError
 
 DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
-GATE_NAMES = ("lint", "test", "secrets", "audit", "package", "workflows")
 SEVERITIES = ("low", "medium", "high", "critical")
 PYTHON_VERSION = re.compile(r"(?:pypy)?3\.\d{1,2}(?:\.\d{1,2})?t?")  # what nox and uv accept
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # used in file names under the state folder
@@ -40,12 +39,17 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GateConfig:
-    """The policy of one gate: mode, time budget and the gate's own thresholds."""
+    """One ``[tool.ci.gates.NAME]`` table: policy, a built-in gate's options, a declared gate.
+
+    Types are checked here; which keys a gate accepts (and whether NAME is a gate at all)
+    is checked against the gate registry (``ci.gates.registry.validate``).
+    """
 
     name: str
     mode: Mode = Mode.REQUIRED
     budget_s: float | None = None
     budget_blocks: bool = False
+    # options of built-in gates (each Gate names the ones it reads in ``options``)
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
@@ -53,6 +57,12 @@ class GateConfig:
     fail_on: str = "high"
     unknown_severity: str = "high"
     env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
+    # a gate the project declares: the command its session runs, and what it depends on
+    command: tuple[str, ...] = ()
+    group: str | None = None
+    inputs: tuple[str, ...] | None = None
+    pythons: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # the keys the table sets, sorted (for the registry's checks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,24 +278,21 @@ def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
     return packages
 
 
-_GATE_COMMON = {"mode", "budget_s", "budget_blocks", "env"}
-_GATE_EXTRA = {
-    "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
-    "audit": {"fail_on", "unknown_severity"},
-}
+GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks", "env"})  # every gate's
+GATE_OPTIONS = frozenset(
+    {"coverage_min", "coverage_drop_max", "secondary_args", "mypy", "fail_on", "unknown_severity"}
+)  # built-in gates' own keys
+GATE_DECLARATION = frozenset({"command", "group", "inputs", "pythons"})  # declared gates'
 
 
 def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
     gates: dict[str, GateConfig] = {}
     for name, raw in table.items():
         where = f"tool.ci.gates.{name}"
-        if name not in GATE_NAMES:
-            msg = f"{v.file}: unknown gate [{where}] (known: {', '.join(GATE_NAMES)})"
-            raise ConfigError(msg)
         sub = v.table({name: raw}, "tool.ci.gates", name)
-        v.keys(sub, where, _GATE_COMMON | _GATE_EXTRA.get(name, set()))
+        v.keys(sub, where, set(GATE_POLICY | GATE_OPTIONS | GATE_DECLARATION))
         defaults = GateConfig(name=name)
+        inputs = v.str_list(sub, where, "inputs", ()) if "inputs" in sub else None
         gates[name] = GateConfig(
             name=name,
             mode=Mode(v.choice(sub, where, "mode", [m.value for m in Mode], defaults.mode.value)),
@@ -302,8 +309,21 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
             ),
+            command=v.str_list(sub, where, "command", ()),
+            group=v.opt_string(sub, where, "group"),
+            inputs=inputs,
+            pythons=_gate_pythons(v, where, v.str_list(sub, where, "pythons", ())),
+            keys=tuple(sorted(sub)),
         )
     return gates
+
+
+def _gate_pythons(v: _Validator, where: str, pythons: tuple[str, ...]) -> tuple[str, ...]:
+    for version in pythons:
+        if not PYTHON_VERSION.fullmatch(version):
+            msg = f'{v.file}: {where}.pythons has {version!r}; write versions like "3.12"'
+            raise ConfigError(msg)
+    return pythons
 
 
 def _waivers(v: _Validator, raw: object) -> tuple[Waiver, ...]:

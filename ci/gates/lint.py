@@ -6,10 +6,11 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ci.core.errors import ToolError
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
 from ci.testing import faults
 
@@ -18,8 +19,9 @@ _MYPY_LINE = re.compile(
 )
 
 
-def run(ctx: GateContext) -> GateResult:
+def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """Run the linters over the project and turn their output into findings."""
+    del args  # the linters check the whole project, whatever the session was given
     start = time.monotonic()
     python = [sys.executable, "-m"]
     findings: list[Finding] = []
@@ -98,3 +100,15 @@ def mypy_findings(text: str) -> list[Finding]:
                 )
             )
     return findings
+
+
+GATE = Gate(
+    name="lint",
+    session="lint",
+    doc="Lint: ruff check, ruff format --check and mypy.",
+    run=run,
+    group="lint",
+    inputs=GateInputs(tools=("ruff", "mypy")),
+    options=frozenset({"mypy"}),
+    requires=("ruff>=0.17", "mypy>=1.18"),
+)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ci.core.config import state_dir
 from ci.core.errors import ToolError
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
 from ci.testing import faults
 
@@ -237,3 +237,25 @@ def read_coverage(path: Path) -> float:
     branches_covered = int(root.get("branches-covered", "0"))
     total = lines_valid + branches_valid
     return 100.0 if total == 0 else 100.0 * (lines_covered + branches_covered) / total
+
+
+GATE = Gate(
+    name="test",
+    session="test",
+    doc="Test: headless pytest with junit and coverage reports under reports/.",
+    run=run,
+    group="test",
+    inputs=GateInputs(
+        # the drop check compares with these; the state one is rewritten on the default branch
+        extra_files=(
+            f"{{reports}}/{coverage_module.BASELINE}",
+            f"{{state}}/{coverage_module.BASELINE}",
+        ),
+        tools=("pytest", "pytest-cov", "coverage"),
+        env=("GITHUB_REF", "GITHUB_SHA", "CI_DEFAULT_BRANCH"),  # baseline recording
+        config=("packages", "tests"),
+    ),
+    every_python=True,
+    options=frozenset({"coverage_min", "coverage_drop_max", "secondary_args"}),
+    requires=("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10"),
+)

@@ -10,8 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ci.core.config import Config
 from ci.core.errors import ToolError
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
 from ci.github import workflow_files
 from ci.github.workflow_files import WorkflowFile, WorkflowSyntaxError, find_cycle, needs_of
@@ -34,8 +35,9 @@ SCHEMA = "vendor.github-workflows"
 ZIZMOR_FINDING_CODES = {10, 11, 12, 13, 14}  # zizmor exits 10 + the highest severity found
 
 
-def run(ctx: GateContext) -> GateResult:
+def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """Check every workflow with the bundle's rules, the workflow schema and zizmor."""
+    del args  # every workflow is checked
     start = time.monotonic()
     paths = workflow_files.workflow_paths(ctx.root)
     if not paths:
@@ -387,3 +389,20 @@ def _zizmor(ctx: GateContext) -> str:
         msg = "zizmor was not found; run `uv sync` (it is in the `workflows` group)"
         raise ToolError(msg)
     return found
+
+
+def has_workflows(config: Config) -> bool:
+    """True when the project has GitHub workflows to check."""
+    return bool(workflow_files.workflow_paths(config.root))
+
+
+GATE = Gate(
+    name="workflows",
+    session="workflows",
+    doc="Workflows: zizmor (offline), GitHub's workflow schema and the bundle's own rules.",
+    run=run,
+    group="workflows",
+    inputs=GateInputs(tools=("zizmor", "check-jsonschema")),
+    requires=("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6"),
+    applies=has_workflows,
+)

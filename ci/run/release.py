@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ci.core.config import Config, Environment
 from ci.core.errors import ExitCode, UsageError
 from ci.core.runner import Runner
+from ci.gates import registry
 from ci.release.version import Release
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
@@ -80,8 +81,8 @@ def first_environment(config: Config) -> Environment | None:
 
 
 def gate_sessions(config: Config) -> list[str]:
-    """The nox sessions a release must pass, in order."""
-    return ["lint", f"test-{config.default_python}", "security", "package"]
+    """The nox sessions a release must pass, in order: the main job's."""
+    return registry.main_sessions(config)
 
 
 def publish_target(config: Config, env: Mapping[str, str]) -> str | None:

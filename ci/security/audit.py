@@ -26,7 +26,15 @@ from ci import __version__
 from ci.core.config import SEVERITIES, Config, Waiver
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_text
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus, judge_waivers
+from ci.core.gate import (
+    Finding,
+    Gate,
+    GateContext,
+    GateInputs,
+    GateResult,
+    GateStatus,
+    judge_waivers,
+)
 from ci.core.runner import Runner
 from ci.security import sarif
 from ci.security.advisories import AdvisoryDB, Record, serving
@@ -774,3 +782,22 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         atomic_write_text(path, render(report, fmt, root=ctx.root, now=ctx.clock.now()))
         artifacts.append(f"{ctx.config.reports_dir}/{name}")
     return gate_result(report, artifacts)
+
+
+GATE = Gate(
+    name="audit",
+    session="security",
+    doc="Audit: the locked dependencies against the advisory database.",
+    run=run,
+    group="security",
+    inputs=GateInputs(
+        tools=("pip-audit", "cvss"),
+        env=("CI_ADVISORY_DB", "CI_OSV_API"),
+        config=("waivers", "advisory_db"),
+        daily=True,  # advisories are published every day: a pass is good for one day at most
+        args=False,
+        folder_from=("CI_ADVISORY_DB", "advisory_db"),
+    ),
+    options=frozenset({"fail_on", "unknown_severity"}),
+    requires=("pip-audit>=2.9", "cvss>=3.2", "PyYAML>=6"),
+)

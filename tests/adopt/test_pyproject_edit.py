@@ -1,9 +1,9 @@
-import ast
 import tomllib
 
 from packaging.requirements import Requirement
 
 from ci.adopt import layout, pyproject_edit
+from ci.gates import registry
 from tests.conftest import ROOT
 
 PROJECT = layout.Project(
@@ -73,18 +73,13 @@ def test_new_tables_get_a_blank_line_but_old_adjacency_is_kept() -> None:
     assert pyproject_edit.space_new_tables(old, new) == "[a]\nx = 1\n[b]\ny = 2\n\n[c]\nz = 3\n"
 
 
-def _synced_groups(noxfile: str) -> set[str]:
-    groups = set()
-    for node in ast.walk(ast.parse(noxfile)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "sync":
-            groups |= {a.value for a in node.args[1:] if isinstance(a, ast.Constant)}
-    return groups
-
-
-def test_every_group_the_bundle_noxfile_syncs_is_provided() -> None:
-    synced = _synced_groups((ROOT / "noxfile.py").read_text())
+def test_every_group_the_bundle_sessions_sync_is_provided() -> None:
+    synced = {gate.group for gate in registry.BUILTIN}
     assert "lint" in synced
     assert synced <= set(pyproject_edit.TOOL_GROUPS)
+    for gate in registry.BUILTIN:
+        assert gate.group is not None
+        assert set(gate.requires) <= set(pyproject_edit.TOOL_GROUPS[gate.group]), gate.name
 
 
 def test_tool_groups_follow_the_bundles_own_tools() -> None:
