@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.cli.main import main
+from ci.cli.main import build_parser, main
 from tests.support.deploy_project import record_command, toml_list, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,3 +183,43 @@ def test_a_broken_pipe_in_process_is_141_and_silent(
     monkeypatch.setattr(sys, "stdout", Closed())
     assert main(["--config", str(cfg), "ledger", "verify"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def numeric_flags() -> list[tuple[list[str], str]]:
+    """(command path, option) of every option that takes a number, found in the parser."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif action.type in {int, float}:
+                msg = (
+                    f"{' '.join(path)} {action.option_strings}: use a checked type (ci.cli.values)"
+                )
+                raise AssertionError(msg)
+            elif action.option_strings and action.type not in {None, Path, str}:
+                found.append((path, action.option_strings[-1]))
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_the_numeric_flags_are_all_found() -> None:
+    flags = {(" ".join(path), option) for path, option in numeric_flags()}
+    assert {("deploy", "--wait"), ("pipeline", "--jobs"), ("status require", "--interval")} <= flags
+    assert ("advisories serve", "--port") in flags
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e999", "many"])
+@pytest.mark.parametrize(("path", "option"), numeric_flags())
+def test_every_numeric_flag_refuses_nan_inf_and_negatives(
+    path: list[str], option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args([*path, f"{option}={value}"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{option}: " in err
+    assert "Traceback" not in err
