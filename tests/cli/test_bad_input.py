@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -223,3 +224,38 @@ def test_every_numeric_flag_refuses_nan_inf_and_negatives(
     err = capsys.readouterr().err
     assert f"{option}: " in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["notes", "--output", "adir"], ("adir", "is a folder where a file is expected")),
+        (["notes", "--output", "afile/x"], ("afile", "is a file where a folder is expected")),
+        (["secrets", "--output", "adir"], ("adir", "is a folder where a file is expected")),
+        (["secrets", "--baseline", "adir"], ("adir", "Is a directory")),
+        (["secrets", "--baseline", "garbage"], ("garbage", "not valid JSON")),
+        (["audit", "--requirements", "adir"], ("adir", "is a folder")),
+        (["notify", "--report", "adir", "--dry-run"], ("adir", "is not a run report")),
+        (["notify", "--report", "garbage", "--dry-run"], ("garbage", "is not a run report")),
+        (["package", "--outdir", "afile"], ("afile", "is a file, not a folder")),
+        (["init", "afile"], ("afile", "is not a folder")),
+        (["advisories", "serve", "--db", "afile", "--port", "0"], ("afile", "not a folder")),
+    ],
+)
+def test_a_path_argument_of_the_wrong_kind_is_exit_2_naming_it(
+    make_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    expected: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    named, needle = expected
+    repo = make_repo({"pyproject.toml": '[project]\nname = "demo"\nversion = "1.0.0"\n'})
+    (repo / "adir").mkdir()
+    (repo / "afile").write_text("a file\n")
+    (repo / "garbage").write_bytes(b"\xff\xfe\x00 not text")
+    monkeypatch.chdir(repo)
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert named in line
+    assert needle in line
