@@ -72,6 +72,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="print the plan (steps, order, what is published where) and run nothing",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="accepted for symmetry with gate and pipeline: a release never replays a cached "
+        "result, every gate runs",
+    )
     p.set_defaults(handler=_release)
 
 

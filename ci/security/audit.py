@@ -514,7 +514,8 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ci-audit-")))
         if options.requirements is not None:
             if not options.requirements.is_file():
-                msg = f"{options.requirements} does not exist; pass a pinned requirements file"
+                what = "is a folder" if options.requirements.is_dir() else "does not exist"
+                msg = f"{options.requirements} {what}; pass a pinned requirements file"
                 raise UsageError(msg)
             requirements, source = options.requirements, str(options.requirements)
         else:
