@@ -22,6 +22,7 @@ from tomlkit.toml_document import TOMLDocument
 
 from ci.adopt import layout
 from ci.core.errors import UsageError
+from ci.gates import registry
 
 SMOKE_TEST = "test_noxgate_smoke.py"
 
@@ -37,20 +38,11 @@ GITIGNORE = (
     "ci/_build_info.json",
 )
 
-# What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
-# copied ci/ package's one runtime dependency, so every group carries it.
+# What the sessions of the bundle's noxfile sync, by group name: each built-in gate's
+# ``requires`` (ci.gates.registry). ``packaging`` is the copied ci/ package's one runtime
+# dependency, so every group carries it.
 TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "lint": ("ruff>=0.17", "mypy>=1.18", "packaging>=24"),
-    "test": ("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10", "packaging>=24"),
-    "security": (
-        "detect-secrets>=1.5",
-        "pip-audit>=2.9",
-        "cvss>=3.2",
-        "PyYAML>=6",
-        "packaging>=24",
-    ),
-    "package": ("build>=1.3", "twine>=6.1", "packaging>=24"),
-    "workflows": ("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6", "packaging>=24"),
+    **{group: (*tools, "packaging>=24") for group, tools in registry.groups().items()},
     "dev": ("nox>=2026.10.20", "invoke>=2.2"),
 }
 DEV_INCLUDES = ("lint", "test")
@@ -75,6 +67,7 @@ def edit_pyproject(
     setup_texts: tuple[str, str],
     notes: list[str],
     dependency: Dependency | None = None,
+    modules: frozenset[str] = frozenset(),
 ) -> str:
     """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added.
 
@@ -87,6 +80,7 @@ def edit_pyproject(
     add_groups(doc, project, noxgate=dependency.requirement if dependency else None)
     if dependency is not None:
         add_source(doc, dependency.source)
+        pin_setuptools_discovery(doc, project, setup_texts, notes, modules=modules)
         return space_new_tables(text, tomlkit.dumps(doc))
     if ruff_here:
         exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
@@ -393,11 +387,53 @@ def exclude_from_build(
         )
 
 
-def gitignore(old: str | None) -> str:
+def pin_setuptools_discovery(
+    doc: TOMLDocument,
+    project: layout.Project,
+    setup_texts: tuple[str, str],
+    notes: list[str],
+    *,
+    modules: frozenset[str] = frozenset(),
+) -> None:
+    """Name a flat-layout setuptools project's packages, so reports/ never joins its wheel.
+
+    setuptools' automatic discovery takes every top-level folder for a (namespace) package
+    and refuses to build when it finds more than one: the gates write ``reports/`` there.
+    """
+    if project.backend != "setuptools" or project.layout != "flat" or any(setup_texts):
+        return
+    tool = doc.get("tool", {})
+    setuptools = tool.get("setuptools", {}) if isinstance(tool, Mapping) else {}
+    if isinstance(setuptools, Mapping) and ({"packages", "py-modules"} & set(setuptools)):
+        return
+    mine = set(project.packages)
+    if mine & modules and mine - modules:
+        notes.append(
+            "setuptools' flat-layout discovery would take reports/ (the gates' output) for a "
+            "package: name your packages and modules in [tool.setuptools] to build"
+        )
+        return
+    setuptools_table = _ensure(_ensure(doc, "tool"), "setuptools")
+    if mine <= modules:
+        setuptools_table["py-modules"] = _array(project.packages)
+    else:
+        table = _ensure(setuptools_table, "packages")
+        find = tomlkit.table()
+        find.add(tomlkit.comment("named by `python -m ci init`: reports/ is not a package"))
+        find.add("include", _array(p for name in project.packages for p in (name, f"{name}.*")))
+        table["find"] = find
+    notes.append(
+        "setuptools' flat-layout discovery would take reports/ (the gates' output) for a "
+        f"package: [tool.setuptools.packages.find] now names yours ({', '.join(project.packages)})"
+    )
+
+
+def gitignore(old: str | None, *, vendor: bool = True) -> str:
     """``.gitignore`` with the folders the gates write to added (existing lines kept)."""
     text = old or ""
     have = {line.strip().strip("/") for line in text.splitlines()}
-    missing = [entry for entry in GITIGNORE if entry.strip("/") not in have]
+    entries = GITIGNORE if vendor else tuple(e for e in GITIGNORE if not e.startswith("ci/"))
+    missing = [entry for entry in entries if entry.strip("/") not in have]
     if not missing:
         return text
     if text and not text.endswith("\n"):

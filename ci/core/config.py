@@ -20,11 +20,14 @@ from ci.core.errors import ConfigError
 
 DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
-GATE_NAMES = ("lint", "test", "secrets", "audit", "package", "workflows")
 SEVERITIES = ("low", "medium", "high", "critical")
 PYTHON_VERSION = re.compile(r"(?:pypy)?3\.\d{1,2}(?:\.\d{1,2})?t?")  # what nox and uv accept
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # used in file names under the state folder
 ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TAG_PLACEHOLDER = "{version}"
+DEFAULT_TAG_FORMAT = "v{version}"
+# what a tag format may hold around {version}: plain ref characters, no glob or shell syntax
+_TAG_FORMAT = re.compile(r"[A-Za-z0-9._/@-]*\{version\}[A-Za-z0-9._/@-]*")
 
 
 class Mode(enum.StrEnum):
@@ -36,12 +39,17 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GateConfig:
-    """The policy of one gate: mode, time budget and the gate's own thresholds."""
+    """One ``[tool.ci.gates.NAME]`` table: policy, a built-in gate's options, a declared gate.
+
+    Types are checked here; which keys a gate accepts (and whether NAME is a gate at all)
+    is checked against the gate registry (``ci.gates.registry.validate``).
+    """
 
     name: str
     mode: Mode = Mode.REQUIRED
     budget_s: float | None = None
     budget_blocks: bool = False
+    # options of built-in gates (each Gate names the ones it reads in ``options``)
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
@@ -52,6 +60,12 @@ class GateConfig:
     fail_on: str = "high"
     unknown_severity: str = "high"
     env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
+    # a gate the project declares: the command its session runs, and what it depends on
+    command: tuple[str, ...] = ()
+    group: str | None = None
+    inputs: tuple[str, ...] | None = None
+    pythons: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # the keys the table sets, sorted (for the registry's checks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +123,8 @@ class Config:
     path: Path | None
     project_name: str = ""
     project_version: str = ""
+    project_dynamic: tuple[str, ...] = ()  # [project] dynamic ("version": ask the backend)
+    tag_format: str | None = None  # [tool.ci.release] tag_format; None: detect from the tags
     pythons: tuple[str, ...] = DEFAULT_PYTHONS
     packages: tuple[str, ...] = ("ci",)
     tests: str = "tests"
@@ -208,6 +224,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "publish",
             "cache",
             "notify",
+            "release",
         },
     )
     pythons = _pythons(v, v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS))
@@ -218,6 +235,8 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         path=path,
         project_name=str(name),
         project_version=str(project.get("version", "")) if isinstance(project, Mapping) else "",
+        project_dynamic=_dynamic(project),
+        tag_format=_tag_format(v, v.table(table, "tool.ci", "release")),
         pythons=pythons,
         packages=_packages(v, v.str_list(table, "tool.ci", "packages", (default_package,))),
         tests=v.folder(table, "tool.ci", "tests", "tests"),
@@ -262,24 +281,31 @@ def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
     return packages
 
 
-_GATE_COMMON = {"mode", "budget_s", "budget_blocks", "env"}
-_GATE_EXTRA = {
-    "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max", "secondary_args", "workers", "reruns", "shards"},
-    "audit": {"fail_on", "unknown_severity"},
-}
+GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks", "env"})  # every gate's
+GATE_OPTIONS = frozenset(
+    {
+        "coverage_min",
+        "coverage_drop_max",
+        "secondary_args",
+        "workers",
+        "reruns",
+        "shards",
+        "mypy",
+        "fail_on",
+        "unknown_severity",
+    }
+)  # built-in gates' own keys
+GATE_DECLARATION = frozenset({"command", "group", "inputs", "pythons"})  # declared gates'
 
 
 def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
     gates: dict[str, GateConfig] = {}
     for name, raw in table.items():
         where = f"tool.ci.gates.{name}"
-        if name not in GATE_NAMES:
-            msg = f"{v.file}: unknown gate [{where}] (known: {', '.join(GATE_NAMES)})"
-            raise ConfigError(msg)
         sub = v.table({name: raw}, "tool.ci.gates", name)
-        v.keys(sub, where, _GATE_COMMON | _GATE_EXTRA.get(name, set()))
+        v.keys(sub, where, set(GATE_POLICY | GATE_OPTIONS | GATE_DECLARATION))
         defaults = GateConfig(name=name)
+        inputs = v.str_list(sub, where, "inputs", ()) if "inputs" in sub else None
         gates[name] = GateConfig(
             name=name,
             mode=Mode(v.choice(sub, where, "mode", [m.value for m in Mode], defaults.mode.value)),
@@ -299,8 +325,21 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
             ),
+            command=v.str_list(sub, where, "command", ()),
+            group=v.opt_string(sub, where, "group"),
+            inputs=inputs,
+            pythons=_gate_pythons(v, where, v.str_list(sub, where, "pythons", ())),
+            keys=tuple(sorted(sub)),
         )
     return gates
+
+
+def _gate_pythons(v: _Validator, where: str, pythons: tuple[str, ...]) -> tuple[str, ...]:
+    for version in pythons:
+        if not PYTHON_VERSION.fullmatch(version):
+            msg = f'{v.file}: {where}.pythons has {version!r}; write versions like "3.12"'
+            raise ConfigError(msg)
+    return pythons
 
 
 def _waivers(v: _Validator, raw: object) -> tuple[Waiver, ...]:
@@ -400,6 +439,23 @@ def _check_promotion_order(v: _Validator, envs: Mapping[str, Environment]) -> No
             cycle = " -> ".join([*seen[seen.index(step) :], step])
             msg = f"{v.file}: {where}: the after chain is a cycle ({cycle}); break it"
             raise ConfigError(msg)
+
+
+def _dynamic(project: object) -> tuple[str, ...]:
+    raw = project.get("dynamic", []) if isinstance(project, Mapping) else []
+    return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
+
+
+def _tag_format(v: _Validator, table: Mapping[str, Any]) -> str | None:
+    v.keys(table, "tool.ci.release", {"tag_format"})
+    text = v.opt_string(table, "tool.ci.release", "tag_format")
+    if text is not None and not _TAG_FORMAT.fullmatch(text):
+        msg = (
+            f"{v.file}: tool.ci.release.tag_format = {text!r} must hold {TAG_PLACEHOLDER} once, "
+            'with only letters, digits and ._/@- around it (e.g. "v{version}" or "{version}")'
+        )
+        raise ConfigError(msg)
+    return text
 
 
 def _publish(v: _Validator, table: Mapping[str, Any]) -> PublishConfig:

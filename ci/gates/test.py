@@ -17,7 +17,7 @@ from pathlib import Path
 from ci.core.config import state_dir
 from ci.core.errors import ConfigError, ToolError
 from ci.core.files import atomic_write_text
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
 from ci.gates import shards
 from ci.testing import faults
@@ -495,3 +495,34 @@ def read_coverage(path: Path) -> float:
     branches_covered = int(root.get("branches-covered", "0"))
     total = lines_valid + branches_valid
     return 100.0 if total == 0 else 100.0 * (lines_covered + branches_covered) / total
+
+
+GATE = Gate(
+    name="test",
+    session="test",
+    doc="Test: headless pytest with junit and coverage reports under reports/.",
+    run=run,
+    group="test",
+    inputs=GateInputs(
+        # the drop check compares with these; the state one is rewritten on the default branch
+        extra_files=(
+            f"{{reports}}/{coverage_module.BASELINE}",
+            f"{{state}}/{coverage_module.BASELINE}",
+            f"{{state}}/{shards.DURATIONS}",  # a shard's tests follow the recorded durations
+        ),
+        tools=("pytest", "pytest-cov", "pytest-xdist", "pytest-rerunfailures", "coverage"),
+        # baseline recording; which shard runs, or which shards are combined
+        env=("GITHUB_REF", "GITHUB_SHA", "CI_DEFAULT_BRANCH", SHARD_ENV, COMBINE_ENV),
+        config=("packages", "tests"),
+    ),
+    every_python=True,
+    options=frozenset(
+        {"coverage_min", "coverage_drop_max", "secondary_args", "workers", "reruns", "shards"}
+    ),
+    requires=(
+        "pytest>=8.4",
+        "pytest-xdist>=3.8",
+        "pytest-rerunfailures>=16",
+        "coverage[toml]>=7.10",
+    ),
+)

@@ -39,7 +39,7 @@ from typing import Any
 
 from ci.core.errors import GateFailedError, ToolError, UsageError
 from ci.core.files import atomic_write_bytes, atomic_write_text, write_json
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed, Runner
 from ci.testing import faults
 
@@ -801,3 +801,20 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
 
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+GATE = Gate(
+    name="package",
+    session="package",
+    doc="Package: wheel + sdist built twice (reproducible), stamped, twine-checked, checksummed.",
+    run=gate,
+    group="package",
+    inputs=GateInputs(
+        tools=("build", "twine"),
+        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
+        config=("packages", "publish"),
+        daily=True,  # the isolated build installs the build backend from the index
+        git_facts=True,  # the build info names commit, branch and tag; replays restore dist/
+    ),
+    requires=("build>=1.3", "twine>=6.1"),
+)

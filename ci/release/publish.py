@@ -503,7 +503,13 @@ def publish(
             "`python -m ci package`"
         )
         raise DeployError(msg)
-    before = fetch_index(repo, manifest.name)
+    try:
+        before = fetch_index(repo, manifest.name)
+    except DeployError as exc:
+        if not dry_run:  # the attempt is part of the build's record, even when nothing was sent
+            failed = PublishOutcome(status="failed", error=str(exc))
+            _record(dist, manifest, repo, failed, served={}, clock=clock)
+        raise
     todo = plan(wanted, before)
     if dry_run:
         return todo, PublishOutcome(status="dry-run")

@@ -7,20 +7,26 @@ A project's ``tasks.py`` (or a submodule of its ``tasks/`` package) imports them
 from __future__ import annotations
 
 import sys
-from shlex import quote
+from shlex import join
 
 from invoke.context import Context
 from invoke.tasks import task
 
 __all__ = ["ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock"]
 
-CI = f"{sys.executable} -m ci"
+
+def run_ci(c: Context, *args: str) -> None:
+    """Run ``python -m ci ARGS`` with this interpreter, every word quoted for the shell.
+
+    The interpreter's path is the project's: it may hold spaces, quotes or ``$(...)``.
+    """
+    c.run(join([sys.executable, "-m", "ci", *args]), pty=False)
 
 
 @task
 def preflight(c: Context) -> None:
     """Check uv.lock, [tool.ci], interpreters and tools."""
-    c.run(f"{CI} preflight", pty=False)
+    run_ci(c, "preflight")
 
 
 @task(
@@ -32,15 +38,15 @@ def preflight(c: Context) -> None:
 )
 def ci(c: Context, dry_run: bool = False, jobs: int = 0, no_cache: bool = False) -> None:
     """The main job: preflight, every default nox session (cached or in parallel), a summary."""
-    flags = (" --dry-run" if dry_run else "") + (f" --jobs {jobs}" if jobs else "")
-    c.run(f"{CI} pipeline" + flags + (" --no-cache" if no_cache else ""), pty=False)
+    flags = ["--dry-run"] * dry_run + (["--jobs", str(jobs)] if jobs else [])
+    run_ci(c, "pipeline", *flags, *["--no-cache"] * no_cache)
 
 
 @task
 def nightly(c: Context) -> None:
     """The nightly security job: secret scan of the whole history, then the dependency audit."""
-    c.run(f"{CI} secrets --history", pty=False)
-    c.run(f"{CI} audit", pty=False)
+    run_ci(c, "secrets", "--history")
+    run_ci(c, "audit")
 
 
 @task(
@@ -48,7 +54,7 @@ def nightly(c: Context) -> None:
 )
 def release(c: Context, dry_run: bool = False) -> None:
     """Release: preflight --release, gates, package, publish, deploy to the first environment."""
-    c.run(f"{CI} release" + (" --dry-run" if dry_run else ""), pty=False)
+    run_ci(c, "release", *["--dry-run"] * dry_run)
 
 
 @task(
@@ -71,25 +77,24 @@ def deploy(  # noqa: PLR0917 - invoke maps each parameter to a flag
     dry_run: bool = False,
 ) -> None:
     """Deploy a built version to an environment (lock, checkpoint, automatic rollback)."""
-    flags = (" --approve" if approve else "") + (f" --reason {quote(reason)}" if reason else "")
-    flags += f" --wait {wait}" + (" --dry-run" if dry_run else "")
-    c.run(f"{CI} deploy --env {quote(env)} --version {quote(version)}{flags}", pty=False)
+    flags = ["--approve"] * approve + (["--reason", reason] if reason else [])
+    flags += ["--wait", str(wait), *["--dry-run"] * dry_run]
+    run_ci(c, "deploy", "--env", env, "--version", version, *flags)
 
 
 @task(help={"env": "the environment", "to": "the known-good version (default: the one before)"})
 def rollback(c: Context, env: str, to: str = "") -> None:
     """Roll an environment back to its last good version before the current one (or --to)."""
-    c.run(f"{CI} rollback --env {quote(env)}" + (f" --to {quote(to)}" if to else ""), pty=False)
+    run_ci(c, "rollback", "--env", env, *(["--to", to] if to else []))
 
 
 @task(help={"env": "the environment", "lock_id": "the exact id of the lock to remove"})
 def unlock(c: Context, env: str, lock_id: str) -> None:
     """Remove an environment's deployment lock, given its exact id."""
-    c.run(f"{CI} unlock --env {quote(env)} --lock-id {quote(lock_id)}", pty=False)
+    run_ci(c, "unlock", "--env", env, "--lock-id", lock_id)
 
 
 @task(help={"tag": "the release tag (default: the v* tag on HEAD)", "dry_run": "print only"})
 def record(c: Context, tag: str = "", dry_run: bool = False) -> None:
     """Write dist-assets/RELEASE_NOTES.md and create or update the GitHub release for the tag."""
-    args = (f" --tag {quote(tag)}" if tag else "") + (" --dry-run" if dry_run else "")
-    c.run(f"{CI} release-record{args}", pty=False)
+    run_ci(c, "release-record", *(["--tag", tag] if tag else []), *["--dry-run"] * dry_run)

@@ -1,9 +1,9 @@
-import ast
 import tomllib
 
 from packaging.requirements import Requirement
 
 from ci.adopt import layout, pyproject_edit
+from ci.gates import registry
 from tests.conftest import ROOT
 
 PROJECT = layout.Project(
@@ -73,18 +73,13 @@ def test_new_tables_get_a_blank_line_but_old_adjacency_is_kept() -> None:
     assert pyproject_edit.space_new_tables(old, new) == "[a]\nx = 1\n[b]\ny = 2\n\n[c]\nz = 3\n"
 
 
-def _synced_groups(noxfile: str) -> set[str]:
-    groups = set()
-    for node in ast.walk(ast.parse(noxfile)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "sync":
-            groups |= {a.value for a in node.args[1:] if isinstance(a, ast.Constant)}
-    return groups
-
-
-def test_every_group_the_bundle_noxfile_syncs_is_provided() -> None:
-    synced = _synced_groups((ROOT / "noxfile.py").read_text())
+def test_every_group_the_bundle_sessions_sync_is_provided() -> None:
+    synced = {gate.group for gate in registry.BUILTIN}
     assert "lint" in synced
     assert synced <= set(pyproject_edit.TOOL_GROUPS)
+    for gate in registry.BUILTIN:
+        assert gate.group is not None
+        assert set(gate.requires) <= set(pyproject_edit.TOOL_GROUPS[gate.group]), gate.name
 
 
 def test_tool_groups_follow_the_bundles_own_tools() -> None:
@@ -173,3 +168,35 @@ def test_a_bad_source_names_the_forms(tmp_path) -> None:
         pyproject_edit.parse_source("git+https://example.invalid/x", target=tmp_path)
     with pytest.raises(UsageError, match="neither an index URL"):
         pyproject_edit.parse_source(str(tmp_path / "nowhere"), target=tmp_path)
+
+
+def test_a_flat_setuptools_project_names_its_packages_so_reports_is_not_one() -> None:
+    text = "[project]\nname = 'demo'\n"
+    flat = layout.Project(**{**_fields(PROJECT), "requires_python": None})
+    dep = pyproject_edit.Dependency(
+        requirement="noxgate>=1", source=pyproject_edit.Source(kind="index")
+    )
+    edited = pyproject_edit.edit_pyproject(
+        text, flat, ruff_here=True, setup_texts=("", ""), notes=[], dependency=dep
+    )
+    found = tomllib.loads(edited)["tool"]["setuptools"]["packages"]["find"]
+    assert found == {"include": ["demo", "demo.*"]}
+    module = pyproject_edit.edit_pyproject(
+        text,
+        flat,
+        ruff_here=True,
+        setup_texts=("", ""),
+        notes=[],
+        dependency=dep,
+        modules=frozenset({"demo"}),
+    )
+    assert tomllib.loads(module)["tool"]["setuptools"]["py-modules"] == ["demo"]
+    # a project that names its packages already, or builds from setup.py, is left alone
+    assert (
+        "setuptools"
+        not in tomllib.loads(
+            pyproject_edit.edit_pyproject(
+                text, flat, ruff_here=True, setup_texts=("setup()", ""), notes=[], dependency=dep
+            )
+        )["tool"]
+    )

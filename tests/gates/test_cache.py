@@ -16,10 +16,11 @@ import pytest
 from ci.cli.app import App
 from ci.cli.main import main
 from ci.core.config import load
+from ci.core.errors import UsageError
 from ci.core.gate import GateContext, GateResult, GateStatus
 from ci.core.runner import Completed, ProcessRunner
-from ci.gates import cache
-from ci.gates.cache import GateCache, GateInputs
+from ci.gates import cache, registry
+from ci.gates.cache import GateCache
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
 from tests.support import pytest_tools
@@ -30,6 +31,17 @@ PYPROJECT = '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npythons = [
 SECRET = "-".join(["s3cr3t", "Value", "never", "stored", "42"])  # built: no literal to scan
 # The demo project runs these two sessions; the other default sessions need their own tools.
 SESSIONS = ("--session", "lint", "--session", "test-3.12")
+
+
+def with_inputs(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """Give the lint gate other declared inputs for one test."""
+    gates = tuple(
+        dataclasses.replace(g, inputs=dataclasses.replace(g.inputs, **changes))
+        if g.name == "lint" and g.inputs is not None
+        else g
+        for g in registry.BUILTIN
+    )
+    monkeypatch.setattr(registry, "BUILTIN", gates)
 
 
 def demo_files() -> dict[str, str]:
@@ -254,8 +266,7 @@ def test_injected_fault_is_part_of_every_key(demo: Path) -> None:
 def test_secret_env_value_never_reaches_the_cache(demo: Path, monkeypatch) -> None:
     # DEPLOY_TOKEN matches mask_env (masked on write too); SERVICE_URL does not: only the
     # key's hashing keeps its embedded password out of the cache.
-    spec = dataclasses.replace(cache.INPUTS["lint"], env=("DEPLOY_TOKEN", "SERVICE_URL"))
-    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    with_inputs(monkeypatch, env=("DEPLOY_TOKEN", "SERVICE_URL"))
     url = f"https://deploy:{SECRET[::-1]}@example.invalid"
     runner = SessionRunner({**base_env(), "DEPLOY_TOKEN": SECRET, "SERVICE_URL": url})
     pipeline_run(demo, runner)
@@ -387,7 +398,7 @@ def test_key_changes_with_python_args_and_env(demo: Path) -> None:
 
 
 def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cache.INPUTS, "lint", GateInputs(session="lint", daily=True))
+    with_inputs(monkeypatch, tools=(), daily=True)
     store = open_cache(demo)
     clock = FixedClock()
     store.clock = clock
@@ -396,8 +407,14 @@ def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
     assert store.key("lint", "3.12") != today
 
 
-def test_undeclared_gate_is_not_cacheable(demo: Path) -> None:
+def test_gate_without_inputs_is_not_cacheable(demo: Path) -> None:
+    pyproject = demo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[tool.ci.gates.docs]\ncommand = ["true"]\n', encoding="utf-8"
+    )
     assert open_cache(demo).key("docs", "3.12") is None
+    with pytest.raises(UsageError, match="unknown gate 'nope'"):
+        open_cache(demo).key("nope", "3.12")
 
 
 def test_reports_and_state_folders_are_never_inputs(demo: Path, monkeypatch) -> None:
@@ -513,7 +530,7 @@ def test_cache_commands(demo: Path, capsys) -> None:
 
 
 def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cache.INPUTS, "lint", dataclasses.replace(cache.INPUTS["lint"], args=False))
+    with_inputs(monkeypatch, args=False)
     store = open_cache(demo)
     assert store.key("lint", "3.12") is not None
     assert store.key("lint", "3.12", ["--history"]) is None
@@ -522,8 +539,7 @@ def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch)
 def test_external_folder_listing_is_part_of_the_key(
     demo: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    spec = dataclasses.replace(cache.INPUTS["lint"], folder_from=("DEMO_DB", "advisory_db"))
-    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    with_inputs(monkeypatch, folder_from=("DEMO_DB", "advisory_db"))
     db = tmp_path / "db"
     db.mkdir()
     (db / "PYSEC-1.json").write_text("{}")
@@ -533,18 +549,6 @@ def test_external_folder_listing_is_part_of_the_key(
     assert open_cache(demo, {"DEMO_DB": str(db)}).key("lint", "3.12") != before
     # without the env var the [tool.ci] field is used; unset both and no folder is read
     assert open_cache(demo).inputs("lint", "3.12")["folder"] is None
-
-
-def test_session_gates_follow_the_table(demo: Path) -> None:
-    config = load(cwd=demo)
-    known = {"lint", "test", "secrets", "audit"}
-    assert cache.session_gates("security", config, known) == [
-        ("secrets", "3.12"),
-        ("audit", "3.12"),
-    ]
-    assert cache.session_gates("test-3.13", config, known) == [("test", "3.13")]
-    assert cache.session_gates("security", config, {"lint"}) == []  # gates not registered here
-    assert cache.session_gates("docs", config, known) == []
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from ci.cli.app import App
 from ci.cli.main import main
 from ci.core.errors import DeployError
 from ci.core.http import Retry, UrllibClient
+from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
 from ci.release import record
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
@@ -86,13 +87,16 @@ def release_repo(make_repo: Callable[..., Path], tmp_path: Path) -> Path:
     git(repo, "commit", "-q", "--allow-empty", "-m", "chore(release): 1.1.0")
     git(repo, "tag", "v1.1.0")
     write_dist(repo / "dist")
-    state = tmp_path / "state"
-    state.mkdir(exist_ok=True)
-    entries = [{"seq": 1, "hash": "a" * 64}, {"seq": 2, "prev": "a" * 64, "hash": "b" * 64}]
-    (state / "ledger.jsonl").write_text(
-        "".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8"
-    )
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    for outcome in ("started", "succeeded"):
+        ledger.append(
+            time="t", actor="a", action="deploy", env="staging", version="1.1.0", outcome=outcome
+        )
     return repo
+
+
+def ledger_head(tmp_path: Path) -> str:
+    return Ledger.in_state_dir(tmp_path / "state").verify()[-1].hash
 
 
 def github_env(github: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -127,8 +131,9 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     out1 = capsys.readouterr()
     base = f"/api/repos/{REPO}"
     first = github.requests()
-    assert first[:3] == [
+    assert first[:4] == [
         ("GET", f"{base}/releases/tags/v1.1.0"),
+        ("GET", f"{base}/releases"),  # no published release: is there a draft of the tag?
         ("POST", f"{base}/releases"),
         ("GET", f"{base}/releases/1/assets"),
     ]
@@ -143,7 +148,7 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     }
     assert dict(uploads) == expected  # byte-equal bodies, each file once
     assert len(uploads) == len(expected)
-    assert all(path.startswith("/uploads/") for m, path in first[3:])
+    assert all(path.startswith("/uploads/") for m, path in first[4:])
 
     (release,) = github.releases.values()
     assert release["tag_name"] == "v1.1.0"
@@ -152,7 +157,7 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     assert "### Features" in body
     assert "add the export command" in body
     assert "chore(release)" not in body
-    assert "Ledger head: `" + "b" * 64 + "`" in body
+    assert "Ledger head: `" + ledger_head(tmp_path) + "`" in body
     wheel_sha = hashlib.sha256(DIST_FILES["project-1.1.0-py3-none-any.whl"]).hexdigest()
     assert f"| `project-1.1.0-py3-none-any.whl` | 1.2 KiB (1200 B) | `{wheel_sha}` |" in body
     assert "http://127.0.0.1:9/simple/project/" in body
@@ -387,3 +392,45 @@ def test_a_secret_in_a_commit_message_never_reaches_github(
     assert leaked not in (release_repo / "dist-assets" / "RELEASE_NOTES.md").read_text(
         encoding="utf-8"
     )
+
+
+@pytest.mark.parametrize("page_size", [100, 1])
+def test_a_draft_of_the_tag_is_found_and_published_and_a_rerun_changes_nothing(
+    release_repo: Path,
+    github: FakeGitHub,
+    tmp_path: Path,
+    page_size: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github.page_size = page_size  # 1: the draft is on a later page of the list
+    draft = github.add_release("v1.1.0", draft=True, name="notes so far", body="draft notes")
+    github.add_release("v1.0.0", name="v1.0.0", body="old")
+    github.add_release("v1.2.0", draft=True, name="next", body="later")
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env) == 0
+    out = capsys.readouterr().out
+    base = f"/api/repos/{REPO}"
+    assert ("POST", f"{base}/releases") not in github.requests()
+    assert [r["id"] for r in github.releases.values() if r["tag_name"] == "v1.1.0"] == [draft["id"]]
+    assert draft["draft"] is False
+    assert "### Features" in draft["body"]
+    assert draft["html_url"].endswith("/releases/tag/v1.1.0")
+    assert "GitHub release updated (it was a draft of this tag: now published)" in out
+    assert github.releases[draft["id"] + 2]["draft"] is True  # another tag's draft: untouched
+
+    github.server.clear_log()
+    assert run_record(release_repo, env) == 0
+    assert github.changes() == []
+    assert "GitHub release unchanged, 5 assets unchanged" in capsys.readouterr().out
+    assert len(github.releases) == 3
+
+
+def test_the_by_tag_lookup_does_not_see_drafts_as_on_github(github: FakeGitHub) -> None:
+    github.add_release("v9.9.9", draft=True)
+    client = UrllibClient()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{github.api_url}/repos/{REPO}/releases"
+    assert client.request("GET", f"{url}/tags/v9.9.9", headers=headers, body=None).status == 404
+    listed = client.request("GET", url, headers=headers, body=None).json()
+    assert [(r["tag_name"], r["draft"]) for r in listed] == [("v9.9.9", True)]
+    assert "/releases/tag/untagged-" in listed[0]["html_url"]

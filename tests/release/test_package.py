@@ -18,6 +18,7 @@ from ci.core.config import parse
 from ci.core.errors import ToolError, UsageError
 from ci.core.gate import GateContext, GateStatus
 from ci.core.runner import ProcessRunner
+from ci.gates import registry
 from ci.release import package
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
@@ -236,8 +237,8 @@ def test_wheel_metadata_reads_name_and_version(tmp_path):
 
 def test_package_is_a_registered_gate_and_the_last_default_session(tmp_path):
     config = parse({}, root=tmp_path, path=None)
-    assert pipeline.GATES["package"] is package.gate
-    assert pipeline.default_sessions(config)[-1] == "package"
+    assert registry.get(config, "package").run is package.gate
+    assert pipeline.default_sessions(config)[-1] == "package"  # no workflows in tmp_path
 
 
 def gate_context(root: Path, runner: FakeRunner) -> GateContext:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from ci.core.errors import DeployError, UsageError
 from ci.release import package, publish
-from ci.testing.fakes import FakeRunner
+from ci.testing.fakes import FakeRunner, FixedClock
 
 
 def artifact(name: str, sha: str, kind: str = "wheel") -> package.Artifact:
@@ -205,3 +207,39 @@ def test_sums_of_bytes_that_are_not_utf8_fail_the_verification(tmp_path: Path) -
     (package.assets_dir(dist) / package.SUMS).write_bytes(b"\xff\xfe\n")
     with pytest.raises(DeployError, match="line 1 is not"):
         publish.verify_sums(dist, manifest)
+
+
+def test_publishing_to_a_dead_index_records_the_attempt(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    dist = tmp_path / "dist"
+    write_dist(dist)
+    repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
+    clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
+    with pytest.raises(DeployError, match="cannot reach the index") as caught:
+        publish.publish(dist, repo, runner=FakeRunner(), clock=clock)
+    doc = json.loads((package.assets_dir(dist) / "manifest.json").read_text())
+    attempt = doc["publish"]
+    assert attempt["status"] == "failed"
+    assert attempt["repository"] == url
+    assert attempt["at"] == "2026-05-01T12:00:00+00:00"
+    assert attempt["error"] == str(caught.value)
+    assert attempt["uploaded"] == []
+
+
+def test_a_dry_run_against_a_dead_index_writes_nothing(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist = tmp_path / "dist"
+    write_dist(dist)
+    before = (package.assets_dir(dist) / "manifest.json").read_bytes()
+    repo = publish.resolve_repository(
+        url=f"http://127.0.0.1:{port}/", name=None, index_url=None, env={}, config_url=None
+    )
+    clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
+    with pytest.raises(DeployError):
+        publish.publish(dist, repo, runner=FakeRunner(), clock=clock, dry_run=True)
+    assert (package.assets_dir(dist) / "manifest.json").read_bytes() == before
