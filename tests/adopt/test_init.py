@@ -142,7 +142,8 @@ def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> Non
     names = {g: {Requirement(r).name for r in v if isinstance(r, str)} for g, v in groups.items()}
     assert {"ruff", "packaging"} <= names["lint"]
     assert "mypy" not in names["lint"]  # the lint gate runs no mypy unless it is on
-    assert {"pytest", "pytest-cov", "coverage", "packaging", "hypothesis"} <= names["test"]
+    test_tools = {"pytest", "pytest-xdist", "pytest-rerunfailures", "coverage"}
+    assert {*test_tools, "packaging", "hypothesis"} <= names["test"]
     assert {"build", "twine"} <= names["package"]
     assert {"include-group": "test"} in groups["dev"]
     # requires-python >= 3.11: no markers needed
@@ -349,7 +350,7 @@ def test_existing_groups_and_ruff_toml_are_merged_not_replaced(
     test = data["dependency-groups"]["test"]
     assert test[:2] == ["pytest==8.3.0", "freezegun"]  # theirs first and unchanged
     assert not any(r.startswith("pytest>=") for r in test)
-    assert "pytest-cov>=7" in test
+    assert "pytest-xdist>=3.8" in test
     assert data["dependency-groups"]["dev"] == ["ipython", "nox>=2026.10.20", "invoke>=2.2"]
     assert "ruff" not in data["tool"]  # ruff reads ruff.toml, so that is where the exclude goes
     ruff = tomllib.loads((repo / "ruff.toml").read_text())

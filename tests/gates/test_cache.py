@@ -373,7 +373,13 @@ def test_key_is_stable_and_names_every_input(demo: Path) -> None:
     assert "tests/data/sample.txt" in inputs["files"]
     assert "docs/guide.md" in inputs["files"]
     assert inputs["files"]["tests/data/"] == "dir"
-    assert inputs["tools"] == {"pytest": None, "pytest-cov": None, "coverage": None}
+    assert inputs["tools"] == {
+        "pytest": None,
+        "pytest-cov": None,
+        "pytest-xdist": None,
+        "pytest-rerunfailures": None,
+        "coverage": None,
+    }
     assert inputs["config"]["gate"]["coverage_min"] == 85.0
     assert inputs["env"]["CI_INJECT_FAULT"] is None
     assert inputs["env"]["CI_STATE_DIR"] == cache.env_hash(os.environ["CI_STATE_DIR"])
