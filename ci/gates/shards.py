@@ -146,3 +146,18 @@ def check_union(records: Sequence[ShardRecord], count: int) -> list[str]:
     if lost:
         problems.append(f"{len(lost)} test(s) ran in no shard, e.g. {lost[0]}")
     return problems
+
+
+def matrix(pythons: Sequence[str], default_python: str, count: int) -> list[dict[str, str]]:
+    """The test job's matrix entries: the default Python in ``count`` shards, others whole.
+
+    ``shard`` is the job's ``CI_TEST_SHARD`` (empty: the whole suite); a workflow with
+    shards adds one job that combines them (``CI_TEST_COMBINE``) and posts ``ci/test``.
+    """
+    entries = []
+    for python in pythons:
+        if python == default_python and count > 1:
+            entries += [{"python": python, "shard": f"{i}/{count}"} for i in range(1, count + 1)]
+        else:
+            entries.append({"python": python, "shard": ""})
+    return entries

@@ -80,6 +80,7 @@ class JobPlan:
     needs: tuple[str, ...] = ()
     pythons: tuple[str, ...] = ()
     matrix_size: int = 1
+    shards: tuple[str, ...] = ()  # test shards (matrix ``shard`` entries), e.g. "3.12 1/2"
     environment: str | None = None
     note: str = ""
 
@@ -93,6 +94,7 @@ class JobPlan:
             "needs": list(self.needs),
             "pythons": list(self.pythons),
             "matrix_size": self.matrix_size,
+            "shards": list(self.shards),
             "environment": self.environment,
             "note": self.note,
         }
@@ -264,6 +266,19 @@ def pythons_of(job: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
     return tuple(dict.fromkeys(found)), size
 
 
+def shards_of(job: Mapping[str, Any]) -> tuple[str, ...]:
+    """The test shards a job's matrix runs: ``include`` entries with a ``shard``, as "3.12 1/2"."""
+    strategy = job.get("strategy")
+    matrix = strategy.get("matrix") if isinstance(strategy, Mapping) else None
+    include = matrix.get("include") if isinstance(matrix, Mapping) else None
+    found = []
+    for entry in include if isinstance(include, list) else []:
+        if isinstance(entry, Mapping) and entry.get("shard"):
+            python = next((_version(entry[k]) for k in PYTHON_KEYS if k in entry), "")
+            found.append(f"{python} {entry['shard']}".strip())
+    return tuple(found)
+
+
 def _version(value: object) -> str:
     # YAML reads 3.10 as the float 3.1; workflows quote versions, but say what was meant
     return f"{value}" if not isinstance(value, float) else f"{value:g}"
@@ -317,6 +332,7 @@ def plan_workflow(workflow: WorkflowFile, event: Event) -> WorkflowPlan:
             needs=needs,
             pythons=pythons,
             matrix_size=size,
+            shards=shards_of(job),
             environment=str(environment) if environment else None,
             note=note,
         )
@@ -367,6 +383,8 @@ def render(result: Plan) -> str:
             if job.pythons:
                 matrix = f" (matrix of {job.matrix_size})" if job.matrix_size > 1 else ""
                 parts.append(f"python {', '.join(job.pythons)}{matrix}")
+            if job.shards:
+                parts.append(f"test shards {', '.join(job.shards)}")
             if job.needs:
                 parts.append(f"needs {', '.join(job.needs)}")
             if job.environment:

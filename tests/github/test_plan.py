@@ -261,7 +261,8 @@ def test_cli_plan_of_this_repository_workflows(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "plan for push of refs/tags/v2.1.0" in out
     assert ".github/workflows/release.yml (release): runs" in out
-    assert "python 3.11, 3.12, 3.13 (matrix of 3)" in out
+    assert "python 3.12, 3.11, 3.13 (matrix of 4)  test shards 3.12 1/2, 3.12 2/2" in out
+    assert "test-combine  python 3.12  needs test" in out
     assert "environment production" in out
 
     assert main(["plan", "--event", "push", "--ref", "feature/x", "--json"]) == 0
@@ -275,7 +276,7 @@ def test_cli_plan_of_this_repository_workflows(tmp_path, monkeypatch, capsys):
     ci = next(w for w in data["workflows"] if w["file"].endswith("ci.yml"))
     assert ci["triggered"]
     order = [(j["stage"], j["id"]) for j in ci["jobs"]]
-    assert order[-1] == (2, "package")
+    assert order[-1] == (3, "package")  # after the shards are combined
     release = next(w for w in data["workflows"] if w["file"].endswith("release.yml"))
     assert not release["triggered"]
 
@@ -288,3 +289,19 @@ def test_cli_plan_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys
     assert len(err.strip().splitlines()) == 1
     assert main(["plan", "--event", "release"]) == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_plan_shows_the_test_shards_of_a_matrix() -> None:
+    job = {
+        "strategy": {
+            "matrix": {
+                "include": [
+                    {"python": "3.12", "shard": "1/2"},
+                    {"python": "3.12", "shard": "2/2"},
+                    {"python": "3.11", "shard": ""},
+                ]
+            }
+        }
+    }
+    assert plan.shards_of(job) == ("3.12 1/2", "3.12 2/2")
+    assert plan.shards_of({"strategy": {"matrix": {"python": ["3.12"]}}}) == ()
