@@ -99,7 +99,6 @@ retain = 3
         ("[tool.ci.gates.test]\nworkers = 0\n", 'workers must be "auto" or a whole number'),
         ("[tool.ci.gates.test]\nworkers = 'many'\n", 'workers must be "auto" or a whole number'),
         ("[tool.ci.gates.test]\nworkers = 2.5\n", 'workers must be "auto" or a whole number'),
-        ("[tool.ci.gates.lint]\nworkers = 2\n", "unknown key 'workers'"),
         ("[tool.ci.gates.test]\nreruns = -1\n", "reruns must be at least 0"),
         ("[tool.ci.gates.test]\nreruns = true\n", "reruns must be at least 0"),
         ("[[tool.ci.waivers]]\nid = 'X'\nexpires = 2027-01-01\n", "has no 'reason'"),
