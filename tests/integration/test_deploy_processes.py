@@ -64,7 +64,8 @@ def test_twenty_concurrent_deploys_one_wins_nineteen_exit_4_fast(tmp_path: Path)
     pending = list(procs)
     # The winner blocks in its deploy_command until the gate opens; everyone else must
     # finish on their own, without waiting for it.
-    while len(losers) < 19 and time.monotonic() - begin < 60:
+    # generous: twenty interpreters start at once on a busy machine
+    while len(losers) < 19 and time.monotonic() - begin < 300:
         for proc in list(pending):
             if proc.poll() is not None:
                 _, err = proc.communicate()
