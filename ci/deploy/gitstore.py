@@ -22,6 +22,7 @@ import random
 import tempfile
 import time
 import urllib.parse
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,11 +130,7 @@ class GitStore:
     def url(self) -> str:
         """The remote's URL (ConfigError naming the key when there is no such remote)."""
         if self._url is None:
-            try:
-                done = self._git("remote", "get-url", self.remote, check=False)
-            except CIError as exc:
-                msg = f"the git backend needs git: {exc}"
-                raise ToolError(msg) from None
+            done = self._git("remote", "get-url", self.remote, check=False)
             if not done:
                 msg = (
                     f"[tool.ci.state] remote = {self.remote!r} is not a remote of the git "
@@ -207,10 +204,11 @@ class GitStore:
                 return None
         parents = ("-p", base) if base is not None else ()
         names = {"GIT_AUTHOR_NAME": self.author, "GIT_COMMITTER_NAME": self.author, **IDENTITY}
-        done = self._git(
-            "commit-tree", "--no-gpg-sign", written, *parents, "-m", message, env=names
-        )
-        return done.stdout.strip()
+        # A nonce: two writers making the same change in the same second must not make the
+        # same commit, or the second push would find the ref "up to date": one update lost.
+        nonce = f"update {uuid.uuid4()}"
+        argv = ("commit-tree", "--no-gpg-sign", written, *parents, "-m", message, "-m", nonce)
+        return self._git(*argv, env=names).stdout.strip()
 
     def _push(self, commit: str, base: str | None) -> Pushed:
         lease = f"--force-with-lease={REF}:{base or ''}"
@@ -219,19 +217,14 @@ class GitStore:
             check=False,
             remote=True,
         )
-        for line in done.stdout.splitlines():
-            flag, _, rest = line.partition("\t")
-            refs, _, summary = rest.partition("\t")
-            if not refs.endswith(f":{REF}"):
-                continue
-            if flag in {" ", "+", "*", "="}:
-                return Pushed(landed=True)
-            if "[remote rejected]" in summary:  # the remote's own refusal: hook, rule, rights
-                raise PushRefusedError(self._refused(summary.strip()))
-            return Pushed(landed=False, stale=True)  # [rejected]: stale info, fetch first
-        if done:
+        if done:  # exit 0: every ref we named was updated
             return Pushed(landed=True)
-        raise PushRefusedError(self._refused(_last_line(done)))
+        # Refused. If the ref moved meanwhile another writer won the race (stale info, or
+        # the remote's own ref lock lost to a concurrent push): redo the change on top of it.
+        # If it still points where we read it, the remote refused us: rights, hook or rule.
+        if self.remote_head() != base:
+            return Pushed(landed=False, stale=True)
+        raise PushRefusedError(self._refused(_push_problem(done)))
 
     def _refused(self, why: str) -> str:
         return (
@@ -299,6 +292,15 @@ class GitStore:
             f"GIT_CONFIG_KEY_{count}": f"http.{server}/.extraheader",
             f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
         }
+
+
+def _push_problem(done: Completed) -> str:
+    """The remote's reason from ``push --porcelain`` (``[remote rejected] (why)``), or git's."""
+    for line in done.stdout.splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!" and rest.partition("\t")[0].endswith(f":{REF}"):
+            return rest.partition("\t")[2].strip()
+    return _last_line(done)
 
 
 def _last_line(done: Completed) -> str:
