@@ -60,7 +60,7 @@ def test_declares_every_gate_session_and_the_main_job_as_defaults(tmp_path: Path
     found = nox.registry.get()
     assert found["test"].python == ["3.12", "3.11"]
     assert found["lint"].python == "3.12"
-    assert found["docs"].func.__doc__ == "Docs: sphinx-build docs out (declared in pyproject.toml)."
+    assert found["docs"].func.__doc__ == "Docs: sphinx-build docs out ([tool.ci.gates.docs])."
 
 
 def test_a_session_the_noxfile_declares_is_kept(tmp_path: Path) -> None:
