@@ -70,6 +70,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="print the plan (steps, order, what is published where) and run nothing",
     )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="accepted for symmetry with gate and pipeline: a release never replays a cached "
+        "result, every gate runs",
+    )
     p.set_defaults(handler=_release)
 
 
@@ -151,7 +157,7 @@ def _deployer(app: App) -> Deployer:
 
 
 def _deploy(args: argparse.Namespace, app: App) -> int:
-    return _deployer(app).deploy(
+    result = _deployer(app).deploy(
         args.env,
         args.version,
         approve=args.approve,
@@ -159,10 +165,12 @@ def _deploy(args: argparse.Namespace, app: App) -> int:
         wait_s=args.wait,
         dry_run=args.dry_run,
     )
+    return result.exit_code
 
 
 def _rollback(args: argparse.Namespace, app: App) -> int:
-    return _deployer(app).rollback(args.env, args.to, wait_s=args.wait, dry_run=args.dry_run)
+    deployer = _deployer(app)
+    return deployer.rollback(args.env, args.to, wait_s=args.wait, dry_run=args.dry_run).exit_code
 
 
 def _state(args: argparse.Namespace, app: App) -> int:
@@ -219,7 +227,9 @@ def _lock_line(held: object) -> str:
 
 def _unlock(args: argparse.Namespace, app: App) -> int:
     removed = _deployer(app).unlock(args.env, args.lock_id)
-    print(f"removed the lock of {args.env}: {removed.describe()}")
+    print(f"removed the lock of {args.env}: {removed.holder.describe()}")
+    if removed.ended_group is not None:
+        print(f"ended its command still running in process group {removed.ended_group}")
     return ExitCode.OK
 
 
@@ -231,8 +241,7 @@ def _ledger_verify(args: argparse.Namespace, app: App) -> int:
     try:
         entries = ledger.verify(args.anchor)
     except LedgerCorruptError as exc:
-        msg = f"{ledger.path}: {exc}"
-        raise GateFailedError(msg) from None
+        raise GateFailedError(str(exc)) from None  # a finding of the check: exit 1
     if not entries:
         print(f"{ledger.path}: empty (head {head(entries)})")
     else:

@@ -6,7 +6,8 @@ Reads what packaging and deploy leave behind, each optional:
   "published": str | [str] | {"url": str}?}]}`` (``files`` is accepted for ``artifacts``,
   and ``url``/``urls``/``published_to`` for ``published``); nothing else is read.
 - ``dist-assets/SHA256SUMS``: ``<sha256>  <name>`` lines (``sha256sum`` format).
-- ``CI_STATE_DIR/ledger.jsonl``: the ``hash`` of its last entry is the audit anchor.
+- the deploy ledger: its verified head hash is the audit anchor (a ledger that fails
+  verification stops the record, exit 3: a tampered ledger never yields an anchor).
 
 The wheel and sdist live in ``dist/``, every other asset in ``dist-assets/`` beside it
 (``ci.release.package`` writes both). Without a manifest or SHA256SUMS the wheels and
@@ -27,6 +28,7 @@ from ci.core.errors import DeployError, UsageError
 from ci.core.http import HttpClient, Retry
 from ci.core.redact import redact
 from ci.core.runner import Runner
+from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
 from ci.release import commits as history
 from ci.release import notes
@@ -35,7 +37,6 @@ from ci.run import report
 
 NOTES_FILE = "RELEASE_NOTES.md"
 META_FILES = ("SHA256SUMS", "manifest.json")
-LEDGER_FILE = "ledger.jsonl"
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 
 
@@ -137,24 +138,6 @@ def artifacts(dist: Path) -> list[Artifact]:
     return found
 
 
-def ledger_head(state: Path) -> str | None:
-    """The hash of the ledger's last entry, or None when there is no ledger yet."""
-    path = state / LEDGER_FILE
-    if not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return None
-    try:
-        entry = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        msg = f"{path}: the last line is not JSON; run `python -m ci ledger verify`"
-        raise DeployError(msg) from None
-    value = entry.get("hash") if isinstance(entry, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
 def human_size(n: int) -> str:
     """``n`` bytes as B, KiB or MiB with one decimal."""
     if n < 1024:
@@ -228,7 +211,7 @@ def build(
     """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing)."""
     found_notes = history.gather_notes(runner, repo, env, until=tag)
     found = tuple(artifacts(dist))
-    anchor = ledger_head(state)
+    anchor = Ledger.in_state_dir(state).head()
     return Record(
         tag=tag,
         notes=found_notes,

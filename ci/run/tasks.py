@@ -15,7 +15,6 @@ from invoke.tasks import task
 __all__ = ["ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock"]
 
 
-
 def run_ci(c: Context, *args: str) -> None:
     """Run ``python -m ci ARGS`` with this interpreter, every word quoted for the shell.
 

@@ -16,6 +16,7 @@ from ci.cli.app import App
 from ci.cli.main import main
 from ci.core.errors import DeployError
 from ci.core.http import Retry, UrllibClient
+from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
 from ci.release import record
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
@@ -86,13 +87,16 @@ def release_repo(make_repo: Callable[..., Path], tmp_path: Path) -> Path:
     git(repo, "commit", "-q", "--allow-empty", "-m", "chore(release): 1.1.0")
     git(repo, "tag", "v1.1.0")
     write_dist(repo / "dist")
-    state = tmp_path / "state"
-    state.mkdir(exist_ok=True)
-    entries = [{"seq": 1, "hash": "a" * 64}, {"seq": 2, "prev": "a" * 64, "hash": "b" * 64}]
-    (state / "ledger.jsonl").write_text(
-        "".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8"
-    )
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    for outcome in ("started", "succeeded"):
+        ledger.append(
+            time="t", actor="a", action="deploy", env="staging", version="1.1.0", outcome=outcome
+        )
     return repo
+
+
+def ledger_head(tmp_path: Path) -> str:
+    return Ledger.in_state_dir(tmp_path / "state").verify()[-1].hash
 
 
 def github_env(github: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -153,7 +157,7 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     assert "### Features" in body
     assert "add the export command" in body
     assert "chore(release)" not in body
-    assert "Ledger head: `" + "b" * 64 + "`" in body
+    assert "Ledger head: `" + ledger_head(tmp_path) + "`" in body
     wheel_sha = hashlib.sha256(DIST_FILES["project-1.1.0-py3-none-any.whl"]).hexdigest()
     assert f"| `project-1.1.0-py3-none-any.whl` | 1.2 KiB (1200 B) | `{wheel_sha}` |" in body
     assert "http://127.0.0.1:9/simple/project/" in body

@@ -2,12 +2,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from ci.core.errors import DeployError, UsageError
+from ci.core.errors import DeployError, ExitCode, UsageError
+from ci.core.runner import ProcessRunner
+from ci.deploy.ledger import Ledger, LedgerCorruptError, canonical, digest
 from ci.release import record
+from tests.conftest import git
 
 
 def sha(data: bytes) -> str:
@@ -88,14 +93,28 @@ def test_a_broken_manifest_names_the_fix(dist: Path) -> None:
         record.artifacts(dist)
 
 
-def test_ledger_head(tmp_path: Path) -> None:
-    assert record.ledger_head(tmp_path) is None
-    ledger = tmp_path / "ledger.jsonl"
-    ledger.write_text('{"hash": "h1"}\n{"hash": "h2"}\n\n', encoding="utf-8")
-    assert record.ledger_head(tmp_path) == "h2"
-    ledger.write_text('{"hash": "h1"}\n{"hash": "h2', encoding="utf-8")
-    with pytest.raises(DeployError, match="ledger verify"):
-        record.ledger_head(tmp_path)
+def test_the_anchor_is_the_verified_ledger_head(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({"README.md": "x\n"})
+    git(repo, "tag", "v1.0.0")
+    state = repo / ".ci-state"
+    build = partial(record.build, ProcessRunner(), repo, {}, tag="v1.0.0", dist=repo / "dist")
+    assert build(state=state).anchor is None
+    ledger = Ledger.in_state_dir(state)
+    for version in ("1.0.0", "1.0.1"):
+        ledger.append(
+            time="t", actor="a", action="deploy", env="staging", version=version, outcome="ok"
+        )
+    entries = ledger.verify()
+    assert build(state=state).anchor == entries[-1].hash
+    # a tampered ledger (an edited entry with its hash recomputed) never yields an anchor
+    lines = ledger.path.read_text(encoding="utf-8").splitlines()
+    forged = json.loads(lines[0])
+    forged["version"] = "6.6.6"
+    forged["hash"] = digest({k: v for k, v in forged.items() if k != "hash"})
+    ledger.path.write_text("\n".join([canonical(forged), lines[1]]) + "\n", encoding="utf-8")
+    with pytest.raises(LedgerCorruptError, match="entry 2") as caught:
+        build(state=state)
+    assert caught.value.exit_code == ExitCode.PREFLIGHT
 
 
 def test_step_summary_is_appended_to(tmp_path: Path) -> None:
@@ -174,5 +193,5 @@ def test_sums_and_ledger_of_bytes_that_are_not_utf8_are_reported_not_a_crash(
     (tmp_path / "SHA256SUMS").write_bytes(b"\xff\xfe\n")
     assert record.read_sums(tmp_path / "SHA256SUMS") == {}
     (tmp_path / "ledger.jsonl").write_bytes(b"\xff\xfe{\n")
-    with pytest.raises(DeployError, match="not JSON"):
-        record.ledger_head(tmp_path)
+    with pytest.raises(LedgerCorruptError, match="entry 1: not valid JSON"):
+        Ledger.in_state_dir(tmp_path).head()
