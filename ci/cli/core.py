@@ -177,6 +177,8 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
     )
     print()
     print(pipeline.render_summary(outcomes))
+    for line in pipeline.advisory_notes(outcomes):
+        print(line)
     return pipeline.pipeline_exit_code(outcomes)
 
 

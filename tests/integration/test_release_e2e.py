@@ -89,13 +89,14 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
 
     untagged = invoke(clone, "release", env=env)
     assert untagged.returncode == 3, untagged.stdout + untagged.stderr
-    assert "HEAD has no vX.Y.Z tag" in untagged.stdout + untagged.stderr
+    assert "HEAD has no release tag" in untagged.stdout + untagged.stderr
     assert pypiserver.files() == {}
 
     git(clone, "tag", "v0.1.0")
     dry = invoke(clone, "release", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "release 0.1.0 plan (dry run" in dry.stdout
+    assert "version 0.1.0 from the static [project] version" in dry.stdout
     assert f"to {pypiserver.url}" in dry.stdout
     assert "deploy --env staging --version 0.1.0" in dry.stdout
     assert "release-record --tag v0.1.0" in dry.stdout
