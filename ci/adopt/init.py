@@ -26,6 +26,7 @@ from ci.core import config
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.runner import Runner
+from ci.release.version import DEFAULT_FORMAT, TagFormat, workflow_text
 
 VERSION_FILE = "ci/VERSION"
 WHEEL_BUNDLE = "_bundle"  # ci/_bundle/: noxfile, tasks and workflows inside an installed wheel
@@ -73,6 +74,7 @@ class Target:
     ci_files: frozenset[str]  # every file under the target's ci/ (for upgrades)
     workflows: Mapping[str, str]  # text of each file in .github/workflows/
     ruff_toml: str | None  # "ruff.toml" or ".ruff.toml" when the target keeps ruff there
+    tag_format: TagFormat = DEFAULT_FORMAT  # the workflows' tag filters follow it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -474,7 +476,7 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
             out[rel] = text
             continue
         name = _workflow_name(text)
-        dest, body = rel, text
+        dest, body = rel, workflow_text(text, target.tag_format)
         if rel in theirs or name in their_names:
             dest = f"{WORKFLOWS}/noxgate-{rel.rsplit('/', 1)[-1]}"
             if name:
@@ -521,6 +523,7 @@ def _project_edits(
         setup_texts=(target.facts.setup_py or "", target.facts.setup_cfg or ""),
         notes=notes,
         dependency=dependency,
+        modules=frozenset(p for p in project.packages if f"{p}.py" in target.facts.files),
     )
     where = Path(target.where) / "pyproject.toml"
     config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad

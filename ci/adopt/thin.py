@@ -24,7 +24,7 @@ from ci.core.runner import Runner
 STATE_FILE = ".noxgate-init.json"
 STATE_SCHEMA = 1
 DEPENDABOT = ".github/dependabot.yml"
-BLOCK_START = "# --- noxgate (python -m ci init): keep this block last; init --upgrade updates it"
+BLOCK_START = "# --- noxgate (python -m ci init): keep it last; init --upgrade updates it"
 BLOCK_END = "# --- end of the noxgate block"
 TASK_NAMES = ("ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock")
 TASKS_SUBMODULE = "noxgate.py"
@@ -35,23 +35,31 @@ LOCKED_NOX = "uv run --locked --only-group dev nox"
 _MAX_CONFLICTS = 127
 
 NOXFILE = '''\
-"""nox sessions: noxgate's gates (``python -m ci``), declared from the installed noxgate.
+"""nox sessions: the gates of the installed noxgate (``python -m ci``).
 
-Add sessions of your own above the ``declare`` call: a session you name like a gate's
-(``lint``, ``test``, ...) is kept and the gate's is not added. ``nox -l`` lists them all.
+Add sessions of your own above the ``declare`` call: a session named like
+a gate's (``lint``, ``test``, ...) is kept, and the gate's is not added.
+``nox -l`` lists them all.
 """
 
+import os
 from pathlib import Path
 
+import nox
 from ci.gates import sessions
+
+# installed interpreters only; the workflows let GitHub runners download
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
 
 sessions.declare(Path(__file__).parent)
 '''
 
 NOXFILE_BLOCK = f"""\
 {BLOCK_START}
-# the gate sessions (lint, test-<python>, security, package, workflows) this noxfile does not
-# declare itself, from the installed noxgate; `nox -l` lists them
+# the gate sessions this noxfile does not declare itself (lint, test-3.12,
+# security, package, workflows), from the installed noxgate; see `nox -l`
 import pathlib as _noxgate_pathlib  # noqa: E402
 
 from ci.gates import sessions as _noxgate_sessions  # noqa: E402
@@ -61,9 +69,29 @@ _noxgate_sessions.declare(_noxgate_pathlib.Path(__file__).parent)
 """
 
 TASKS = '''\
-"""Maintainer tasks from noxgate (``uv run invoke --list``); add your own below."""
+"""Maintainer tasks from noxgate (``uv run invoke --list``)."""
 
-from ci.run.tasks import *  # noqa: F403
+from ci.run.tasks import (
+    ci,
+    deploy,
+    nightly,
+    preflight,
+    record,
+    release,
+    rollback,
+    unlock,
+)
+
+__all__ = [
+    "ci",
+    "deploy",
+    "nightly",
+    "preflight",
+    "record",
+    "release",
+    "rollback",
+    "unlock",
+]
 '''
 
 DEPENDABOT_YML = """\
@@ -137,8 +165,9 @@ def with_block(text: str, block: str) -> str:
         if end >= 0:
             tail = text[end + len(BLOCK_END) :]
             return text[:start] + block + tail.removeprefix("\n")
-    sep = "" if not text or text.endswith("\n\n") else "\n" if text.endswith("\n") else "\n\n"
-    return text + sep + block
+    if not text.strip():
+        return block
+    return text.rstrip("\n") + "\n\n\n" + block  # two blank lines, as after a def
 
 
 def task_names_defined(text: str) -> set[str]:
@@ -166,11 +195,17 @@ def tasks_module(current: str | None) -> str:
     names = [n for n in TASK_NAMES if n not in mine]
     block = (
         f"{BLOCK_START}\n"
-        "# noxgate's maintainer tasks beside yours (yours win on a name clash)\n"
-        f"from ci.run.tasks import {', '.join(names)}  # noqa: E402, F401\n"
+        "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+        f"{_import('ci.run.tasks', names)}"
         f"{BLOCK_END}\n"
     )
     return with_block(current, block) if names else current
+
+
+def _import(module: str, names: Sequence[str]) -> str:
+    """``from MODULE import (...)``, one name a line (fits any line length), lint-quiet."""
+    lines = "".join(f"    {name},\n" for name in names)
+    return f"from {module} import (  # noqa: E402, F401\n{lines})\n"
 
 
 def without_block(text: str) -> str:
@@ -191,7 +226,8 @@ def tasks_package_init(current: str) -> str:
         body = (
             "from . import noxgate as _noxgate  # noqa: E402\n"
             "\n"
-            "for _name in _noxgate.__all__:  # noxgate's tasks beside yours (yours win)\n"
+            "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+            "for _name in _noxgate.__all__:\n"
             f"    if _name not in {var}.tasks:\n"
             f"        {var}.add_task(getattr(_noxgate, _name))\n"
         )
@@ -201,8 +237,8 @@ def tasks_package_init(current: str) -> str:
         if not names:
             return current
         body = (
-            "# noxgate's maintainer tasks beside yours (yours win on a name clash)\n"
-            f"from .noxgate import {', '.join(names)}  # noqa: E402, F401\n"
+            "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+            f"{_import('.noxgate', names)}"
         )
     return with_block(current, f"{BLOCK_START}\n{body}{BLOCK_END}\n")
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode, ToolError
+from ci.release import version
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,6 +83,7 @@ def _init(args: argparse.Namespace, app: App) -> int:
     root = (app.cwd / args.target).resolve()
     bundle = scaffold.load_bundle()
     target = scaffold.gather(root, bundle)
+    target = replace(target, tag_format=version.tag_format_at(root, app.runner))
     source = None
     if args.source is not None:
         source = pyproject_edit.parse_source(args.source, target=root)

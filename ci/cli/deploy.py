@@ -12,6 +12,7 @@ from ci.cli.app import App
 from ci.core.errors import ExitCode, GateFailedError, UsageError
 from ci.deploy.deployer import Deployer
 from ci.deploy.ledger import LEDGER_NAME, LedgerCorruptError, head
+from ci.release import version
 from ci.run import pipeline, release
 
 NEEDS = (
@@ -61,14 +62,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs `preflight --release`, then the gate sessions (lint, test on the default "
             "Python, security, package) with nox, then publish, then any post-publish steps, "
-            "then a deploy of the project version to the first environment (the first one "
-            "without `after`), stopping at the first failure with its exit code."
+            "then a deploy of the release version (static, or what the build backend makes) to "
+            "the first environment (the first one without `after`), stopping at the first "
+            "failure with its exit code."
         ),
     )
     p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan (steps, order, what is published where) and run nothing",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="accepted for symmetry with gate and pipeline: a release never replays a cached "
+        "result, every gate runs",
     )
     p.set_defaults(handler=_release)
 
@@ -247,8 +255,12 @@ def _ledger_verify(args: argparse.Namespace, app: App) -> int:
 def _release(args: argparse.Namespace, app: App) -> int:
     config_file = str(app.config_file) if app.config_file else None
     nox = pipeline.nox_command()
+    # the same version and refusals as `preflight --release` (exit 3, or 6 when the build
+    # backend cannot be asked), so a dry run never shows a plan the release would refuse
+    what = version.resolve(app.config, app.runner)
     the_plan = release.plan(
         app.config,
+        release=what,
         env=app.env,
         ci=release.ci_prefix(config_file),
         nox=nox,

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ci.cli import values
 from ci.cli.app import App
 from ci.core.config import Config, Mode, state_dir
 from ci.core.errors import ExitCode, UsageError
@@ -104,14 +105,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--wait",
-        type=float,
+        type=values.seconds,
         default=0.0,
         metavar="SECONDS",
         help="keep polling up to this long while contexts are missing or pending (default: 0)",
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=values.interval,
         default=10.0,
         metavar="SECONDS",
         help="pause between polls with --wait (default: 10)",

@@ -24,6 +24,10 @@ SEVERITIES = ("low", "medium", "high", "critical")
 PYTHON_VERSION = re.compile(r"(?:pypy)?3\.\d{1,2}(?:\.\d{1,2})?t?")  # what nox and uv accept
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # used in file names under the state folder
 ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TAG_PLACEHOLDER = "{version}"
+DEFAULT_TAG_FORMAT = "v{version}"
+# what a tag format may hold around {version}: plain ref characters, no glob or shell syntax
+_TAG_FORMAT = re.compile(r"[A-Za-z0-9._/@-]*\{version\}[A-Za-z0-9._/@-]*")
 
 
 class Mode(enum.StrEnum):
@@ -128,6 +132,8 @@ class Config:
     path: Path | None
     project_name: str = ""
     project_version: str = ""
+    project_dynamic: tuple[str, ...] = ()  # [project] dynamic ("version": ask the backend)
+    tag_format: str | None = None  # [tool.ci.release] tag_format; None: detect from the tags
     pythons: tuple[str, ...] = DEFAULT_PYTHONS
     packages: tuple[str, ...] = ("ci",)
     tests: str = "tests"
@@ -229,6 +235,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "cache",
             "notify",
             "state",
+            "release",
         },
     )
     pythons = _pythons(v, v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS))
@@ -239,6 +246,8 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         path=path,
         project_name=str(name),
         project_version=str(project.get("version", "")) if isinstance(project, Mapping) else "",
+        project_dynamic=_dynamic(project),
+        tag_format=_tag_format(v, v.table(table, "tool.ci", "release")),
         pythons=pythons,
         packages=_packages(v, v.str_list(table, "tool.ci", "packages", (default_package,))),
         tests=v.folder(table, "tool.ci", "tests", "tests"),
@@ -429,6 +438,23 @@ def _check_promotion_order(v: _Validator, envs: Mapping[str, Environment]) -> No
             cycle = " -> ".join([*seen[seen.index(step) :], step])
             msg = f"{v.file}: {where}: the after chain is a cycle ({cycle}); break it"
             raise ConfigError(msg)
+
+
+def _dynamic(project: object) -> tuple[str, ...]:
+    raw = project.get("dynamic", []) if isinstance(project, Mapping) else []
+    return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
+
+
+def _tag_format(v: _Validator, table: Mapping[str, Any]) -> str | None:
+    v.keys(table, "tool.ci.release", {"tag_format"})
+    text = v.opt_string(table, "tool.ci.release", "tag_format")
+    if text is not None and not _TAG_FORMAT.fullmatch(text):
+        msg = (
+            f"{v.file}: tool.ci.release.tag_format = {text!r} must hold {TAG_PLACEHOLDER} once, "
+            'with only letters, digits and ._/@- around it (e.g. "v{version}" or "{version}")'
+        )
+        raise ConfigError(msg)
+    return text
 
 
 def _publish(v: _Validator, table: Mapping[str, Any]) -> PublishConfig:

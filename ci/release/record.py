@@ -32,6 +32,7 @@ from ci.github import releases as ghrelease
 from ci.release import commits as history
 from ci.release import notes
 from ci.release.package import assets_dir
+from ci.release.version import DEFAULT_FORMAT, TagFormat
 from ci.run import report
 
 NOTES_FILE = "RELEASE_NOTES.md"
@@ -193,13 +194,18 @@ class Record:
     anchor: str | None
     body: str
     warning: str | None
+    tag_format: TagFormat = DEFAULT_FORMAT
 
 
-def head_tag(runner: Runner, repo: Path) -> str:
-    """The ``v*`` tag on HEAD; UsageError saying to pass ``--tag`` when there is none."""
-    tags = history.tags_at(runner, repo, "HEAD")
+def head_tag(runner: Runner, repo: Path, tag_format: TagFormat | None = None) -> str:
+    """The release tag on HEAD; UsageError saying to pass ``--tag`` when there is none."""
+    fmt = tag_format or DEFAULT_FORMAT
+    tags = history.tags_at(runner, repo, "HEAD", tag_format=fmt)
     if not tags:
-        msg = "HEAD carries no v* tag: tag the release (git tag vX.Y.Z) or pass --tag"
+        msg = (
+            f"HEAD carries no release tag ({fmt.describe()}): tag the release "
+            f"(git tag {fmt.tag('X.Y.Z')}) or pass --tag"
+        )
         raise UsageError(msg)
     return tags[0]
 
@@ -212,13 +218,15 @@ def build(
     tag: str,
     dist: Path,
     ledger_head: Callable[[], str | None],
+    tag_format: TagFormat | None = None,
 ) -> Record:
     """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing).
 
     ``ledger_head`` is the state backend's verifying reader of the ledger head: a ledger
     that fails verification stops the record (exit 3) instead of yielding an anchor.
     """
-    found_notes = history.gather_notes(runner, repo, env, until=tag)
+    fmt = tag_format or DEFAULT_FORMAT
+    found_notes = history.gather_notes(runner, repo, env, until=tag, tag_format=fmt)
     found = tuple(artifacts(dist))
     anchor = ledger_head()
     return Record(
@@ -227,7 +235,8 @@ def build(
         artifacts=found,
         anchor=anchor,
         body=redact(body(notes.render_markdown(found_notes), found, anchor)),  # sent as is
-        warning=notes.version_warning(tag, found_notes.proposal),
+        warning=notes.version_warning(tag, found_notes.proposal, fmt),
+        tag_format=fmt,
     )
 
 
@@ -262,7 +271,7 @@ def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
 
 def spec(record: Record) -> ghrelease.ReleaseSpec:
     """The GitHub release the record calls for."""
-    version = notes.parse_tag(record.tag)
+    version = notes.parse_tag(record.tag, record.tag_format)
     return ghrelease.ReleaseSpec(
         tag=record.tag,
         name=record.tag,

@@ -16,6 +16,8 @@ from ci.cli import main as cli
 from ci.cli.app import App
 from ci.core.errors import UsageError
 from ci.core.runner import Completed, ProcessRunner
+from ci.github import plan as gh_plan
+from ci.github import workflow_files
 from tests.conftest import ROOT, git
 
 PYPROJECT = """# the project's own comment
@@ -196,7 +198,7 @@ def test_dry_run_writes_nothing_and_prints_the_plan(
     assert init(target, "--dry-run", runner=runner) == 0
     out = capsys.readouterr().out
     assert snapshot(target) == before
-    assert runner.calls == []
+    assert runner.calls == [("git", "tag", "--list")]  # read only: the tag format
     assert "plan (dry run" in out
     assert "create    noxfile.py" in out
     assert "update    pyproject.toml" in out
@@ -471,6 +473,40 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
     assert '\nlint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
 
 
+def test_the_workflows_tag_filters_follow_the_projects_tags(target: Path) -> None:
+    """A project that tags 1.2.3 gets a release workflow that a push of 1.2.3 triggers."""
+    git(target, "tag", "1.0")
+    assert adopt(target) == 0  # as a dependency; --vendor writes the same workflows
+    release = (target / ".github/workflows/release.yml").read_text()
+    assert 'tags: ["[0-9]*"]' in release
+    assert '--version "${GITHUB_REF_NAME#}"' in release
+    workflows = workflow_files.load_all(target)
+    for tag, runs in (("1.1.0", True), ("26.4", True), ("v1.1.0", False), ("latest", False)):
+        result = gh_plan.plan(workflows, gh_plan.event_for("tag", tag))
+        triggered = {w.file for w in result.workflows if w.triggered}
+        assert (".github/workflows/release.yml" in triggered) is runs, tag
+
+
+def test_a_configured_tag_format_shapes_the_workflows(target: Path) -> None:
+    text = (target / "pyproject.toml").read_text(encoding="utf-8")
+    text += '\n[tool.ci.release]\ntag_format = "demo-{version}-final"\n'
+    (target / "pyproject.toml").write_text(text, encoding="utf-8")
+    git(target, "commit", "-qam", "tag format")
+    assert init(target) == 0
+    release = (target / ".github/workflows/release.yml").read_text()
+    assert 'tags: ["demo-[0-9]*-final"]' in release
+    step = '"$(v="${GITHUB_REF_NAME#demo-}"; echo "${v%-final}")"'
+    assert step in release
+    done = subprocess.run(
+        ["bash", "-c", f"echo {step}"],
+        env={"GITHUB_REF_NAME": "demo-1.2.3-final"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "1.2.3"
+
+
 # ---- noxgate as a locked dependency (the default) -----------------------------------------
 
 
@@ -561,7 +597,10 @@ def test_a_tasks_package_gets_the_tasks_as_a_submodule(make_repo: Callable[..., 
     assert adopt(repo) == 0
     assert not (repo / "tasks.py").exists()
     assert (repo / "tasks/noxgate.py").read_text() == thin.TASKS
-    assert "from .noxgate import ci," in (repo / "tasks/__init__.py").read_text()
+    assert (
+        "from .noxgate import (  # noqa: E402, F401\n    ci,\n"
+        in (repo / "tasks/__init__.py").read_text()
+    )
 
 
 def test_a_plain_ci_folder_is_fine_an_importable_ci_is_refused(

@@ -41,6 +41,9 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     text += (
         "\n[tool.ci.publish]\n"
         f'repository_url = "{index.url}"\n'
+        # a gate of the project's own, declared only here: the release runs it like the others
+        "\n[tool.ci.gates.docs]\n"
+        'command = ["python", "-c", "print(\'docs checked\')"]\n'
         "\n[tool.ci.environments.staging]\n"
         "\n[tool.ci.environments.production]\n"
         'after = "staging"\n'
@@ -86,16 +89,18 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
 
     untagged = invoke(clone, "release", env=env)
     assert untagged.returncode == 3, untagged.stdout + untagged.stderr
-    assert "HEAD has no vX.Y.Z tag" in untagged.stdout + untagged.stderr
+    assert "HEAD has no release tag" in untagged.stdout + untagged.stderr
     assert pypiserver.files() == {}
 
     git(clone, "tag", "v0.1.0")
     dry = invoke(clone, "release", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "release 0.1.0 plan (dry run" in dry.stdout
+    assert "version 0.1.0 from the static [project] version" in dry.stdout
     assert f"to {pypiserver.url}" in dry.stdout
     assert "deploy --env staging --version 0.1.0" in dry.stdout
     assert "release-record --tag v0.1.0" in dry.stdout
+    assert "gate docs: nox session" in dry.stdout
     assert pypiserver.files() == {}
     assert github.requests() == []
     assert not (clone / "dist").exists()
@@ -105,6 +110,8 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     assert "released 0.1.0" in output
+    assert "docs checked" in output
+    assert "docs: passed (required)" in output
 
     assets = clone / "dist-assets"
     manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
