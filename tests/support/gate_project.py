@@ -82,15 +82,23 @@ source = { editable = "." }
 """
 
 
-def write_gate_project(root: Path, *, layout: str = "flat") -> Path:
+MYPY = """
+[tool.mypy]
+files = ["{package_dir}"]
+
+[tool.ci.gates.lint]
+mypy = true
+"""
+
+
+def write_gate_project(root: Path, *, layout: str = "flat", mypy: bool = False) -> Path:
     """Write and commit a project (``flat``: app/, ``src``: src/app/) in a new git repository."""
     package_dir = "src/app" if layout == "src" else "app"
+    pyproject = PYPROJECT.format(
+        package_dir=package_dir, pythonpath="src" if layout == "src" else ".", python=PYTHON
+    )
     files = {
-        "pyproject.toml": PYPROJECT.format(
-            package_dir=package_dir,
-            pythonpath="src" if layout == "src" else ".",
-            python=PYTHON,
-        ),
+        "pyproject.toml": pyproject + (MYPY.format(package_dir=package_dir) if mypy else ""),
         "uv.lock": LOCK,
         "README.md": "# sample-app\n",
         "LICENSE": "MIT\n",
