@@ -7,9 +7,8 @@ import json
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode, UsageError
-from ci.gates import cache
+from ci.gates import cache, registry
 from ci.gates.cache import GateCache
-from ci.run import pipeline
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,14 +55,14 @@ def _info(args: argparse.Namespace, app: App) -> int:
     print(
         f"  {len(entries)} result(s), {size:.2f} MB of {app.config.cache.max_mb} MB (cache.max_mb)"
     )
-    declared = ", ".join(g for g in cache.INPUTS if g in pipeline.GATES)
+    declared = ", ".join(g.name for g in registry.gates(app.config) if g.inputs is not None)
     print(f"  cacheable gates: {declared}")
     return ExitCode.OK
 
 
 def _key(args: argparse.Namespace, app: App) -> int:
-    if args.gate not in cache.INPUTS or args.gate not in pipeline.GATES:
-        known = ", ".join(g for g in cache.INPUTS if g in pipeline.GATES)
+    if registry.get(app.config, args.gate).inputs is None:
+        known = ", ".join(g.name for g in registry.gates(app.config) if g.inputs is not None)
         msg = f"gate {args.gate!r} has no cache declaration (cacheable: {known})"
         raise UsageError(msg)
     store = _store(app)

@@ -14,7 +14,7 @@ import sys
 import time
 import tomllib
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,92 +24,21 @@ from ci.core.clock import Clock
 from ci.core.config import Config, env_flag, state_dir
 from ci.core.errors import CIError
 from ci.core.files import atomic_write_bytes, write_json
-from ci.core.gate import GateResult, GateStatus
+from ci.core.gate import GateInputs, GateResult, GateStatus, Lister
 from ci.core.runner import Runner, confined
-from ci.gates import coverage
+from ci.gates import registry
 from ci.gates.filehash import MISSING, HashIndex, walk_tree
 from ci.release import package
 from ci.run import preflight
-from ci.security import secrets
 
 KEY_SCHEMA = 2
 ENTRY_SCHEMA = 1
 PREFLIGHT_MAX_AGE_S = 24 * 3600
 
-# A gate's key scans its file list with this function: (base folder, paths relative to it).
-Lister = Callable[[Path, Runner], tuple[Path, list[str]]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GateInputs:
-    """What one gate's verdict depends on besides its files, Python, venv and the ci bundle.
-
-    The files are the whole project tree as the file system shows it (ci.gates.filehash:
-    tracked, untracked and ignored files alike, less tool folders), or, for a gate that scans
-    a list of files, exactly that list (``lister``), which the gate is then handed to scan.
-    """
-
-    session: str  # the nox session that runs the gate (without its -X.Y python suffix)
-    lister: Lister | None = None  # the gate scans exactly these files; None: the whole tree
-    # files outside the covered tree it reads: "{reports}/NAME", "{state}/NAME" or relative
-    # to the root; each keyed by content (missing is a value too)
-    extra_files: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()  # packages in uv.lock whose versions the key names
-    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) it may see: keyed by hash
-    config: tuple[str, ...] = ()  # [tool.ci] fields it reads besides its own gate table
-    daily: bool = False  # the verdict depends on today's date or on what an index serves today
-    git_facts: bool = False  # it records git facts (commit, branch, tags): they are keyed
-    args: bool = True  # False: a run with extra arguments (a commit range, history) never caches
-    # A folder outside the tree it reads (e.g. an advisory database), named by the first of
-    # these env vars or [tool.ci] fields that is set; every file's stat stamp (size, mtime,
-    # ctime, inode) is in the key, so any change to the folder re-runs the gate.
-    folder_from: tuple[str, ...] = ()
-
-
 # A lister gate's key also covers these (a whole-tree key covers them anyway).
 COMMON_FILES = ("pyproject.toml", "uv.lock", "noxfile.py")
 # Visible to every gate and keyed: fault injection, the state folder (coverage baselines).
 COMMON_ENV = ("CI_INJECT_FAULT", "CI_STATE_DIR")
-
-# One entry per gate: a gate without an entry is never cached (it always runs).
-INPUTS: dict[str, GateInputs] = {
-    "lint": GateInputs(session="lint", tools=("ruff", "mypy")),
-    "test": GateInputs(
-        session="test",
-        # the drop check compares with these; the state one is rewritten on the default branch
-        extra_files=(f"{{reports}}/{coverage.BASELINE}", f"{{state}}/{coverage.BASELINE}"),
-        tools=("pytest", "pytest-cov", "coverage"),
-        env=("GITHUB_REF", "GITHUB_SHA", "CI_DEFAULT_BRANCH"),  # baseline recording
-        config=("packages", "tests"),
-    ),
-    "secrets": GateInputs(
-        session="security",
-        lister=secrets.listed_tree,
-        extra_files=(secrets.BASELINE,),
-        tools=("detect-secrets",),
-        config=("waivers",),
-        daily=True,  # waivers expire
-        args=False,
-    ),
-    "audit": GateInputs(
-        session="security",
-        tools=("pip-audit", "cvss"),
-        env=("CI_ADVISORY_DB", "CI_OSV_API"),
-        config=("waivers", "advisory_db"),
-        daily=True,  # advisories are published every day: a pass is good for one day at most
-        args=False,
-        folder_from=("CI_ADVISORY_DB", "advisory_db"),
-    ),
-    "package": GateInputs(
-        session="package",
-        tools=("build", "twine"),
-        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
-        config=("packages", "publish"),
-        daily=True,  # the isolated build installs the build backend from the index
-        git_facts=True,  # the build info names commit, branch and tag; replays restore dist/
-    ),
-    "workflows": GateInputs(session="workflows", tools=("zizmor", "check-jsonschema")),
-}
 
 # Visible to every gate and not keyed: each only locates the machine's own programs, homes,
 # caches and scratch space, shapes terminal output, or decides whether a network connection
@@ -207,7 +136,6 @@ USER_CONFIG_FILES = (
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
 
-_PY_SUFFIX = re.compile(r"(?P<base>.+)-(?P<python>\d+\.\d+)")
 # Env vars that change which interpreters and tools the preflight finds.
 _PREFLIGHT_ENV = (
     "PATH",
@@ -224,17 +152,6 @@ def enabled(env: Mapping[str, str], no_cache: bool = False) -> bool:
     """False with ``--no-cache``, ``CI_NO_CACHE``, or for a tag on GitHub: those run fresh."""
     tag = env.get("GITHUB_REF_TYPE") == "tag" or env.get("GITHUB_REF", "").startswith("refs/tags/")
     return not no_cache and not tag and not env_flag("CI_NO_CACHE", env)
-
-
-def session_gates(session: str, config: Config, known: Collection[str]) -> list[tuple[str, str]]:
-    """The cacheable (gate, python) pairs nox session ``session`` runs; [] when unknown."""
-    base, python = session, config.default_python
-    match = _PY_SUFFIX.fullmatch(session)
-    if match:
-        base, python = match["base"], match["python"]
-    return [
-        (gate, python) for gate, spec in INPUTS.items() if spec.session == base and gate in known
-    ]
 
 
 def digest(inputs: Mapping[str, Any]) -> str:
@@ -338,14 +255,14 @@ def venv_fingerprint(prefix: Path, index: HashIndex) -> str:
 
 def gate_env(gate: str, config: Config, env: Mapping[str, str]) -> dict[str, str] | None:
     """The environment gate ``gate`` runs with (None: a gate without inputs sees everything)."""
-    spec = INPUTS.get(gate)
+    spec = registry.get(config, gate).inputs
     return None if spec is None else gate_environment(env, declared_env(spec, config, gate))
 
 
 def session_venv(gate: str, python: str, config: Config) -> Path:
     """The virtualenv nox runs ``gate`` in (the first of its session's names that exists)."""
-    spec = INPUTS[gate]
-    names = [spec.session, f"{spec.session}-{python}"]
+    session = registry.get(config, gate).session
+    names = [session, f"{session}-{python}"]
     found = [nox_envdir(config.root, n) for n in names if nox_envdir(config.root, n).exists()]
     return found[0] if found else nox_envdir(config.root, names[0])
 
@@ -414,7 +331,7 @@ class GateCache:
 
         ``venv`` is the virtualenv the gate runs in (default: this interpreter's).
         """
-        spec = INPUTS.get(gate)
+        spec = registry.get(self.config, gate).inputs  # the gate's declared inputs
         if spec is None:
             return Key(reason=f"gate {gate!r} declares no cache inputs")
         if args and not spec.args:

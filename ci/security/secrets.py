@@ -19,7 +19,15 @@ from typing import Any
 from ci.core.config import Waiver
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_text
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus, judge_waivers
+from ci.core.gate import (
+    Finding,
+    Gate,
+    GateContext,
+    GateInputs,
+    GateResult,
+    GateStatus,
+    judge_waivers,
+)
 from ci.core.runner import Runner
 from ci.security import sarif
 from ci.testing import faults
@@ -772,3 +780,21 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         atomic_write_text(path, render(report, fmt))
         artifacts.append(_relative(path, ctx.root) or str(path))
     return gate_result(report, artifacts)
+
+
+GATE = Gate(
+    name="secrets",
+    session="security",
+    doc="Secrets: keys and tokens in the tracked tree (or a commit range).",
+    run=run,
+    group="security",
+    inputs=GateInputs(
+        lister=listed_tree,
+        extra_files=(BASELINE,),
+        tools=("detect-secrets",),
+        config=("waivers",),
+        daily=True,  # waivers expire
+        args=False,
+    ),
+    requires=("detect-secrets>=1.5",),
+)

@@ -16,12 +16,15 @@ import pytest
 from ci.cli.app import App
 from ci.cli.main import main
 from ci.core.config import Config, load
+from ci.core.errors import UsageError
 from ci.core.gate import GateContext, GateResult, GateStatus
 from ci.core.runner import Completed, ProcessRunner, confined
-from ci.gates import cache
-from ci.gates.cache import GateCache, GateInputs
+from ci.gates import cache, registry
+from ci.gates import test as testgate
+from ci.gates.cache import GateCache
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
+from tests.support import pytest_tools
 
 PY = sys.executable
 LOCK = 'version = 1\n\n[[package]]\nname = "ruff"\nversion = "0.14.0"\n'
@@ -29,6 +32,17 @@ PYPROJECT = '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npythons = [
 SECRET = "-".join(["s3cr3t", "Value", "never", "stored", "42"])  # built: no literal to scan
 # The demo project runs these two sessions; the other default sessions need their own tools.
 SESSIONS = ("--session", "lint", "--session", "test-3.12")
+
+
+def with_inputs(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """Give the lint gate other declared inputs for one test."""
+    gates = tuple(
+        dataclasses.replace(g, inputs=dataclasses.replace(g.inputs, **changes))
+        if g.name == "lint" and g.inputs is not None
+        else g
+        for g in registry.BUILTIN
+    )
+    monkeypatch.setattr(registry, "BUILTIN", gates)
 
 
 def demo_files() -> dict[str, str]:
@@ -49,7 +63,7 @@ def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
         script={
             (PY, "-m", "ruff", "check"): (1 if ruff_findings != "[]" else 0, ruff_findings, ""),
             (PY, "-m", "ruff", "format"): (0, "", ""),
-            (PY, "-m", "pytest"): (0, "", ""),
+            **pytest_tools.script(PY),
             ("uv", "lock", "--check"): (0, "", ""),
             ("uv", "python", "find"): (0, PY, ""),
         },
@@ -59,18 +73,7 @@ def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
 
 def write_pytest_reports(argv: Sequence[str]) -> None:
     """What a passing pytest run with junit and coverage leaves behind."""
-    for arg in argv:
-        if arg.startswith("--junitxml="):
-            Path(arg.split("=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-            Path(arg.split("=", 1)[1]).write_text(
-                '<testsuite tests="1" failures="0" errors="0" skipped="0">'
-                '<testcase classname="tests.test_demo" name="test_x"/></testsuite>'
-            )
-        if arg.startswith("--cov-report=xml:"):
-            Path(arg.split(":", 1)[1]).write_text(
-                '<coverage lines-valid="10" lines-covered="10" branches-valid="0" '
-                'branches-covered="0"/>'
-            )
+    pytest_tools.write_reports(argv)
 
 
 class SessionRunner:
@@ -114,8 +117,7 @@ class SessionRunner:
             out = f"{session} line 1\n{session} line 2\n"
             code = 0 if result else 1
             return Completed(argv=tuple(argv), returncode=code, stdout=out, stderr="", duration_s=0)
-        if "pytest" in argv:
-            write_pytest_reports(argv)
+        write_pytest_reports(argv)
         return self.tools.run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
 
     def which(self, name: str) -> str | None:
@@ -265,8 +267,7 @@ def test_injected_fault_is_part_of_every_key(demo: Path) -> None:
 def test_secret_env_value_never_reaches_the_cache(demo: Path, monkeypatch) -> None:
     # DEPLOY_TOKEN matches mask_env (masked on write too); SERVICE_URL does not: only the
     # key's hashing keeps its embedded password out of the cache.
-    spec = dataclasses.replace(cache.INPUTS["lint"], env=("DEPLOY_TOKEN", "SERVICE_URL"))
-    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    with_inputs(monkeypatch, env=("DEPLOY_TOKEN", "SERVICE_URL"))
     url = f"https://deploy:{SECRET[::-1]}@example.invalid"
     runner = SessionRunner({**base_env(), "DEPLOY_TOKEN": SECRET, "SERVICE_URL": url})
     pipeline_run(demo, runner)
@@ -398,7 +399,7 @@ def test_key_changes_with_python_args_and_env(demo: Path) -> None:
 
 
 def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cache.INPUTS, "lint", GateInputs(session="lint", daily=True))
+    with_inputs(monkeypatch, tools=(), daily=True)
     store = open_cache(demo)
     clock = FixedClock()
     store.clock = clock
@@ -407,8 +408,14 @@ def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
     assert store.key("lint", "3.12") != today
 
 
-def test_undeclared_gate_is_not_cacheable(demo: Path) -> None:
+def test_gate_without_inputs_is_not_cacheable(demo: Path) -> None:
+    pyproject = demo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[tool.ci.gates.docs]\ncommand = ["true"]\n', encoding="utf-8"
+    )
     assert open_cache(demo).key("docs", "3.12") is None
+    with pytest.raises(UsageError, match="unknown gate 'nope'"):
+        open_cache(demo).key("nope", "3.12")
 
 
 def test_reports_and_state_folders_are_never_inputs(demo: Path, monkeypatch) -> None:
@@ -524,7 +531,7 @@ def test_cache_commands(demo: Path, capsys) -> None:
 
 
 def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cache.INPUTS, "lint", dataclasses.replace(cache.INPUTS["lint"], args=False))
+    with_inputs(monkeypatch, args=False)
     store = open_cache(demo)
     assert store.key("lint", "3.12") is not None
     assert store.key("lint", "3.12", ["--history"]) is None
@@ -533,8 +540,7 @@ def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch)
 def test_external_folder_listing_is_part_of_the_key(
     demo: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    spec = dataclasses.replace(cache.INPUTS["lint"], folder_from=("DEMO_DB", "advisory_db"))
-    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    with_inputs(monkeypatch, folder_from=("DEMO_DB", "advisory_db"))
     db = tmp_path / "db"
     db.mkdir()
     (db / "PYSEC-1.json").write_text("{}")
@@ -544,18 +550,6 @@ def test_external_folder_listing_is_part_of_the_key(
     assert open_cache(demo, {"DEMO_DB": str(db)}).key("lint", "3.12") != before
     # without the env var the [tool.ci] field is used; unset both and no folder is read
     assert open_cache(demo).inputs("lint", "3.12")["folder"] is None
-
-
-def test_session_gates_follow_the_table(demo: Path) -> None:
-    config = load(cwd=demo)
-    known = {"lint", "test", "secrets", "audit"}
-    assert cache.session_gates("security", config, known) == [
-        ("secrets", "3.12"),
-        ("audit", "3.12"),
-    ]
-    assert cache.session_gates("test-3.13", config, known) == [("test", "3.13")]
-    assert cache.session_gates("security", config, {"lint"}) == []  # gates not registered here
-    assert cache.session_gates("docs", config, known) == []
 
 
 @pytest.mark.parametrize(
@@ -618,7 +612,9 @@ def test_gate_environment_passes_through_and_keys_only_what_is_declared() -> Non
         "CI_INJECT_FAULT": "lint",
     }
     config = Config(root=Path("/nowhere"), path=None)
-    patterns = cache.declared_env(cache.INPUTS["test"], config, "test")
+    spec = testgate.GATE.inputs
+    assert spec is not None
+    patterns = cache.declared_env(spec, config, "test")
     seen = cache.gate_environment(env, patterns)
     assert seen == {
         "PATH": "/bin",

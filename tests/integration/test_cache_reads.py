@@ -30,7 +30,7 @@ import ci
 from ci.core.clock import SystemClock
 from ci.core.config import load, state_dir
 from ci.core.runner import ProcessRunner
-from ci.gates import cache
+from ci.gates import cache, registry
 from ci.gates.filehash import excluded_name
 from tests.support.gate_project import write_gate_project
 from tests.support.strace import STRACE, Access, accesses, traced
@@ -109,7 +109,8 @@ def coverage_of(root: Path, gate: str, env: dict[str, str]) -> Coverage:
     resolved = store.resolve(gate, config.default_python)
     assert resolved.inputs is not None, resolved.reason
     inputs = resolved.inputs
-    spec = cache.INPUTS[gate]
+    spec = registry.get(config, gate).inputs
+    assert spec is not None
     home = env.get("HOME", os.path.expanduser("~"))
     keyed = {str(Path(p)) for p in inputs["outside"] if p.startswith("/")}
     keyed |= {
