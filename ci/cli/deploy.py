@@ -13,6 +13,7 @@ from ci.core.errors import ExitCode, GateFailedError, UsageError
 from ci.deploy.backend import StateBackend, git_store, local_store, push_ledger
 from ci.deploy.deployer import Deployer
 from ci.deploy.ledger import LEDGER_NAME, LedgerCorruptError, head
+from ci.github import deployments
 from ci.release import version
 from ci.run import pipeline, release
 
@@ -164,7 +165,10 @@ def _add_wait_and_dry_run(p: argparse.ArgumentParser) -> None:
 
 def _deployer(app: App) -> Deployer:
     ask = input if sys.stdin is not None and sys.stdin.isatty() else None
-    return Deployer(config=app.config, runner=app.runner, clock=app.clock, env=app.env, ask=ask)
+    mirror = deployments.from_env(app.env, app.http, retry=app.retry())
+    return Deployer(
+        config=app.config, runner=app.runner, clock=app.clock, env=app.env, ask=ask, mirror=mirror
+    )
 
 
 def _deploy(args: argparse.Namespace, app: App) -> int:
