@@ -11,7 +11,7 @@ from ci.cli import values
 from ci.cli.app import App
 from ci.core.errors import ExitCode, GateFailedError, UsageError
 from ci.deploy.deployer import Deployer
-from ci.deploy.ledger import LedgerCorruptError, head
+from ci.deploy.ledger import LEDGER_NAME, LedgerCorruptError, head
 from ci.release import version
 from ci.run import pipeline, release
 
@@ -178,8 +178,7 @@ def _rollback(args: argparse.Namespace, app: App) -> int:
 def _state(args: argparse.Namespace, app: App) -> int:
     deployer = _deployer(app)
     if args.action == "rebuild":
-        entries = deployer.verified()
-        paths = deployer.rebuild()
+        entries, paths = deployer.rebuild()
         print(f"ledger verified: {len(entries)} entries, head {head(entries)}")
         for path in paths:
             print(f"wrote {path}")
@@ -236,18 +235,19 @@ def _unlock(args: argparse.Namespace, app: App) -> int:
 
 
 def _ledger_verify(args: argparse.Namespace, app: App) -> int:
-    ledger = _deployer(app).ledger
+    backend = _deployer(app).backend
     if args.anchor is not None and not re.fullmatch(r"[0-9a-f]{64}", args.anchor):
         msg = f"--anchor {args.anchor!r} is not a sha256 hex digest (64 characters 0-9a-f)"
         raise UsageError(msg)
     try:
-        entries = ledger.verify(args.anchor)
+        entries = backend.entries(args.anchor)
     except LedgerCorruptError as exc:
         raise GateFailedError(str(exc)) from None  # a finding of the check: exit 1
+    where = backend.store.shown(LEDGER_NAME)
     if not entries:
-        print(f"{ledger.path}: empty (head {head(entries)})")
+        print(f"{where}: empty (head {head(entries)})")
     else:
-        print(f"{ledger.path}: {len(entries)} entries verified")
+        print(f"{where}: {len(entries)} entries verified")
     print(head(entries))
     return ExitCode.OK
 
