@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.core.config import STATE_BACKENDS, Config, state_dir
-from ci.core.errors import CIError, UsageError
+from ci.core.errors import CIError, PreflightError, UsageError
 from ci.core.files import atomic_write_text
 from ci.core.runner import Runner
 from ci.deploy import lock
@@ -59,7 +59,8 @@ class StateBackend:
 
     # ---- the ledger ----------------------------------------------------------------------
 
-    def _verify(self, folder: Path, anchor: str | None = None) -> list[Entry]:
+    def verified_in(self, folder: Path, anchor: str | None = None) -> list[Entry]:
+        """The verified entries of the ledger in ``folder`` (a view or update of the store)."""
         try:
             return Ledger.in_state_dir(folder).verify(anchor)
         except LedgerCorruptError as exc:
@@ -68,7 +69,7 @@ class StateBackend:
     def entries(self, anchor: str | None = None) -> list[Entry]:
         """Every ledger entry, verified (LedgerCorruptError, exit 3, at the first bad one)."""
         with self.store.view() as folder:
-            return self._verify(folder, anchor)
+            return self.verified_in(folder, anchor)
 
     def head(self) -> str | None:
         """The verified head hash (None for an empty ledger): the release's audit anchor."""
@@ -78,7 +79,7 @@ class StateBackend:
     def load(self, env: str) -> tuple[dict[str, EnvState], EnvState]:
         """All projected states and ``env``'s; exit 3 if the ledger or ``env``'s file is bad."""
         with self.store.view() as folder:
-            states = deploystate.project(self._verify(folder))
+            states = deploystate.project(self.verified_in(folder))
             mine = states.get(env, deploystate.empty(env))
             shown = self.store.shown(deploystate.state_file(env))
             deploystate.check_file(folder, mine, shown)
@@ -119,7 +120,7 @@ class StateBackend:
         """Verify the ledger and recreate every state file from it; (entries, files written)."""
 
         def change(folder: Path) -> Change[tuple[list[Entry], list[str]]]:
-            entries = self._verify(folder)
+            entries = self.verified_in(folder)
             before = _snapshot(folder / "state")
             paths = deploystate.rebuild(folder, entries)
             shown = [self.store.shown(p.relative_to(folder).as_posix()) for p in paths]
@@ -298,3 +299,49 @@ def git_store(config: Config, env: Mapping[str, str], runner: Runner) -> GitStor
         env=env,
         author=env.get("GITHUB_ACTOR") or lock.login_name(),
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migrated:
+    """What ``state push`` did: how many entries the remote has now, and how many were new."""
+
+    entries: int
+    added: int
+    head: str | None
+
+
+def push_ledger(source: StateBackend, target: StateBackend) -> Migrated:
+    """Copy ``source``'s verified ledger (and its state files) to ``target``, once.
+
+    The lines are copied byte for byte, so the hashes, the head and any published anchor
+    stay valid. ``target`` may be empty, equal or a prefix of ``source`` (an earlier push);
+    a target with a different history is refused (PreflightError, exit 3), unchanged.
+    """
+    lines = [e.line() for e in source.entries()]
+
+    def change(folder: Path) -> Change[Migrated]:
+        there = [e.line() for e in target.verified_in(folder)]
+        if lines[: len(there)] != there:
+            first = next(
+                (n for n, (a, b) in enumerate(zip(lines, there, strict=False), 1) if a != b),
+                len(lines) + 1,
+            )
+            msg = (
+                f"{target.label} already has a ledger of {len(there)} entries that differs "
+                f"from {source.label} at entry {first}: nothing was pushed; deploys there "
+                "already have their own history (compare with `python -m ci ledger verify`)"
+            )
+            raise PreflightError(msg)
+        done = Migrated(entries=len(lines), added=len(lines) - len(there), head=_head(lines))
+        if done.added == 0:
+            return Change(result=done, changed=False)
+        atomic_write_text(folder / LEDGER_NAME, "".join(f"{line}\n" for line in lines))
+        deploystate.rebuild(folder, target.verified_in(folder))
+        message = f"state push: {done.added} ledger entries from {source.label}"
+        return Change(result=done, changed=True, message=message)
+
+    return target.store.update(change)
+
+
+def _head(lines: list[str]) -> str | None:
+    return json.loads(lines[-1])["hash"] if lines else None

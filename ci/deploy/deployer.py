@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.version import InvalidVersion, Version
 
@@ -78,6 +78,18 @@ class Result:
 def interruption(exc: BaseException) -> str:
     """Which signal ended the operation, for the ledger."""
     return "SIGTERM" if isinstance(exc, TerminatedError) else "SIGINT"
+
+
+class Mirror(Protocol):
+    """Somewhere each deploy and rollback is shown as well (GitHub Deployments); never fails."""
+
+    def started(self, action: str, env: str, version: str) -> None:
+        """An operation began."""
+        ...
+
+    def finished(self, succeeded: bool, description: str) -> None:
+        """The operation begun last ended."""
+        ...
 
 
 @dataclass(slots=True)
@@ -176,6 +188,7 @@ class Deployer:
     ask: Ask | None = None
     out: Callable[[str], None] = print
     state_backend: StateBackend | None = None  # default: the one [tool.ci.state] names
+    mirror: Mirror | None = None  # e.g. GitHub Deployments, when running on GitHub
     _actor: str | None = field(default=None, init=False)
 
     @property
@@ -419,6 +432,14 @@ class Deployer:
             self.record(state, action, version, "interrupted", {"from": previous, "reason": reason})
         self.out(f"{action} of {version} to {state.env} interrupted by {how}: recorded")
 
+    def _mirror_started(self, action: str, env: str, version: str) -> None:
+        if self.mirror is not None:
+            self.mirror.started(action, env, version)
+
+    def _mirror_finished(self, succeeded: bool, description: str) -> None:
+        if self.mirror is not None:
+            self.mirror.finished(succeeded, description)
+
     # ---- operations ----------------------------------------------------------------------
 
     def deploy(
@@ -527,6 +548,7 @@ class Deployer:
                 "how": approval.how,
             }
         state = self.record(state, "deploy", version, "started", details)
+        self._mirror_started("deploy", environment.name, version)
         try:
             failure = self.run_steps(
                 environment, version, artifact, holding=holding, inject_fault=True
@@ -534,18 +556,22 @@ class Deployer:
         except (KeyboardInterrupt, TerminatedError) as exc:
             # The command was ended with us; what runs now is unknown, so the state says so.
             self.record_interruption(state, "deploy", version, exc, previous)
+            self._mirror_finished(False, f"deploy {version} interrupted by {interruption(exc)}")
             raise
         except (LockHeldError, lock.LockLostError) as exc:
             reason = f"stopped, no automatic rollback: {exc}"
             self.record(state, "deploy", version, "failed", {"from": previous, "reason": reason})
+            self._mirror_finished(False, f"deploy {version} stopped: the lock was lost")
             raise
         if failure is None:
             self.record(state, "deploy", version, "succeeded", {"from": previous})
+            self._mirror_finished(True, f"deployed {version}")
             self.out(f"deployed {version} to {environment.name}")
             return Result(action="deploy", env=environment.name, version=version, changed=True)
         state = self.record(
             state, "deploy", version, "failed", {"from": previous, "reason": failure}
         )
+        self._mirror_finished(False, f"deploy {version} failed: {failure}")
         head = f"deploy of {version} to {environment.name} failed ({failure})"
         if previous is None:
             msg = f"{head}; nothing to roll back to (no earlier good version there)"
@@ -575,6 +601,7 @@ class Deployer:
     ) -> str | None:
         details = {"from": current, "automatic": automatic}
         state = self.record(state, "rollback", target, "started", details)
+        self._mirror_started("rollback", environment.name, target)
         try:
             artifact = self.require_artifact(environment, target)
         except PreflightError as exc:
@@ -584,15 +611,19 @@ class Deployer:
                 failure = self.run_steps(environment, target, artifact, holding=holding)
             except (KeyboardInterrupt, TerminatedError) as exc:
                 self.record_interruption(state, "rollback", target, exc, current)
+                self._mirror_finished(False, f"rollback interrupted by {interruption(exc)}")
                 raise
             except lock.LockLostError as exc:
                 reason = f"stopped: {exc}"
                 self.record(state, "rollback", target, "failed", {**details, "reason": reason})
+                self._mirror_finished(False, "rollback stopped: the lock was lost")
                 raise
         if failure is None:
             self.record(state, "rollback", target, "succeeded", details)
+            self._mirror_finished(True, f"rolled back to {target}")
             return None
         self.record(state, "rollback", target, "failed", {**details, "reason": failure})
+        self._mirror_finished(False, f"rollback to {target} failed: {failure}")
         return failure
 
     def rollback(
