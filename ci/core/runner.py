@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ci.core.errors import ToolError
-from ci.core.redact import redact
+from ci.core.redact import RedactingStream, redact
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -192,8 +192,9 @@ def _run_streaming(
         try:
             for line in proc.stdout:
                 lines.append(line)
-                sys.stdout.write(redact(line))
-                sys.stdout.flush()
+                out = sys.stdout  # the redacting stream masks a value split over lines too
+                out.write(line if isinstance(out, RedactingStream) else redact(line))
+                out.flush()
             code = proc.wait()
         finally:
             if timer is not None:

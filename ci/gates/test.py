@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ci.core.config import state_dir
 from ci.core.errors import ToolError
+from ci.core.files import mask_file
 from ci.core.gate import Finding, GateContext, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
 from ci.testing import faults
@@ -63,6 +64,8 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
         done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
+    for written in (junit, coverage_xml):  # pytest wrote them: mask before anyone reads them
+        mask_file(written)
     if done.returncode not in _PYTEST_VERDICTS:
         msg = f"pytest could not run (exit status {done.returncode}); see its output above"
         raise ToolError(msg)
