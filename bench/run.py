@@ -311,7 +311,9 @@ def scaling_figures(project: Project, runs: int) -> list[tuple[int, int, int, di
     """The no-op, the key and the lint/secrets gates at 1x, 4x and 16x the tree's files."""
     print("scaling:", flush=True)
     base_files, _ = tree_size(project)
-    gates = project.output("python -c 'from ci.run.pipeline import GATES; print(*GATES)'").split()
+    gates = project.output(
+        "python -c 'from ci.gates.registry import BUILTIN; print(*(g.name for g in BUILTIN))'"
+    ).split()
     scaled = []
     for factor in (1, 4, 16):
         if factor > 1:

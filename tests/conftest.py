@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -34,6 +35,15 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
         stream = getattr(sys, name)
         if isinstance(stream, redact.RedactingStream):
             setattr(sys, name, stream.inner)
+
+
+def trim_tests(tests: Path, keep: set[str]) -> None:
+    """Delete every file under ``tests`` but the ``keep`` paths (relative, files or folders)."""
+    for path in sorted(tests.rglob("*"), reverse=True):
+        rel = path.relative_to(tests).as_posix()
+        if any(rel == k or rel.startswith(k + "/") or k.startswith(rel + "/") for k in keep):
+            continue
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def git(repo: Path, *args: str) -> str:

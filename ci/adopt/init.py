@@ -1,7 +1,9 @@
 """``init``: plan the bundle's files and pyproject edits for a target project, then apply them.
 
-``plan`` is pure (facts in, a ``Plan`` out); ``gather`` reads the target and the running
-bundle; ``apply`` writes the plan (undoing its writes if ``uv lock`` fails), locks and scans.
+By default noxgate becomes a locked dependency of the target and init writes only the thin
+files (``ci.adopt.thin``); ``--vendor`` copies the ``ci/`` package instead. ``plan`` is pure
+(facts in, a ``Plan`` out); ``gather`` reads the target and the running bundle; ``apply``
+writes the plan (undoing its writes if ``uv lock`` fails), locks and scans.
 """
 
 from __future__ import annotations
@@ -14,22 +16,33 @@ import os
 import re
 import sys
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ci import __version__
-from ci.adopt import layout, pyproject_edit
+from ci.adopt import layout, pyproject_edit, thin
 from ci.core import config
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.runner import Runner
+from ci.release.version import DEFAULT_FORMAT, TagFormat, workflow_text
 
 VERSION_FILE = "ci/VERSION"
 WHEEL_BUNDLE = "_bundle"  # ci/_bundle/: noxfile, tasks and workflows inside an installed wheel
 WORKFLOWS = ".github/workflows"
 WORKFLOW_HEADER = "# noxgate bundle workflow: `python -m ci init --upgrade` keeps it current."
 BASELINE = ".secrets.baseline"
+TASKS_INIT = "tasks/__init__.py"
+TASKS_SUBMODULE = f"tasks/{thin.TASKS_SUBMODULE}"
+THIN_FILES = (
+    "noxfile.py",
+    "tasks.py",
+    TASKS_INIT,
+    TASKS_SUBMODULE,
+    thin.DEPENDABOT,
+    thin.STATE_FILE,
+)
 _SKIP_IN_BUNDLE = {"VERSION", "_build_info.json"}
 
 
@@ -61,6 +74,7 @@ class Target:
     ci_files: frozenset[str]  # every file under the target's ci/ (for upgrades)
     workflows: Mapping[str, str]  # text of each file in .github/workflows/
     ruff_toml: str | None  # "ruff.toml" or ".ruff.toml" when the target keeps ruff there
+    tag_format: TagFormat = DEFAULT_FORMAT  # the workflows' tag filters follow it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +83,8 @@ class Options:
 
     upgrade: bool = False
     force: bool = False
+    vendor: bool = False
+    source: pyproject_edit.Source | None = None  # None: as recorded, else the package index
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,6 +118,7 @@ class Plan:
     files: tuple[FileChange, ...]
     scan_baseline: bool
     notes: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()  # files an upgrade left with conflict markers
 
     @property
     def changes(self) -> tuple[FileChange, ...]:
@@ -167,8 +184,10 @@ def gather(root: Path, bundle: Bundle) -> Target:
         msg = f"{root} is the running bundle itself; pass another project's root"
         raise UsageError(msg)
     facts = layout.read_project(root)
+    refuse_links_out(root, [WORKFLOWS, "ci", "tests"])
     wanted = {
         *bundle.files,
+        *THIN_FILES,
         VERSION_FILE,
         "pyproject.toml",
         ".gitignore",
@@ -178,6 +197,7 @@ def gather(root: Path, bundle: Bundle) -> Target:
         "ci/__init__.py",
         BASELINE,
     }
+    refuse_links_out(root, wanted)
     ci_dir = root / "ci"
     ci_files = frozenset(
         p.relative_to(root).as_posix()
@@ -206,8 +226,18 @@ def gather(root: Path, bundle: Bundle) -> Target:
     )
 
 
-def plan(target: Target, bundle: Bundle, options: Options) -> Plan:
-    """Work out every file change of ``init`` for ``target`` (pure; raises UsageError to refuse)."""
+def plan(target: Target, bundle: Bundle, options: Options, runner: Runner) -> Plan:
+    """Work out every file change of ``init`` for ``target`` (raises UsageError to refuse).
+
+    Pure but for ``git merge-file``, which ``--upgrade`` runs on text in a temporary folder.
+    """
+    if options.vendor:
+        return _plan_vendor(target, bundle, options)
+    return _plan_thin(target, bundle, options, runner)
+
+
+def _plan_vendor(target: Target, bundle: Bundle, options: Options) -> Plan:
+    """``init --vendor``: copy the bundle's ``ci/`` with its noxfile, tasks and workflows."""
     project = layout.detect(target.facts, target.where)
     adopted = target.existing.get(VERSION_FILE, "").strip() or None
     _refuse_foreign_ci(target, adopted)
@@ -240,7 +270,7 @@ def plan(target: Target, bundle: Bundle, options: Options) -> Plan:
         raise UsageError(msg)
     if options.upgrade:
         files += _stale_bundle_files(target, set(wanted))
-    files += _project_edits(target, project, notes)
+    files += _project_edits(target, project, notes, dependency=None)
     if kept:
         notes.append(
             f"{len(kept)} bundle file(s) differ from bundle {bundle.version} "
@@ -253,6 +283,170 @@ def plan(target: Target, bundle: Bundle, options: Options) -> Plan:
         scan_baseline=BASELINE not in target.existing,
         notes=tuple(notes),
     )
+
+
+def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner) -> Plan:
+    """The dependency way: the thin files, merged three ways on ``--upgrade``."""
+    project = layout.detect(target.facts, target.where)
+    _refuse_shadowing_ci(target)
+    state = thin.read_state(target.existing.get(thin.STATE_FILE), target.where)
+    source = options.source or (
+        pyproject_edit.parse_source(state.source, target=Path(target.where))
+        if state and state.source
+        else pyproject_edit.Source(kind="index")
+    )
+    notes = list(project.notes)
+    files: list[FileChange] = []
+    recorded: dict[str, str] = dict(state.files) if state else {}
+    outcomes = [
+        _thin_file(rel, render, target=target, state=state, options=options, runner=runner)
+        for rel, render in _thin_targets(target, bundle).items()
+    ]
+    for outcome in outcomes:
+        if outcome.change is not None:
+            files.append(outcome.change)
+        if outcome.change is not None and outcome.record is not None:
+            recorded[outcome.change.path] = outcome.record
+        notes += outcome.notes
+    behind = [o.change.path for o in outcomes if o.change and o.change.change is Change.KEEP]
+    conflicts = [o.change.path for o in outcomes if o.change and o.conflicts]
+    if behind:
+        notes.append(
+            f"{len(behind)} file(s) differ from what noxgate {bundle.version} writes "
+            f"({', '.join(behind)}); run `init --upgrade` to merge (your edits are kept)"
+        )
+    version = state.version if state and behind else bundle.version
+    new_state = thin.State(version=version, source=_describe(source), files=recorded)
+    old_state = target.existing.get(thin.STATE_FILE)
+    files.append(_thin_change(thin.STATE_FILE, old_state, new_state.to_json()))
+    requirement = f"noxgate>={bundle.version}"
+    dependency = pyproject_edit.Dependency(requirement=requirement, source=source)
+    files += _project_edits(target, project, notes, dependency=dependency)
+    notes += _dependabot_notes(target, recorded)
+    return Plan(
+        project=project,
+        adopted=state.version if state else None,
+        files=tuple(files),
+        scan_baseline=BASELINE not in target.existing,
+        notes=tuple(notes),
+        conflicts=tuple(conflicts),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _ThinOutcome:
+    change: FileChange | None
+    record: str | None = None  # the new base to record for the next upgrade
+    notes: tuple[str, ...] = ()
+    conflicts: int = 0
+
+
+def _thin_file(
+    rel: str,
+    render: Render,
+    *,
+    target: Target,
+    state: thin.State | None,
+    options: Options,
+    runner: Runner,
+) -> _ThinOutcome:
+    """What init does to one thin file: create, append its block, keep, or merge three ways."""
+    current = _current(target, rel)
+    base = state.files.get(rel) if state else None
+    if current is None and base is not None:
+        return _ThinOutcome(change=None, notes=(f"{rel} was deleted since init wrote it: left so",))
+    new = render(base if base is not None else current, base is not None)
+    if current is None:
+        change = FileChange(path=rel, change=Change.CREATE, old=None, new=new, bundle=True)
+        return _ThinOutcome(change=change, record=new)
+    if base is None:
+        if new == current or thin.BLOCK_START in new:  # first adoption: the block added
+            return _ThinOutcome(change=_thin_change(rel, current, new), record=new)
+        return _ThinOutcome(change=None, notes=(f"{rel} is the project's own: left as it is",))
+    if new == base:  # nothing new from noxgate: the project's edits stay as they are
+        return _ThinOutcome(change=_thin_change(rel, current, current))
+    if not options.upgrade:
+        keep = FileChange(path=rel, change=Change.KEEP, old=current, new=new, bundle=True)
+        return _ThinOutcome(change=keep)
+    merged = thin.merge(current, base, new, runner)
+    change = _thin_change(rel, current, merged.text)
+    return _ThinOutcome(change=change, record=new, conflicts=merged.conflicts)
+
+
+def _dependabot_notes(target: Target, recorded: Mapping[str, str]) -> list[str]:
+    """What a project's own dependabot.yml lacks for noxgate's pins to stay current."""
+    text = target.existing.get(thin.DEPENDABOT)
+    if text is None or thin.DEPENDABOT in recorded:
+        return []
+    lacking = [e for e in ("github-actions", "uv") if e not in text]
+    if not lacking:
+        return []
+    return [
+        f"{thin.DEPENDABOT} is the project's own and has no {' or '.join(lacking)} "
+        "ecosystem: add it so the pins and uv.lock (noxgate included) stay current"
+    ]
+
+
+# how to render a thin file from its origin: what init last wrote (recorded=True) or, the
+# first time, the project's file (None when it has none)
+Render = Callable[[str | None, bool], str]
+
+
+def _thin_targets(target: Target, bundle: Bundle) -> dict[str, Render]:
+    """Each thin file by path, with how to render it."""
+
+    def wholly(text: str) -> Render:
+        return lambda _origin, _recorded: text
+
+    def own_or_thin(thin_text: str, with_block: Callable[[str], str]) -> Render:
+        def render(origin: str | None, recorded: bool) -> str:
+            if origin is None or origin == thin_text:
+                return thin_text
+            if recorded and thin.BLOCK_START not in origin:  # init wrote it whole
+                return thin_text
+            return with_block(origin)  # the project's own file, with noxgate's block
+
+        return render
+
+    out: dict[str, Render] = {"noxfile.py": own_or_thin(thin.NOXFILE, thin.noxfile)}
+    if TASKS_INIT in target.existing and "tasks.py" not in target.existing:
+        out[TASKS_SUBMODULE] = wholly(thin.TASKS)
+        out[TASKS_INIT] = lambda origin, _recorded: thin.tasks_package_init(origin or "")
+    else:
+        out["tasks.py"] = own_or_thin(thin.TASKS, thin.tasks_module)
+    for rel, text in _bundle_targets(target, bundle).items():
+        if rel.startswith(f"{WORKFLOWS}/"):
+            out[rel] = wholly(thin.workflow(text))
+    out[thin.DEPENDABOT] = wholly(thin.DEPENDABOT_YML)
+    return out
+
+
+def _current(target: Target, rel: str) -> str | None:
+    return (
+        target.workflows.get(rel) if rel.startswith(f"{WORKFLOWS}/") else target.existing.get(rel)
+    )
+
+
+def _thin_change(rel: str, old: str | None, new: str) -> FileChange:
+    kind = Change.CREATE if old is None else Change.SAME if old == new else Change.UPDATE
+    return FileChange(path=rel, change=kind, old=old, new=new, bundle=True)
+
+
+def _describe(source: pyproject_edit.Source) -> str:
+    return "" if source.kind == "index" else source.describe()
+
+
+def _refuse_shadowing_ci(target: Target) -> None:
+    """A project's own importable ``ci`` would shadow noxgate's for ``python -m ci``."""
+    own = next((rel for rel in ("ci.py", "ci/__init__.py") if rel in target.existing), None) or (
+        "src/ci/" if "src/ci" in target.facts.dirs else None
+    )
+    if own:
+        msg = (
+            f"{target.where} has its own importable `ci` ({own}); it would shadow noxgate's "
+            "`python -m ci`: rename yours first"
+        )
+        raise UsageError(msg)
 
 
 def _refuse_foreign_ci(target: Target, adopted: str | None) -> None:
@@ -282,7 +476,7 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
             out[rel] = text
             continue
         name = _workflow_name(text)
-        dest, body = rel, text
+        dest, body = rel, workflow_text(text, target.tag_format)
         if rel in theirs or name in their_names:
             dest = f"{WORKFLOWS}/noxgate-{rel.rsplit('/', 1)[-1]}"
             if name:
@@ -313,7 +507,13 @@ def _stale_bundle_files(target: Target, wanted: set[str]) -> list[FileChange]:
     return out
 
 
-def _project_edits(target: Target, project: layout.Project, notes: list[str]) -> list[FileChange]:
+def _project_edits(
+    target: Target,
+    project: layout.Project,
+    notes: list[str],
+    *,
+    dependency: pyproject_edit.Dependency | None,
+) -> list[FileChange]:
     """pyproject.toml, ruff.toml, .gitignore and a first test: the target's own files."""
     old_pyproject = target.existing.get("pyproject.toml", "")
     new_pyproject = pyproject_edit.edit_pyproject(
@@ -322,15 +522,18 @@ def _project_edits(target: Target, project: layout.Project, notes: list[str]) ->
         ruff_here=target.ruff_toml is None,
         setup_texts=(target.facts.setup_py or "", target.facts.setup_cfg or ""),
         notes=notes,
+        dependency=dependency,
+        modules=frozenset(p for p in project.packages if f"{p}.py" in target.facts.files),
     )
     where = Path(target.where) / "pyproject.toml"
     config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad
     changes = [_change("pyproject.toml", old_pyproject, new_pyproject)]
-    if target.ruff_toml is not None:
+    if target.ruff_toml is not None and dependency is None:
         old = target.existing[target.ruff_toml]
         changes.append(_change(target.ruff_toml, old, pyproject_edit.edit_ruff_toml(old)))
     old_ignore = target.existing.get(".gitignore")
-    changes.append(_change(".gitignore", old_ignore, pyproject_edit.gitignore(old_ignore)))
+    ignore = pyproject_edit.gitignore(old_ignore, vendor=dependency is None)
+    changes.append(_change(".gitignore", old_ignore, ignore))
     if project.tests is None:
         rel = f"tests/{pyproject_edit.SMOKE_TEST}"
         changes.append(_change(rel, None, pyproject_edit.smoke_test(project.packages)))
@@ -383,6 +586,7 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
 
     Returns how many possible secrets the first scan recorded (None when it did not scan).
     """
+    refuse_links_out(root, [change.path for change in plan_.changes])
     done: list[FileChange] = []
     new_dirs: list[Path] = []
     try:
@@ -400,6 +604,25 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
         _undo(done, root, new_dirs)
         raise
     return write_baseline(root, runner) if plan_.scan_baseline else None
+
+
+def refuse_links_out(root: Path, rels: Iterable[str]) -> None:
+    """UsageError when a symlink on the way to any of ``rels`` leads outside ``root``.
+
+    ``init`` reads and writes only inside the target: a ``.github`` that links to another
+    project must not be written through.
+    """
+    top = root.resolve()
+    for rel in sorted(rels):
+        path = root
+        for part in Path(rel).parts:
+            path = path / part
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                msg = (
+                    f"{path} is a symbolic link to {path.resolve()}, outside {root}; init "
+                    "writes only inside the target: replace the link by a real file or folder"
+                )
+                raise UsageError(msg)
 
 
 def _missing_dirs(folder: Path, root: Path) -> list[Path]:

@@ -57,6 +57,7 @@ class ProjectFiles:
     setup_py: str | None = None
     setup_cfg: str | None = None
     tox_ini: str | None = None
+    pre_commit: str | None = None  # .pre-commit-config.yaml
     requirement_files: Mapping[str, str] = field(default_factory=dict)
     dirs: frozenset[str] = frozenset()  # relative folder paths, depth <= 2 (e.g. "src/pkg")
     files: frozenset[str] = frozenset()  # relative file paths, depth <= 2, and x/y/__init__.py
@@ -75,6 +76,7 @@ class Project:
     requires_python: str | None
     test_requirements: tuple[str, ...]
     test_group: str | None  # an existing dependency group holding the project's test deps
+    tool_pins: Mapping[str, str] = field(default_factory=dict)  # ruff/mypy as the project pins
     notes: tuple[str, ...] = ()
 
 
@@ -115,6 +117,7 @@ def read_project(root: Path) -> ProjectFiles:
         setup_py=text("setup.py"),
         setup_cfg=text("setup.cfg"),
         tox_ini=tox,
+        pre_commit=text(".pre-commit-config.yaml"),
         requirement_files=requirements,
         dirs=frozenset(dirs),
         files=frozenset(files),
@@ -163,8 +166,58 @@ def detect(facts: ProjectFiles, where: str = "TARGET") -> Project:
         requires_python=requires_python,
         test_requirements=tuple(_test_requirements(data, facts, name, test_group)),
         test_group=test_group,
+        tool_pins=tool_pins(data, facts.pre_commit),
         notes=tuple(notes),
     )
+
+
+PINNED_TOOLS = ("ruff", "mypy")
+# pre-commit hook repositories whose rev is the tool's version
+PRE_COMMIT_REPOS = {
+    "ruff": ("astral-sh/ruff-pre-commit", "charliermarsh/ruff-pre-commit"),
+    "mypy": ("pre-commit/mirrors-mypy",),
+}
+
+
+def tool_pins(data: Mapping[str, Any], pre_commit: str | None) -> dict[str, str]:
+    """The requirement for ruff and mypy the project already uses, by tool name.
+
+    Its dependency groups and optional dependencies first (the requirement as written),
+    else the ``rev`` of the tool's hook in ``.pre-commit-config.yaml`` (``==`` that version).
+    """
+    found: dict[str, str] = {}
+    lists: list[Any] = [*_table(data, "dependency-groups").values()]
+    lists += [*_table(data, "project", "optional-dependencies").values()]
+    for entries in lists:
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                requirement = Requirement(str(entry)) if isinstance(entry, str) else None
+            except InvalidRequirement:
+                continue
+            name = canonicalize_name(requirement.name) if requirement else ""
+            if name in PINNED_TOOLS and name not in found and requirement is not None:
+                found[name] = f"{name}{requirement.specifier}" if requirement.specifier else name
+    for tool, version in pre_commit_revs(pre_commit or "").items():
+        found.setdefault(tool, f"{tool}=={version}")
+    return found
+
+
+def pre_commit_revs(text: str) -> dict[str, str]:
+    """Tool -> version from the ``repo:``/``rev:`` pairs of a pre-commit config (no YAML lib)."""
+    revs: dict[str, str] = {}
+    repo = None
+    for line in text.splitlines():
+        match = re.match(r"^\s*-?\s*repo:\s*['\"]?([^'\"\s#]+)", line)
+        if match:
+            repo = match[1].rstrip("/").removesuffix(".git")
+            continue
+        match = re.match(r"^\s*rev:\s*['\"]?v?([0-9][\w.+-]*)", line)
+        if match and repo:
+            for tool, repos in PRE_COMMIT_REPOS.items():
+                if any(repo.endswith(r) for r in repos):
+                    revs.setdefault(tool, match[1])
+            repo = None
+    return revs
 
 
 def supported_pythons(requires_python: str | None, where: str = "TARGET") -> tuple[str, ...]:

@@ -7,45 +7,56 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.container import OutOfOrderTableProxy
-from tomlkit.items import Array, InlineTable, Table
+from tomlkit.items import AoT, Array, InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ci.adopt import layout
 from ci.core.errors import UsageError
+from ci.gates import registry
 
 SMOKE_TEST = "test_noxgate_smoke.py"
 
 # Bundle files formatted to the bundle's style, not the target's: kept out of its linter.
 LINT_EXCLUDE = ("ci", "noxfile.py", "tasks.py")
-GITIGNORE = (".nox/", "reports/", ".ci-state/", "dist/", "*.egg-info/", "ci/_build_info.json")
+GITIGNORE = (
+    ".nox/",
+    "reports/",
+    ".ci-state/",
+    "dist/",
+    "dist-assets/",
+    "*.egg-info/",
+    "ci/_build_info.json",
+)
 
-# What the sessions of the bundle's noxfile sync, by group name. ``packaging`` is the
-# copied ci/ package's one runtime dependency, so every group carries it.
+# What the sessions of the bundle's noxfile sync, by group name: each built-in gate's
+# ``requires`` (ci.gates.registry). ``packaging`` is the copied ci/ package's one runtime
+# dependency, so every group carries it.
 TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
-    "lint": ("ruff>=0.17", "mypy>=1.18", "packaging>=24"),
-    "test": ("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10", "packaging>=24"),
-    "security": (
-        "detect-secrets>=1.5",
-        "pip-audit>=2.9",
-        "cvss>=3.2",
-        "PyYAML>=6",
-        "packaging>=24",
-    ),
-    "package": ("build>=1.3", "twine>=6.1", "packaging>=24"),
-    "workflows": ("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6", "packaging>=24"),
+    **{group: (*tools, "packaging>=24") for group, tools in registry.groups().items()},
     "dev": ("nox>=2026.10.20", "invoke>=2.2"),
 }
 DEV_INCLUDES = ("lint", "test")
 BUNDLE_MIN_PYTHON = "3.11"  # the copied ci/ uses tomllib and StrEnum
 
 TomlTable = TOMLDocument | Table | OutOfOrderTableProxy
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependency:
+    """noxgate as a locked dependency: its requirement and where uv gets it from."""
+
+    requirement: str  # "noxgate>=0.1.0"
+    source: Source
 
 
 def edit_pyproject(
@@ -55,12 +66,22 @@ def edit_pyproject(
     ruff_here: bool,
     setup_texts: tuple[str, str],
     notes: list[str],
+    dependency: Dependency | None = None,
+    modules: frozenset[str] = frozenset(),
 ) -> str:
-    """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added."""
+    """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added.
+
+    With ``dependency`` every group the sessions sync gets noxgate (no copy to exclude);
+    without it (``init --vendor``) the copied ci/ is kept out of ruff and the build.
+    """
     doc = tomlkit.parse(text)
     add_requires_python(doc, project, notes)
     add_tool_ci(doc, project)
-    add_groups(doc, project)
+    add_groups(doc, project, noxgate=dependency.requirement if dependency else None)
+    if dependency is not None:
+        add_source(doc, dependency.source)
+        pin_setuptools_discovery(doc, project, setup_texts, notes, modules=modules)
+        return space_new_tables(text, tomlkit.dumps(doc))
     if ruff_here:
         exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
     exclude_from_build(doc, project, setup_texts, notes)
@@ -143,7 +164,32 @@ def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
     return array.multiline(multiline)
 
 
-def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
+def tool_groups(
+    project: layout.Project, *, noxgate: str | None, mypy: bool
+) -> dict[str, tuple[str, ...]]:
+    """What each group the sessions sync needs, with the project's toolchain winning.
+
+    ruff (and mypy) as the project pins them; mypy only when the lint gate runs it; with
+    ``noxgate`` (a dependency) each group gets it, which brings ``packaging`` along.
+    """
+    out: dict[str, tuple[str, ...]] = {}
+    for group, tools in TOOL_GROUPS.items():
+        wanted = [project.tool_pins.get(_entry_key(t), t) for t in tools]
+        if not mypy:
+            wanted = [t for t in wanted if _entry_key(t) != "mypy"]
+        if noxgate is not None:
+            wanted = [noxgate, *(t for t in wanted if _entry_key(t) != "packaging")]
+        out[group] = tuple(wanted)
+    return out
+
+
+def mypy_on(doc: TOMLDocument) -> bool:
+    """Whether ``[tool.ci.gates.lint] mypy`` is true in the document."""
+    lint = doc.get("tool", {}).get("ci", {}).get("gates", {}).get("lint", {})
+    return bool(lint.get("mypy", False)) if isinstance(lint, Mapping) else False
+
+
+def add_groups(doc: TOMLDocument, project: layout.Project, *, noxgate: str | None = None) -> None:
     """Add the dependency groups the sessions sync, keeping every entry already there."""
     indent = _indent_of(doc.as_string())
     groups = _ensure(doc, "dependency-groups", super_table=False)
@@ -153,7 +199,8 @@ def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
         if layout.admits_older_than(str(requires) if requires else None, BUNDLE_MIN_PYTHON)
         else None
     )
-    for group, tools in TOOL_GROUPS.items():
+    groups_wanted = tool_groups(project, noxgate=noxgate, mypy=mypy_on(doc))
+    for group, tools in groups_wanted.items():
         wanted: list[str | dict[str, str]] = [_with_marker(t, marker) for t in tools]
         if group == "test":
             if project.test_group and project.test_group != "test":
@@ -162,6 +209,79 @@ def add_groups(doc: TOMLDocument, project: layout.Project) -> None:
         if group == "dev" and "dev" not in groups:
             wanted += [{"include-group": g} for g in DEV_INCLUDES]
         _merge_group(groups, group, wanted, indent)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """Where uv installs noxgate from: the default index, another index, git or a folder."""
+
+    kind: str  # "index" (the default one), "url" (another index), "git", "path"
+    location: str = ""
+    tag: str = ""
+
+    def describe(self) -> str:
+        """How ``--source`` spells it (recorded in the init state)."""
+        if self.kind == "git":
+            return f"git+{self.location}@{self.tag}"
+        return self.location or "the package index"
+
+
+def parse_source(raw: str | None, *, target: Path) -> Source:
+    """``--source``: empty/``pypi`` (the index), an index URL, ``git+URL@TAG`` or a folder."""
+    text = (raw or "").strip()
+    if text in {"", "pypi", "index"}:
+        return Source(kind="index")
+    if text.startswith("git+"):
+        url, sep, tag = text[4:].rpartition("@")
+        if not sep or not url or not tag:
+            msg = f"--source {text!r}: write a git source as git+URL@TAG (e.g. git+URL@v0.2.0)"
+            raise UsageError(msg)
+        return Source(kind="git", location=url, tag=tag)
+    if text.startswith(("http://", "https://")):
+        return Source(kind="url", location=text)
+    folder = Path(text).expanduser()
+    folder = folder if folder.is_absolute() else Path.cwd() / folder
+    if not (folder / "pyproject.toml").is_file():
+        msg = (
+            f"--source {text!r} is neither an index URL, git+URL@TAG nor a folder with a "
+            "pyproject.toml (a noxgate checkout)"
+        )
+        raise UsageError(msg)
+    try:
+        location = os.path.relpath(folder.resolve(), target.resolve())
+    except ValueError:  # another drive
+        location = str(folder.resolve())
+    return Source(kind="path", location=Path(location).as_posix())
+
+
+def add_source(doc: TOMLDocument, source: Source) -> None:
+    """``[tool.uv.sources] noxgate`` (and an explicit ``[[tool.uv.index]]``) when not the index."""
+    if source.kind == "index":
+        return
+    uv = _ensure(_ensure(doc, "tool"), "uv")
+    entry = tomlkit.inline_table()
+    if source.kind == "url":
+        indexes = uv.get("index")
+        if indexes is None:
+            indexes = tomlkit.aot()
+            uv["index"] = indexes
+        if not isinstance(indexes, AoT):
+            msg = "pyproject.toml: [tool.uv] index is not an array of tables; fix it by hand"
+            raise UsageError(msg)
+        if not any(str(i.get("name")) == "noxgate" for i in indexes):
+            index = tomlkit.table()
+            index.add("name", "noxgate")
+            index.add("url", source.location)
+            index.add("explicit", True)
+            indexes.append(index)
+        entry.update({"index": "noxgate"})
+    elif source.kind == "git":
+        entry.update({"git": source.location, "tag": source.tag})
+    else:
+        entry.update({"path": source.location})
+    sources = _ensure(uv, "sources", super_table=False)
+    if "noxgate" not in sources:
+        sources["noxgate"] = entry
 
 
 def _with_marker(requirement: str, marker: str | None) -> str:
@@ -267,11 +387,53 @@ def exclude_from_build(
         )
 
 
-def gitignore(old: str | None) -> str:
+def pin_setuptools_discovery(
+    doc: TOMLDocument,
+    project: layout.Project,
+    setup_texts: tuple[str, str],
+    notes: list[str],
+    *,
+    modules: frozenset[str] = frozenset(),
+) -> None:
+    """Name a flat-layout setuptools project's packages, so reports/ never joins its wheel.
+
+    setuptools' automatic discovery takes every top-level folder for a (namespace) package
+    and refuses to build when it finds more than one: the gates write ``reports/`` there.
+    """
+    if project.backend != "setuptools" or project.layout != "flat" or any(setup_texts):
+        return
+    tool = doc.get("tool", {})
+    setuptools = tool.get("setuptools", {}) if isinstance(tool, Mapping) else {}
+    if isinstance(setuptools, Mapping) and ({"packages", "py-modules"} & set(setuptools)):
+        return
+    mine = set(project.packages)
+    if mine & modules and mine - modules:
+        notes.append(
+            "setuptools' flat-layout discovery would take reports/ (the gates' output) for a "
+            "package: name your packages and modules in [tool.setuptools] to build"
+        )
+        return
+    setuptools_table = _ensure(_ensure(doc, "tool"), "setuptools")
+    if mine <= modules:
+        setuptools_table["py-modules"] = _array(project.packages)
+    else:
+        table = _ensure(setuptools_table, "packages")
+        find = tomlkit.table()
+        find.add(tomlkit.comment("named by `python -m ci init`: reports/ is not a package"))
+        find.add("include", _array(p for name in project.packages for p in (name, f"{name}.*")))
+        table["find"] = find
+    notes.append(
+        "setuptools' flat-layout discovery would take reports/ (the gates' output) for a "
+        f"package: [tool.setuptools.packages.find] now names yours ({', '.join(project.packages)})"
+    )
+
+
+def gitignore(old: str | None, *, vendor: bool = True) -> str:
     """``.gitignore`` with the folders the gates write to added (existing lines kept)."""
     text = old or ""
     have = {line.strip().strip("/") for line in text.splitlines()}
-    missing = [entry for entry in GITIGNORE if entry.strip("/") not in have]
+    entries = GITIGNORE if vendor else tuple(e for e in GITIGNORE if not e.startswith("ci/"))
+    missing = [entry for entry in entries if entry.strip("/") not in have]
     if not missing:
         return text
     if text and not text.endswith("\n"):

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode, ToolError
+from ci.release import version
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``init`` to the parser."""
     p = sub.add_parser(
         "init",
-        help="copy the bundle (noxfile, tasks, workflows, ci/) into another Python project",
+        help="adopt noxgate in another Python project: a locked dependency and thin files",
         description=(
-            "Copies noxfile.py, tasks.py, .github/workflows/*.yml and the ci/ package (with "
-            "ci/VERSION) into TARGET, adds [tool.ci] (packages, tests, pythons detected from the "
-            "project) and the dependency groups the sessions sync (lint, test with the "
-            "project's own test deps, security, package, workflows, dev) to its pyproject.toml "
-            "keeping its formatting and comments, keeps the bundle out of its ruff config, "
-            "writes a first .secrets.baseline and runs `uv lock`. Running it again changes "
-            "nothing. Exit 2 for a folder that is not a Python project, for a project that has "
-            "its own noxfile.py or tasks.py (unless --force) or its own top-level ci package."
+            "Adds noxgate to TARGET's dependency groups (dev and each group the sessions sync: "
+            "lint, test with the project's own test deps, security, package, workflows), at "
+            "this version or newer, with ruff (and mypy when on) pinned as the project already "
+            "pins them, and locks it (`uv lock`). Writes only the thin files: noxfile.py (the "
+            "gate sessions from ci.gates.sessions; a project's own noxfile keeps its sessions "
+            "and gets a block that adds the others), tasks.py (or tasks/noxgate.py in a tasks/ "
+            "package), the workflows, .github/dependabot.yml, [tool.ci], .secrets.baseline, "
+            "and .noxgate-init.json (what init wrote, for --upgrade). Then it runs the gates "
+            "once (unless --no-run): a gate that fails on the untouched project is made "
+            'advisory (mode = "advisory" with the reason) and the full-history secret scan\'s '
+            "findings go into .secrets.baseline, so `invoke ci` is green on day one; it prints "
+            "what to fix to make each gate required. Running it again changes nothing. "
+            "--vendor copies the ci/ package instead. Exit 2 for a folder that is not a Python "
+            "project or has its own importable `ci`, 6 when uv lock or the gate run fails."
         ),
     )
     p.add_argument("target", type=Path, metavar="TARGET", help="the root of the project")
@@ -30,17 +38,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--upgrade",
         action="store_true",
         help=(
-            "show the diff between TARGET's copy and this bundle and apply it (also deletes "
-            "files the bundle no longer has); TARGET's [tool.ci] values are left alone"
+            "bring the thin files up to this noxgate: a three-way merge against what init "
+            "last wrote keeps local edits (a clash is left as conflict markers); after "
+            "`uv lock --upgrade-package noxgate`. With --vendor: replace the copied ci/"
         ),
     )
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan and the diffs; write nothing"
     )
     p.add_argument(
+        "--source",
+        metavar="WHERE",
+        help=(
+            "where uv installs noxgate from: the package index (default), an index URL, "
+            "git+URL@TAG or a folder (a [tool.uv.sources] entry; recorded for later runs)"
+        ),
+    )
+    p.add_argument(
+        "--no-run", action="store_true", help="write and lock only; do not run the gates once"
+    )
+    p.add_argument(
+        "--vendor",
+        action="store_true",
+        help="copy the ci/ package, noxfile, tasks and workflows instead (no dependency)",
+    )
+    p.add_argument(
         "--force",
         action="store_true",
-        help="replace TARGET's own noxfile.py / tasks.py (never a project's own ci package)",
+        help="with --vendor: replace TARGET's own noxfile.py / tasks.py",
     )
     p.set_defaults(handler=_init)
 
@@ -48,6 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _init(args: argparse.Namespace, app: App) -> int:
     try:
         from ci.adopt import init as scaffold  # noqa: PLC0415 - needs tomlkit, which gate sessions lack
+        from ci.adopt import pyproject_edit  # noqa: PLC0415
     except ModuleNotFoundError as exc:
         msg = (
             f"init needs {exc.name}: `uv sync --group scaffold` in a checkout, or "
@@ -57,8 +83,14 @@ def _init(args: argparse.Namespace, app: App) -> int:
     root = (app.cwd / args.target).resolve()
     bundle = scaffold.load_bundle()
     target = scaffold.gather(root, bundle)
-    options = scaffold.Options(upgrade=args.upgrade, force=args.force)
-    plan = scaffold.plan(target, bundle, options)
+    target = replace(target, tag_format=version.tag_format_at(root, app.runner))
+    source = None
+    if args.source is not None:
+        source = pyproject_edit.parse_source(args.source, target=root)
+    options = scaffold.Options(
+        upgrade=args.upgrade, force=args.force, vendor=args.vendor, source=source
+    )
+    plan = scaffold.plan(target, bundle, options, app.runner)
     print(scaffold.render(plan, dry_run=args.dry_run, upgrade=args.upgrade), flush=True)
     if args.dry_run:
         return ExitCode.OK
@@ -69,7 +101,32 @@ def _init(args: argparse.Namespace, app: App) -> int:
             f"{scaffold.BASELINE} records them as known: audit them "
             f"(`detect-secrets audit {scaffold.BASELINE}`) and remove real ones"
         )
-    if plan.changes:
-        print(f"done: {len(plan.changes)} file(s) changed in {root}")
-        print("next: review with `git diff`, commit, then run `nox -s lint test`")
+    for rel in plan.conflicts:
+        print(f"conflict: {rel} has conflict markers (your edit and noxgate's clash): resolve them")
+    if not plan.changes:
+        return ExitCode.OK
+    print(f"done: {len(plan.changes)} file(s) changed in {root}")
+    if not args.vendor and not args.no_run and plan.adopted is None:
+        _day_one(root, app, plan.project.pythons[0])
+    print("next: review with `git diff`, commit, then run `uv run invoke ci`")
     return ExitCode.OK
+
+
+def _day_one(root: Path, app: App, python: str) -> None:
+    """Run the gates once; make the ones that fail on the untouched project advisory."""
+    from ci.adopt import advisory  # noqa: PLC0415 - with init's imports
+
+    print("==> the gates, once, on the untouched project (--no-run skips this)", flush=True)
+    found = advisory.day_one(root, app.runner)
+    if found.history_secrets:
+        print(
+            f"note: the full-history secret scan found {found.history_secrets} possible "
+            f"secret(s) in old commits; {advisory.BASELINE} records them as known: audit them"
+        )
+    if not found.advisories:
+        print("every gate passed: all of them are required")
+        return
+    names = ", ".join(a.gate for a in found.advisories)
+    print(f"advisory (reported, never blocking) in [tool.ci.gates]: {names}")
+    for item in found.advisories:
+        print(f"  {item.how_to_fix(python)}")

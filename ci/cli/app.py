@@ -15,6 +15,7 @@ from ci.core.config import Config
 from ci.core.gate import GateContext, context
 from ci.core.http import HttpClient, Retry, UrllibClient
 from ci.core.runner import ProcessRunner, Runner
+from ci.gates import registry
 
 Handler = Callable[[argparse.Namespace, "App"], int]
 
@@ -36,7 +37,9 @@ class App:
     def config(self) -> Config:
         """The validated ``[tool.ci]`` (loaded once; ConfigError when malformed)."""
         if self._config is None:
-            self._config = config_module.load(self.config_file, cwd=self.cwd)
+            loaded = config_module.load(self.config_file, cwd=self.cwd)
+            registry.validate(loaded)  # gate tables are checked against the gate registry
+            self._config = loaded
         return self._config
 
     def retry(self) -> Retry:

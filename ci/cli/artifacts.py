@@ -19,16 +19,20 @@ branch, tag, dirty flag, uv.lock sha256, Python, build time) into the wheel as
 (noxfile.py, tasks.py, workflows, README, build-info.json; deterministic tar), runs
 `twine check --strict`, and writes SHA256SUMS (`sha256sum -c` format) and manifest.json.
 
-Output folder layout (what `publish` and deploy read):
-  DIR/<wheel> DIR/<sdist> DIR/<bundle>   the current build
-  DIR/SHA256SUMS                         checksums of those three files
-  DIR/manifest.json                      {"schema": 1, "name", "version", "build_id",
+Output layout (what `publish`, `release-record` and deploy read). DIR holds distributions
+only, so `twine upload DIR/*`, `twine check DIR/*` and `uv publish DIR/*` take it unchanged;
+everything else goes in the folder beside it, DIR-assets (dist/ -> dist-assets/):
+  DIR/<wheel> DIR/<sdist>                the current build's distributions
+  DIR-assets/<bundle>                    the asset bundle
+  DIR-assets/SHA256SUMS                  checksums of the wheel, the sdist and the bundle
+  DIR-assets/manifest.json               {"schema": 1, "name", "version", "build_id",
                                           "build": {commit, branch, tag, dirty, uv_lock_sha256,
                                           python, source_date_epoch, build_time},
                                           "artifacts": [{name, kind (wheel|sdist|bundle),
                                           size, sha256, published: [urls]}],
                                           "publish": last publish attempt or null}
-  DIR/builds/NNNN-<version>-<sha12>/     the last [tool.ci.publish] retain builds (default 5)
+  DIR-assets/builds/NNNN-<version>-<sha12>/  the last [tool.ci.publish] retain builds
+                                          (default 5), each with all five files
 
 The new build appears only when it is complete; older builds are pruned after that.
 Exit 1 when the build, twine check or the reproducibility check fails, 6 when build or

@@ -7,9 +7,8 @@ import json
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode, UsageError
-from ci.gates import cache
+from ci.gates import cache, registry
 from ci.gates.cache import GateCache
-from ci.run import pipeline
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,10 +18,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="show, explain or clear the gate result cache (CI_STATE_DIR/cache)",
         description=(
             "Gate results that passed are kept under CI_STATE_DIR/cache, keyed by the sha256 "
-            "of the gate's inputs (the files it reads, uv.lock, Python, tool versions, its "
-            "config and the env vars it reads, by value hash). `info` shows the size and "
-            "limit (cache.max_mb), `key GATE` prints a gate's key and inputs, `clear` deletes "
-            "everything."
+            "of everything the gate can read: every file of the project tree (or exactly the "
+            "files it scans), config files above the project and the user's tool configs, its "
+            "virtualenv's packages, Python, its config and the env vars it may see (by value "
+            "hash). `info` shows the size and limit (cache.max_mb), `key GATE` prints a "
+            "gate's key and inputs, `clear` deletes everything."
         ),
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     key = actions.add_parser("key", help="the key of a gate and the inputs behind it (JSON)")
     key.add_argument("gate", help="the gate, e.g. lint or test")
     key.add_argument("--python", help="the gate's Python (default: the first of pythons)")
+    key.add_argument(
+        "--venv",
+        metavar="DIR",
+        help="the virtualenv the gate runs in (default: its nox session's, under .nox)",
+    )
     key.set_defaults(handler=_key)
     clear = actions.add_parser("clear", help="delete every cached result and the file index")
     clear.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
@@ -50,20 +55,23 @@ def _info(args: argparse.Namespace, app: App) -> int:
     print(
         f"  {len(entries)} result(s), {size:.2f} MB of {app.config.cache.max_mb} MB (cache.max_mb)"
     )
-    declared = ", ".join(g for g in cache.INPUTS if g in pipeline.GATES)
+    declared = ", ".join(g.name for g in registry.gates(app.config) if g.inputs is not None)
     print(f"  cacheable gates: {declared}")
     return ExitCode.OK
 
 
 def _key(args: argparse.Namespace, app: App) -> int:
-    if args.gate not in cache.INPUTS or args.gate not in pipeline.GATES:
-        known = ", ".join(g for g in cache.INPUTS if g in pipeline.GATES)
+    if registry.get(app.config, args.gate).inputs is None:
+        known = ", ".join(g.name for g in registry.gates(app.config) if g.inputs is not None)
         msg = f"gate {args.gate!r} has no cache declaration (cacheable: {known})"
         raise UsageError(msg)
     store = _store(app)
-    inputs = store.inputs(args.gate, args.python or app.config.default_python)
+    python = args.python or app.config.default_python
+    venv = app.cwd / args.venv if args.venv else cache.session_venv(args.gate, python, app.config)
+    resolved = store.resolve(args.gate, python, venv=venv)
+    inputs = resolved.inputs
     if inputs is None:
-        msg = f"{app.config.root} is not a git work tree: gate results are not cached there"
+        msg = f"gate {args.gate} is not cached here: {resolved.reason}"
         raise UsageError(msg)
     store.save()
     print(json.dumps({"key": cache.digest(inputs), "inputs": inputs}, indent=2, sort_keys=True))

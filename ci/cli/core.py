@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode
-from ci.gates import cache
+from ci.gates import cache, registry
 from ci.gates.cache import GateCache
 from ci.run import pipeline, preflight, release, report
 
@@ -39,8 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs one gate in the current environment: lint (ruff check, ruff format --check, "
             "mypy if enabled), test (headless pytest with junit and coverage under reports/) "
-            "or package (`package --verify-reproducible` into dist/; takes --outdir DIR). "
-            "Extra arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
+            "or package (`package --verify-reproducible` into dist/, assets in dist-assets/; "
+            "takes --outdir DIR). "
+            "--no-cache may come before or after the name (it is never handed to the tool); "
+            "other arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
             "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
             "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "
             "$GITHUB_STEP_SUMMARY and, with GITHUB_TOKEN, posts the commit status ci/<gate> "
@@ -53,10 +56,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--no-cache",
         action="store_true",
-        help="run the gate even when a pass with the same inputs is cached (also CI_NO_CACHE=1)",
+        help=(
+            "run the gate even when a pass with the same inputs is cached (also CI_NO_CACHE=1); "
+            "before or after NAME"
+        ),
     )
-    p.add_argument("name", choices=sorted(pipeline.GATES), help="the gate to run")
-    p.add_argument("args", nargs=argparse.REMAINDER, help="extra arguments for the tool")
+    p.add_argument(
+        "name",
+        help=(
+            f"the gate to run: {', '.join(g.name for g in registry.BUILTIN)} or one "
+            "declared in [tool.ci.gates.NAME] with a command"
+        ),
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="extra arguments for the tool (pytest)")
     p.set_defaults(handler=_gate)
 
     p = sub.add_parser(
@@ -107,8 +119,19 @@ def _preflight(args: argparse.Namespace, app: App) -> int:
     return ExitCode.OK
 
 
+def gate_args(args: Sequence[str]) -> tuple[bool, list[str]]:
+    """Whether ``--no-cache`` came after the gate's name, and the arguments for its tool.
+
+    ``--no-cache`` is the bundle's flag wherever it stands (no gate's tool takes one);
+    ``--`` only separates.
+    """
+    return "--no-cache" in args, [a for a in args if a not in {"--", "--no-cache"}]
+
+
 def _gate(args: argparse.Namespace, app: App) -> int:
-    extra = [a for a in args.args if a != "--"]
+    late_no_cache, extra = gate_args(args.args)
+    args.no_cache = args.no_cache or late_no_cache
+    registry.get(app.config, args.name)  # an unknown gate is a usage error before anything runs
     ctx = app.gate_context()
     report.announce(args.name, ctx)
     try:
@@ -154,6 +177,8 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
     )
     print()
     print(pipeline.render_summary(outcomes))
+    for line in pipeline.advisory_notes(outcomes):
+        print(line)
     return pipeline.pipeline_exit_code(outcomes)
 
 

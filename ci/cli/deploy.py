@@ -12,6 +12,7 @@ from ci.cli.app import App
 from ci.core.errors import ExitCode, GateFailedError, UsageError
 from ci.deploy.deployer import Deployer
 from ci.deploy.ledger import LedgerCorruptError, head
+from ci.release import version
 from ci.run import pipeline, release
 
 NEEDS = (
@@ -61,14 +62,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=(
             "Runs `preflight --release`, then the gate sessions (lint, test on the default "
             "Python, security, package) with nox, then publish, then any post-publish steps, "
-            "then a deploy of the project version to the first environment (the first one "
-            "without `after`), stopping at the first failure with its exit code."
+            "then a deploy of the release version (static, or what the build backend makes) to "
+            "the first environment (the first one without `after`), stopping at the first "
+            "failure with its exit code."
         ),
     )
     p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan (steps, order, what is published where) and run nothing",
+    )
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="accepted for symmetry with gate and pipeline: a release never replays a cached "
+        "result, every gate runs",
     )
     p.set_defaults(handler=_release)
 
@@ -151,7 +159,7 @@ def _deployer(app: App) -> Deployer:
 
 
 def _deploy(args: argparse.Namespace, app: App) -> int:
-    return _deployer(app).deploy(
+    result = _deployer(app).deploy(
         args.env,
         args.version,
         approve=args.approve,
@@ -159,10 +167,12 @@ def _deploy(args: argparse.Namespace, app: App) -> int:
         wait_s=args.wait,
         dry_run=args.dry_run,
     )
+    return result.exit_code
 
 
 def _rollback(args: argparse.Namespace, app: App) -> int:
-    return _deployer(app).rollback(args.env, args.to, wait_s=args.wait, dry_run=args.dry_run)
+    deployer = _deployer(app)
+    return deployer.rollback(args.env, args.to, wait_s=args.wait, dry_run=args.dry_run).exit_code
 
 
 def _state(args: argparse.Namespace, app: App) -> int:
@@ -219,7 +229,9 @@ def _lock_line(held: object) -> str:
 
 def _unlock(args: argparse.Namespace, app: App) -> int:
     removed = _deployer(app).unlock(args.env, args.lock_id)
-    print(f"removed the lock of {args.env}: {removed.describe()}")
+    print(f"removed the lock of {args.env}: {removed.holder.describe()}")
+    if removed.ended_group is not None:
+        print(f"ended its command still running in process group {removed.ended_group}")
     return ExitCode.OK
 
 
@@ -231,8 +243,7 @@ def _ledger_verify(args: argparse.Namespace, app: App) -> int:
     try:
         entries = ledger.verify(args.anchor)
     except LedgerCorruptError as exc:
-        msg = f"{ledger.path}: {exc}"
-        raise GateFailedError(msg) from None
+        raise GateFailedError(str(exc)) from None  # a finding of the check: exit 1
     if not entries:
         print(f"{ledger.path}: empty (head {head(entries)})")
     else:
@@ -244,12 +255,17 @@ def _ledger_verify(args: argparse.Namespace, app: App) -> int:
 def _release(args: argparse.Namespace, app: App) -> int:
     config_file = str(app.config_file) if app.config_file else None
     nox = pipeline.nox_command()
+    # the same version and refusals as `preflight --release` (exit 3, or 6 when the build
+    # backend cannot be asked), so a dry run never shows a plan the release would refuse
+    what = version.resolve(app.config, app.runner)
     the_plan = release.plan(
         app.config,
+        release=what,
         env=app.env,
         ci=release.ci_prefix(config_file),
         nox=nox,
         declared=release.declared_sessions(app.runner, nox, app.config),
+        publish_ci=release.ci_prefix(config_file, group="package"),
     )
     if args.dry_run:
         print(release.render(the_plan))

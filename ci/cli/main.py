@@ -17,8 +17,9 @@ from ci.cli import deploy as deploy_commands
 from ci.cli.app import App
 from ci.core import redact
 from ci.core.config import DEFAULT_MASK_ENV
-from ci.core.errors import CIError, ConfigError, ExitCode
+from ci.core.errors import CIError, ConfigError, ExitCode, TerminatedError
 from ci.core.files import path_problem
+from ci.core.signals import terminate_raises
 from ci.testing import faults
 
 COMMAND_MODULES = (
@@ -42,8 +43,9 @@ EXIT_CODES = """exit codes:
   4  deployment lock held by someone else
   5  publish or deploy failed (what was done was rolled back)
   6  a tool the gate runs crashed or could not be reached
-  130 interrupted
-  141 the output was closed early (piped into head): stops quietly"""
+  130 interrupted (SIGINT, Ctrl-C)
+  141 the output was closed early (piped into head): stops quietly
+  143 terminated (SIGTERM)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,9 +80,11 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     app.config_file = args.config
     try:
         _install_redaction(app)
-        faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command, never silently
-        code = int(args.handler(args, app))
-        sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
+        # SIGTERM unwinds like Ctrl-C: child processes end, ledgers and locks are left tidy.
+        with terminate_raises():
+            faults.active(app.env)  # a mistyped CI_INJECT_FAULT fails every command
+            code = int(args.handler(args, app))
+            sys.stdout.flush()  # a reader that went away shows up here, not at interpreter exit
     except BrokenPipeError:
         return _output_closed()
     except CIError as exc:
@@ -89,6 +93,9 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
+    except TerminatedError:
+        print("terminated", file=sys.stderr)
+        return int(ExitCode.TERMINATED)
     except OSError as exc:
         problem = path_problem(exc)
         if problem is None:

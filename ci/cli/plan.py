@@ -8,6 +8,7 @@ import json
 from ci.cli.app import App
 from ci.core.errors import ExitCode
 from ci.github import plan, workflow_files
+from ci.release import version
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="REF",
         help=(
             "the branch pushed (or, for pull_request, the base branch) or the tag pushed; "
-            "a short name or a full refs/... name (default: main, or v<version> for tag)"
+            "a short name or a full refs/... name (default: main, or the release tag of the "
+            "static version for tag)"
         ),
     )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
@@ -50,7 +52,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _plan(args: argparse.Namespace, app: App) -> int:
     config = app.config
-    event = plan.event_for(args.event, args.ref, version=config.project_version)
+    tag = ""
+    if args.event == "tag" and not args.ref and config.project_version:
+        tag = version.tag_format(config, app.runner).tag(config.project_version)
+    event = plan.event_for(args.event, args.ref or tag or None, version=config.project_version)
     result = plan.plan(workflow_files.load_all(config.root), event)
     if args.json:
         print(json.dumps({"schema": 1, **result.to_dict()}, indent=2))

@@ -8,27 +8,35 @@ from pathlib import Path
 from ci.cli.app import App
 from ci.core import config
 from ci.core.errors import ExitCode
-from ci.release import record
+from ci.release import record, version
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``release-record`` command to the parser."""
     p = sub.add_parser(
         "release-record",
-        help="write dist/RELEASE_NOTES.md and create or update the GitHub release for a tag",
+        help="write dist-assets/RELEASE_NOTES.md and create or update the GitHub release for a tag",
         description=(
-            "For the tag on HEAD (or --tag): builds the release notes since the previous v* "
-            "tag, adds the artifact table (name, size, sha256, where published; from "
-            "dist/manifest.json and dist/SHA256SUMS) and the deploy ledger's head hash as the "
-            "audit anchor, writes it to dist/RELEASE_NOTES.md and appends it to "
+            "For the release tag on HEAD (or --tag): builds the release notes since the "
+            "previous release tag ([tool.ci.release] tag_format, else the format the tags "
+            "use), adds the artifact table (name, size, sha256, where published; from "
+            "dist-assets/manifest.json and dist-assets/SHA256SUMS) and the deploy ledger's head "
+            "hash as the audit anchor, writes it to dist-assets/RELEASE_NOTES.md and appends it to "
             "$GITHUB_STEP_SUMMARY. With GITHUB_TOKEN and GITHUB_REPOSITORY set it creates the "
             "GitHub release (or updates it: re-running changes nothing) through GITHUB_API_URL "
             "and uploads the dist files as assets. `invoke release` runs it after publish. "
             "Exit 5 when the GitHub API refuses, 2 for an unknown tag."
         ),
     )
-    p.add_argument("--tag", metavar="TAG", help="the release tag (default: the v* tag on HEAD)")
-    p.add_argument("--dist", type=Path, metavar="DIR", help="the built artifacts (default: dist/)")
+    p.add_argument(
+        "--tag", metavar="TAG", help="the release tag (default: the release tag on HEAD)"
+    )
+    p.add_argument(
+        "--dist",
+        type=Path,
+        metavar="DIR",
+        help="the built distributions; their assets are read from DIR-assets (default: dist/)",
+    )
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -40,9 +48,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _release_record(args: argparse.Namespace, app: App) -> int:
     root = app.config.root
     dist = args.dist or root / "dist"
-    tag = args.tag or record.head_tag(app.runner, root)
+    fmt = version.tag_format(app.config, app.runner)
+    tag = args.tag or record.head_tag(app.runner, root, fmt)
     state = config.state_dir(root, app.env)
-    rec = record.build(app.runner, root, app.env, tag=tag, dist=dist, state=state)
+    rec = record.build(app.runner, root, app.env, tag=tag, dist=dist, state=state, tag_format=fmt)
     if rec.warning:
         print(f"warning: {rec.warning}")
     if args.dry_run:
@@ -64,7 +73,7 @@ def _release_record(args: argparse.Namespace, app: App) -> int:
     if summary:
         print("appended the release notes to the step summary")
     elif app.env.get("GITHUB_STEP_SUMMARY"):
-        print("warning: the step summary is full: the notes are only in dist/")
+        print("warning: the step summary is full: the notes are only in dist-assets/")
     outcome = record.publish(rec, app.env, app.http, app.retry())
     print(outcome if isinstance(outcome, str) else outcome.summary())
     return ExitCode.OK

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ci.cli import values
 from ci.cli.app import App
 from ci.core.config import SEVERITIES
 from ci.core.errors import ExitCode
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     serve.add_argument("--db", type=Path, required=True, metavar="DIR", help="folder of records")
     serve.add_argument(
-        "--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)"
+        "--port", type=values.port, default=8765, help="port on 127.0.0.1 (0: any free port)"
     )
     serve.set_defaults(handler=_serve)
 

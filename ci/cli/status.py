@@ -10,22 +10,23 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from ci.cli import values
 from ci.cli.app import App
 from ci.core.config import Config, Mode, state_dir
 from ci.core.errors import ExitCode, UsageError
 from ci.core.http import ApiError, host_of, send
+from ci.gates import registry
 from ci.github.status import (
     GitHub,
     GitHubEnv,
     Observed,
-    context_name,
     notify_payload,
     observed,
     protection_payload,
     update_for,
     wait_for,
 )
-from ci.run import pipeline, report
+from ci.run import report
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 _GITHUB_ENV = """environment:
@@ -104,14 +105,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--wait",
-        type=float,
+        type=values.seconds,
         default=0.0,
         metavar="SECONDS",
         help="keep polling up to this long while contexts are missing or pending (default: 0)",
     )
     p.add_argument(
         "--interval",
-        type=float,
+        type=values.interval,
         default=10.0,
         metavar="SECONDS",
         help="pause between polls with --wait (default: 10)",
@@ -167,9 +168,9 @@ def _wrap(text: str) -> str:
 def required_contexts(config: Config) -> list[str]:
     """The status contexts of every registered gate whose mode is required."""
     return [
-        context_name(name, config.default_python if name == "test" else "", config.default_python)
-        for name in pipeline.GATES
-        if config.gate(name).mode is Mode.REQUIRED
+        gate.context(config)
+        for gate in registry.gates(config)
+        if config.gate(gate.name).mode is Mode.REQUIRED
     ]
 
 

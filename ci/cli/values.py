@@ -16,3 +16,24 @@ def seconds(text: str) -> float:
         msg = f"must be a number of seconds, 0 or more, not {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def interval(text: str) -> float:
+    """A finite number of seconds greater than 0 (a pause between polls)."""
+    value = seconds(text)
+    if value == 0:
+        msg = f"must be a number of seconds greater than 0, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def port(text: str) -> int:
+    """A TCP port number, 0 (any free port) to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        msg = f"must be a port number from 0 to 65535, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,8 +20,14 @@ from ci.core.errors import ConfigError
 
 DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
-GATE_NAMES = ("lint", "test", "secrets", "audit", "package", "workflows")
 SEVERITIES = ("low", "medium", "high", "critical")
+PYTHON_VERSION = re.compile(r"(?:pypy)?3\.\d{1,2}(?:\.\d{1,2})?t?")  # what nox and uv accept
+ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # used in file names under the state folder
+ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+TAG_PLACEHOLDER = "{version}"
+DEFAULT_TAG_FORMAT = "v{version}"
+# what a tag format may hold around {version}: plain ref characters, no glob or shell syntax
+_TAG_FORMAT = re.compile(r"[A-Za-z0-9._/@-]*\{version\}[A-Za-z0-9._/@-]*")
 
 
 class Mode(enum.StrEnum):
@@ -31,18 +39,30 @@ class Mode(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GateConfig:
-    """The policy of one gate: mode, time budget and the gate's own thresholds."""
+    """One ``[tool.ci.gates.NAME]`` table: policy, a built-in gate's options, a declared gate.
+
+    Types are checked here; which keys a gate accepts (and whether NAME is a gate at all)
+    is checked against the gate registry (``ci.gates.registry.validate``).
+    """
 
     name: str
     mode: Mode = Mode.REQUIRED
     budget_s: float | None = None
     budget_blocks: bool = False
+    # options of built-in gates (each Gate names the ones it reads in ``options``)
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
+    # a gate the project declares: the command its session runs, and what it depends on
+    command: tuple[str, ...] = ()
+    group: str | None = None
+    inputs: tuple[str, ...] | None = None
+    pythons: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # the keys the table sets, sorted (for the registry's checks)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +120,8 @@ class Config:
     path: Path | None
     project_name: str = ""
     project_version: str = ""
+    project_dynamic: tuple[str, ...] = ()  # [project] dynamic ("version": ask the backend)
+    tag_format: str | None = None  # [tool.ci.release] tag_format; None: detect from the tags
     pythons: tuple[str, ...] = DEFAULT_PYTHONS
     packages: tuple[str, ...] = ("ci",)
     tests: str = "tests"
@@ -199,11 +221,10 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "publish",
             "cache",
             "notify",
+            "release",
         },
     )
-    pythons = v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS)
-    if not pythons:
-        raise ConfigError(f"{v.file}: [tool.ci] pythons must name at least one version")
+    pythons = _pythons(v, v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS))
     name = project.get("name", "") if isinstance(project, Mapping) else ""
     default_package = str(name).replace("-", "_") if name else "ci"
     return Config(
@@ -211,13 +232,15 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         path=path,
         project_name=str(name),
         project_version=str(project.get("version", "")) if isinstance(project, Mapping) else "",
+        project_dynamic=_dynamic(project),
+        tag_format=_tag_format(v, v.table(table, "tool.ci", "release")),
         pythons=pythons,
-        packages=v.str_list(table, "tool.ci", "packages", (default_package,)),
-        tests=v.string(table, "tool.ci", "tests", "tests"),
-        required_secrets=v.str_list(table, "tool.ci", "required_secrets", ()),
+        packages=_packages(v, v.str_list(table, "tool.ci", "packages", (default_package,))),
+        tests=v.folder(table, "tool.ci", "tests", "tests"),
+        required_secrets=v.env_names(table, "tool.ci", "required_secrets"),
         mask_env=v.str_list(table, "tool.ci", "mask_env", DEFAULT_MASK_ENV),
         advisory_db=v.opt_string(table, "tool.ci", "advisory_db"),
-        reports_dir=v.string(table, "tool.ci", "reports_dir", "reports"),
+        reports_dir=v.folder(table, "tool.ci", "reports_dir", "reports"),
         gates=_gates(v, v.table(table, "tool.ci", "gates")),
         waivers=_waivers(v, table.get("waivers", [])),
         environments=_environments(v, v.table(table, "tool.ci", "environments")),
@@ -227,39 +250,80 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
     )
 
 
-_GATE_COMMON = {"mode", "budget_s", "budget_blocks"}
-_GATE_EXTRA = {
-    "lint": {"mypy"},
-    "test": {"coverage_min", "coverage_drop_max", "secondary_args"},
-    "audit": {"fail_on", "unknown_severity"},
-}
+def _pythons(v: _Validator, pythons: tuple[str, ...]) -> tuple[str, ...]:
+    if not pythons:
+        raise ConfigError(f"{v.file}: [tool.ci] pythons must name at least one version")
+    for version in pythons:
+        if not PYTHON_VERSION.fullmatch(version):
+            msg = (
+                f"{v.file}: tool.ci.pythons has {version!r}, which is not a Python version; "
+                'write versions like "3.12"'
+            )
+            raise ConfigError(msg)
+    twice = sorted({p for p in pythons if pythons.count(p) > 1})
+    if twice:
+        msg = f"{v.file}: tool.ci.pythons lists {twice[0]!r} more than once"
+        raise ConfigError(msg)
+    return pythons
+
+
+def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
+    for name in packages:
+        if not all(part.isidentifier() for part in name.split(".")):
+            msg = (
+                f"{v.file}: tool.ci.packages has {name!r}, which is not an import name; "
+                "write the name you import (my_package, not my-package or src/my_package)"
+            )
+            raise ConfigError(msg)
+    return packages
+
+
+GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks", "env"})  # every gate's
+GATE_OPTIONS = frozenset(
+    {"coverage_min", "coverage_drop_max", "secondary_args", "mypy", "fail_on", "unknown_severity"}
+)  # built-in gates' own keys
+GATE_DECLARATION = frozenset({"command", "group", "inputs", "pythons"})  # declared gates'
 
 
 def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
     gates: dict[str, GateConfig] = {}
     for name, raw in table.items():
         where = f"tool.ci.gates.{name}"
-        if name not in GATE_NAMES:
-            msg = f"{v.file}: unknown gate [{where}] (known: {', '.join(GATE_NAMES)})"
-            raise ConfigError(msg)
         sub = v.table({name: raw}, "tool.ci.gates", name)
-        v.keys(sub, where, _GATE_COMMON | _GATE_EXTRA.get(name, set()))
+        v.keys(sub, where, set(GATE_POLICY | GATE_OPTIONS | GATE_DECLARATION))
         defaults = GateConfig(name=name)
+        inputs = v.str_list(sub, where, "inputs", ()) if "inputs" in sub else None
         gates[name] = GateConfig(
             name=name,
             mode=Mode(v.choice(sub, where, "mode", [m.value for m in Mode], defaults.mode.value)),
-            budget_s=v.opt_number(sub, where, "budget_s"),
+            budget_s=v.opt_number(sub, where, "budget_s", positive=True),
             budget_blocks=v.boolean(sub, where, "budget_blocks", defaults.budget_blocks),
             mypy=v.boolean(sub, where, "mypy", defaults.mypy),
-            coverage_min=v.number(sub, where, "coverage_min", defaults.coverage_min),
-            coverage_drop_max=v.number(sub, where, "coverage_drop_max", defaults.coverage_drop_max),
+            coverage_min=v.percent(sub, where, "coverage_min", defaults.coverage_min),
+            coverage_drop_max=v.percent(
+                sub, where, "coverage_drop_max", defaults.coverage_drop_max
+            ),
             secondary_args=v.str_list(sub, where, "secondary_args", ()),
+            env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
             ),
+            command=v.str_list(sub, where, "command", ()),
+            group=v.opt_string(sub, where, "group"),
+            inputs=inputs,
+            pythons=_gate_pythons(v, where, v.str_list(sub, where, "pythons", ())),
+            keys=tuple(sorted(sub)),
         )
     return gates
+
+
+def _gate_pythons(v: _Validator, where: str, pythons: tuple[str, ...]) -> tuple[str, ...]:
+    for version in pythons:
+        if not PYTHON_VERSION.fullmatch(version):
+            msg = f'{v.file}: {where}.pythons has {version!r}; write versions like "3.12"'
+            raise ConfigError(msg)
+    return pythons
 
 
 def _waivers(v: _Validator, raw: object) -> tuple[Waiver, ...]:
@@ -283,6 +347,9 @@ def _waivers(v: _Validator, raw: object) -> tuple[Waiver, ...]:
         if not isinstance(expires, dt.date):
             msg = f"{v.file}: {where}.expires must be a TOML date like 2027-01-31, not {expires!r}"
             raise ConfigError(msg)
+        if not v.string(item, where, "id", "").strip():
+            msg = f"{v.file}: {where}.id is empty; name the advisory id or the secret's hash"
+            raise ConfigError(msg)
         reason = v.string(item, where, "reason", "")
         if not reason.strip():
             raise ConfigError(f"{v.file}: {where}.reason is empty; say why the finding is accepted")
@@ -301,6 +368,12 @@ def _environments(v: _Validator, table: Mapping[str, Any]) -> dict[str, Environm
     envs: dict[str, Environment] = {}
     for name in table:
         where = f"tool.ci.environments.{name}"
+        if not ENV_NAME.fullmatch(name):
+            msg = (
+                f"{v.file}: [{where}]: an environment name may only hold letters, digits, "
+                "'.', '_' and '-' (it names files under the state folder)"
+            )
+            raise ConfigError(msg)
         sub = v.table(table, "tool.ci.environments", name)
         v.keys(
             sub,
@@ -322,39 +395,69 @@ def _environments(v: _Validator, table: Mapping[str, Any]) -> dict[str, Environm
             allowed_refs=v.str_list(sub, where, "allowed_refs", ()),
             allowed_actors=v.str_list(sub, where, "allowed_actors", ()),
             requires_approval=v.boolean(sub, where, "requires_approval", False),
-            required_secrets=v.str_list(sub, where, "required_secrets", ()),
+            required_secrets=v.env_names(sub, where, "required_secrets"),
             deploy_command=v.str_list(sub, where, "deploy_command", ()),
             healthcheck_command=v.str_list(sub, where, "healthcheck_command", ()),
-            timeout_s=v.number(sub, where, "timeout_s", 600.0),
+            timeout_s=v.number(sub, where, "timeout_s", 600.0, positive=True),
         )
-    for env in envs.values():
-        if env.after is not None and env.after not in envs:
-            msg = (
-                f"{v.file}: [tool.ci.environments.{env.name}] after = {env.after!r} "
-                "is not an environment"
-            )
-            raise ConfigError(msg)
+    _check_promotion_order(v, envs)
     return envs
+
+
+def _check_promotion_order(v: _Validator, envs: Mapping[str, Environment]) -> None:
+    """Every ``after`` names another environment, and following them never comes back."""
+    for env in envs.values():
+        where = f"[tool.ci.environments.{env.name}] after = {env.after!r}"
+        if env.after is not None and env.after not in envs:
+            msg = f"{v.file}: {where} is not an environment"
+            raise ConfigError(msg)
+        if env.after == env.name:
+            msg = f"{v.file}: {where} names the environment itself; name the one before it"
+            raise ConfigError(msg)
+        seen = [env.name]
+        step = env.after
+        while step is not None and step not in seen:
+            seen.append(step)
+            step = envs[step].after if step in envs else None
+        if step is not None:
+            cycle = " -> ".join([*seen[seen.index(step) :], step])
+            msg = f"{v.file}: {where}: the after chain is a cycle ({cycle}); break it"
+            raise ConfigError(msg)
+
+
+def _dynamic(project: object) -> tuple[str, ...]:
+    raw = project.get("dynamic", []) if isinstance(project, Mapping) else []
+    return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
+
+
+def _tag_format(v: _Validator, table: Mapping[str, Any]) -> str | None:
+    v.keys(table, "tool.ci.release", {"tag_format"})
+    text = v.opt_string(table, "tool.ci.release", "tag_format")
+    if text is not None and not _TAG_FORMAT.fullmatch(text):
+        msg = (
+            f"{v.file}: tool.ci.release.tag_format = {text!r} must hold {TAG_PLACEHOLDER} once, "
+            'with only letters, digits and ._/@- around it (e.g. "v{version}" or "{version}")'
+        )
+        raise ConfigError(msg)
+    return text
 
 
 def _publish(v: _Validator, table: Mapping[str, Any]) -> PublishConfig:
     v.keys(table, "tool.ci.publish", {"repository_url", "retain"})
-    retain = int(v.number(table, "tool.ci.publish", "retain", 5))
-    if retain < 1:
-        raise ConfigError(f"{v.file}: tool.ci.publish.retain must be at least 1")
     return PublishConfig(
-        repository_url=v.opt_string(table, "tool.ci.publish", "repository_url"), retain=retain
+        repository_url=v.url(table, "tool.ci.publish", "repository_url"),
+        retain=v.whole(table, "tool.ci.publish", "retain", 5, minimum=1),
     )
 
 
 def _cache(v: _Validator, table: Mapping[str, Any]) -> CacheConfig:
     v.keys(table, "tool.ci.cache", {"max_mb"})
-    return CacheConfig(max_mb=int(v.number(table, "tool.ci.cache", "max_mb", 200)))
+    return CacheConfig(max_mb=v.whole(table, "tool.ci.cache", "max_mb", 200, minimum=0))
 
 
 def _notify(v: _Validator, table: Mapping[str, Any]) -> NotifyConfig:
     v.keys(table, "tool.ci.notify", {"webhook_url"})
-    return NotifyConfig(webhook_url=v.opt_string(table, "tool.ci.notify", "webhook_url"))
+    return NotifyConfig(webhook_url=v.url(table, "tool.ci.notify", "webhook_url"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,16 +510,74 @@ class _Validator:
             raise self._type_error(where, key, "true or false", value)
         return value
 
-    def number(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
+    def number(
+        self,
+        table: Mapping[str, Any],
+        where: str,
+        key: str,
+        default: float,
+        *,
+        positive: bool = False,
+    ) -> float:
+        """A finite number (TOML allows nan and inf); greater than 0 when ``positive``."""
         value = table.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self._type_error(where, key, "a number", value)
+        if not math.isfinite(value) or (positive and value <= 0):
+            wanted = "a number greater than 0" if positive else "a finite number"
+            msg = f"{self.file}: {where}.{key} must be {wanted}, not {value!r}"
+            raise ConfigError(msg)
         return float(value)
 
-    def opt_number(self, table: Mapping[str, Any], where: str, key: str) -> float | None:
+    def opt_number(
+        self, table: Mapping[str, Any], where: str, key: str, *, positive: bool = False
+    ) -> float | None:
         if key not in table:
             return None
-        return self.number(table, where, key, 0.0)
+        return self.number(table, where, key, 0.0, positive=positive)
+
+    def percent(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
+        value = self.number(table, where, key, default)
+        if not 0 <= value <= 100:
+            msg = f"{self.file}: {where}.{key} must be between 0 and 100, not {value!r}"
+            raise ConfigError(msg)
+        return value
+
+    def whole(
+        self, table: Mapping[str, Any], where: str, key: str, default: int, *, minimum: int
+    ) -> int:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            wanted = f"at least {minimum} (a whole number)"
+            msg = f"{self.file}: {where}.{key} must be {wanted}, not {value!r}"
+            raise ConfigError(msg)
+        return value
+
+    def env_names(self, table: Mapping[str, Any], where: str, key: str) -> tuple[str, ...]:
+        names = self.str_list(table, where, key, ())
+        for name in names:
+            if not ENV_VAR.fullmatch(name):
+                msg = f"{self.file}: {where}.{key} has {name!r}, not an environment variable name"
+                raise ConfigError(msg)
+        return names
+
+    def url(self, table: Mapping[str, Any], where: str, key: str) -> str | None:
+        value = self.opt_string(table, where, key)
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+\S*", value):
+            msg = f"{self.file}: {where}.{key} must be an http:// or https:// URL, not {value!r}"
+            raise ConfigError(msg)
+        return value
+
+    def folder(self, table: Mapping[str, Any], where: str, key: str, default: str) -> str:
+        value = self.string(table, where, key, default)
+        parts = Path(value).parts
+        if not value.strip() or Path(value).is_absolute() or ".." in parts:
+            msg = (
+                f"{self.file}: {where}.{key} = {value!r} must be a folder inside the project "
+                "(a relative path without '..')"
+            )
+            raise ConfigError(msg)
+        return value
 
     def choice(
         self,

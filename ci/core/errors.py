@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     TOOL_CRASHED = 6
     INTERRUPTED = 130
     OUTPUT_CLOSED = 141  # stdout's reader went away (``| head``): 128 + SIGPIPE, as shells report
+    TERMINATED = 143
 
 
 class CIError(Exception):
@@ -63,3 +64,7 @@ class ToolError(CIError):
     """A tool a gate runs crashed, is missing or could not be reached."""
 
     exit_code = ExitCode.TOOL_CRASHED
+
+
+class TerminatedError(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt (not caught as a CIError), exit 143."""

@@ -1,11 +1,16 @@
-"""Gate records and policy: results, required/advisory, budgets and waivers with expiry."""
+"""The gate vocabulary: the Gate definition, its inputs, results, policy and waivers.
+
+A gate is defined once, as a ``Gate`` record in its own module; ``ci.gates.registry`` lists
+them. Everything else (config validation, sessions, the pipeline, the cache, statuses,
+release, init's dependency groups) derives from these records.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 import platform
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -135,6 +140,9 @@ class GateContext:
     clock: Clock
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = ""
+    # The files the gate's cache key covers, for a gate that scans a list of files (secrets):
+    # it scans exactly these. None: the gate lists them itself.
+    scan: tuple[str, ...] | None = None
 
     @property
     def root(self) -> Path:
@@ -198,3 +206,95 @@ def context(config: Config, runner: Runner, clock: Clock, env: Mapping[str, str]
     """A GateContext for the running interpreter."""
     python = ".".join(platform.python_version_tuple()[:2])
     return GateContext(config=config, runner=runner, clock=clock, env=dict(env), python=python)
+
+
+# A gate's key scans its file list with this function: (base folder, paths relative to it).
+Lister = Callable[[Path, Runner], tuple[Path, list[str]]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateInputs:
+    """What one gate's verdict depends on besides its files, Python, venv and the ci bundle.
+
+    The files are the whole project tree as the file system shows it (ci.gates.filehash:
+    tracked, untracked and ignored files alike, less tool folders), or, for a gate that scans
+    a list of files, exactly that list (``lister``), which the gate is then handed to scan.
+    """
+
+    lister: Lister | None = None  # the gate scans exactly these files; None: the whole tree
+    # files outside the covered tree it reads: "{reports}/NAME", "{state}/NAME" or relative
+    # to the root; each keyed by content (missing is a value too)
+    extra_files: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()  # packages in uv.lock whose versions the key names
+    env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) it may see: keyed by hash
+    config: tuple[str, ...] = ()  # [tool.ci] fields it reads besides its own gate table
+    daily: bool = False  # the verdict depends on today's date or on what an index serves today
+    git_facts: bool = False  # it records git facts (commit, branch, tags): they are keyed
+    args: bool = True  # False: a run with extra arguments (a commit range, history) never caches
+    # A folder outside the tree it reads (e.g. an advisory database), named by the first of
+    # these env vars or [tool.ci] fields that is set; every file's stat stamp (size, mtime,
+    # ctime, inode) is in the key, so any change to the folder re-runs the gate.
+    folder_from: tuple[str, ...] = ()
+
+
+GateRun = Callable[[GateContext, Sequence[str]], GateResult]
+
+
+def context_name(gate: str, variant: str, default_python: str) -> str:
+    """The status context of a gate run: ``ci/<gate>``; other Pythons' runs add the version."""
+    if not variant or variant == default_python:
+        return f"ci/{gate}"
+    return f"ci/{gate}-{variant}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gate:
+    """One gate, defined once: its name, session, group, inputs, how it runs, where it applies.
+
+    ``run(ctx, args)`` is the one call shape of every gate; ``args`` are the session's
+    positional arguments (``nox -s NAME -- ARGS``). Several gates may share a session
+    (``security`` runs ``secrets`` then ``audit``); they must then share its group.
+    """
+
+    name: str
+    session: str  # the nox session that runs it, without a -X.Y Python suffix
+    doc: str  # one line on what it checks: the session's `nox -l` text and the README table
+    run: GateRun
+    group: str | None = None  # the dependency group the session syncs (None: the project only)
+    inputs: GateInputs | None = None  # what its result depends on; None: never cached
+    every_python: bool = False  # its session runs on each of [tool.ci] pythons (test-3.12, ...)
+    pythons: tuple[str, ...] = ()  # the Pythons a declared gate names (first: the main job's)
+    options: frozenset[str] = frozenset()  # its own keys in [tool.ci.gates.NAME] (GateConfig)
+    requires: tuple[str, ...] = ()  # what `init` adds to its dependency group in a project
+    applies: Callable[[Config], bool] | None = None  # None: always; else only where True
+    declared: bool = False  # declared in [tool.ci.gates.NAME] with a command, not built in
+
+    @property
+    def parametrized(self) -> bool:
+        """True when its session is one per Python (``NAME-3.12``) and its results carry one."""
+        return self.every_python or bool(self.pythons)
+
+    def session_pythons(self, config: Config) -> tuple[str, ...]:
+        """The Pythons its session runs on; the first is the one the main job runs."""
+        if self.every_python:
+            return config.pythons
+        return self.pythons or (config.default_python,)
+
+    def main_session(self, config: Config) -> str:
+        """The nox session the main job and a release run for it (``test-3.12``, ``lint``)."""
+        if not self.parametrized:
+            return self.session
+        return f"{self.session}-{self.session_pythons(config)[0]}"
+
+    def variant(self, python: str) -> str:
+        """The variant of its result when it runs on ``python``: the Python, or nothing."""
+        return python if self.parametrized else ""
+
+    def context(self, config: Config, python: str = "") -> str:
+        """Its commit status context on ``python`` (default: the main job's run)."""
+        python = python or self.session_pythons(config)[0]
+        return context_name(self.name, self.variant(python), config.default_python)
+
+    def applies_to(self, config: Config) -> bool:
+        """True when the main job and a release run it for this project."""
+        return self.applies is None or self.applies(config)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from ci.core.errors import ToolError
 from ci.core.redact import RedactingStream, redact
+
+OnStart = Callable[[int], None]
+GRACE_S = 5.0  # how long an ended process group gets between SIGTERM and SIGKILL
+# A command run in its own group first waits for one line on stdin, so the caller can
+# record the group (on_start) before any of the command runs; EOF means "do not start".
+START_GATE = ("/bin/sh", "-c", 'read -r _ || exit 125; exec "$@"', "sh")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,8 +57,13 @@ class Runner(Protocol):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         stream: bool = False,
+        on_start: OnStart | None = None,
     ) -> Completed:
-        """Run ``argv``; ToolError when it cannot start or times out."""
+        """Run ``argv``; ToolError when it cannot start or times out.
+
+        With ``on_start`` the command runs in its own process group, ``on_start(pgid)``
+        returns before it starts, and the whole group ends on timeout or interrupt.
+        """
         ...
 
     def lines(
@@ -71,6 +84,14 @@ class Runner(Protocol):
 class ProcessRunner:
     """Runs real subprocesses."""
 
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        """Start commands with ``environ`` as their whole environment (default: os.environ)."""
+        self.environ = None if environ is None else dict(environ)
+
+    def _merged(self, env: Mapping[str, str] | None) -> dict[str, str]:
+        base = os.environ if self.environ is None else self.environ
+        return {**base, **(env or {})}
+
     def run(
         self,
         argv: Sequence[str],
@@ -79,13 +100,16 @@ class ProcessRunner:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         stream: bool = False,
+        on_start: OnStart | None = None,
     ) -> Completed:
         """Run ``argv``; with ``stream`` its output is printed (masked) as it comes."""
-        merged = {**os.environ, **(env or {})}
+        merged = self._merged(env)
         start = time.monotonic()
         try:
-            if stream:
-                code, out, err = _run_streaming(argv, cwd, merged, timeout)
+            if stream or on_start is not None:
+                code, out, err = _run_piped(
+                    argv, cwd, merged, timeout, echo=stream, on_start=on_start
+                )
             else:
                 done = subprocess.run(
                     list(argv),
@@ -125,7 +149,7 @@ class ProcessRunner:
         Output is not masked: masking could hide the very values a secret scanner looks
         for. Callers feed these lines to scanners and print only what they derive.
         """
-        merged = {**os.environ, **(env or {})}
+        merged = self._merged(env)
         try:
             proc = subprocess.Popen(
                 list(argv),
@@ -160,20 +184,37 @@ class ProcessRunner:
 
     def which(self, name: str) -> str | None:
         """The path of executable ``name`` on PATH, or None."""
-        return shutil.which(name)
+        return shutil.which(name, path=None if self.environ is None else self.environ.get("PATH"))
 
 
-def _run_streaming(
-    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str], timeout: float | None
+def confined(runner: Runner, environ: Mapping[str, str]) -> Runner:
+    """``runner`` starting commands with ``environ`` alone (test doubles are returned as is)."""
+    if isinstance(runner, ProcessRunner):
+        return ProcessRunner(environ)
+    return runner
+
+
+def _run_piped(
+    argv: Sequence[str],
+    cwd: Path | None,
+    env: Mapping[str, str],
+    timeout: float | None,
+    *,
+    echo: bool,
+    on_start: OnStart | None,
 ) -> tuple[int, str, str]:
+    group = on_start is not None
+    if group:
+        _check_executable(argv, cwd, env)
     lines: list[str] = []
     with subprocess.Popen(
-        list(argv),
+        [*START_GATE, *argv] if group else list(argv),
         cwd=cwd,
         env=dict(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if group else subprocess.DEVNULL,
+        process_group=0 if group else None,
         text=True,
         errors="replace",
     ) as proc:
@@ -183,22 +224,127 @@ def _run_streaming(
 
         def expire() -> None:
             expired.set()
-            proc.kill()
+            _signal(proc, signal.SIGKILL, group=group)
 
         timer = threading.Timer(timeout, expire) if timeout is not None else None
-        if timer is not None:
-            timer.daemon = True
-            timer.start()
         try:
+            if on_start is not None:
+                _open_gate(proc, on_start)
+            if timer is not None:
+                timer.daemon = True
+                timer.start()
             for line in proc.stdout:
                 lines.append(line)
-                out = sys.stdout  # the redacting stream masks a value split over lines too
-                out.write(line if isinstance(out, RedactingStream) else redact(line))
-                out.flush()
+                if echo:
+                    out = sys.stdout  # the redacting stream masks a value split over lines too
+                    out.write(line if isinstance(out, RedactingStream) else redact(line))
+                    out.flush()
             code = proc.wait()
+        except BaseException:
+            # Interrupted, terminated or failed while it runs: nothing of it may outlive us.
+            end_process(proc, group=group)
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
         if expired.is_set():
             raise subprocess.TimeoutExpired(list(argv), timeout or 0)
     return code, "".join(lines), ""
+
+
+def _check_executable(argv: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> None:
+    # The start gate execs the command from a shell: look it up the way Popen would, so a
+    # missing command is still "not found" and not the shell's exit 127.
+    name = argv[0] if argv else ""
+    if "/" in name:
+        path = Path(name) if Path(name).is_absolute() else (cwd or Path.cwd()) / name
+        found = path.is_file() and os.access(path, os.X_OK)
+    else:
+        found = bool(name) and shutil.which(name, path=env.get("PATH", os.defpath)) is not None
+    if not found:
+        raise FileNotFoundError(name)
+
+
+def _open_gate(proc: subprocess.Popen[str], on_start: OnStart) -> None:
+    assert proc.stdin is not None
+    try:
+        on_start(proc.pid)
+    except BaseException:
+        proc.stdin.close()  # EOF at the gate: the command never starts
+        proc.wait()
+        raise
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.write("\n")
+        proc.stdin.close()
+
+
+def _signal(proc: subprocess.Popen[str], signum: int, *, group: bool) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+
+
+def end_process(proc: subprocess.Popen[str], *, group: bool, grace_s: float = GRACE_S) -> None:
+    """Stop ``proc`` (and its whole process group when ``group``): SIGTERM, then SIGKILL."""
+    if not group:
+        proc.kill()
+        proc.wait()
+        return
+    end_group(proc.pid, grace_s=grace_s, reap=proc.poll)
+    proc.wait()
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any process of group ``pgid`` runs (zombies do not count)."""
+    if pgid <= 1:
+        return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: split after the last ")".
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in {"Z", "X"}:
+            return True
+    return False
+
+
+def end_group(
+    pgid: int,
+    *,
+    grace_s: float = GRACE_S,
+    reap: Callable[[], object] | None = None,
+    settle_s: float = 5.0,
+) -> bool:
+    """SIGTERM process group ``pgid``, SIGKILL it after ``grace_s``; True once it is gone."""
+    if pgid <= 1:
+        return True
+    for signum, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, settle_s)):
+        if signum == signal.SIGTERM and grace_s <= 0:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signum)
+        deadline = time.monotonic() + wait_s
+        while True:
+            if reap is not None:
+                reap()  # our own child must be reaped, or it lingers as a zombie
+            if not group_alive(pgid):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
+    return False

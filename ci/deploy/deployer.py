@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -18,12 +19,21 @@ from packaging.version import InvalidVersion, Version
 
 from ci.core.clock import Clock
 from ci.core.config import Config, Environment, state_dir
-from ci.core.errors import CIError, DeployError, PreflightError, UsageError
-from ci.core.runner import Runner
+from ci.core.errors import (
+    CIError,
+    DeployError,
+    ExitCode,
+    LockHeldError,
+    PreflightError,
+    TerminatedError,
+    UsageError,
+)
+from ci.core.runner import GRACE_S, Runner
+from ci.core.signals import held_off
 from ci.deploy import lock
 from ci.deploy import state as deploystate
 from ci.deploy import steps as deploysteps
-from ci.deploy.ledger import Entry, Ledger, LedgerCorruptError
+from ci.deploy.ledger import Entry, Ledger
 from ci.deploy.state import EnvState
 from ci.deploy.steps import same_version
 from ci.run.preflight import missing_secret_message, missing_secrets
@@ -40,6 +50,31 @@ class Approval:
     actor: str
     reason: str
     how: str  # "flag" or "prompt"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    """What a deploy or rollback did; failures raise a CIError instead."""
+
+    action: str  # "deploy" or "rollback"
+    env: str
+    version: str
+    changed: bool  # False: the version was already current, or this was a dry run
+    dry_run: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The command's exit code (always OK: a result is only returned on success)."""
+        return ExitCode.OK
+
+    def __bool__(self) -> bool:
+        """True: the operation did what it was asked to (or found nothing to do)."""
+        return True
+
+
+def interruption(exc: BaseException) -> str:
+    """Which signal ended the operation, for the ledger."""
+    return "SIGTERM" if isinstance(exc, TerminatedError) else "SIGINT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,15 +214,8 @@ class Deployer:
         return bool(self.env.get("CI")) or self.env.get("GITHUB_ACTIONS") == "true"
 
     def verified(self) -> list[Entry]:
-        """The verified ledger entries; PreflightError (exit 3) when the ledger is broken."""
-        try:
-            return self.ledger.verify()
-        except LedgerCorruptError as exc:
-            msg = (
-                f"{self.ledger.path} failed verification at {exc}: restore it from a backup "
-                "(`python -m ci ledger verify` shows the details); nothing was deployed"
-            )
-            raise PreflightError(msg) from None
+        """The verified ledger entries; LedgerCorruptError (exit 3) when the ledger is broken."""
+        return self.ledger.verify()
 
     def approval(
         self, environment: Environment, version: str, approve: bool, reason: str
@@ -218,8 +246,12 @@ class Deployer:
     # ---- the steps of a deploy ---------------------------------------------------------
 
     def artifact(self, version: str) -> Path | None:
-        """The built wheel of this project at ``version`` under dist/, or None."""
-        return deploysteps.find_wheel(self.config.root / "dist", self.config.project_name, version)
+        """The built wheel of this project at ``version`` in dist/ (or a kept build), or None."""
+        dist = self.config.root / "dist"
+        name = self.config.project_name
+        # the current build is in dist/; older kept builds in dist-assets/builds/
+        found = deploysteps.find_wheel(dist, name, version)
+        return found or deploysteps.find_wheel(dist.with_name("dist-assets"), name, version)
 
     def steps(
         self, environment: Environment, version: str, artifact: Path | None
@@ -255,10 +287,17 @@ class Deployer:
         version: str,
         artifact: Path | None,
         *,
+        acquired: lock.Acquired,
         inject_fault: bool = False,
     ) -> str | None:
         """Run the deploy and healthcheck of ``version``; None when all passed, else why not."""
         extra = {"CI_DEPLOY_ENV": environment.name, "CI_DEPLOY_VERSION": version}
+
+        def started(pgid: int) -> None:
+            # Written before the command starts: a recovery must see the group to wait for.
+            deadline = time.time() + environment.timeout_s + GRACE_S
+            lock.set_group(acquired, pgid, deadline)
+
         for step in self.steps(environment, version, artifact):
             if inject_fault and step.stage == "deploy":
                 # fault injection: CI_INJECT_FAULT=deploy runs a failing command
@@ -271,7 +310,10 @@ class Deployer:
                     env=extra,
                     timeout=environment.timeout_s,
                     stream=True,  # long deploys show their (masked) output as it comes
+                    on_start=started,  # its own process group, ended with us
                 )
+            except LockHeldError:
+                raise
             except CIError as exc:
                 return f"{step.stage} failed: {exc}"
             if not done:
@@ -324,10 +366,23 @@ class Deployer:
     def record_recoveries(self, state: EnvState, acquired: lock.Acquired) -> EnvState:
         """Write each dead holder this process recovered the lock from to the ledger."""
         for dead in acquired.recovered:
-            self.out(f"recovered the lock of a dead holder: {dead.describe()}")
-            details = {"holder": dead.to_dict(), "reason": "holder process is gone"}
-            state = self.record(state, "lock", dead.version, "recovered", details)
+            ended = f" (ended its command, process group {dead.ended_group})"
+            self.out(
+                f"recovered the lock of a dead holder: {dead.holder.describe()}"
+                + (ended if dead.ended_group is not None else "")
+            )
+            state = self.record(state, "lock", dead.holder.version, "recovered", dead.details())
         return state
+
+    def record_interruption(
+        self, state: EnvState, action: str, version: str, exc: BaseException, previous: str | None
+    ) -> None:
+        """Write the ``interrupted`` entry of an operation whose command was ended midway."""
+        how = interruption(exc)
+        reason = f"interrupted by {how}: its command was ended; no automatic rollback"
+        with held_off():  # a second Ctrl-C must not cut the entry short
+            self.record(state, action, version, "interrupted", {"from": previous, "reason": reason})
+        self.out(f"{action} of {version} to {state.env} interrupted by {how}: recorded")
 
     # ---- operations ----------------------------------------------------------------------
 
@@ -340,8 +395,8 @@ class Deployer:
         reason: str = "",
         wait_s: float = 0.0,
         dry_run: bool = False,
-    ) -> int:
-        """Deploy ``raw_version`` to ``env_name``; exit 0, or raise with the exit code."""
+    ) -> Result:
+        """Deploy ``raw_version`` to ``env_name``; a CIError carries the exit code of a failure."""
         environment = self.environment(env_name)
         version = normalize_version(raw_version)
         facts = Facts(
@@ -366,7 +421,7 @@ class Deployer:
                 raise PreflightError(problem)
             if is_current(state, version):
                 self.out(f"{env_name} already runs {state.current_version}: nothing to do")
-                return 0
+                return Result(action="deploy", env=env_name, version=version, changed=False)
             artifact = self.require_artifact(environment, version)
             return self._deploy_locked(
                 environment=environment,
@@ -377,9 +432,10 @@ class Deployer:
                 acquired=acquired,
             )
         finally:
-            lock.release(acquired)
+            with held_off():
+                lock.release(acquired)
 
-    def _deploy_plan(self, environment: Environment, version: str) -> int:
+    def _deploy_plan(self, environment: Environment, version: str) -> Result:
         states, state = self.load(environment.name)
         problem = after_problem(environment, version, states.get(environment.after or "", None))
         self.out("deploy plan (dry run: nothing is locked, run or recorded):")
@@ -387,9 +443,12 @@ class Deployer:
         self.out(f"  version      {version} (current: {state.current_version or 'none'})")
         if problem:
             self.out(f"  blocked      {problem}")
+        plan = Result(
+            action="deploy", env=environment.name, version=version, changed=False, dry_run=True
+        )
         if is_current(state, version):
             self.out("  nothing to do: this version is already current")
-            return 0
+            return plan
         approval = "required (--approve or a prompt)" if environment.requires_approval else "-"
         self.out(f"  approval     {approval}")
         self.out(f"  checkpoint   {state.current_version or 'none'} (automatic rollback target)")
@@ -400,7 +459,7 @@ class Deployer:
             self.out(f"  {index}. {step.stage}: {' '.join(step.argv)}")
         if problem:
             raise PreflightError(problem)
-        return 0
+        return plan
 
     def _deploy_locked(
         self,
@@ -411,7 +470,7 @@ class Deployer:
         artifact: Path | None,
         approval: Approval | None,
         acquired: lock.Acquired,
-    ) -> int:
+    ) -> Result:
         previous = state.current_version
         details: dict[str, Any] = {"from": previous, "lock": acquired.lock.id}
         if approval is not None:
@@ -422,16 +481,21 @@ class Deployer:
             }
         state = self.record(state, "deploy", version, "started", details)
         try:
-            failure = self.run_steps(environment, version, artifact, inject_fault=True)
-        except KeyboardInterrupt:
-            # Leave a trace: what runs now is unknown, so the state says "failed".
-            reason = "interrupted during the deploy; no automatic rollback"
+            failure = self.run_steps(
+                environment, version, artifact, acquired=acquired, inject_fault=True
+            )
+        except (KeyboardInterrupt, TerminatedError) as exc:
+            # The command was ended with us; what runs now is unknown, so the state says so.
+            self.record_interruption(state, "deploy", version, exc, previous)
+            raise
+        except LockHeldError as exc:
+            reason = f"stopped: {exc}"
             self.record(state, "deploy", version, "failed", {"from": previous, "reason": reason})
             raise
         if failure is None:
             self.record(state, "deploy", version, "succeeded", {"from": previous})
             self.out(f"deployed {version} to {environment.name}")
-            return 0
+            return Result(action="deploy", env=environment.name, version=version, changed=True)
         state = self.record(
             state, "deploy", version, "failed", {"from": previous, "reason": failure}
         )
@@ -441,7 +505,7 @@ class Deployer:
             raise DeployError(msg)
         self.out(f"{head}; rolling back to {previous}")
         rollback_failure = self._rollback_steps(
-            environment, state, previous, version, automatic=True
+            environment, state, previous, version, acquired=acquired, automatic=True
         )
         if rollback_failure is None:
             msg = f"{head}; rolled back to {previous}"
@@ -459,6 +523,7 @@ class Deployer:
         target: str,
         current: str | None,
         *,
+        acquired: lock.Acquired,
         automatic: bool,
     ) -> str | None:
         details = {"from": current, "automatic": automatic}
@@ -468,7 +533,11 @@ class Deployer:
         except PreflightError as exc:
             failure: str | None = str(exc)
         else:
-            failure = self.run_steps(environment, target, artifact)
+            try:
+                failure = self.run_steps(environment, target, artifact, acquired=acquired)
+            except (KeyboardInterrupt, TerminatedError) as exc:
+                self.record_interruption(state, "rollback", target, exc, current)
+                raise
         if failure is None:
             self.record(state, "rollback", target, "succeeded", details)
             return None
@@ -477,7 +546,7 @@ class Deployer:
 
     def rollback(
         self, env_name: str, to: str | None = None, *, wait_s: float = 0.0, dry_run: bool = False
-    ) -> int:
+    ) -> Result:
         """Go back to the last good version before the current one, or to ``to``."""
         environment = self.environment(env_name)
         wanted = normalize_version(to) if to else None
@@ -499,7 +568,9 @@ class Deployer:
             self.out(f"  environment  {env_name}")
             self.out(f"  from         {state.current_version or 'none'}")
             self.out(f"  to           {target}")
-            return 0
+            return Result(
+                action="rollback", env=env_name, version=target, changed=False, dry_run=True
+            )
         acquired = self.take_lock(env_name, "rollback", wanted or "", wait_s)
         try:
             _, state = self.load(env_name)
@@ -507,11 +578,14 @@ class Deployer:
             target = rollback_target(state, wanted)
             if is_current(state, target):
                 self.out(f"{env_name} already runs {target}: nothing to do")
-                return 0
+                return Result(action="rollback", env=env_name, version=target, changed=False)
             current = state.current_version
-            failure = self._rollback_steps(environment, state, target, current, automatic=False)
+            failure = self._rollback_steps(
+                environment, state, target, current, acquired=acquired, automatic=False
+            )
         finally:
-            lock.release(acquired)
+            with held_off():
+                lock.release(acquired)
         if failure is not None:
             msg = (
                 f"rollback of {env_name} to {target} failed ({failure}): {env_name} is in an "
@@ -519,22 +593,25 @@ class Deployer:
             )
             raise DeployError(msg)
         self.out(f"rolled {env_name} back to {target}")
-        return 0
+        return Result(action="rollback", env=env_name, version=target, changed=True)
 
-    def unlock(self, env_name: str, lock_id: str) -> lock.LockInfo:
+    def unlock(self, env_name: str, lock_id: str) -> lock.Recovered:
         """Remove ``env_name``'s lock if its id is ``lock_id``, and record it in the ledger."""
         self.environment(env_name)
         entries = self.verified()
         removed = lock.unlock(lock.lock_path(self.state, env_name), lock_id)
         before = deploystate.project(entries).get(env_name, deploystate.empty(env_name))
+        details: dict[str, Any] = {"holder": removed.holder.to_dict()}
+        if removed.ended_group is not None:
+            details["ended_group"] = removed.ended_group
         entry = self.ledger.append(
             time=self.now(),
             actor=self.actor(),
             action="unlock",
             env=env_name,
-            version=removed.version,
+            version=removed.holder.version,
             outcome="removed",
-            details={"holder": removed.to_dict()},
+            details=details,
         )
         try:
             deploystate.check_file(self.state, before)

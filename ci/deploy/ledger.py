@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ci.core.errors import PreflightError
 from ci.core.redact import redact
 
 LEDGER_NAME = "ledger.jsonl"
@@ -26,14 +27,22 @@ SCHEMA = 1
 FIELDS = ("schema", "seq", "time", "actor", "action", "env", "version", "outcome", "details")
 
 
-class LedgerCorruptError(Exception):
-    """The ledger failed verification; callers turn it into their own exit code."""
+class LedgerCorruptError(PreflightError):
+    """The ledger failed verification: nothing may act on it (exit 3; ``ledger verify``: 1)."""
 
-    def __init__(self, line: int, reason: str) -> None:
-        """Remember the 1-based ``line`` of the first bad entry and why it is bad."""
-        super().__init__(f"entry {line}: {reason}")
+    def __init__(self, line: int, reason: str, source: str = "the ledger") -> None:
+        """Remember the 1-based ``line`` of the first bad entry, why it is bad, and where."""
+        super().__init__(
+            f"{source} failed verification at entry {line}: {reason}; restore it from a "
+            "backup (`python -m ci ledger verify` shows the details)"
+        )
         self.line = line
         self.reason = reason
+        self.source = source
+
+    def at(self, source: str) -> LedgerCorruptError:
+        """The same failure, naming ``source`` (the file or the remote ref)."""
+        return LedgerCorruptError(self.line, self.reason, source)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -196,7 +205,15 @@ class Ledger:
 
     def verify(self, anchor: str | None = None) -> list[Entry]:
         """Read and verify every entry (LedgerCorruptError at the first bad one)."""
-        return verify_lines(self.lines(), anchor)
+        try:
+            return verify_lines(self.lines(), anchor)
+        except LedgerCorruptError as exc:
+            raise exc.at(str(self.path)) from None
+
+    def head(self) -> str | None:
+        """The verified head hash, or None when there are no entries (LedgerCorruptError)."""
+        entries = self.verify()
+        return entries[-1].hash if entries else None
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[int]:
@@ -230,7 +247,8 @@ class Ledger:
                     tail = json.loads(last)
                     seq, prev = int(tail["seq"]) + 1, str(tail["hash"])
                 except (ValueError, KeyError, TypeError):
-                    raise LedgerCorruptError(0, "the last line is unreadable") from None
+                    msg = "the last line is unreadable"
+                    raise LedgerCorruptError(0, msg, str(self.path)) from None
             entry = seal(
                 Entry(
                     seq=seq,

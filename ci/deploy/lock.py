@@ -4,11 +4,18 @@ Creating, reading, recovering and removing a lock all happen under a short ``flo
 guard file beside it, so a reader never sees a half-written lock and two processes never
 recover the same dead holder twice. The lock file itself is what excludes other hosts
 sharing the state folder: a lock from another host is never broken automatically.
+
+The lock covers the whole deploy: the holder runs each command in its own process group
+and writes the group into the lock before the command starts. A holder that died is
+recovered only once that group is gone too, or once the group has outrun its deadline
+(the environment's ``timeout_s``), when the recovery ends it and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import enum
 import fcntl
 import getpass
 import json
@@ -18,11 +25,13 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ci.core.errors import LockHeldError, UsageError
+from ci.core.files import atomic_write_text
+from ci.core.runner import end_group, group_alive
 
 SCHEMA = 1
 MAX_BACKOFF_S = 1.0
@@ -41,6 +50,8 @@ class LockInfo:
     operation: str
     version: str
     created: str
+    pgid: int | None = None  # the process group of the command the holder runs now
+    deadline: float | None = None  # epoch seconds by which that command must have ended
 
     @property
     def who(self) -> str:
@@ -61,12 +72,14 @@ class LockInfo:
             "operation": self.operation,
             "version": self.version,
             "created": self.created,
+            "pgid": self.pgid,
+            "deadline": self.deadline,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LockInfo:
         """Rebuild a LockInfo from ``to_dict`` output (KeyError/TypeError when malformed)."""
-        start = data["start_time"]
+        start, pgid, deadline = data["start_time"], data.get("pgid"), data.get("deadline")
         return cls(
             id=str(data["id"]),
             env=str(data["env"]),
@@ -77,6 +90,8 @@ class LockInfo:
             operation=str(data["operation"]),
             version=str(data["version"]),
             created=str(data["created"]),
+            pgid=None if pgid is None else int(pgid),
+            deadline=None if deadline is None else float(deadline),
         )
 
     def describe(self) -> str:
@@ -87,13 +102,40 @@ class LockInfo:
         )
 
 
+class Holder(enum.StrEnum):
+    """What became of a lock's holder, as far as this host can tell."""
+
+    RUNNING = "running"  # alive, or on another host (never judged from here)
+    ORPHANED = "orphaned"  # gone, but its command's process group still runs
+    OVERDUE = "overdue"  # gone, and its command has outrun its deadline: end it
+    GONE = "gone"  # gone, and nothing of its command runs
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovered:
+    """A dead holder's lock taken over, and the process group ended with it (if any)."""
+
+    holder: LockInfo
+    ended_group: int | None = None
+
+    def details(self) -> dict[str, Any]:
+        """The ledger details of the recovery."""
+        reason = "holder process is gone"
+        if self.ended_group is not None:
+            reason += (
+                f"; its command (process group {self.ended_group}) outran its deadline "
+                "and was ended"
+            )
+        return {"holder": self.holder.to_dict(), "reason": reason}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Acquired:
     """A lock this process now holds, and the dead holders it recovered on the way."""
 
     lock: LockInfo
     path: Path
-    recovered: tuple[LockInfo, ...] = ()
+    recovered: tuple[Recovered, ...] = ()
 
 
 def process_start_time(pid: int) -> int | None:
@@ -133,6 +175,35 @@ def holder_dead(info: LockInfo, host: str) -> bool:
         return False
     current = process_start_time(info.pid)
     return current is not None and current != info.start_time
+
+
+def judge(info: LockInfo, host: str, now: float) -> Holder:
+    """What became of ``info``'s holder and of the command it ran (``now``: epoch seconds)."""
+    if not holder_dead(info, host):
+        return Holder.RUNNING
+    if info.pgid is None or not group_alive(info.pgid):
+        return Holder.GONE
+    if info.deadline is not None and now >= info.deadline:
+        return Holder.OVERDUE
+    return Holder.ORPHANED
+
+
+def held_message(holder: LockInfo, verdict: Holder, *, waited: str = "") -> str:
+    """The exit-4 line naming the holder and what to do."""
+    hint = (
+        f"wait for it (--wait SECONDS) or, if it is stuck, "
+        f"`python -m ci unlock --env {holder.env} --lock-id {holder.id}`"
+    )
+    if verdict is Holder.ORPHANED:
+        until = dt.datetime.fromtimestamp(holder.deadline or 0, dt.UTC)
+        return (
+            f"environment {holder.env} is locked{waited}: the holder {holder.who} (pid "
+            f"{holder.pid}) is gone but its {holder.operation} {holder.version} command still "
+            f"runs (process group {holder.pgid}, allowed until "
+            f"{until.isoformat(timespec='seconds').replace('+00:00', 'Z')}), lock id "
+            f"{holder.id}; {hint} (unlock ends the command)"
+        )
+    return f"environment {holder.env} is locked{waited}: {holder.describe()}; {hint}"
 
 
 def lock_path(state: Path, env: str) -> Path:
@@ -203,18 +274,36 @@ def login_name() -> str:
         return f"uid{os.getuid()}"
 
 
-def try_acquire(path: Path, info: LockInfo) -> tuple[bool, LockInfo | None, LockInfo | None]:
-    """One attempt: (got it, the live holder if not, the dead holder recovered if any)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """One try at the lock: taken (with what was recovered), or the holder that keeps it."""
+
+    got: bool
+    holder: LockInfo | None = None
+    verdict: Holder = Holder.RUNNING
+    recovered: Recovered | None = None
+
+
+def try_acquire(path: Path, info: LockInfo, *, now: float | None = None) -> Attempt:
+    """One attempt at the lock at ``path``; recovers a dead holder whose command is gone."""
     with _guard(path):
         if _create(path, info):
-            return True, None, None
+            return Attempt(got=True)
         holder = read(path)
         if holder is None:  # released between our create and read
-            return _create(path, info), None, None
-        if not holder_dead(holder, info.host):
-            return False, holder, None
+            return Attempt(got=_create(path, info))
+        verdict = judge(holder, info.host, time.time() if now is None else now)
+        if verdict in {Holder.RUNNING, Holder.ORPHANED}:
+            return Attempt(got=False, holder=holder, verdict=verdict)
+        ended = None
+        if verdict is Holder.OVERDUE:
+            assert holder.pgid is not None
+            if not end_group(holder.pgid):
+                return Attempt(got=False, holder=holder, verdict=Holder.ORPHANED)
+            ended = holder.pgid
         path.unlink()
-        return _create(path, info), None, holder
+        got = _create(path, info)
+        return Attempt(got=got, recovered=Recovered(holder=holder, ended_group=ended))
 
 
 def acquire(
@@ -228,26 +317,34 @@ def acquire(
     """Take the lock, waiting up to ``wait_s`` with backoff; LockHeldError (exit 4) otherwise."""
     deadline = monotonic() + max(wait_s, 0.0)
     delay = 0.05
-    recovered: list[LockInfo] = []
+    recovered: list[Recovered] = []
     while True:
-        got, holder, dead = try_acquire(path, info)
-        if dead is not None:
-            recovered.append(dead)
-        if got:
+        attempt = try_acquire(path, info)
+        if attempt.recovered is not None:
+            recovered.append(attempt.recovered)
+        if attempt.got:
             return Acquired(lock=info, path=path, recovered=tuple(recovered))
-        assert holder is not None
         left = deadline - monotonic()
-        if left <= 0:
+        if attempt.holder is not None and left <= 0:
             waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
-            hint = (
-                f"wait for it (--wait SECONDS) or, if it is stuck, "
-                f"`python -m ci unlock --env {info.env} --lock-id {holder.id}`"
-            )
-            msg = f"environment {info.env} is locked{waited}: {holder.describe()}; {hint}"
-            raise LockHeldError(msg)
+            raise LockHeldError(held_message(attempt.holder, attempt.verdict, waited=waited))
         # Jittered exponential backoff so waiters do not retry in lockstep.
-        sleep(min(left, delay * (0.5 + random.random())))  # noqa: S311 - jitter, not crypto
+        sleep(max(0.0, min(left, delay * (0.5 + random.random()))))  # noqa: S311 - jitter
         delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+def set_group(acquired: Acquired, pgid: int, deadline: float) -> None:
+    """Write the process group of the command about to run (and its deadline) into our lock."""
+    with _guard(acquired.path):
+        holder = read(acquired.path)
+        if holder is None or holder.id != acquired.lock.id:
+            msg = (
+                f"the lock of {acquired.lock.env} is no longer ours (removed with `unlock`?): "
+                "not starting the next command"
+            )
+            raise LockHeldError(msg)
+        updated = replace(holder, pgid=pgid, deadline=deadline)
+        atomic_write_text(acquired.path, json.dumps(updated.to_dict(), indent=2) + "\n")
 
 
 def release(acquired: Acquired) -> None:
@@ -261,8 +358,8 @@ def release(acquired: Acquired) -> None:
             acquired.path.unlink()
 
 
-def unlock(path: Path, lock_id: str) -> LockInfo:
-    """Remove the lock at ``path`` only if its id is ``lock_id``; returns what was removed."""
+def unlock(path: Path, lock_id: str) -> Recovered:
+    """Remove the lock at ``path`` only if its id is ``lock_id``; ends an orphaned command."""
     with _guard(path):
         holder = read(path)
         if holder is None:
@@ -274,5 +371,22 @@ def unlock(path: Path, lock_id: str) -> LockInfo:
                 "pass the exact id shown by `python -m ci state --env NAME`"
             )
             raise UsageError(msg)
+        host = socket.gethostname()
+        if holder.host == host and not holder_dead(holder, host):
+            msg = (
+                f"the holder of {holder.env}'s lock is running on this host (pid {holder.pid}): "
+                f"stop it instead (`kill {holder.pid}` records an interrupted entry and frees "
+                "the lock)"
+            )
+            raise UsageError(msg)
+        ended = None
+        if holder.host == host and holder.pgid is not None and group_alive(holder.pgid):
+            if not end_group(holder.pgid):
+                msg = (
+                    f"the command of the dead holder (process group {holder.pgid}) did not end "
+                    "after SIGKILL: check it (ps -g) and retry"
+                )
+                raise LockHeldError(msg)
+            ended = holder.pgid
         path.unlink()
-        return holder
+        return Recovered(holder=holder, ended_group=ended)

@@ -117,7 +117,8 @@ def apply(state: EnvState, entry: Entry) -> EnvState:
         else:
             good = (*good, entry.version)
         return replace(state, status=STATUS_OK, current=became, good=good, in_progress=None)
-    if entry.outcome == "failed":
+    if entry.outcome in {"failed", "interrupted"}:
+        # An interrupted operation had its command ended midway: what runs is unknown.
         return replace(state, status=STATUS_FAILED, in_progress=None)
     if entry.action in {"lock", "unlock"} and state.in_progress is not None:
         # A holder died (or was unlocked by hand) mid-operation: what runs is unknown.

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fnmatch
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import time
 import tomllib
-from collections.abc import Collection, Mapping, Sequence
+import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,88 +22,104 @@ from typing import Any
 import ci
 from ci.core.clock import Clock
 from ci.core.config import Config, env_flag, state_dir
+from ci.core.errors import CIError
 from ci.core.files import atomic_write_bytes, write_json
-from ci.core.gate import GateResult, GateStatus
+from ci.core.gate import GateInputs, GateResult, GateStatus, Lister
 from ci.core.runner import Runner
-from ci.gates.filehash import HashIndex, select, tracked_files
+from ci.gates import registry
+from ci.gates.filehash import MISSING, HashIndex, walk_tree
+from ci.release import package
 from ci.run import preflight
 
-KEY_SCHEMA = 1
+KEY_SCHEMA = 2
 ENTRY_SCHEMA = 1
 PREFLIGHT_MAX_AGE_S = 24 * 3600
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GateInputs:
-    """What one gate's result depends on (besides uv.lock, its Python and the ci bundle)."""
-
-    session: str  # the nox session that runs the gate (without its -X.Y python suffix)
-    files: tuple[str, ...]  # globs over the files git sees (tracked + untracked, not ignored)
-    exclude: tuple[str, ...] = ()
-    tools: tuple[str, ...] = ()  # packages in uv.lock whose versions the key names
-    env: tuple[str, ...] = ()  # env vars the gate reads (only a hash of each value is kept)
-    config: tuple[str, ...] = ()  # [tool.ci] fields it reads besides its own gate table
-    daily: bool = False  # the verdict depends on today's date (waiver expiry, new advisories)
-    head: bool = False  # the result names the commit (build metadata)
-    args: bool = True  # False: a run with extra arguments (a commit range, history) never caches
-    # A folder outside the tree it reads (e.g. an advisory database), named by the first of
-    # these env vars or [tool.ci] fields that is set; its listing (names, sizes, mtimes) is
-    # in the key, so an updated database re-runs the gate.
-    folder_from: tuple[str, ...] = ()
-
-
-# Every gate reads these; CI_INJECT_FAULT makes a gate fail on purpose, so it is in every key.
+# A lister gate's key also covers these (a whole-tree key covers them anyway).
 COMMON_FILES = ("pyproject.toml", "uv.lock", "noxfile.py")
-COMMON_ENV = ("CI_INJECT_FAULT",)
+# Visible to every gate and keyed: fault injection, the state folder (coverage baselines).
+COMMON_ENV = ("CI_INJECT_FAULT", "CI_STATE_DIR")
 
-# One entry per gate: a gate without an entry is never cached (it always runs).
-INPUTS: dict[str, GateInputs] = {
-    "lint": GateInputs(
-        session="lint",
-        files=("**/*.py", "**/*.pyi", "ruff.toml", ".ruff.toml", "mypy.ini", ".mypy.ini"),
-        tools=("ruff", "mypy"),
-    ),
-    "test": GateInputs(
-        session="test",
-        files=("**",),  # tests may read any file (fixtures, workflows, templates)
-        exclude=("docs/**", "bench/**"),
-        tools=("pytest", "pytest-cov", "coverage"),
-        config=("packages", "tests"),
-    ),
-    "secrets": GateInputs(
-        session="security",
-        files=("**",),
-        tools=("detect-secrets",),
-        config=("waivers",),
-        daily=True,
-        args=False,
-    ),
-    "audit": GateInputs(
-        session="security",
-        files=(),  # uv.lock and pyproject.toml are in every key
-        tools=("pip-audit", "cvss"),
-        env=("CI_ADVISORY_DB", "CI_OSV_API"),
-        config=("waivers", "advisory_db"),
-        daily=True,  # advisories are published every day: a pass is good for one day at most
-        args=False,
-        folder_from=("CI_ADVISORY_DB", "advisory_db"),
-    ),
-    "package": GateInputs(
-        session="package",
-        files=("**",),  # the sdist and the asset bundle carry most of the tree
-        tools=("build", "twine"),
-        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
-        config=("packages", "publish"),
-        head=True,  # the build metadata names the commit; replays restore dist/ byte for byte
-    ),
-    "workflows": GateInputs(
-        session="workflows",
-        files=(".github/**", "tasks.py"),
-        tools=("zizmor", "check-jsonschema"),
-    ),
-}
+# Visible to every gate and not keyed: each only locates the machine's own programs, homes,
+# caches and scratch space, shapes terminal output, or decides whether a network connection
+# is trusted (a connection that fails is an error, never a pass).
+PASS_THROUGH = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "VIRTUAL_ENV",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_RUNTIME_DIR",
+    "UV_CACHE_DIR",
+    "PIP_CACHE_DIR",
+    "TERM",
+    "COLORTERM",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "COLUMNS",
+    "LINES",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "all_proxy",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "SYSTEMROOT",
+    "COMSPEC",
+    "PATHEXT",
+)
+# Visible to every gate and keyed: the locale and time zone can change what tests see.
+KEYED_ENV = ("LANG", "LANGUAGE", "LC_*", "TZ")
+# Keyed, never passed on: they shape the interpreter running the gate itself (PYTHONPATH,
+# PYTHONWARNINGS, ...). PYTHONHOME is left out: nox removes it inside its sessions.
+INTERPRETER_ENV = "PYTHON*"
 
-_PY_SUFFIX = re.compile(r"(?P<base>.+)-(?P<python>\d+\.\d+)")
+# Config files tools look for in the folders above the project (pytest, ruff, mypy and uv
+# walk up from it): their content in every folder above the root is keyed.
+ANCESTOR_FILES = (
+    "pyproject.toml",
+    "setup.cfg",
+    "tox.ini",
+    "pytest.ini",
+    ".pytest.ini",
+    "ruff.toml",
+    ".ruff.toml",
+    "mypy.ini",
+    ".mypy.ini",
+    "uv.toml",
+    ".editorconfig",
+)
+# User-level config files the built-in tools read (under XDG_CONFIG_HOME, else ~/.config,
+# and HOME): keyed by content.
+USER_CONFIG_FILES = (
+    "{config}/ruff/pyproject.toml",
+    "{config}/ruff/ruff.toml",
+    "{config}/ruff/.ruff.toml",
+    "{config}/mypy/config",
+    "{home}/.mypy.ini",
+    "{config}/uv/uv.toml",
+    "{config}/pip/pip.conf",
+    "{home}/.pip/pip.conf",
+    "{home}/.pypirc",
+    "{config}/git/config",
+    "{home}/.gitconfig",
+)
+
 # Env vars that change which interpreters and tools the preflight finds.
 _PREFLIGHT_ENV = (
     "PATH",
@@ -114,19 +133,9 @@ _PREFLIGHT_ENV = (
 
 
 def enabled(env: Mapping[str, str], no_cache: bool = False) -> bool:
-    """False when ``--no-cache`` was given or ``CI_NO_CACHE`` is set."""
-    return not no_cache and not env_flag("CI_NO_CACHE", env)
-
-
-def session_gates(session: str, config: Config, known: Collection[str]) -> list[tuple[str, str]]:
-    """The cacheable (gate, python) pairs nox session ``session`` runs; [] when unknown."""
-    base, python = session, config.default_python
-    match = _PY_SUFFIX.fullmatch(session)
-    if match:
-        base, python = match["base"], match["python"]
-    return [
-        (gate, python) for gate, spec in INPUTS.items() if spec.session == base and gate in known
-    ]
+    """False with ``--no-cache``, ``CI_NO_CACHE``, or for a tag on GitHub: those run fresh."""
+    tag = env.get("GITHUB_REF_TYPE") == "tag" or env.get("GITHUB_REF", "").startswith("refs/tags/")
+    return not no_cache and not tag and not env_flag("CI_NO_CACHE", env)
 
 
 def digest(inputs: Mapping[str, Any]) -> str:
@@ -156,6 +165,115 @@ def gate_config(config: Config, gate: str, fields: Sequence[str]) -> dict[str, A
     return canonical
 
 
+def declared_env(spec: GateInputs, config: Config, gate: str) -> tuple[str, ...]:
+    """The env var names and patterns ``gate`` may see and keys: its own, common and the user's."""
+    return (*COMMON_ENV, *KEYED_ENV, *spec.env, *config.gate(gate).env)
+
+
+def gate_environment(env: Mapping[str, str], patterns: Sequence[str]) -> dict[str, str]:
+    """The environment a cached gate runs with: the pass-through set and ``patterns``."""
+    wanted = (*PASS_THROUGH, *patterns)
+    return {n: v for n, v in env.items() if any(fnmatch.fnmatchcase(n, p) for p in wanted)}
+
+
+def keyed_env(env: Mapping[str, str], patterns: Sequence[str]) -> dict[str, str | None]:
+    """Hashes of the declared variables (an unset name is None) and of the interpreter's own."""
+    keyed: dict[str, str | None] = {p: None for p in patterns if not _is_pattern(p)}
+    for name, value in env.items():
+        declared = any(fnmatch.fnmatchcase(name, p) for p in patterns)
+        interpreter = (
+            fnmatch.fnmatchcase(name, INTERPRETER_ENV)
+            and name != "PYTHONHOME"
+            and name not in PASS_THROUGH
+        )
+        if declared or interpreter:
+            keyed[name] = env_hash(value)
+    return dict(sorted(keyed.items()))
+
+
+def _is_pattern(name: str) -> bool:
+    return any(c in name for c in "*?[")
+
+
+def nox_envdir(root: Path, session: str) -> Path:
+    """Where nox keeps session ``session``'s virtualenv (nox's own naming, under .nox)."""
+    # Mirrors nox.sessions._normalize_path; tests hold it equal to nox's.
+    name = unicodedata.normalize("NFKD", session).encode("ascii", "ignore").decode("ascii")
+    name = re.sub(r"[^\w\s-]", "-", name).strip().lower()
+    name = re.sub(r"[-\s]+", "-", name).strip("-")
+    if not name:
+        name = hashlib.sha1(session.encode("utf-8")).hexdigest()[:8]  # noqa: S324 - nox's name
+    envdir = os.path.join(".nox", name)
+    if len(envdir) > 100 - len("bin/pythonX.Y"):
+        envdir = os.path.join(".nox", hashlib.sha1(name.encode("ascii")).hexdigest()[:8])  # noqa: S324
+    return root / envdir
+
+
+def venv_fingerprint(prefix: Path, index: HashIndex) -> str:
+    """What is installed in the venv at ``prefix``: its pyvenv.cfg and site-packages listing.
+
+    Folders (packages, ``*.dist-info`` with their versions) count by name; files at the top of
+    site-packages (``.pth`` files, ``sitecustomize.py``, single-module packages) by content.
+    Edits inside an installed package are not seen.
+    """
+    listing = hashlib.sha256()
+    config = prefix / "pyvenv.cfg"
+    listing.update(f"cfg\0{index.hash(config, str(config)).sha256}\n".encode())
+    sites = sorted({*prefix.glob("lib/python*/site-packages"), *prefix.glob("Lib/site-packages")})
+    for site in sites:
+        listing.update(f"site\0{site.relative_to(prefix).as_posix()}\n".encode())
+        try:
+            entries = sorted(os.scandir(site), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == "__pycache__":
+                continue
+            if entry.is_dir():
+                listing.update(f"d\0{entry.name}\n".encode())
+            else:
+                content = index.hash(Path(entry.path), entry.path).sha256
+                listing.update(f"f\0{entry.name}\0{content}\n".encode())
+    return listing.hexdigest() if sites or config.exists() else MISSING
+
+
+def gate_env(gate: str, config: Config, env: Mapping[str, str]) -> dict[str, str] | None:
+    """The environment gate ``gate`` runs with (None: a gate without inputs sees everything)."""
+    spec = registry.get(config, gate).inputs
+    return None if spec is None else gate_environment(env, declared_env(spec, config, gate))
+
+
+def session_venv(gate: str, python: str, config: Config) -> Path:
+    """The virtualenv nox runs ``gate`` in (the first of its session's names that exists)."""
+    session = registry.get(config, gate).session
+    names = [session, f"{session}-{python}"]
+    found = [nox_envdir(config.root, n) for n in names if nox_envdir(config.root, n).exists()]
+    return found[0] if found else nox_envdir(config.root, names[0])
+
+
+def content_hash(path: Path) -> str:
+    """The sha256 of a small file outside the tree, or ``missing``."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return MISSING
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Key:
+    """A gate's key inputs (None: not cacheable here, and why), and what the gate is handed."""
+
+    inputs: dict[str, Any] | None = None
+    reason: str = ""
+    scan: tuple[str, ...] | None = None  # the files a lister gate scans: exactly those keyed
+    environ: dict[str, str] | None = None  # the filtered environment the gate runs with
+
+    @property
+    def digest(self) -> str | None:
+        """The key itself, or None."""
+        return None if self.inputs is None else digest(self.inputs)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
     """A stored passing result and the files it produced."""
@@ -179,76 +297,177 @@ class GateCache:
         self.env = env
         self.dir = state_dir(config.root, env) / "cache"
         self.index = HashIndex(self.dir / "files.json", config.root)
-        self._tree: list[str] | None = None
-        self._tree_read = False
+        self._tree: tuple[dict[str, Any], str] | None = None
+        self._listed: dict[Lister, tuple[dict[str, str], str]] = {}
+        self._git: dict[str, Any] | None = None
+        self._outside: dict[str, str] | None = None
+        self._bundle: dict[str, str] | None = None
         self._lock_versions: dict[str, str] | None = None
 
     # -- inputs and keys -------------------------------------------------------------
 
-    def tree(self) -> list[str] | None:
-        """The files git sees (read once per process); None outside a git work tree."""
-        if not self._tree_read:
-            self._tree = tracked_files(self.config.root, self.runner)
-            self._tree_read = True
-        return self._tree
+    def resolve(
+        self, gate: str, python: str, args: Sequence[str] = (), venv: Path | None = None
+    ) -> Key:
+        """Everything ``gate``'s verdict depends on, or why it cannot be cached here.
 
-    def inputs(self, gate: str, python: str, args: Sequence[str] = ()) -> dict[str, Any] | None:
-        """Everything ``gate``'s result depends on, or None when it cannot be cached here."""
-        spec = INPUTS.get(gate)
-        if spec is None or (args and not spec.args):
-            return None
-        tree = self.tree()
-        if tree is None:
-            return None
-        root = self.config.root
-        paths = select(tree, (*COMMON_FILES, *spec.files), (*spec.exclude, *self._own_output()))
-        hashes = self.index.hash_tree(root, paths)
-        lock = hashes.get("uv.lock") or self.index.hash(root / "uv.lock", "uv.lock")
+        ``venv`` is the virtualenv the gate runs in (default: this interpreter's).
+        """
+        spec = registry.get(self.config, gate).inputs  # the gate's declared inputs
+        if spec is None:
+            return Key(reason=f"gate {gate!r} declares no cache inputs")
+        if args and not spec.args:
+            return Key(reason=f"gate {gate} with arguments ({' '.join(args)}) is never cached")
+        scan: tuple[str, ...] | None = None
+        if spec.lister is None:
+            files, reason = self.tree()
+        else:
+            files, reason = self.listed(spec.lister)
+            scan = tuple(files)
+            files = {**files, **self._some(COMMON_FILES)}
+        if reason:
+            return Key(reason=reason)
+        lock = self.index.hash(self.config.root / "uv.lock", "uv.lock")
         versions = self.lock_versions(lock.sha256)
+        patterns = declared_env(spec, self.config, gate)
+        prefix = Path(sys.prefix) if venv is None else venv
         inputs: dict[str, Any] = {
             "key_schema": KEY_SCHEMA,
             "gate": gate,
             "python": python,
             "args": list(args),
-            "files": {p: h.sha256 + ("+x" if h.executable else "") for p, h in hashes.items()},
+            "files": files,
+            "extra_files": self._extra(spec.extra_files),
+            "outside": self.outside(),
+            "venv": venv_fingerprint(prefix, self.index),
             "bundle": self.bundle_hashes(),
             "uv.lock": lock.sha256,
             "tools": {t: versions.get(t) for t in spec.tools},
             "config": gate_config(self.config, gate, spec.config),
-            "env": {n: env_hash(self.env.get(n)) for n in sorted({*COMMON_ENV, *spec.env})},
+            "env": keyed_env(self.env, patterns),
         }
         if spec.daily:
             inputs["date"] = self.clock.today().isoformat()
-        if spec.head:
-            inputs["head"] = self._head()
+        if spec.git_facts:
+            inputs["git"] = self.git_facts()
         if spec.folder_from:
             inputs["folder"] = self._folder_listing(spec.folder_from)
-        return inputs
+        return Key(inputs=inputs, scan=scan, environ=gate_environment(self.env, patterns))
 
-    def _own_output(self) -> list[str]:
-        """Folders the pipeline itself writes: never inputs, even when git does not ignore them."""
-        folders = [".nox", ".venv", self.config.reports_dir.strip("/")]
+    def inputs(
+        self, gate: str, python: str, args: Sequence[str] = (), venv: Path | None = None
+    ) -> dict[str, Any] | None:
+        """The inputs of ``gate``'s key, or None when it cannot be cached here."""
+        return self.resolve(gate, python, args, venv).inputs
+
+    def skipped(self) -> list[str]:
+        """Folders the walk leaves out besides the fixed tool folders: reports and state."""
+        root = self.config.root.resolve()
+        folders = [self.config.reports_dir.strip("/")]
         state = state_dir(self.config.root, self.env)
         if not state.is_absolute():
             state = self.config.root / state
-        if state.resolve().is_relative_to(self.config.root.resolve()):
-            folders.append(state.resolve().relative_to(self.config.root.resolve()).as_posix())
-        return [f"{folder}/**" for folder in folders if folder not in {"", "."}]
+        if state.resolve().is_relative_to(root):
+            folders.append(state.resolve().relative_to(root).as_posix())
+        return [f for f in folders if f not in {"", "."}]
 
-    def key(self, gate: str, python: str, args: Sequence[str] = ()) -> str | None:
+    def tree(self) -> tuple[dict[str, str], str]:
+        """Hashes of every file, folder and link of the covered tree (walked once), or a reason."""
+        if self._tree is None:
+            root = self.config.root
+            walked = walk_tree(root, self.skipped())
+            if walked.escapes:
+                shown = ", ".join(walked.escapes[:3])
+                reason = (
+                    f"{shown} leads out of the project (or into a tool folder): a symlink's "
+                    "target outside the tree is not in the key"
+                )
+                self._tree = ({}, reason)
+            else:
+                files: dict[str, str] = {}
+                for rel in walked.files:
+                    h = self.index.hash(root / rel, rel)
+                    files[rel] = h.sha256 + ("+x" if h.executable else "")
+                files.update({d + "/": "dir" for d in walked.dirs})
+                files.update({rel: "-> " + target for rel, target in walked.links.items()})
+                files.update(dict.fromkeys(walked.special, "special"))
+                self._tree = (dict(sorted(files.items())), "")
+        return self._tree
+
+    def listed(self, lister: Lister) -> tuple[dict[str, str], str]:
+        """Hashes of exactly the files ``lister`` names (what the gate will scan), or a reason."""
+        if lister not in self._listed:
+            try:
+                base, names = lister(self.config.root, self.runner)
+            except CIError as exc:
+                self._listed[lister] = ({}, str(exc))
+            else:
+                hashes = self.index.hash_tree(base, names)
+                files = {p: h.sha256 + ("+x" if h.executable else "") for p, h in hashes.items()}
+                self._listed[lister] = (files, "")
+        return self._listed[lister]
+
+    def _some(self, names: Sequence[str]) -> dict[str, str]:
+        root = self.config.root
+        return {n: self.index.hash(root / n, n).sha256 for n in names}
+
+    def _extra(self, names: Sequence[str]) -> dict[str, str]:
+        """Content hashes of files outside the tree the gate reads (by their declared name)."""
+        state = state_dir(self.config.root, self.env)
+        places = {"reports": str(self.config.reports_path()), "state": str(state)}
+        return {n: content_hash(self.config.root / n.format(**places)) for n in names}
+
+    def outside(self) -> dict[str, str]:
+        """Config files tools read from outside the project: in folders above it, and user ones."""
+        if self._outside is not None:
+            return self._outside
+        found: dict[str, str] = {}
+        root = self.config.root.resolve()
+        for folder in root.parents:
+            for name in ANCESTOR_FILES:
+                path = folder / name
+                if os.path.lexists(path):
+                    found[str(path)] = content_hash(path)
+        home = self.env.get("HOME") or os.path.expanduser("~")
+        config = self.env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+        for pattern in USER_CONFIG_FILES:
+            path = Path(pattern.format(home=home, config=config))
+            if os.path.lexists(path):
+                found[pattern] = content_hash(path)
+        self._outside = found
+        return found
+
+    def git_facts(self) -> dict[str, Any]:
+        """What git tells a build: package.source_facts, the tracked files, ``git describe``."""
+        if self._git is None:
+            root = self.config.root
+            facts = dataclasses.asdict(package.source_facts(root, self.runner))
+            listed = self.runner.run(["git", "ls-files", "-z", "--cached"], cwd=root)
+            described = self.runner.run(
+                ["git", "describe", "--tags", "--long", "--dirty", "--always"], cwd=root
+            )
+            facts["tracked"] = hashlib.sha256(listed.stdout.encode()).hexdigest()
+            facts["describe"] = described.stdout.strip() if described else None
+            self._git = facts
+        return self._git
+
+    def key(
+        self, gate: str, python: str, args: Sequence[str] = (), venv: Path | None = None
+    ) -> str | None:
         """The cache key of ``gate`` on ``python`` with ``args``, or None when uncacheable."""
-        inputs = self.inputs(gate, python, args)
-        return None if inputs is None else digest(inputs)
+        return self.resolve(gate, python, args, venv).digest
 
     def bundle_hashes(self) -> dict[str, str]:
         """Hashes of the ci package's own modules: a changed gate invalidates its results."""
-        package = Path(ci.__file__).parent
-        names = sorted(
-            str(p.relative_to(package))
-            for p in package.rglob("*.py")
-            if "__pycache__" not in p.parts
-        )
-        return {n: self.index.hash(package / n, str(package / n)).sha256 for n in names}
+        if self._bundle is None:
+            folder = Path(ci.__file__).parent
+            names = sorted(
+                str(p.relative_to(folder))
+                for p in folder.rglob("*.py")
+                if "__pycache__" not in p.parts
+            )
+            self._bundle = {n: self.index.hash(folder / n, str(folder / n)).sha256 for n in names}
+        return self._bundle
 
     def lock_versions(self, lock_sha: str) -> dict[str, str]:
         """Package versions pinned in uv.lock (parsed once per lock hash, kept in the index)."""
@@ -293,12 +512,10 @@ class GateCache:
                 except OSError:
                     continue
                 rel = path.relative_to(folder).as_posix()
-                digest_.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                # ctime and inode too: no edit can keep them (an mtime can be set back)
+                stamp = f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
+                digest_.update(f"{rel}\0{stamp}\n".encode())
         return digest_.hexdigest()
-
-    def _head(self) -> str | None:
-        done = self.runner.run(["git", "rev-parse", "HEAD"], cwd=self.config.root)
-        return done.stdout.strip() if done else None
 
     # -- entries -----------------------------------------------------------------------
 

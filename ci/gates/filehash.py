@@ -1,4 +1,4 @@
-"""Content hashes of a tree's files, memoized by (path, size, mtime_ns, inode) in a small index."""
+"""The files a gate key covers (a walk of the project tree) and their memoized content hashes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from ci.core.errors import CIError
 from ci.core.files import write_json
 from ci.core.runner import Runner
 
-INDEX_SCHEMA = 1
+INDEX_SCHEMA = 2
 MISSING = "missing"  # the hash of a tracked file deleted from the working tree
 # A file changed again within the same mtime tick would keep its stat; like git's "racy"
 # entries, anything modified this recently is hashed every time instead of trusted.
@@ -82,6 +82,96 @@ def tracked_files(root: Path, runner: Runner) -> list[str] | None:
     return sorted({p for p in done.stdout.split("\0") if p})
 
 
+# What a key never covers, because tools write it or it is tool state, not project input:
+# these names at any depth (.git also stands for a submodule's .git file) ...
+EXCLUDED_NAMES = frozenset(
+    {".git", ".nox", ".tox", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
+)
+EXCLUDED_SUFFIXES = (".egg-info",)
+# ... these at the top of the project only (a package may have a subfolder named build) ...
+EXCLUDED_TOP = frozenset({"dist", "build"})
+# ... and any folder holding this file: a virtual environment, whatever its name.
+VENV_MARKER = "pyvenv.cfg"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tree:
+    """Everything under a project root that a key covers, as the file system shows it."""
+
+    files: dict[str, os.stat_result]  # regular files by path relative to the root
+    dirs: tuple[str, ...]
+    links: dict[str, str]  # symlinks that stay inside the covered tree, and their targets
+    special: tuple[str, ...]  # sockets, fifos, devices: keyed by name only
+    escapes: tuple[str, ...]  # symlinks leading out of the covered tree or into a left-out folder
+
+
+def excluded_name(name: str, *, top: bool) -> bool:
+    """True when a file or folder called ``name`` is never part of a key."""
+    return (
+        name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES) or (top and name in EXCLUDED_TOP)
+    )
+
+
+def walk_tree(root: Path, skip: Iterable[str] = ()) -> Tree:
+    """Every file and folder under ``root`` except the excluded ones and ``skip`` (relative)."""
+    top = Path(os.path.realpath(root))
+    skipped = {s.strip("/") for s in skip if s.strip("/") not in {"", "."}}
+    files: dict[str, os.stat_result] = {}
+    dirs: list[str] = []
+    links: dict[str, str] = {}
+    special: list[str] = []
+    escapes: list[str] = []
+    pending = [("", top)]
+    while pending:
+        prefix, folder = pending.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # unreadable: a gate cannot read it either
+        for entry in entries:
+            rel = prefix + entry.name
+            if excluded_name(entry.name, top=not prefix) or rel in skipped:
+                continue
+            if entry.is_symlink():
+                target = os.readlink(entry.path)
+                if covered(top, Path(os.path.realpath(entry.path)), skipped):
+                    links[rel] = target
+                else:
+                    escapes.append(rel)
+            elif entry.is_dir(follow_symlinks=False):
+                if os.path.exists(os.path.join(entry.path, VENV_MARKER)):
+                    continue
+                dirs.append(rel)
+                pending.append((rel + "/", Path(entry.path)))
+            elif entry.is_file(follow_symlinks=False):
+                files[rel] = entry.stat(follow_symlinks=False)
+            else:
+                special.append(rel)
+    return Tree(
+        files=files,
+        dirs=tuple(sorted(dirs)),
+        links=links,
+        special=tuple(sorted(special)),
+        escapes=tuple(sorted(escapes)),
+    )
+
+
+def covered(top: Path, path: Path, skipped: Collection[str] = ()) -> bool:
+    """True when the resolved ``path`` lies in the tree a key covers (``top`` resolved)."""
+    if not path.is_relative_to(top):
+        return False
+    parts = path.relative_to(top).parts
+    for depth, name in enumerate(parts):
+        if excluded_name(name, top=depth == 0) or "/".join(parts[: depth + 1]) in skipped:
+            return False
+    folder = path if path.is_dir() else path.parent
+    while folder != top and folder.is_relative_to(top):
+        if (folder / VENV_MARKER).exists():
+            return False
+        folder = folder.parent
+    return True
+
+
 class HashIndex:
     """Memoized file hashing; ``save()`` writes the index back only when it changed."""
 
@@ -108,15 +198,17 @@ class HashIndex:
         except OSError:
             return FileHash(path=key, sha256=MISSING)
         executable = bool(st.st_mode & 0o111)
-        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        # ctime is in the stamp because no one can set it back: an edit that keeps the size
+        # and restores the mtime (os.utime, touch -d) still changes it.
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         known = self.entries.get(key)
-        if known is not None and known[:3] == stamp:
-            return FileHash(path=key, sha256=str(known[3]), executable=executable)
+        if known is not None and known[:4] == stamp:
+            return FileHash(path=key, sha256=str(known[4]), executable=executable)
         try:
             digest = _sha256_file(path)
         except OSError:
             return FileHash(path=key, sha256=MISSING)
-        if time.time() - st.st_mtime_ns / 1e9 > RACY_S:
+        if time.time() - max(st.st_mtime_ns, st.st_ctime_ns) / 1e9 > RACY_S:
             self.entries[key] = [*stamp, digest]
             self._dirty = True
         return FileHash(path=key, sha256=digest, executable=executable)

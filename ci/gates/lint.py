@@ -6,20 +6,23 @@ import json
 import re
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ci.core.errors import ToolError
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
 from ci.testing import faults
 
+_RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
 _MYPY_LINE = re.compile(
     r"^(?P<file>[^:\n]+):(?P<line>\d+): error: (?P<msg>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
 )
 
 
-def run(ctx: GateContext) -> GateResult:
+def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """Run the linters over the project and turn their output into findings."""
+    del args  # the linters check the whole project, whatever the session was given
     start = time.monotonic()
     python = [sys.executable, "-m"]
     findings: list[Finding] = []
@@ -33,8 +36,14 @@ def run(ctx: GateContext) -> GateResult:
     fmt = ctx.runner.run(
         [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
     )
-    _expect(fmt, "ruff format --check")
-    findings += ruff_findings(fmt.stdout, ctx.root)
+    if fmt.returncode == _RUFF_USAGE and "--output-format" in fmt.stderr:
+        # the project pins a ruff older than format's JSON output: read its plain report
+        fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
+        _expect(fmt, "ruff format --check")
+        findings += reformat_findings(fmt.stdout)
+    else:
+        _expect(fmt, "ruff format --check")
+        findings += ruff_findings(fmt.stdout, ctx.root)
     if ctx.config.gate("lint").mypy:
         mypy = ctx.runner.run([*python, "mypy"], cwd=ctx.root)
         _expect(mypy, "mypy")
@@ -83,6 +92,20 @@ def ruff_findings(text: str, root: Path) -> list[Finding]:
     return findings
 
 
+def reformat_findings(text: str) -> list[Finding]:
+    """Findings from the plain ``ruff format --check`` report (``Would reformat: FILE`` lines)."""
+    return [
+        Finding(
+            rule="unformatted",  # as ruff's JSON output names it
+            message="File would be reformatted",
+            file=line.split(":", 1)[1].strip(),
+            line=1,
+        )
+        for line in text.splitlines()
+        if line.startswith("Would reformat:")
+    ]
+
+
 def mypy_findings(text: str) -> list[Finding]:
     """Findings from mypy's default output."""
     findings = []
@@ -98,3 +121,15 @@ def mypy_findings(text: str) -> list[Finding]:
                 )
             )
     return findings
+
+
+GATE = Gate(
+    name="lint",
+    session="lint",
+    doc="Lint: ruff check, ruff format --check and mypy.",
+    run=run,
+    group="lint",
+    inputs=GateInputs(tools=("ruff", "mypy")),
+    options=frozenset({"mypy"}),
+    requires=("ruff>=0.17", "mypy>=1.18"),
+)

@@ -1,8 +1,9 @@
-"""The test gate: headless pytest with junit and coverage reports and a coverage floor."""
+"""The test gate: headless pytest under coverage, junit and coverage reports, a coverage floor."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import sys
 import tempfile
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 from ci.core.config import state_dir
 from ci.core.errors import ToolError
 from ci.core.files import mask_file
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
 from ci.testing import faults
 
@@ -34,7 +35,7 @@ class JunitSummary:
 
 
 def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
-    """Run pytest headless on this interpreter, then judge tests and coverage."""
+    """Run pytest headless under coverage on this interpreter, then judge tests and coverage."""
     start = time.monotonic()
     variant = ctx.python
     policy = ctx.config.gate("test")
@@ -47,42 +48,49 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     coverage_xml = reports / f"coverage-{variant}.xml"
     junit.unlink(missing_ok=True)
     coverage_xml.unlink(missing_ok=True)
+    data_file = scratch / ".coverage"
+    coverage_module.clear_data(data_file)
+    env = {**HEADLESS_ENV, "TMPDIR": str(scratch), **coverage_module.quiet_env(data_file)}
+    python = sys.executable
+    settings = coverage_module.probe(ctx.runner, ctx.root, python, env)
     argv = [
-        sys.executable,
+        *coverage_module.run_prefix(python, settings, ctx.config.packages),
         "-m",
         "pytest",
         f"--basetemp={scratch / 'pytest'}",
         f"--junitxml={junit}",
-        *[f"--cov={package}" for package in ctx.config.packages],
-        f"--cov-report=xml:{coverage_xml}",
-        "--cov-report=term",
+        *_plugin_args(),
         *pytest_args,
     ]
-    env = {**HEADLESS_ENV, "TMPDIR": str(scratch), "COVERAGE_FILE": str(scratch / ".coverage")}
     # fault injection: CI_INJECT_FAULT=test adds a planted failing test
     named_paths = any((ctx.root / a).exists() for a in pytest_args if not a.startswith("-"))
     suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
         done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
-    for written in (junit, coverage_xml):  # pytest wrote them: mask before anyone reads them
-        mask_file(written)
+    mask_file(junit)  # pytest wrote it (failure messages and all): masked before anyone reads it
     if done.returncode not in _PYTEST_VERDICTS:
-        msg = f"pytest could not run (exit status {done.returncode}); see its output above"
+        reason = coverage_module.first_error_line(done.output) or "see its output above"
+        msg = f"pytest could not run (exit status {done.returncode}): {reason}"
         raise ToolError(msg)
     junit_summary = read_junit(junit) if junit.exists() else None
-    coverage = read_coverage(coverage_xml) if coverage_xml.exists() else None
+    total = coverage_module.finish(
+        ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml
+    )
+    mask_file(coverage_xml)  # coverage wrote it
     state = state_dir(ctx.root, ctx.env)
     baseline = coverage_module.load_baseline(reports, state, variant)
     status, summary, findings = judge(
         done.returncode,
         junit_summary,
-        coverage,
-        policy.coverage_min,
+        total.percent,
+        coverage_module.floor(policy.coverage_min, settings),
         baseline=baseline,
         drop_max=policy.coverage_drop_max,
+        output=done.output,
+        no_data=total.reason,
     )
-    if coverage is not None and status is GateStatus.PASSED:
-        _keep_baseline(ctx, state, variant, coverage)
+    if total.percent is not None and status is GateStatus.PASSED:
+        _keep_baseline(ctx, state, variant, total.percent)
     artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
     return GateResult(
         gate="test",
@@ -93,6 +101,13 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         findings=findings,
         artifacts=artifacts,
     )
+
+
+def _plugin_args() -> list[str]:
+    """Switch pytest-cov off where it is installed: coverage already measures from start-up."""
+    # pytest-cov starts measuring after plugins and conftest files imported the package,
+    # and a --cov in the project's addopts would measure a second time.
+    return ["--no-cov"] if importlib.util.find_spec("pytest_cov") is not None else []
 
 
 def _keep_baseline(ctx: GateContext, state: Path, variant: str, coverage: float) -> None:
@@ -112,14 +127,22 @@ def judge(
     returncode: int,
     junit: JunitSummary | None,
     coverage: float | None,
-    coverage_min: float,
+    floor: coverage_module.Floor | float,
     *,
     baseline: coverage_module.Baseline | None = None,
     drop_max: float = 0.5,
+    output: str = "",
+    no_data: str = "",
 ) -> tuple[GateStatus, str, tuple[Finding, ...]]:
-    """The verdict from pytest's exit status, its junit counts, coverage and its baseline."""
+    """The verdict from pytest's exit status, its junit counts, coverage and its baseline.
+
+    A failed verdict's summary always ends with why: the first failing test, the floor
+    that was missed, or the first error line of pytest's output.
+    """
+    if not isinstance(floor, coverage_module.Floor):
+        floor = coverage_module.Floor(value=floor, source="coverage_min in [tool.ci.gates.test]")
     if returncode == 5 or (junit is not None and junit.tests == 0):
-        return GateStatus.FAILED, "no tests ran (pytest exit 5)", ()
+        return GateStatus.FAILED, "no tests ran (pytest exit 5): check the test paths", ()
     findings = list(junit.failed if junit else ())
     parts = []
     if junit is not None:
@@ -128,20 +151,22 @@ def judge(
             f"{passed} passed, {junit.failures + junit.errors} failed, {junit.skipped} skipped"
         )
     if coverage is None:
+        why = f" ({no_data.rstrip('.')})" if no_data else ""
         findings.append(
             Finding(
                 rule="coverage",
-                message="no coverage data was collected: check [tool.ci] packages names "
-                "the import packages the tests exercise",
+                message=f"no coverage data was collected{why}: check that [tool.ci] packages "
+                "or the project's coverage source names the packages the tests import",
             )
         )
     else:
-        parts.append(f"coverage {coverage:.1f}% (min {coverage_min:g}%)")
-        if coverage < coverage_min:
+        parts.append(f"coverage {coverage:.1f}% (min {floor.value:g}%)")
+        if coverage < floor.value - coverage_module.EPSILON:
             findings.append(
                 Finding(
                     rule="coverage",
-                    message=f"coverage {coverage:.1f}% is below the minimum of {coverage_min:g}%",
+                    message=f"coverage {coverage:.1f}% is below the minimum of "
+                    f"{floor.value:g}% ({floor.source})",
                 )
             )
         if baseline is not None:
@@ -149,10 +174,21 @@ def judge(
             dropped = coverage_module.judge_drop(coverage, baseline, drop_max)
             if dropped is not None:
                 findings.append(dropped)
-    if returncode != 0 and not findings:
-        findings.append(Finding(rule="pytest", message=f"pytest exited with status {returncode}"))
+    if returncode != 0 and not any(f.rule == "test" for f in findings):
+        line = coverage_module.first_error_line(output)
+        detail = f": {line}" if line else "; see its output above"
+        findings.append(
+            Finding(
+                rule="pytest",
+                message=f"pytest exited with status {returncode} although no test failed{detail}",
+            )
+        )
     status = GateStatus.FAILED if findings else GateStatus.PASSED
-    return status, "; ".join(parts) or f"pytest exit {returncode}", tuple(findings)
+    summary = "; ".join(parts) or f"pytest exit {returncode}"
+    if findings:
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        summary += f"; failed: {findings[0].message}{more}"
+    return status, summary, tuple(findings)
 
 
 def read_junit(path: Path) -> JunitSummary:
@@ -204,3 +240,25 @@ def read_coverage(path: Path) -> float:
     branches_covered = int(root.get("branches-covered", "0"))
     total = lines_valid + branches_valid
     return 100.0 if total == 0 else 100.0 * (lines_covered + branches_covered) / total
+
+
+GATE = Gate(
+    name="test",
+    session="test",
+    doc="Test: headless pytest with junit and coverage reports under reports/.",
+    run=run,
+    group="test",
+    inputs=GateInputs(
+        # the drop check compares with these; the state one is rewritten on the default branch
+        extra_files=(
+            f"{{reports}}/{coverage_module.BASELINE}",
+            f"{{state}}/{coverage_module.BASELINE}",
+        ),
+        tools=("pytest", "pytest-cov", "coverage"),
+        env=("GITHUB_REF", "GITHUB_SHA", "CI_DEFAULT_BRANCH"),  # baseline recording
+        config=("packages", "tests"),
+    ),
+    every_python=True,
+    options=frozenset({"coverage_min", "coverage_drop_max", "secondary_args"}),
+    requires=("pytest>=8.4", "pytest-cov>=7", "coverage[toml]>=7.10"),
+)

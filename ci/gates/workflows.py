@@ -10,8 +10,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ci.core.config import Config
 from ci.core.errors import ToolError
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
 from ci.github import workflow_files
 from ci.github.workflow_files import WorkflowFile, WorkflowSyntaxError, find_cycle, needs_of
@@ -22,12 +23,21 @@ READ_ONLY = {"read", "none"}
 # expressions an attacker can fill from a pull request, an issue, a comment or a branch name
 UNTRUSTED_EXPR = re.compile(r"\$\{\{[^}]*?\b(github\.event\.[\w.\-\[\]'\"*]+|github\.head_ref)")
 PR_HEAD_REF = re.compile(r"github\.event\.pull_request\.head|github\.head_ref|refs/pull/")
+# artifact attestations sign with an OIDC token and need no environment (actions/attest-*)
+ATTEST_ACTIONS = {"actions/attest-build-provenance", "actions/attest", "actions/attest-sbom"}
+# what uploads to a package index: the trusted-publishing action or a publish command
+PUBLISH_ACTIONS = {"pypa/gh-action-pypi-publish"}
+PUBLISH_COMMAND = re.compile(
+    r"\b(uv publish|twine upload|flit publish|hatch publish|poetry publish|pdm publish"
+    r"|invoke release|-m ci (publish|release))\b"
+)
 SCHEMA = "vendor.github-workflows"
 ZIZMOR_FINDING_CODES = {10, 11, 12, 13, 14}  # zizmor exits 10 + the highest severity found
 
 
-def run(ctx: GateContext) -> GateResult:
+def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """Check every workflow with the bundle's rules, the workflow schema and zizmor."""
+    del args  # every workflow is checked
     start = time.monotonic()
     paths = workflow_files.workflow_paths(ctx.root)
     if not paths:
@@ -179,17 +189,36 @@ def _permissions(workflow: WorkflowFile) -> Iterator[Finding]:
             isinstance(perms, Mapping)
             and perms.get("id-token") == "write"
             and "environment" not in job
+            and not _attests_only(job, perms)
         ):
             yield _finding(
                 workflow,
                 "permissions",
                 f"job {job_id} can mint OIDC tokens (id-token: write) without an `environment:`; "
-                "run it in a protected environment",
+                "run it in a protected environment (a job that only attests its build, with "
+                "actions/attest-build-provenance and `attestations: write`, needs none)",
                 "jobs",
                 job_id,
                 "permissions",
                 "id-token",
             )
+
+
+def _attests_only(job: Mapping[str, Any], perms: Mapping[str, Any]) -> bool:
+    """An attestation job (attest action, ``attestations: write``) that publishes nothing.
+
+    Such a job needs its OIDC token only to sign provenance; a job that also uploads to an
+    index must still run in a protected environment.
+    """
+    steps = [s for s in job.get("steps") or [] if isinstance(s, Mapping)]
+    actions = {str(s.get("uses", "")).split("@", 1)[0] for s in steps}
+    scripts = " ".join(str(s.get("run", "")) for s in steps)
+    return (
+        perms.get("attestations") == "write"
+        and bool(actions & ATTEST_ACTIONS)
+        and not actions & PUBLISH_ACTIONS
+        and PUBLISH_COMMAND.search(scripts) is None
+    )
 
 
 def _untrusted_in_run(workflow: WorkflowFile) -> Iterator[Finding]:
@@ -360,3 +389,20 @@ def _zizmor(ctx: GateContext) -> str:
         msg = "zizmor was not found; run `uv sync` (it is in the `workflows` group)"
         raise ToolError(msg)
     return found
+
+
+def has_workflows(config: Config) -> bool:
+    """True when the project has GitHub workflows to check."""
+    return bool(workflow_files.workflow_paths(config.root))
+
+
+GATE = Gate(
+    name="workflows",
+    session="workflows",
+    doc="Workflows: zizmor (offline), GitHub's workflow schema and the bundle's own rules.",
+    run=run,
+    group="workflows",
+    inputs=GateInputs(tools=("zizmor", "check-jsonschema")),
+    requires=("zizmor>=1.16", "check-jsonschema>=0.34", "PyYAML>=6"),
+    applies=has_workflows,
+)

@@ -1,12 +1,15 @@
 """The GitHub release for a tag: created or brought up to date through the REST API, idempotently.
 
-Steps: GET the release by tag; POST it when missing, PATCH it when its name, body or
-pre-release flag differ; list its assets; upload each file that is missing, delete and
-re-upload each whose size or sha256 differs, skip the identical ones. HTTP goes through the
-small client interface of ``ci.core.http`` (stdlib urllib in production), so tests can point it
-at a loopback server; idempotent calls are retried with backoff on transient failures. The
-token only ever travels in the Authorization header: it is never printed, logged or
-written, and error messages carry only the method, path, status and GitHub's message.
+Steps: GET the release by tag, else look for a draft of the tag in the list of releases
+(the by-tag endpoint answers only for published releases; drafts show only in the list, to
+a token with push access); POST it when there is neither, PATCH it when its name, body,
+pre-release or draft flag differ (a draft is published); list its assets; upload each file
+that is missing, delete and re-upload each whose size or sha256 differs, skip the identical
+ones. HTTP goes through the small client interface of ``ci.core.http`` (stdlib urllib in
+production), so tests can point it at a loopback server; idempotent calls are retried with
+backoff on transient failures. The token only ever travels in the Authorization header: it
+is never printed, logged or written, and error messages carry only the method, path, status
+and GitHub's message.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ class SyncResult:
 
     release: str  # "created", "updated" or "unchanged"
     url: str
+    was_draft: bool = False
     uploaded: tuple[str, ...] = ()
     replaced: tuple[str, ...] = ()
     unchanged: tuple[str, ...] = ()
@@ -79,6 +83,8 @@ class SyncResult:
     def summary(self) -> str:
         """One line describing the outcome."""
         parts = [f"GitHub release {self.release}"]
+        if self.was_draft:
+            parts[0] += " (it was a draft of this tag: now published)"
         if self.uploaded:
             parts.append(f"uploaded {len(self.uploaded)}")
         if self.replaced:
@@ -226,20 +232,46 @@ def _same(remote: Mapping[str, Any], asset: Asset) -> bool:
     return True
 
 
-def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
-    """Create or update the release for ``spec.tag`` and its assets; a re-run changes nothing."""
-    tag_path = urllib.parse.quote(spec.tag, safe="")
+def find_release(api: GitHubAPI, tag: str) -> dict[str, Any] | None:
+    """The release of ``tag``: the published one, else a draft of it, else None.
+
+    GitHub's by-tag endpoint answers only for published releases; drafts show only in the
+    list of releases (newest first), and only to a token with push access.
+    """
+    tag_path = urllib.parse.quote(tag, safe="")
     found = api.call("GET", api.repo_url("releases", "tags", tag_path), ok=(200, 404))
-    desired = {"name": spec.name, "body": spec.body, "prerelease": spec.prerelease}
-    if found.status == 404:
-        payload = {"tag_name": spec.tag, "draft": False, **desired}
-        release = _doc(api.call("POST", api.repo_url("releases"), payload=payload, ok=(201,)))
-        state = "created"
-    else:
+    if found.status == 200:
         release = _doc(found)
         if not isinstance(release, dict):
             msg = "GitHub API answered the release lookup without a release; check GITHUB_API_URL"
             raise DeployError(msg)
+        return release
+    url: str | None = api.repo_url("releases") + "?per_page=100"
+    while url:
+        resp = api.call("GET", url)
+        page = _doc(resp)
+        for release in page if isinstance(page, list) else []:
+            if (
+                isinstance(release, dict)
+                and release.get("draft")
+                and release.get("tag_name") == tag
+            ):
+                return release
+        url = _next_link(resp)
+    return None
+
+
+def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
+    """Create or update the release for ``spec.tag`` and its assets; a re-run changes nothing."""
+    found = find_release(api, spec.tag)
+    desired = {"name": spec.name, "body": spec.body, "prerelease": spec.prerelease, "draft": False}
+    was_draft = bool(found and found.get("draft"))
+    if found is None:
+        payload = {"tag_name": spec.tag, **desired}
+        release = _doc(api.call("POST", api.repo_url("releases"), payload=payload, ok=(201,)))
+        state = "created"
+    else:
+        release = found
         changes = {k: v for k, v in desired.items() if _normal(release.get(k)) != _normal(v)}
         if changes:
             url = api.repo_url("releases", str(release["id"]))
@@ -279,6 +311,7 @@ def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
     return SyncResult(
         release=state,
         url=str(release.get("html_url") or ""),
+        was_draft=was_draft,
         uploaded=tuple(uploaded),
         replaced=tuple(replaced),
         unchanged=tuple(unchanged),

@@ -13,7 +13,7 @@ from typing import Any
 
 from ci.core.config import Mode
 from ci.core.errors import UsageError
-from ci.core.gate import GateResult, GateStatus
+from ci.core.gate import GateResult, GateStatus, context_name
 from ci.core.http import ApiError, HttpClient, Retry, send
 
 DESCRIPTION_MAX = 140  # GitHub rejects longer status descriptions
@@ -77,13 +77,6 @@ def _head_sha(env: Mapping[str, str]) -> str:
         return str(event["pull_request"]["head"]["sha"])
     except (OSError, ValueError, KeyError, TypeError):
         return ""  # fall back to GITHUB_SHA
-
-
-def context_name(gate: str, variant: str, default_python: str) -> str:
-    """The status context of a gate run: ``ci/<gate>``; other Pythons' tests add the version."""
-    if not variant or (gate == "test" and variant == default_python):
-        return f"ci/{gate}"
-    return f"ci/{gate}-{variant}"
 
 
 def state_of(status: GateStatus) -> str:

@@ -1,4 +1,4 @@
-"""Reading the commit history and the ``v*`` tags through the runner, and the notes they make."""
+"""Reading the commit history and the release tags through the runner, and the notes they make."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ci.core.errors import PreflightError, UsageError
 from ci.core.runner import Runner
-from ci.release.notes import Commit, Notes, build, link_base, parse_tag, version_warning
+from ci.release.notes import Commit, Notes, build, link_base, version_warning
+from ci.release.version import DEFAULT_FORMAT, TagFormat
 
 FIELDS = 5  # sha, parents, author name, author email, raw message
 # NUL separates the fields and (with -z) the commits: a commit message cannot contain NUL.
@@ -51,24 +52,41 @@ def ensure_full_history(runner: Runner, repo: Path) -> None:
         raise PreflightError(msg)
 
 
-def version_tags(runner: Runner, repo: Path, *, merged: str | None = None) -> list[str]:
-    """The ``v*`` tags that parse as versions, highest first (only ancestors of ``merged``)."""
-    args = ["tag", "--list", "v*", "--sort=-v:refname"]
+def version_tags(
+    runner: Runner, repo: Path, *, merged: str | None = None, tag_format: TagFormat | None = None
+) -> list[str]:
+    """The release tags (of ``tag_format``), highest first (only ancestors of ``merged``)."""
+    fmt = tag_format or DEFAULT_FORMAT
+    args = ["tag", "--list", fmt.git_pattern()]
     if merged:
         args += ["--merged", merged]
-    return [t for t in _git(runner, repo, *args).split() if parse_tag(t) is not None]
+    return _by_version(_git(runner, repo, *args).split(), fmt)
 
 
-def tags_at(runner: Runner, repo: Path, ref: str) -> list[str]:
-    """The ``v*`` version tags pointing at ``ref``, highest first."""
-    out = _git(runner, repo, "tag", "--list", "v*", "--sort=-v:refname", "--points-at", ref)
-    return [t for t in out.split() if parse_tag(t) is not None]
+def _by_version(tags: list[str], fmt: TagFormat) -> list[str]:
+    versions = {t: fmt.version_of(t) for t in tags}
+    return sorted(
+        (t for t, v in versions.items() if v is not None),
+        key=lambda t: (versions[t], t),
+        reverse=True,
+    )
 
 
-def previous_tag(runner: Runner, repo: Path, until: str) -> str | None:
-    """The highest ``v*`` tag reachable from ``until`` that is not on ``until`` itself."""
+def tags_at(
+    runner: Runner, repo: Path, ref: str, *, tag_format: TagFormat | None = None
+) -> list[str]:
+    """The release tags (of ``tag_format``) pointing at ``ref``, highest version first."""
+    fmt = tag_format or DEFAULT_FORMAT
+    out = _git(runner, repo, "tag", "--list", fmt.git_pattern(), "--points-at", ref)
+    return _by_version(out.split(), fmt)
+
+
+def previous_tag(
+    runner: Runner, repo: Path, until: str, *, tag_format: TagFormat | None = None
+) -> str | None:
+    """The highest release tag reachable from ``until`` that is not on ``until`` itself."""
     target = resolve(runner, repo, until)
-    for tag in version_tags(runner, repo, merged=target):
+    for tag in version_tags(runner, repo, merged=target, tag_format=tag_format):
         if resolve(runner, repo, tag) != target:
             return tag
     return None
@@ -111,16 +129,17 @@ def gather_notes(
     *,
     since: str | None = None,
     until: str = "HEAD",
+    tag_format: TagFormat | None = None,
 ) -> Notes:
-    """Notes for ``since..until`` (since defaults to the previous ``v*`` tag)."""
+    """Notes for ``since..until`` (since defaults to the previous release tag)."""
     ensure_repo(runner, repo)
     ensure_full_history(runner, repo)
     resolve(runner, repo, until)
     if since is not None:
         resolve(runner, repo, since)
     else:
-        since = previous_tag(runner, repo, until)
-    at = tags_at(runner, repo, until)
+        since = previous_tag(runner, repo, until, tag_format=tag_format)
+    at = tags_at(runner, repo, until, tag_format=tag_format)
     title = at[0] if at else ("Unreleased" if until == "HEAD" else until)
     return build(
         commits(runner, repo, since, until),
@@ -128,10 +147,17 @@ def gather_notes(
         until=until,
         title=title,
         link=link_base(env),
+        tag_format=tag_format,
     )
 
 
-def tag_warning(runner: Runner, repo: Path, tag: str, env: Mapping[str, str]) -> str | None:
+def tag_warning(
+    runner: Runner,
+    repo: Path,
+    tag: str,
+    env: Mapping[str, str],
+    tag_format: TagFormat | None = None,
+) -> str | None:
     """For ``preflight --release``: a warning when ``tag`` is lower than the notes propose."""
-    found = gather_notes(runner, repo, env, until=tag)
-    return version_warning(tag, found.proposal)
+    found = gather_notes(runner, repo, env, until=tag, tag_format=tag_format)
+    return version_warning(tag, found.proposal, tag_format)

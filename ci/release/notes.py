@@ -10,7 +10,9 @@ Version proposal (semantic rules):
 - below 1.0.0 (the 0.x convention): the minor is the compatibility line, as Cargo and npm's
   caret ranges treat ``0.y.z``, so a breaking change bumps the minor and everything else
   (``feat`` included) the patch. Leaving 0.x is a human decision: 1.0.0 is never proposed;
-- with no previous ``v*`` tag the first release proposed is 0.1.0.
+- with no previous release tag the first release proposed is 0.1.0.
+
+Tags are read in the project's tag format (``v{version}`` unless told otherwise).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
+
+from ci.release.version import DEFAULT_FORMAT, TagFormat
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -240,8 +244,14 @@ def contributors(changes: Sequence[Change]) -> tuple[Contributor, ...]:
     )
 
 
-def parse_tag(tag: str) -> Version | None:
-    """The version of a ``v*`` tag (``v1.2.3`` -> 1.2.3), or None when it is not one."""
+def parse_tag(tag: str, tag_format: TagFormat | None = None) -> Version | None:
+    """The version a release tag names, or None when it is not one.
+
+    With ``tag_format`` the tag must have that format; without, ``v1.2.3`` and ``1.2.3``
+    both read as 1.2.3.
+    """
+    if tag_format is not None:
+        return tag_format.version_of(tag)
     text = tag[1:] if tag[:1] in {"v", "V"} else tag
     try:
         return Version(text)
@@ -261,16 +271,18 @@ def bump_of(changes: Sequence[Change]) -> Bump:
 FIRST_VERSION = "0.1.0"
 
 
-def propose(previous: str | None, changes: Sequence[Change]) -> Proposal:
+def propose(
+    previous: str | None, changes: Sequence[Change], tag_format: TagFormat | None = None
+) -> Proposal:
     """The next version after tag ``previous`` for these changes (see the module docstring)."""
     bump = bump_of(changes)
-    base = parse_tag(previous) if previous else None
+    base = parse_tag(previous, tag_format) if previous else None
     if base is None:
         return Proposal(
             previous=previous,
             bump=bump,
             version=FIRST_VERSION,
-            reason="no previous v* tag: the first release",
+            reason="no previous release tag: the first release",
         )
     major, minor, patch = (*base.release, 0, 0)[:3]
     effective = bump
@@ -302,19 +314,22 @@ def _reason(bump: Bump, effective: Bump, major: int) -> str:
     return f"{what}: {effective.value} bump"
 
 
-def version_warning(tag_version: str, proposal: Proposal) -> str | None:
+def version_warning(
+    tag: str, proposal: Proposal, tag_format: TagFormat | None = None
+) -> str | None:
     """A warning when the tagged version is lower than the proposed one, else None."""
-    tagged = parse_tag(tag_version)
+    tagged = parse_tag(tag, tag_format)
     proposed = parse_tag(proposal.version)
     if tagged is None or proposed is None or proposal.bump is Bump.NONE:
         return None
-    # A pre-release of the proposed version (1.3.0rc1 for 1.3.0) is not lower.
-    if tagged.release >= proposed.release:
+    # A pre-release of the proposed version (1.3.0rc1 for 1.3.0) is not lower; 1.3 is 1.3.0.
+    if Version(tagged.base_version) >= Version(proposed.base_version):
         return None
     since = proposal.previous or "the start of history"
+    retag = (tag_format or DEFAULT_FORMAT).tag(proposal.version)
     return (
-        f"tag {tag_version} is lower than the proposed {proposal.version} "
-        f"({proposal.reason} since {since}); retag as v{proposal.version} "
+        f"tag {tag} is lower than the proposed {proposal.version} "
+        f"({proposal.reason} since {since}); retag as {retag} "
         "if the changes are what the notes say"
     )
 
@@ -333,10 +348,11 @@ def build(
     until: str,
     title: str | None = None,
     link: str | None = None,
+    tag_format: TagFormat | None = None,
 ) -> Notes:
     """Turn the commits of ``since..until`` into notes with a next-version proposal."""
     changes, excluded = select(commits)
-    proposal = propose(since, changes)
+    proposal = propose(since, changes, tag_format)
     return Notes(
         title=title or until,
         since=since,

@@ -3,10 +3,14 @@
 ``package`` builds wheel + sdist with ``python -m build`` (SOURCE_DATE_EPOCH = the commit's
 time), stamps a build-metadata JSON into the wheel, writes a deterministic asset bundle,
 runs ``twine check --strict``, writes SHA256SUMS and manifest.json, and only then swaps the
-new build in and prunes old ones. The layout of the output folder (default ``dist/``)::
+new build in and prunes old ones. The output folder (default ``dist/``) holds distributions
+only, so ``twine upload dist/*`` and ``uv publish`` take it as it is; the release assets go
+in the folder beside it (``dist-assets/``)::
 
-    dist/<wheel> <sdist> <bundle> SHA256SUMS manifest.json   the current build
-    dist/builds/<NNNN>-<version>-<sha12>[-dirty]/...          the last ``publish.retain`` builds
+    dist/<wheel> <sdist>                                       the current build's distributions
+    dist-assets/<bundle> SHA256SUMS manifest.json              the current build's assets
+    dist-assets/RELEASE_NOTES.md                               written by release-record
+    dist-assets/builds/<NNNN>-<version>-<sha12>[-dirty]/...    the last ``publish.retain`` builds
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ from typing import Any
 
 from ci.core.errors import GateFailedError, ToolError, UsageError
 from ci.core.files import atomic_write_bytes, atomic_write_text, write_json
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus
+from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed, Runner
 from ci.testing import faults
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
+ASSETS_SUFFIX = "-assets"  # dist/ -> dist-assets/: everything that is not a distribution
+DISTRIBUTION_KINDS = ("wheel", "sdist")
 BUILDS = "builds"
 BUILD_INFO_NAME = "_build_info.json"
 ZIP_EPOCH = 315532800  # 1980-01-01: the earliest time a zip entry can carry
@@ -162,6 +168,17 @@ class Manifest:
         )
 
 
+def assets_dir(dist: Path) -> Path:
+    """Where the release assets of the distributions in ``dist`` live: ``<dist>-assets``."""
+    return dist.with_name(f"{dist.name}{ASSETS_SUFFIX}")
+
+
+def artifact_path(dist: Path, artifact: Artifact) -> Path:
+    """Where the current build keeps ``artifact``: distributions in ``dist``, the rest beside it."""
+    folder = dist if artifact.kind in DISTRIBUTION_KINDS else assets_dir(dist)
+    return folder / artifact.name
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PackageResult:
     """What ``package`` produced: the manifest, where it lives, and what was checked."""
@@ -174,20 +191,21 @@ class PackageResult:
     duration_s: float = 0.0
 
     def paths(self) -> list[Path]:
-        """The current build's files in the output folder."""
-        return [self.outdir / a.name for a in self.manifest.artifacts] + [
-            self.outdir / SUMS,
-            self.outdir / MANIFEST,
+        """The current build's files: distributions in the output folder, assets beside it."""
+        assets = assets_dir(self.outdir)
+        return [artifact_path(self.outdir, a) for a in self.manifest.artifacts] + [
+            assets / SUMS,
+            assets / MANIFEST,
         ]
 
 
-def read_manifest(folder: Path) -> Manifest:
-    """Read ``folder/manifest.json``; UsageError (exit 2) when it is missing or unreadable."""
-    path = folder / MANIFEST
+def read_manifest(dist: Path) -> Manifest:
+    """Read the build's ``<dist>-assets/manifest.json``; UsageError (exit 2) if missing or bad."""
+    path = assets_dir(dist) / MANIFEST
     try:
         return Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
-        msg = f"{path} does not exist: run `python -m ci package --outdir {folder}` first"
+        msg = f"{path} does not exist: run `python -m ci package --outdir {dist}` first"
         raise UsageError(msg) from None
     except (ValueError, KeyError, TypeError) as exc:
         msg = f"{path} is not a manifest written by `python -m ci package` ({exc}); rebuild it"
@@ -604,22 +622,27 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _promote(outdir: Path, build_dir: Path, manifest: Manifest) -> None:
-    """Make ``build_dir`` the current build at the top of ``outdir``; manifest.json last."""
+    """Make ``build_dir`` the current build: distributions in ``outdir``, assets beside it.
+
+    manifest.json is written last; the previous build's files that this one does not have
+    are removed, so ``twine upload dist/*`` sees exactly this build.
+    """
+    assets = assets_dir(outdir)
     previous: Manifest | None = None
-    if (outdir / MANIFEST).is_file():
+    if (assets / MANIFEST).is_file():
         try:
             previous = read_manifest(outdir)
         except UsageError:
             previous = None
     for artifact in manifest.artifacts:
-        _link_or_copy(build_dir / artifact.name, outdir / artifact.name)
-    _link_or_copy(build_dir / SUMS, outdir / SUMS)
-    write_manifest(outdir, manifest)
-    (outdir / MANIFEST).chmod(0o644)
+        _link_or_copy(build_dir / artifact.name, artifact_path(outdir, artifact))
+    _link_or_copy(build_dir / SUMS, assets / SUMS)
+    write_manifest(assets, manifest)
+    (assets / MANIFEST).chmod(0o644)
     current = {a.name for a in manifest.artifacts}
     for old in previous.artifacts if previous else ():
         if old.name not in current and "/" not in old.name:
-            (outdir / old.name).unlink(missing_ok=True)
+            artifact_path(outdir, old).unlink(missing_ok=True)
 
 
 def package(
@@ -641,13 +664,13 @@ def package(
         msg = f"--outdir {outdir} is a file, not a folder; pass a folder"
         raise UsageError(msg)
     outdir.mkdir(parents=True, exist_ok=True)
-    builds = outdir / BUILDS
-    builds.mkdir(exist_ok=True)
+    builds = assets_dir(outdir) / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
     # builds happen outside the tree (an sdist must never pick up a half-made build) and are
-    # staged inside outdir, so the final rename is atomic on the same filesystem
+    # staged beside the kept builds, so the final rename is atomic on the same filesystem
     with (
         tempfile.TemporaryDirectory(prefix="ci-package-") as work,
-        tempfile.TemporaryDirectory(dir=outdir, prefix=".staging-") as staging,
+        tempfile.TemporaryDirectory(dir=builds.parent, prefix=".staging-") as staging,
     ):
         build = functools.partial(
             _build_once, root, runner=runner, facts=facts, epoch=epoch, packages=packages, env=env
@@ -722,7 +745,8 @@ def render(result: PackageResult) -> str:
     if result.reproducible_checked:
         checks = "reproducible (built twice, byte-identical); " + checks
     lines.append(f"  {checks}")
-    lines.append(f"  wrote {result.outdir / SUMS} and {result.outdir / MANIFEST}")
+    assets = assets_dir(result.outdir)
+    lines.append(f"  wrote {assets / SUMS} and {assets / MANIFEST} (dist holds distributions only)")
     if result.pruned:
         lines.append(f"  pruned old builds: {', '.join(result.pruned)}")
     return "\n".join(lines)
@@ -777,3 +801,20 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
 
 def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+GATE = Gate(
+    name="package",
+    session="package",
+    doc="Package: wheel + sdist built twice (reproducible), stamped, twine-checked, checksummed.",
+    run=gate,
+    group="package",
+    inputs=GateInputs(
+        tools=("build", "twine"),
+        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
+        config=("packages", "publish"),
+        daily=True,  # the isolated build installs the build backend from the index
+        git_facts=True,  # the build info names commit, branch and tag; replays restore dist/
+    ),
+    requires=("build>=1.3", "twine>=6.1"),
+)

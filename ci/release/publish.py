@@ -36,9 +36,12 @@ from ci.core.clock import Clock
 from ci.core.errors import DeployError, UsageError
 from ci.core.runner import Runner
 from ci.release.package import (
+    MANIFEST,
     SUMS,
     Artifact,
     Manifest,
+    artifact_path,
+    assets_dir,
     parse_sums,
     read_manifest,
     sha256_file,
@@ -315,16 +318,17 @@ def _reason(exc: BaseException) -> str:
 
 def verify_sums(dist: Path, manifest: Manifest) -> None:
     """Check SHA256SUMS against the files and the manifest; DeployError (exit 5) on any mismatch."""
+    sums_path = assets_dir(dist) / SUMS
     try:
-        sums = parse_sums((dist / SUMS).read_text(encoding="utf-8", errors="replace"))
+        sums = parse_sums(sums_path.read_text(encoding="utf-8", errors="replace"))
     except FileNotFoundError:
-        msg = f"{dist / SUMS} is missing: rebuild with `python -m ci package`"
+        msg = f"{sums_path} is missing: rebuild with `python -m ci package`"
         raise DeployError(msg) from None
     except UsageError as exc:
-        raise DeployError(f"{dist / SUMS}: {exc}") from None
+        raise DeployError(f"{sums_path}: {exc}") from None
     for artifact in manifest.artifacts:
         expected = sums.get(artifact.name)
-        path = dist / artifact.name
+        path = artifact_path(dist, artifact)
         if expected is None:
             msg = f"{artifact.name} is not listed in {SUMS}: rebuild with `python -m ci package`"
             raise DeployError(msg)
@@ -484,7 +488,7 @@ def publish(
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[Plan, PublishOutcome]:
-    """Verify, plan, upload, verify again; record the outcome in ``dist/manifest.json``."""
+    """Verify, plan, upload, verify again; record the outcome in ``dist-assets/manifest.json``."""
     manifest = read_manifest(dist)
     verify_sums(dist, manifest)
     if manifest.build.dirty:
@@ -495,10 +499,17 @@ def publish(
     wanted = uploads(manifest)
     if not wanted:
         msg = (
-            f"{dist / 'manifest.json'} lists no wheel or sdist: rebuild with `python -m ci package`"
+            f"{assets_dir(dist) / MANIFEST} lists no wheel or sdist: rebuild with "
+            "`python -m ci package`"
         )
         raise DeployError(msg)
-    before = fetch_index(repo, manifest.name)
+    try:
+        before = fetch_index(repo, manifest.name)
+    except DeployError as exc:
+        if not dry_run:  # the attempt is part of the build's record, even when nothing was sent
+            failed = PublishOutcome(status="failed", error=str(exc))
+            _record(dist, manifest, repo, failed, served={}, clock=clock)
+        raise
     todo = plan(wanted, before)
     if dry_run:
         return todo, PublishOutcome(status="dry-run")
@@ -521,7 +532,7 @@ def publish(
                 if url == repo.upload_url
                 else dataclasses.replace(repo, upload_url=url, name=None)
             )
-            _upload(runner, target, dist / artifact.name)
+            _upload(runner, target, artifact_path(dist, artifact))
             uploaded.append(artifact.name)
         served = verify_served(repo, manifest.name, wanted)
     except DeployError as exc:
@@ -572,7 +583,9 @@ def _record(
         "left_on_index": list(outcome.left),
         "error": outcome.error,
     }
-    write_manifest(dist, dataclasses.replace(manifest, artifacts=artifacts, publish=record))
+    write_manifest(
+        assets_dir(dist), dataclasses.replace(manifest, artifacts=artifacts, publish=record)
+    )
 
 
 def render(repo: Repository, outcome: PublishOutcome) -> str:

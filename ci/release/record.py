@@ -2,13 +2,16 @@
 
 Reads what packaging and deploy leave behind, each optional:
 
-- ``dist/manifest.json``: ``{"artifacts": [{"name": str, "sha256": str?, "size": int?,
+- ``dist-assets/manifest.json``: ``{"artifacts": [{"name": str, "sha256": str?, "size": int?,
   "published": str | [str] | {"url": str}?}]}`` (``files`` is accepted for ``artifacts``,
   and ``url``/``urls``/``published_to`` for ``published``); nothing else is read.
-- ``dist/SHA256SUMS``: ``<sha256>  <name>`` lines (``sha256sum`` format).
-- ``CI_STATE_DIR/ledger.jsonl``: the ``hash`` of its last entry is the audit anchor.
+- ``dist-assets/SHA256SUMS``: ``<sha256>  <name>`` lines (``sha256sum`` format).
+- the deploy ledger: its verified head hash is the audit anchor (a ledger that fails
+  verification stops the record, exit 3: a tampered ledger never yields an anchor).
 
-Without a manifest or SHA256SUMS the wheels and sdists found in ``dist/`` are the assets.
+The wheel and sdist live in ``dist/``, every other asset in ``dist-assets/`` beside it
+(``ci.release.package`` writes both). Without a manifest or SHA256SUMS the wheels and
+sdists found in ``dist/`` are the assets.
 """
 
 from __future__ import annotations
@@ -25,14 +28,16 @@ from ci.core.errors import DeployError, UsageError
 from ci.core.http import HttpClient, Retry
 from ci.core.redact import redact
 from ci.core.runner import Runner
+from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
 from ci.release import commits as history
 from ci.release import notes
+from ci.release.package import assets_dir
+from ci.release.version import DEFAULT_FORMAT, TagFormat
 from ci.run import report
 
 NOTES_FILE = "RELEASE_NOTES.md"
 META_FILES = ("SHA256SUMS", "manifest.json")
-LEDGER_FILE = "ledger.jsonl"
 TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 
 
@@ -103,16 +108,17 @@ def read_manifest(path: Path) -> dict[str, Mapping[str, Any]]:
 
 
 def artifacts(dist: Path) -> list[Artifact]:
-    """The release's files in ``dist``, verified against SHA256SUMS; DeployError on a mismatch."""
-    manifest = read_manifest(dist / "manifest.json")
-    sums = read_sums(dist / "SHA256SUMS")
+    """The release's files in ``dist`` and beside it, checked against SHA256SUMS (exit 5 if not)."""
+    assets = assets_dir(dist)
+    manifest = read_manifest(assets / "manifest.json")
+    sums = read_sums(assets / "SHA256SUMS")
     names = list(dict.fromkeys([*manifest, *sums]))
     if not names and dist.is_dir():
         names = sorted(p.name for p in dist.iterdir() if p.name.endswith((".whl", ".tar.gz")))
-    names += [m for m in META_FILES if (dist / m).is_file() and m not in names]
+    names += [m for m in META_FILES if (assets / m).is_file() and m not in names]
     found = []
     for name in names:
-        path = dist / name
+        path = dist / name if (dist / name).is_file() else assets / name
         if not path.is_file():
             msg = f"{path} is listed in manifest.json or SHA256SUMS but missing; rebuild dist"
             raise DeployError(msg)
@@ -131,24 +137,6 @@ def artifacts(dist: Path) -> list[Artifact]:
             )
         )
     return found
-
-
-def ledger_head(state: Path) -> str | None:
-    """The hash of the ledger's last entry, or None when there is no ledger yet."""
-    path = state / LEDGER_FILE
-    if not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8", errors="replace")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        return None
-    try:
-        entry = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        msg = f"{path}: the last line is not JSON; run `python -m ci ledger verify`"
-        raise DeployError(msg) from None
-    value = entry.get("hash") if isinstance(entry, dict) else None
-    return value if isinstance(value, str) and value else None
 
 
 def human_size(n: int) -> str:
@@ -186,7 +174,7 @@ def body(notes_md: str, found: Sequence[Artifact], anchor: str | None) -> str:
                 f"| `{a.name}` | {human_size(a.size)} ({a.size} B) | `{a.sha256}` | {where} |"
             )
     else:
-        lines.append("No artifacts were found in dist/.")
+        lines.append("No artifacts were found in dist/ or dist-assets/.")
     lines += ["", "### Audit anchor", ""]
     if anchor:
         lines.append(f"Ledger head: `{anchor}`")
@@ -207,37 +195,51 @@ class Record:
     anchor: str | None
     body: str
     warning: str | None
+    tag_format: TagFormat = DEFAULT_FORMAT
 
 
-def head_tag(runner: Runner, repo: Path) -> str:
-    """The ``v*`` tag on HEAD; UsageError saying to pass ``--tag`` when there is none."""
-    tags = history.tags_at(runner, repo, "HEAD")
+def head_tag(runner: Runner, repo: Path, tag_format: TagFormat | None = None) -> str:
+    """The release tag on HEAD; UsageError saying to pass ``--tag`` when there is none."""
+    fmt = tag_format or DEFAULT_FORMAT
+    tags = history.tags_at(runner, repo, "HEAD", tag_format=fmt)
     if not tags:
-        msg = "HEAD carries no v* tag: tag the release (git tag vX.Y.Z) or pass --tag"
+        msg = (
+            f"HEAD carries no release tag ({fmt.describe()}): tag the release "
+            f"(git tag {fmt.tag('X.Y.Z')}) or pass --tag"
+        )
         raise UsageError(msg)
     return tags[0]
 
 
 def build(
-    runner: Runner, repo: Path, env: Mapping[str, str], *, tag: str, dist: Path, state: Path
+    runner: Runner,
+    repo: Path,
+    env: Mapping[str, str],
+    *,
+    tag: str,
+    dist: Path,
+    state: Path,
+    tag_format: TagFormat | None = None,
 ) -> Record:
     """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing)."""
-    found_notes = history.gather_notes(runner, repo, env, until=tag)
+    fmt = tag_format or DEFAULT_FORMAT
+    found_notes = history.gather_notes(runner, repo, env, until=tag, tag_format=fmt)
     found = tuple(artifacts(dist))
-    anchor = ledger_head(state)
+    anchor = Ledger.in_state_dir(state).head()
     return Record(
         tag=tag,
         notes=found_notes,
         artifacts=found,
         anchor=anchor,
         body=redact(body(notes.render_markdown(found_notes), found, anchor)),  # sent as is
-        warning=notes.version_warning(tag, found_notes.proposal),
+        warning=notes.version_warning(tag, found_notes.proposal, fmt),
+        tag_format=fmt,
     )
 
 
 def write_notes(record: Record, dist: Path) -> Path:
-    """Write the release body to ``dist/RELEASE_NOTES.md`` (atomic, masked)."""
-    path = dist / NOTES_FILE
+    """Write the release body to ``dist-assets/RELEASE_NOTES.md`` (atomic, masked)."""
+    path = assets_dir(dist) / NOTES_FILE
     files.atomic_write_text(path, record.body)
     return path
 
@@ -258,7 +260,7 @@ def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
     repository = env.get("GITHUB_REPOSITORY", "").strip()
     token = next((env[v] for v in TOKEN_VARS if env.get(v)), "")
     if not token:
-        return "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist/)"
+        return "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist-assets/)"
     if not repository:
         return "GITHUB_REPOSITORY is not set: skipping the GitHub release"
     return repository, token
@@ -266,7 +268,7 @@ def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
 
 def spec(record: Record) -> ghrelease.ReleaseSpec:
     """The GitHub release the record calls for."""
-    version = notes.parse_tag(record.tag)
+    version = notes.parse_tag(record.tag, record.tag_format)
     return ghrelease.ReleaseSpec(
         tag=record.tag,
         name=record.tag,

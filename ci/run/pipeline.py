@@ -2,73 +2,72 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ci.core.config import Config
-from ci.core.errors import CIError, ExitCode, UsageError
+from ci.core.errors import CIError, ExitCode
 from ci.core.gate import GateContext, GateResult, GateStatus, apply_policy
-from ci.core.runner import Completed, Runner
-from ci.gates import cache, lint, workflows
-from ci.gates import test as testgate
+from ci.core.runner import Completed, Runner, confined
+from ci.gates import cache, registry
 from ci.gates.cache import GateCache
-from ci.github import workflow_files
-from ci.release import package
 from ci.run import report
-from ci.security import audit, secrets
-
-GateFunction = Callable[[GateContext, Sequence[str]], GateResult]
-
-GATES: Mapping[str, GateFunction] = {
-    "lint": lambda ctx, _args: lint.run(ctx),
-    "test": testgate.run,
-    "secrets": secrets.run,
-    "audit": audit.run,
-    "package": package.gate,
-    "workflows": lambda ctx, _args: workflows.run(ctx),
-}
 
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
-    sessions = ["lint", f"test-{config.default_python}", "security", "package"]
-    if workflow_files.workflow_paths(config.root):
-        sessions.append("workflows")
-    return sessions
+    return registry.main_sessions(config)
 
 
 def run_gate(
-    name: str, ctx: GateContext, args: Sequence[str] = (), *, no_cache: bool = False
+    name: str,
+    ctx: GateContext,
+    args: Sequence[str] = (),
+    *,
+    no_cache: bool = False,
+    venv: Path | None = None,
 ) -> GateResult:
-    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.run.report)."""
-    if name not in GATES:
-        msg = f"unknown gate {name!r} (known: {', '.join(sorted(GATES))})"
-        raise UsageError(msg)
+    """Run gate ``name`` (or replay its cached pass), record and publish it (ci.run.report).
+
+    A gate with cache inputs runs with the filtered environment its key covers (cache or
+    not), and a gate that scans a list of files is handed exactly the list its key covers.
+    ``venv`` is the virtualenv the gate runs in (default: this interpreter's).
+    """
+    gate = registry.get(ctx.config, name)
     start = time.monotonic()
     store = GateCache(ctx.config, ctx.runner, ctx.clock, ctx.env)
-    inputs = store.inputs(name, ctx.python, args)
-    key = None if inputs is None else cache.digest(inputs)
-    hit = store.lookup(key) if key and cache.enabled(ctx.env, no_cache) else None
+    resolved = store.resolve(name, ctx.python, args, venv)
+    key, inputs = resolved.digest, resolved.inputs
+    use_cache = cache.enabled(ctx.env, no_cache)
+    if use_cache and key is None and gate.inputs is not None:
+        print(f"{name}: runs without the cache: {resolved.reason}", file=sys.stderr)
+    hit = store.lookup(key) if key and use_cache else None
     if hit is not None:
         result = store.replay(hit, start)
         store.save()
         report.record(result, ctx)
         return result
+    inner = ctx
+    environ = cache.gate_env(name, ctx.config, ctx.env)
+    if environ is not None:
+        runner = confined(ctx.runner, environ)
+        inner = dataclasses.replace(ctx, env=environ, runner=runner, scan=resolved.scan)
     try:
-        result = GATES[name](ctx, args)
+        result = gate.run(inner, args)
     except CIError as exc:
         if exc.exit_code is not ExitCode.TOOL_CRASHED:
             raise
         result = GateResult(
             gate=name,
-            variant=ctx.python if name == "test" else "",
+            variant=gate.variant(ctx.python),
             status=GateStatus.ERROR,
             duration_s=time.monotonic() - start,
             summary=str(exc),
@@ -191,12 +190,12 @@ def run_sessions(
 def _replay(session: str, config: Config, store: GateCache) -> SessionOutcome | None:
     """Replay ``session`` from the cache when every gate it runs has a stored pass."""
     start = time.monotonic()
-    gates = cache.session_gates(session, config, GATES)
+    gates = registry.session_gates(session, config)
     if not gates:
         return None
     hits = []
     for gate, python in gates:
-        key = store.key(gate, python)
+        key = store.key(gate.name, python, venv=cache.nox_envdir(config.root, session))
         entry = store.lookup(key) if key else None
         if entry is None:
             return None
@@ -236,8 +235,8 @@ def _outcome(
     running: Sequence[str],
 ) -> SessionOutcome:
     # Sessions may run at once, so a report belongs to the session whose gates name it.
-    mine = set(cache.session_gates(session, config, GATES))
-    others = {g for s in running if s != session for g, _ in cache.session_gates(s, config, GATES)}
+    mine = {(g.name, p) for g, p in registry.session_gates(session, config)}
+    others = {g.name for s in running if s != session for g, _ in registry.session_gates(s, config)}
     results = [
         r
         for r in report.gate_records(reports, started)
@@ -267,6 +266,17 @@ def render_summary(outcomes: Sequence[SessionOutcome]) -> str:
             f"{row.duration_s:>6.1f}s  {row.summary}"
         )
     return "\n".join(lines)
+
+
+def advisory_notes(outcomes: Sequence[SessionOutcome]) -> list[str]:
+    """One line per advisory gate that failed: shown under the summary, never hidden."""
+    rows = [row for outcome in outcomes for row in outcome.rows()]
+    return [
+        f"advisory: {row.id} {row.status.value} ({row.summary or 'no summary'}): reported, "
+        f"not blocking; once fixed, make it required in [tool.ci.gates.{row.gate}]"
+        for row in rows
+        if row.mode.value == "advisory" and row.status in {GateStatus.FAILED, GateStatus.ERROR}
+    ]
 
 
 def pipeline_exit_code(outcomes: Sequence[SessionOutcome]) -> ExitCode:

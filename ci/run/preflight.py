@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from packaging.version import InvalidVersion, Version
 
 from ci.core.config import Config
 from ci.core.errors import CIError, PreflightError
 from ci.core.runner import Completed, Runner
 from ci.release import commits as history
 from ci.release import notes
+from ci.release import version as release_version
 from ci.run import lockfile
 
 
@@ -41,8 +39,6 @@ class Check:
 
 
 REQUIRED_TOOLS = ("uv", "nox")
-# X.Y.Z with an optional PEP 440 pre-release, post or dev suffix (1.2.0, 1.2.0rc1, 1.2.0.post1)
-SEMVER = re.compile(r"\d+\.\d+\.\d+((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?")
 
 
 def gather(config: Config, runner: Runner) -> list[Check]:
@@ -167,10 +163,11 @@ def gather_release(
     """Every check of ``preflight --release``: the plain ones, then tree, tag, secrets."""
     checks = gather(config, runner)
     checks.append(_clean_tree_check(config, runner))
-    tag = _tag_check(config, runner)
-    checks.append(tag)
-    if tag.status is Status.OK:
-        checks.append(_version_proposal_check(config, runner, env))
+    release_checks, release = _release_checks(config, runner)
+    checks.extend(release_checks)
+    checks.extend(_one_release_tag_check(config, runner))
+    if release is not None:
+        checks.append(_version_proposal_check(config, runner, env, release))
     names = list(config.required_secrets)
     if deploy_env is not None and deploy_env in config.environments:
         names += config.environments[deploy_env].required_secrets
@@ -207,63 +204,79 @@ def _clean_tree_check(config: Config, runner: Runner) -> Check:
     return Check(name="clean tree", status=Status.OK, detail="no uncommitted or untracked files")
 
 
-def _tag_check(config: Config, runner: Runner) -> Check:
-    name = "release tag"
-    raw = config.project_version
-    if not raw:
-        return _fail(name, 'pyproject.toml has no static [project] version: set version = "X.Y.Z"')
+def _release_checks(
+    config: Config, runner: Runner
+) -> tuple[list[Check], release_version.Release | None]:
+    """The release version (static or from the build backend) and the tag on HEAD that names it."""
     try:
-        project = Version(raw)
-    except InvalidVersion:
-        return _fail(name, f"project version {raw!r} is not a valid PEP 440 version: use X.Y.Z")
-    if not SEMVER.fullmatch(raw):
-        return _fail(name, f"project version {raw!r} is not of the form X.Y.Z: use e.g. 1.2.0")
-    try:
-        done = _git(config, runner, "tag", "--points-at", "HEAD")
+        fmt = release_version.tag_format(config, runner)
+        found = release_version.project_version(config, runner)
     except CIError as exc:
-        return _fail(name, f"could not run git: {exc}")
-    tags = sorted(t.strip() for t in done.stdout.splitlines() if t.strip().startswith("v"))
-    if not tags:
-        detail = (
-            f"HEAD has no vX.Y.Z tag: tag the release commit with `git tag v{raw}` "
-            "(the project version)"
-        )
-        return _fail(name, detail)
-    for tag in tags:
-        if _tag_version(tag) == project and SEMVER.fullmatch(tag[1:]):
-            return Check(name=name, status=Status.OK, detail=f"{tag} matches version {raw}")
-    if all(_tag_version(t) is None or not SEMVER.fullmatch(t[1:]) for t in tags):
-        return _fail(name, f"tag {tags[0]} on HEAD is not vX.Y.Z (PEP 440): retag as v{raw}")
-    detail = (
-        f"tag {tags[0]} on HEAD does not match the project version {raw} in pyproject.toml: "
-        f"bump [project] version to {tags[0][1:]} or tag HEAD v{raw}"
+        failed = Check(name="release version", status=Status.FAIL, detail=str(exc), error=exc)
+        return [failed], None
+    problem = release_version.problem_with(found.version)
+    if problem:
+        return [_fail("release version", release_version.refusal(problem, found, fmt))], None
+    checks = [Check(name="release version", status=Status.OK, detail=_shown(found))]
+    try:
+        on_head = release_version.tags_on_head(runner, config.root)
+    except CIError as exc:
+        return [*checks, _fail("release tag", f"could not run git: {exc}")], None
+    match = release_version.match_head(found.version, on_head, fmt)
+    if match.tag is None:
+        return [*checks, _fail("release tag", match.problem or "no release tag on HEAD")], None
+    detail = f"{match.tag} matches version {found.version} ({fmt.describe()})"
+    checks.append(Check(name="release tag", status=Status.OK, detail=detail))
+    release = release_version.Release(
+        version=found.version, source=found.source, tag_format=fmt, tag=match.tag
     )
-    return _fail(name, detail)
+    return checks, release
 
 
-def _version_proposal_check(config: Config, runner: Runner, env: Mapping[str, str]) -> Check:
+def _shown(found: release_version.ProjectVersion) -> str:
+    return f"{found.version} ({found.source})"
+
+
+def _one_release_tag_check(config: Config, runner: Runner) -> list[Check]:
+    """A failed check when HEAD carries more than one release tag (which one is released?)."""
+    try:
+        fmt = release_version.tag_format(config, runner)
+        on_head = release_version.tags_on_head(runner, config.root)
+    except CIError:
+        return []  # the tag check has said so already
+    versions = {t: fmt.version_of(t) for t in on_head}
+    releases = sorted(
+        (t for t, v in versions.items() if v is not None), key=lambda t: (versions[t], t)
+    )
+    if len(releases) < 2:  # one tag is the normal case
+        return []
+    detail = (
+        f"HEAD carries {len(releases)} release tags ({', '.join(releases)}): a commit is one "
+        "release; delete the tags that are wrong (git tag -d TAG, and on the remote) and rerun"
+    )
+    return [_fail("one release tag", detail)]
+
+
+def _version_proposal_check(
+    config: Config, runner: Runner, env: Mapping[str, str], release: release_version.Release
+) -> Check:
     """Warn when the tagged version is lower than the commits since the last tag call for."""
     name = "version proposal"
-    tag = f"v{config.project_version}"
+    tag = release.tag
     try:
-        found = history.gather_notes(runner, config.root, env, until=tag)
+        found = history.gather_notes(
+            runner, config.root, env, until=tag, tag_format=release.tag_format
+        )
     except PreflightError as exc:  # a shallow clone: the release notes would be wrong
         return _fail(name, str(exc))
     except CIError as exc:
         return Check(name=name, status=Status.WARN, detail=f"could not read the history: {exc}")
-    warning = notes.version_warning(tag, found.proposal)
+    warning = notes.version_warning(tag, found.proposal, release.tag_format)
     if warning:
         return Check(name=name, status=Status.WARN, detail=warning)
     proposal = found.proposal
     detail = f"{tag} is not lower than the proposed {proposal.version} ({proposal.reason})"
     return Check(name=name, status=Status.OK, detail=detail)
-
-
-def _tag_version(tag: str) -> Version | None:
-    try:
-        return Version(tag[1:])
-    except InvalidVersion:
-        return None
 
 
 def _secret_checks(names: Sequence[str], env: Mapping[str, str]) -> list[Check]:

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from ci.core.config import Config, Environment
 from ci.core.errors import ExitCode, UsageError
 from ci.core.runner import Runner
+from ci.gates import registry
+from ci.release.version import Release
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
+NO_CACHE = {"CI_NO_CACHE": "1"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,28 +36,30 @@ class ReleasePlan:
 
     version: str
     steps: tuple[Step, ...]
+    release: Release
     publish_to: str | None
     deploy_env: str | None
     missing: tuple[str, ...] = ()  # gate sessions the noxfile does not declare (skipped)
 
 
-PostPublish = Callable[[Config, str, Sequence[str]], Sequence[Step]]
+PostPublish = Callable[[Config, Release, Sequence[str]], Sequence[Step]]
 
 # The one place where steps that follow a successful publish are declared (release notes,
-# the GitHub release, ...). Each hook gets the config, the version and the `python -m ci`
-# prefix, and returns its steps; they run after publish and before the first deploy.
+# the GitHub release, ...). Each hook gets the config, the release (version and tag) and the
+# `python -m ci` prefix, and returns its steps; they run after publish and before the first
+# deploy.
 POST_PUBLISH: list[PostPublish] = []
 
 
-def record_step(config: Config, version: str, ci: Sequence[str]) -> Sequence[Step]:
-    """The release record: dist/RELEASE_NOTES.md, the step summary and the GitHub release."""
+def record_step(config: Config, release: Release, ci: Sequence[str]) -> Sequence[Step]:
+    """The release record: dist-assets/RELEASE_NOTES.md, the step summary and the GitHub release."""
     del config
     return [
         Step(
             name="release record",
-            argv=(*ci, "release-record", "--tag", f"v{version}", "--dist", "dist"),
+            argv=(*ci, "release-record", "--tag", release.tag, "--dist", "dist"),
             what=(
-                "dist/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
+                "dist-assets/RELEASE_NOTES.md, the step summary and, with GITHUB_TOKEN, the GitHub "
                 "release with its assets and the ledger anchor"
             ),
         )
@@ -76,8 +81,8 @@ def first_environment(config: Config) -> Environment | None:
 
 
 def gate_sessions(config: Config) -> list[str]:
-    """The nox sessions a release must pass, in order."""
-    return ["lint", f"test-{config.default_python}", "security", "package"]
+    """The nox sessions a release must pass, in order: the main job's."""
+    return registry.main_sessions(config)
 
 
 def publish_target(config: Config, env: Mapping[str, str]) -> str | None:
@@ -103,26 +108,29 @@ def declared_sessions(runner: Runner, nox: Sequence[str], config: Config) -> lis
 def plan(
     config: Config,
     *,
+    release: Release,
     env: Mapping[str, str],
     ci: Sequence[str],
     nox: Sequence[str],
     declared: Sequence[str] | None = None,
     post_publish: Sequence[PostPublish] | None = None,
     final: Sequence[PostPublish] | None = None,
+    publish_ci: Sequence[str] | None = None,
 ) -> ReleasePlan:
-    """The release of the project's current version as a list of steps (pure).
+    """The release of ``release`` (version and tag of HEAD) as a list of steps (pure).
 
     Gate sessions missing from ``declared`` (when known) are left out and listed in
-    ``missing``, so a partial bundle still releases, loudly.
+    ``missing``, so a partial bundle still releases, loudly. ``publish_ci`` is how the
+    publish step calls ``python -m ci`` (default ``ci``): in an environment with twine.
     """
-    version = config.project_version
+    version = release.version
     wanted = gate_sessions(config)
     missing = tuple(s for s in wanted if declared is not None and s not in declared)
     steps = [
         Step(
             name="preflight",
             argv=(*ci, "preflight", "--release"),
-            what=f"clean tree, HEAD tagged v{version}, secrets, uv.lock fresh",
+            what=f"clean tree, HEAD tagged {release.tag}, secrets, uv.lock fresh",
         )
     ]
     for session in (s for s in wanted if s not in missing):
@@ -132,13 +140,13 @@ def plan(
     steps.append(
         Step(
             name="publish",
-            argv=(*ci, "publish", "--dist", "dist"),
+            argv=(*(publish_ci or ci), "publish", "--dist", "dist"),
             what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {where}",
         )
     )
     hooks = POST_PUBLISH if post_publish is None else post_publish
     for hook in hooks:
-        steps.extend(hook(config, version, ci))
+        steps.extend(hook(config, release, ci))
     environment = first_environment(config)
     if environment is not None:
         steps.append(
@@ -149,10 +157,11 @@ def plan(
             )
         )
     for hook in FINAL if final is None else final:
-        steps.extend(hook(config, version, ci))
+        steps.extend(hook(config, release, ci))
     return ReleasePlan(
         version=version,
         steps=tuple(steps),
+        release=release,
         publish_to=target,
         deploy_env=environment.name if environment else None,
         missing=missing,
@@ -162,6 +171,9 @@ def plan(
 def render(release: ReleasePlan) -> str:
     """The plan as printed by ``--dry-run``."""
     lines = [f"release {release.version} plan (dry run: nothing is run, published or deployed):"]
+    what = release.release
+    lines.append(f"  version {what.version} from the {what.source}")
+    lines.append(f"  tag {what.tag} ({what.tag_format.describe()})")
     for index, step in enumerate(release.steps, start=1):
         lines.append(f"  {index}. {step.name}: {step.what}")
         lines.append(f"       $ {' '.join(step.argv)}")
@@ -199,7 +211,8 @@ def execute(
     total = len(release.steps)
     for index, step in enumerate(release.steps, start=1):
         out(f"==> [{index}/{total}] {step.name}: {' '.join(step.argv)}")
-        done = runner.run(step.argv, cwd=config.root, stream=True)
+        # a release never replays a cached verdict: every gate runs on what is published
+        done = runner.run(step.argv, cwd=config.root, env=NO_CACHE, stream=True)
         if not done:
             code = done.returncode if done.returncode in {int(c) for c in ExitCode} else 1
             later = ", ".join(s.name for s in release.steps[index:]) or "nothing"
@@ -212,7 +225,14 @@ def execute(
     return 0
 
 
-def ci_prefix(config_file: str | None = None) -> tuple[str, ...]:
-    """How a release step calls ``python -m ci`` (this interpreter, same --config)."""
-    prefix = (sys.executable, "-m", "ci")
+def ci_prefix(config_file: str | None = None, *, group: str | None = None) -> tuple[str, ...]:
+    """How a release step calls ``python -m ci`` (same --config).
+
+    Without ``group``: this interpreter. With it: the project's locked environment with that
+    dependency group synced in (``uv run --locked --group GROUP``), so a step finds its tools
+    (twine for publish) whatever the maintainer's default groups hold.
+    """
+    prefix: tuple[str, ...] = (sys.executable, "-m", "ci")
+    if group is not None:
+        prefix = ("uv", "run", "--locked", "--group", group, "python", "-m", "ci")
     return (*prefix, "--config", config_file) if config_file else prefix

@@ -13,14 +13,14 @@ from ci.core.clock import Clock
 from ci.core.config import Config, Mode, state_dir
 from ci.core.errors import UsageError
 from ci.core.files import atomic_write_text, write_json
-from ci.core.gate import GateContext, GateResult, GateStatus
+from ci.core.gate import GateContext, GateResult, GateStatus, context_name
 from ci.core.http import HttpClient, Retry, UrllibClient
 from ci.core.redact import redact
+from ci.gates import registry
 from ci.github.status import (
     DESCRIPTION_MAX,
     GitHubEnv,
     StatusUpdate,
-    context_name,
     post_updates,
     shorten,
     update_for,
@@ -409,9 +409,8 @@ def announce(
     github = GitHubEnv.from_env(ctx.env)
     if not github.actions or github.missing_for_statuses():
         return  # record() prints the one notice about it
-    variant = ctx.python if gate == "test" else ""
     update = StatusUpdate(
-        context=context_name(gate, variant, ctx.config.default_python),
+        context=registry.get(ctx.config, gate).context(ctx.config, ctx.python),
         state=state,
         description=shorten(description, DESCRIPTION_MAX),
         target_url=github.run_url,

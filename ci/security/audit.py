@@ -18,11 +18,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from packaging.markers import Marker
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
 from ci import __version__
 from ci.core.config import SEVERITIES, Config, Waiver
 from ci.core.errors import ToolError, UsageError
-from ci.core.files import atomic_write_bytes, atomic_write_text
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus, judge_waivers
+from ci.core.files import atomic_write_text
+from ci.core.gate import (
+    Finding,
+    Gate,
+    GateContext,
+    GateInputs,
+    GateResult,
+    GateStatus,
+    judge_waivers,
+)
 from ci.core.runner import Runner
 from ci.security import sarif
 from ci.security.advisories import AdvisoryDB, Record, serving
@@ -131,6 +143,16 @@ class Vulnerability:
     severity: Severity = field(default_factory=lambda: Severity(label="unknown"))
     counts_as: str = "high"  # the severity the policy judges (unknown -> unknown_severity)
     waived: bool = False
+    markers: str = ""  # the pin's environment markers in the lock ("" = every environment)
+    pythons: tuple[str, ...] | None = None  # the [tool.ci] pythons it applies to (None: all)
+
+    @property
+    def where(self) -> str:
+        """`` (Python 3.11: python_version < '3.12')`` for a pin limited by markers, else ``""``."""
+        if not self.markers:
+            return ""
+        which = ", ".join(self.pythons or ()) or "none of the configured"
+        return f" (Python {which}: {self.markers})"
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -152,6 +174,8 @@ class Vulnerability:
             "fix_versions": list(self.fix_versions),
             "waived": self.waived,
             "description": self.description,
+            "markers": self.markers,
+            "pythons": list(self.pythons) if self.pythons is not None else None,
         }
 
 
@@ -225,6 +249,7 @@ class AuditOptions:
     today: dt.date = field(default_factory=dt.date.today)
     timeout_s: float = 600.0
     extra_pins: tuple[str, ...] = ()  # audited too (fault injection adds one)
+    pythons: tuple[str, ...] = ()  # [tool.ci] pythons: which of them each pin applies to
 
 
 def resolve_db(cli: str | None, env: Mapping[str, str], config: Config, cwd: Path) -> Path | None:
@@ -247,7 +272,7 @@ def resolve_db(cli: str | None, env: Mapping[str, str], config: Config, cwd: Pat
 
 
 def export_locked(runner: Runner, root: Path, target: Path) -> None:
-    """Write uv.lock's pinned dependencies (with hashes) to ``target``."""
+    """Write uv.lock's pinned dependencies (with hashes and markers) to ``target``."""
     if not (root / "uv.lock").is_file():
         msg = f"{root / 'uv.lock'} does not exist; run `uv lock` or pass --requirements FILE"
         raise UsageError(msg)
@@ -258,12 +283,112 @@ def export_locked(runner: Runner, root: Path, target: Path) -> None:
         tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
         msg = f"uv export failed (exit status {done.returncode}): {tail[0]}"
         raise ToolError(msg)
-    if target.is_file():  # pip-audit would skip pins whose markers miss this interpreter
-        text = target.read_text(encoding="utf-8")
-        atomic_write_bytes(target, _MARKER.sub(r"\1 \2", text).encode("utf-8"))
 
 
-_MARKER = re.compile(r"^(\S+==\S+) ;[^\\\n]*?(\\?)$", re.MULTILINE)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pin:
+    """One ``name==version`` of a requirements file, with its markers and hash options."""
+
+    name: str  # canonical
+    version: str
+    markers: str
+    line: str  # the requirement without markers, hashes on continuation lines
+
+
+def read_pins(text: str) -> tuple[list[str], list[Pin]]:
+    """The option lines and the pins of a requirements file (comments dropped)."""
+    options, pins = [], []
+    for logical in _logical_lines(text):
+        head, *hashes = re.split(r"\s+(?=--hash[=\s])", logical)
+        if head.startswith("-"):
+            options.append(logical)
+            continue
+        try:
+            req = Requirement(head)
+        except InvalidRequirement:
+            options.append(logical)  # passed on as is: pip-audit names what it cannot read
+            continue
+        specs = list(req.specifier)
+        if len(specs) != 1 or specs[0].operator not in {"==", "==="}:
+            options.append(logical)
+            continue
+        extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+        line = " \\\n    ".join([f"{req.name}{extras}=={specs[0].version}", *hashes])
+        pins.append(
+            Pin(
+                name=canonicalize_name(req.name),
+                version=specs[0].version,
+                markers=str(req.marker) if req.marker else "",
+                line=line,
+            )
+        )
+    return options, pins
+
+
+def _logical_lines(text: str) -> list[str]:
+    lines, current = [], ""
+    for raw in text.splitlines():
+        stripped = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        if stripped.endswith("\\"):
+            current += stripped[:-1].strip() + " "
+            continue
+        current += stripped
+        if current.strip():
+            lines.append(current.strip())
+        current = ""
+    if current.strip():
+        lines.append(current.strip())
+    return lines
+
+
+def layers(pins: Sequence[Pin]) -> list[list[Pin]]:
+    """Pins in files pip-audit accepts: each holds at most one version of a package.
+
+    A lock that forks a package by Python version (or platform) pins it twice; pip-audit
+    refuses duplicate names, so the Nth version of every package goes to the Nth file.
+    """
+    seen: dict[str, list[str]] = {}
+    out: list[list[Pin]] = []
+    for pin in pins:
+        versions = seen.setdefault(pin.name, [])
+        if pin.version in versions:
+            continue  # the same version under other markers: one audit covers it
+        versions.append(pin.version)
+        while len(out) < len(versions):
+            out.append([])
+        out[len(versions) - 1].append(pin)
+    return out or [[]]
+
+
+def applies_to(markers: str, pythons: Sequence[str]) -> tuple[str, ...] | None:
+    """The ``pythons`` a pin with ``markers`` is installed on (on any platform); None: all."""
+    if not markers:
+        return None
+    marker = Marker(markers)
+    found = []
+    for python in pythons:
+        for platform, system, os_name in _PLATFORMS:
+            env = {
+                "python_version": python,
+                "sys_platform": platform,
+                "platform_system": system,
+                "os_name": os_name,
+                "extra": "",
+            }
+            if any(
+                marker.evaluate({**env, "python_full_version": f"{python}.{patch}"})
+                for patch in (0, 99)
+            ):
+                found.append(python)
+                break
+    return tuple(found)
+
+
+_PLATFORMS = (
+    ("linux", "Linux", "posix"),
+    ("darwin", "Darwin", "posix"),
+    ("win32", "Windows", "nt"),
+)
 
 
 def run_pip_audit(
@@ -318,8 +443,28 @@ def fetch_osv(api: str, timeout: float = 30.0) -> Fetch:
     return fetch
 
 
+def _markers(pins: Sequence[Pin]) -> dict[tuple[str, str], str]:
+    """(name, version) -> its markers; a version pinned under several is joined with ``or``."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for pin in pins:
+        found.setdefault((pin.name, pin.version), []).append(pin.markers)
+    joined = {}
+    for key, each in found.items():
+        unique = list(dict.fromkeys(each))
+        if "" in unique:
+            joined[key] = ""  # pinned for every environment somewhere
+        elif len(unique) == 1:
+            joined[key] = unique[0]
+        else:
+            joined[key] = " or ".join(f"({m})" for m in unique)
+    return joined
+
+
 def enrich(
-    data: Mapping[str, Any], fetch: Fetch, options: AuditOptions
+    data: Mapping[str, Any],
+    fetch: Fetch,
+    options: AuditOptions,
+    markers: Mapping[tuple[str, str], str] | None = None,
 ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...], list[Vulnerability]]:
     """pip-audit's JSON turned into (dependencies, skipped, findings with severities)."""
     dependencies, skipped, found = [], [], []
@@ -342,6 +487,7 @@ def enrich(
             records = [r for r in (record(i) for i in (vuln_id, *aliases)) if r is not None]
             severity = severity_of(records)
             counts_as = options.unknown_severity if severity.label == "unknown" else severity.label
+            where = (markers or {}).get((canonicalize_name(name), version), "")
             found.append(
                 Vulnerability(
                     package=name,
@@ -352,6 +498,8 @@ def enrich(
                     description=str(vuln.get("description", "")),
                     severity=severity,
                     counts_as=counts_as,
+                    markers=where,
+                    pythons=applies_to(where, options.pythons),
                 )
             )
     return tuple(dependencies), tuple(skipped), found
@@ -366,16 +514,27 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ci-audit-")))
         if options.requirements is not None:
             if not options.requirements.is_file():
-                msg = f"{options.requirements} does not exist; pass a pinned requirements file"
+                what = "is a folder" if options.requirements.is_dir() else "does not exist"
+                msg = f"{options.requirements} {what}; pass a pinned requirements file"
                 raise UsageError(msg)
             requirements, source = options.requirements, str(options.requirements)
         else:
             requirements, source = scratch / "requirements.txt", "uv.lock"
             export_locked(runner, options.root, requirements)
+        # an export of a lock without dependencies may write nothing at all
+        text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""
         if options.extra_pins:  # fault injection: CI_INJECT_FAULT=audit adds a pin
-            text = faults.add_pins(requirements.read_text(encoding="utf-8"), options.extra_pins)
-            requirements = scratch / "requirements-with-extra-pins.txt"
-            atomic_write_text(requirements, text)
+            text = faults.add_pins(text, options.extra_pins)
+        extra, pins = read_pins(text)
+        files = []
+        for number, layer in enumerate(layers(pins), start=1):
+            # markers dropped: pip-audit would skip pins whose markers miss this interpreter
+            path = scratch / f"requirements-{number}.txt"
+            atomic_write_text(
+                path, "".join(f"{line}\n" for line in [*extra, *(p.line for p in layer)])
+            )
+            files.append(path)
+            extra = []  # options and unreadable lines go to the first file only
         if db is not None:
             api = stack.enter_context(serving(db))
             service = str(options.advisory_db)
@@ -383,10 +542,13 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
         else:
             api, service = options.osv_api, options.osv_api
             fetch = fetch_osv(api)
-        data = run_pip_audit(
-            runner, requirements, f"{api}/v1/query", scratch / "cache", options.timeout_s
-        )
-        dependencies, skipped, found = enrich(data, fetch, options)
+        data: dict[str, Any] = {"dependencies": []}
+        for path in files:
+            done = run_pip_audit(
+                runner, path, f"{api}/v1/query", scratch / "cache", options.timeout_s
+            )
+            data["dependencies"] += done.get("dependencies", [])
+        dependencies, skipped, found = enrich(data, fetch, options, _markers(pins))
     ids = {i for f in found for i in f.ids}
     verdict = judge_waivers(ids, options.waivers, options.today)
     findings = [replace(f, waived=any(i in verdict.waived for i in f.ids)) for f in found]
@@ -411,7 +573,8 @@ def render_text(report: AuditReport) -> str:
         fix = f"; fixed in {', '.join(f.fix_versions)}" if f.fix_versions else "; no fix yet"
         state = " [waived]" if f.waived else ""
         lines.append(
-            f"{f.package} {f.version}: {f.id} {f.severity.label}{score}{judged}{fix}{state}"
+            f"{f.package} {f.version}{f.where}: {f.id} {f.severity.label}{score}{judged}{fix}"
+            f"{state}"
         )
     lines += report.expired
     lines += [f"skipped {s}" for s in report.skipped]
@@ -430,7 +593,7 @@ def render_markdown(report: AuditReport) -> str:
             score = f" ({f.severity.score:.1f})" if f.severity.score is not None else ""
             status = "waived" if f.waived else "**fails**" if f in report.failing else "reported"
             lines.append(
-                f"| {f.package} | {f.version} | {f.id} | {f.severity.label}{score} | "
+                f"| {f.package} | {f.version}{f.where} | {f.id} | {f.severity.label}{score} | "
                 f"{', '.join(f.fix_versions) or '-'} | {status} |"
             )
         lines.append("")
@@ -511,7 +674,7 @@ def sarif_log(report: AuditReport, root: Path) -> dict[str, Any]:
     results = [
         sarif.result(
             rule_id=f.id,
-            message=f"{f.package} {f.version} is affected by {f.id} ({f.severity.label})"
+            message=f"{f.package} {f.version}{f.where} is affected by {f.id} ({f.severity.label})"
             + (f"; fixed in {', '.join(f.fix_versions)}" if f.fix_versions else ""),
             level=levels.get(f.counts_as, "error"),
             file=uri,
@@ -574,6 +737,7 @@ def options_for(
         unknown_severity=policy.unknown_severity,
         waivers=config.waivers,
         today=today,
+        pythons=config.pythons,
     )
 
 
@@ -582,7 +746,7 @@ def gate_result(report: AuditReport, artifacts: Sequence[str] = ()) -> GateResul
     findings = [
         Finding(
             rule=f.id,
-            message=f"{f.package} {f.version}"
+            message=f"{f.package} {f.version}{f.where}"
             + (f", fixed in {', '.join(f.fix_versions)}" if f.fix_versions else ", no fix yet")
             + (f" (unscored, counts as {f.counts_as})" if f.severity.label == "unknown" else "")
             + ("" if f.waived or f in report.failing else f" (below fail_on {report.fail_on})"),
@@ -619,3 +783,22 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         atomic_write_text(path, render(report, fmt, root=ctx.root, now=ctx.clock.now()))
         artifacts.append(f"{ctx.config.reports_dir}/{name}")
     return gate_result(report, artifacts)
+
+
+GATE = Gate(
+    name="audit",
+    session="security",
+    doc="Audit: the locked dependencies against the advisory database.",
+    run=run,
+    group="security",
+    inputs=GateInputs(
+        tools=("pip-audit", "cvss"),
+        env=("CI_ADVISORY_DB", "CI_OSV_API"),
+        config=("waivers", "advisory_db"),
+        daily=True,  # advisories are published every day: a pass is good for one day at most
+        args=False,
+        folder_from=("CI_ADVISORY_DB", "advisory_db"),
+    ),
+    options=frozenset({"fail_on", "unknown_severity"}),
+    requires=("pip-audit>=2.9", "cvss>=3.2", "PyYAML>=6"),
+)

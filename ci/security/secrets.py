@@ -19,7 +19,15 @@ from typing import Any
 from ci.core.config import Waiver
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_text
-from ci.core.gate import Finding, GateContext, GateResult, GateStatus, judge_waivers
+from ci.core.gate import (
+    Finding,
+    Gate,
+    GateContext,
+    GateInputs,
+    GateResult,
+    GateStatus,
+    judge_waivers,
+)
 from ci.core.runner import Runner
 from ci.security import sarif
 from ci.testing import faults
@@ -139,6 +147,9 @@ class ScanOptions:
     waivers: tuple[Waiver, ...] = ()
     today: dt.date = field(default_factory=dt.date.today)
     extra_files: tuple[Path, ...] = ()  # scanned too (fault injection plants one)
+    # tree mode: exactly these files (relative to the repo), as listed by tree_files when the
+    # gate cache keyed them; None: list them now
+    files: tuple[str, ...] | None = None
 
 
 def repo_root(runner: Runner, path: Path) -> Path:
@@ -228,7 +239,8 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
         verify_rev(runner, root, options.since)
     with _settings(baseline, files_exist=options.mode is Mode.TREE):
         if options.mode is Mode.TREE:
-            scanned, found = scan_tree(runner, root, skip={_relative(baseline_path, root)})
+            skip = {_relative(baseline_path, root)}
+            scanned, found = scan_tree(runner, root, skip=skip, files=options.files)
         else:
             revs = ["--all"] if options.mode is Mode.HISTORY else [f"{options.since}..HEAD"]
             skip = {_relative(baseline_path, root)}
@@ -261,22 +273,33 @@ def _relative(path: Path, root: Path) -> str:
     return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else ""
 
 
-def scan_tree(
-    runner: Runner, root: Path, skip: Iterable[str] = ()
-) -> tuple[int, list[SecretFinding]]:
-    """Scan every tracked file of the working tree (except ``skip``); (files, findings)."""
+def tree_files(root: Path, runner: Runner) -> list[str]:
+    """The tracked files of the working tree a tree scan reads (regular files, no symlinks)."""
     # unmasked: a file named after a secret env value must still be found and scanned
     listed = "".join(runner.lines([*_GIT, "ls-files", "-z"], cwd=root))
-    skipped = set(skip)
-    files = [
+    return [
         name
         for name in listed.split("\0")
-        if name
-        and name not in skipped
-        and (root / name).is_file()
-        and not (root / name).is_symlink()
+        if name and (root / name).is_file() and not (root / name).is_symlink()
     ]
-    return scan_files(root, files)
+
+
+def listed_tree(repo: Path, runner: Runner) -> tuple[Path, list[str]]:
+    """The git top folder of ``repo`` and the files a tree scan of it reads (tree_files)."""
+    root = repo_root(runner, repo)
+    return root, tree_files(root, runner)
+
+
+def scan_tree(
+    runner: Runner,
+    root: Path,
+    skip: Iterable[str] = (),
+    files: Sequence[str] | None = None,
+) -> tuple[int, list[SecretFinding]]:
+    """Scan ``files`` (default: tree_files) except ``skip``; (files, findings)."""
+    listed = tree_files(root, runner) if files is None else files
+    skipped = set(skip)
+    return scan_files(root, [name for name in listed if name not in skipped])
 
 
 def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFinding]]:
@@ -745,6 +768,8 @@ def render(report: ScanReport, fmt: str) -> str:
 def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     """The secrets gate: scan, print, write SARIF and markdown next to the gate record."""
     options = options_from_gate_args(ctx, args)
+    if options.mode is Mode.TREE and ctx.scan is not None:
+        options = replace(options, files=ctx.scan)  # exactly what the cache key covers
     # fault injection: CI_INJECT_FAULT=secrets plants a key for the scan to find
     with faults.secret_paths(ctx.reports / "faults", ctx.env) as planted:
         report = scan(replace(options, extra_files=tuple(planted)), ctx.runner)
@@ -755,3 +780,21 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         atomic_write_text(path, render(report, fmt))
         artifacts.append(_relative(path, ctx.root) or str(path))
     return gate_result(report, artifacts)
+
+
+GATE = Gate(
+    name="secrets",
+    session="security",
+    doc="Secrets: keys and tokens in the tracked tree (or a commit range).",
+    run=run,
+    group="security",
+    inputs=GateInputs(
+        lister=listed_tree,
+        extra_files=(BASELINE,),
+        tools=("detect-secrets",),
+        config=("waivers",),
+        daily=True,  # waivers expire
+        args=False,
+    ),
+    requires=("detect-secrets>=1.5",),
+)

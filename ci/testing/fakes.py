@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ci.core.errors import ToolError
-from ci.core.runner import Completed
+from ci.core.runner import Completed, OnStart
 
 
 @dataclass(slots=True)
@@ -27,9 +27,10 @@ class FakeRunner:
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
         stream: bool = False,
+        on_start: OnStart | None = None,
     ) -> Completed:
         """Answer ``argv`` with the longest scripted prefix; ToolError when none matches."""
-        del cwd, env, timeout, stream
+        del cwd, env, timeout, stream, on_start  # nothing runs: there is no process group
         key = tuple(argv)
         self.calls.append(key)
         for size in range(len(key), 0, -1):

@@ -11,11 +11,13 @@ from packaging.requirements import Requirement
 
 from ci import __version__
 from ci.adopt import init as scaffold
-from ci.adopt import pyproject_edit
+from ci.adopt import pyproject_edit, thin
 from ci.cli import main as cli
 from ci.cli.app import App
 from ci.core.errors import UsageError
 from ci.core.runner import Completed, ProcessRunner
+from ci.github import plan as gh_plan
+from ci.github import workflow_files
 from tests.conftest import ROOT, git
 
 PYPROJECT = """# the project's own comment
@@ -88,8 +90,15 @@ class LockingRunner:
 
 
 def init(target: Path, *flags: str, runner: LockingRunner | None = None) -> int:
+    """``init --vendor``: the copy of the bundle."""
     app = App(runner=runner or LockingRunner(), cwd=target.parent)
-    return cli.main(["init", str(target), *flags], app)
+    return cli.main(["init", str(target), "--vendor", *flags], app)
+
+
+def adopt(target: Path, *flags: str, runner: LockingRunner | None = None) -> int:
+    """``init`` as a dependency, without the first gate run (tests/integration runs it)."""
+    app = App(runner=runner or LockingRunner(), cwd=target.parent)
+    return cli.main(["init", str(target), "--no-run", *flags], app)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -131,7 +140,8 @@ def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> Non
     assert data["tool"]["ruff"]["extend-exclude"] == ["ci", "noxfile.py", "tasks.py"]
     groups = data["dependency-groups"]
     names = {g: {Requirement(r).name for r in v if isinstance(r, str)} for g, v in groups.items()}
-    assert {"ruff", "mypy", "packaging"} <= names["lint"]
+    assert {"ruff", "packaging"} <= names["lint"]
+    assert "mypy" not in names["lint"]  # the lint gate runs no mypy unless it is on
     assert {"pytest", "pytest-cov", "coverage", "packaging", "hypothesis"} <= names["test"]
     assert {"build", "twine"} <= names["package"]
     assert {"include-group": "test"} in groups["dev"]
@@ -188,7 +198,7 @@ def test_dry_run_writes_nothing_and_prints_the_plan(
     assert init(target, "--dry-run", runner=runner) == 0
     out = capsys.readouterr().out
     assert snapshot(target) == before
-    assert runner.calls == []
+    assert runner.calls == [("git", "tag", "--list")]  # read only: the tag format
     assert "plan (dry run" in out
     assert "create    noxfile.py" in out
     assert "update    pyproject.toml" in out
@@ -460,4 +470,208 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
     repo = make_repo({**FILES, "pyproject.toml": two})
     assert init(repo) == 0
     text = (repo / "pyproject.toml").read_text()
-    assert '\nlint = [\n  "ruff>=0.17",\n  "mypy>=1.18",\n' in text
+    assert '\nlint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
+
+
+def test_the_workflows_tag_filters_follow_the_projects_tags(target: Path) -> None:
+    """A project that tags 1.2.3 gets a release workflow that a push of 1.2.3 triggers."""
+    git(target, "tag", "1.0")
+    assert adopt(target) == 0  # as a dependency; --vendor writes the same workflows
+    release = (target / ".github/workflows/release.yml").read_text()
+    assert 'tags: ["[0-9]*"]' in release
+    assert '--version "${GITHUB_REF_NAME#}"' in release
+    workflows = workflow_files.load_all(target)
+    for tag, runs in (("1.1.0", True), ("26.4", True), ("v1.1.0", False), ("latest", False)):
+        result = gh_plan.plan(workflows, gh_plan.event_for("tag", tag))
+        triggered = {w.file for w in result.workflows if w.triggered}
+        assert (".github/workflows/release.yml" in triggered) is runs, tag
+
+
+def test_a_configured_tag_format_shapes_the_workflows(target: Path) -> None:
+    text = (target / "pyproject.toml").read_text(encoding="utf-8")
+    text += '\n[tool.ci.release]\ntag_format = "demo-{version}-final"\n'
+    (target / "pyproject.toml").write_text(text, encoding="utf-8")
+    git(target, "commit", "-qam", "tag format")
+    assert init(target) == 0
+    release = (target / ".github/workflows/release.yml").read_text()
+    assert 'tags: ["demo-[0-9]*-final"]' in release
+    step = '"$(v="${GITHUB_REF_NAME#demo-}"; echo "${v%-final}")"'
+    assert step in release
+    done = subprocess.run(
+        ["bash", "-c", f"echo {step}"],
+        env={"GITHUB_REF_NAME": "demo-1.2.3-final"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "1.2.3"
+
+
+# ---- noxgate as a locked dependency (the default) -----------------------------------------
+
+
+def test_adopting_writes_only_the_thin_files(target: Path) -> None:
+    before = set(snapshot(target))
+    assert adopt(target) == 0
+    added = sorted(set(snapshot(target)) - before)
+    assert not (target / "ci").exists()  # nothing of the bundle is copied
+    files = [rel for rel in added if (target / rel).is_file()]
+    assert files == sorted(
+        [
+            ".github/dependabot.yml",
+            ".github/workflows/ci.yml",
+            ".github/workflows/nightly-security.yml",
+            ".github/workflows/release.yml",
+            ".gitignore",
+            ".noxgate-init.json",
+            ".secrets.baseline",
+            "noxfile.py",
+            "tasks.py",
+            "uv.lock",
+        ]
+    )
+    assert (target / "noxfile.py").read_text() == thin.NOXFILE
+    assert (target / "tasks.py").read_text() == thin.TASKS
+    workflow = (target / ".github/workflows/ci.yml").read_text()
+    assert thin.LOCKED_NOX in workflow
+    assert thin.UVX_NOX not in workflow
+    data = tomllib.loads((target / "pyproject.toml").read_text())
+    dev = data["dependency-groups"]["dev"]
+    assert f"noxgate>={__version__}" in dev
+    assert "uv" not in data["tool"]  # the package index: no source entry
+    state = json.loads((target / ".noxgate-init.json").read_text())
+    assert state["version"] == __version__
+    assert state["files"]["noxfile.py"] == thin.NOXFILE
+
+
+def test_adopting_again_changes_nothing(target: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert adopt(target) == 0
+    before = snapshot(target)
+    capsys.readouterr()
+    assert adopt(target) == 0
+    assert "nothing: the target is up to date" in capsys.readouterr().out
+    assert snapshot(target) == before
+
+
+def test_upgrade_merges_keeping_a_local_edit(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert adopt(target) == 0
+    # what an older noxgate wrote, and a local edit of it since
+    older = thin.NOXFILE.replace("``nox -l`` lists them all.", "Run ``nox -l``.")
+    state_path = target / ".noxgate-init.json"
+    state = json.loads(state_path.read_text())
+    state["files"]["noxfile.py"] = older
+    state["version"] = "0.0.1"
+    state_path.write_text(json.dumps(state))
+    edited = older + '\n\n@nox.session\ndef docs(session):\n    session.run("mkdocs")\n'
+    (target / "noxfile.py").write_text(edited)
+
+    assert adopt(target) == 0  # without --upgrade: kept, with a note
+    assert (target / "noxfile.py").read_text() == edited
+    assert "run `init --upgrade` to merge" in capsys.readouterr().out
+
+    assert adopt(target, "--upgrade") == 0
+    merged = (target / "noxfile.py").read_text()
+    assert "``nox -l`` lists them all." in merged  # noxgate's change
+    assert 'session.run("mkdocs")' in merged  # the local edit
+    state = json.loads(state_path.read_text())
+    assert state["version"] == __version__
+    assert state["files"]["noxfile.py"] == thin.NOXFILE  # the base for the next upgrade
+    assert adopt(target, "--upgrade") == 0
+    assert (target / "noxfile.py").read_text() == merged
+
+
+def test_an_own_noxfile_keeps_its_sessions(make_repo: Callable[..., Path]) -> None:
+    own = 'import nox\n\n\n@nox.session\ndef docs(session):\n    session.run("sphinx-build")\n'
+    repo = make_repo({**FILES, "noxfile.py": own})
+    assert adopt(repo) == 0
+    text = (repo / "noxfile.py").read_text()
+    assert text.startswith(own)
+    assert "_noxgate_sessions.declare(" in text
+
+
+def test_a_tasks_package_gets_the_tasks_as_a_submodule(make_repo: Callable[..., Path]) -> None:
+    init_py = "from invoke import task\n\n\n@task\ndef docs(c):\n    pass\n"
+    repo = make_repo({**FILES, "tasks/__init__.py": init_py})
+    assert adopt(repo) == 0
+    assert not (repo / "tasks.py").exists()
+    assert (repo / "tasks/noxgate.py").read_text() == thin.TASKS
+    assert (
+        "from .noxgate import (  # noqa: E402, F401\n    ci,\n"
+        in (repo / "tasks/__init__.py").read_text()
+    )
+
+
+def test_a_plain_ci_folder_is_fine_an_importable_ci_is_refused(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, "ci/build.sh": "echo\n"})
+    assert adopt(repo) == 0
+    repo = make_repo({**FILES, "ci/__init__.py": ""})
+    assert adopt(repo) == 2
+    assert "would shadow noxgate's" in capsys.readouterr().err
+
+
+def test_a_git_source_is_recorded_for_uv_and_for_later_runs(target: Path) -> None:
+    assert adopt(target, "--source", "git+file:///srv/noxgate@v9.9.9") == 0
+    data = tomllib.loads((target / "pyproject.toml").read_text())
+    assert data["tool"]["uv"]["sources"]["noxgate"] == {
+        "git": "file:///srv/noxgate",
+        "tag": "v9.9.9",
+    }
+    state = json.loads((target / ".noxgate-init.json").read_text())
+    assert state["source"] == "git+file:///srv/noxgate@v9.9.9"
+    before = snapshot(target)
+    assert adopt(target) == 0  # no --source: the recorded one
+    assert snapshot(target) == before
+
+
+@pytest.mark.parametrize("link", [".github", ".github/workflows", "ci", "tests", "noxfile.py"])
+def test_a_symlink_that_leaves_the_target_is_refused_before_any_write(
+    target: Path, tmp_path: Path, link: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (target / link).parent.mkdir(parents=True, exist_ok=True)
+    if link == "tests":
+        (target / "tests" / "test_add.py").unlink()
+        (target / "tests").rmdir()
+    (target / link).symlink_to(outside / "x.py" if link == "noxfile.py" else outside)
+    before = snapshot(target)
+    assert init(target) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"{target / link} is a symbolic link to {outside}" in err
+    assert list(outside.iterdir()) == []
+    assert snapshot(target) == before
+
+
+def test_a_symlink_inside_the_target_is_followed(target: Path) -> None:
+    (target / "gh").mkdir()
+    (target / ".github").symlink_to(target / "gh")
+    assert init(target) == 0
+    assert (target / "gh" / "workflows" / "ci.yml").is_file()
+
+
+def test_apply_refuses_a_link_that_appeared_after_the_plan(target: Path, tmp_path: Path) -> None:
+    bundle = scaffold.load_bundle()
+    options = scaffold.Options(vendor=True)
+    the_plan = scaffold.plan(scaffold.gather(target, bundle), bundle, options, LockingRunner())
+    (tmp_path / "elsewhere").mkdir()
+    (target / ".github").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UsageError, match="outside"):
+        scaffold.apply(the_plan, target, LockingRunner())
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_init_keeps_the_mode_of_files_it_edits_and_new_files_are_0644(target: Path) -> None:
+    (target / "pyproject.toml").chmod(0o664)
+    old = os.umask(0o022)
+    try:
+        assert init(target) == 0
+    finally:
+        os.umask(old)
+    assert (target / "pyproject.toml").stat().st_mode & 0o777 == 0o664
+    for rel in ("noxfile.py", "tasks.py", "ci/VERSION", ".github/workflows/ci.yml", ".gitignore"):
+        assert (target / rel).stat().st_mode & 0o777 == 0o644, rel

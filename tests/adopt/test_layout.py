@@ -275,3 +275,18 @@ def test_pytest_testpaths_name_the_test_folder(tmp_path: Path, testpaths: str) -
         {"pyproject.toml": pyproject(extra=extra), "checks/test_a.py": "", "tests/x.py": ""},
     )
     assert detect(root).tests == "checks"
+
+
+def test_tool_pins_come_from_groups_then_pre_commit() -> None:
+    pre_commit = (
+        "repos:\n"
+        "  - repo: https://github.com/astral-sh/ruff-pre-commit\n"
+        "    rev: v0.6.9\n"
+        "    hooks:\n      - id: ruff\n"
+        "  - repo: https://github.com/pre-commit/mirrors-mypy\n"
+        "    rev: 'v1.11.2'\n"
+    )
+    assert layout.tool_pins({}, pre_commit) == {"ruff": "ruff==0.6.9", "mypy": "mypy==1.11.2"}
+    data = {"dependency-groups": {"lint": ["Ruff>=0.5,<0.6"]}}
+    assert layout.tool_pins(data, pre_commit) == {"ruff": "ruff<0.6,>=0.5", "mypy": "mypy==1.11.2"}
+    assert layout.tool_pins({}, None) == {}

@@ -1,9 +1,9 @@
-import ast
 import tomllib
 
 from packaging.requirements import Requirement
 
 from ci.adopt import layout, pyproject_edit
+from ci.gates import registry
 from tests.conftest import ROOT
 
 PROJECT = layout.Project(
@@ -73,18 +73,13 @@ def test_new_tables_get_a_blank_line_but_old_adjacency_is_kept() -> None:
     assert pyproject_edit.space_new_tables(old, new) == "[a]\nx = 1\n[b]\ny = 2\n\n[c]\nz = 3\n"
 
 
-def _synced_groups(noxfile: str) -> set[str]:
-    groups = set()
-    for node in ast.walk(ast.parse(noxfile)):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "sync":
-            groups |= {a.value for a in node.args[1:] if isinstance(a, ast.Constant)}
-    return groups
-
-
-def test_every_group_the_bundle_noxfile_syncs_is_provided() -> None:
-    synced = _synced_groups((ROOT / "noxfile.py").read_text())
+def test_every_group_the_bundle_sessions_sync_is_provided() -> None:
+    synced = {gate.group for gate in registry.BUILTIN}
     assert "lint" in synced
     assert synced <= set(pyproject_edit.TOOL_GROUPS)
+    for gate in registry.BUILTIN:
+        assert gate.group is not None
+        assert set(gate.requires) <= set(pyproject_edit.TOOL_GROUPS[gate.group]), gate.name
 
 
 def test_tool_groups_follow_the_bundles_own_tools() -> None:
@@ -102,3 +97,106 @@ def test_tool_groups_follow_the_bundles_own_tools() -> None:
             requirement = Requirement(entry)
             assert requirement.name.lower() in ours, f"{group}: {entry}"
             assert ours[requirement.name.lower()].specifier == requirement.specifier, entry
+
+
+def dependency_edit(text: str, source: pyproject_edit.Source) -> str:
+    return pyproject_edit.edit_pyproject(
+        text,
+        PROJECT,
+        ruff_here=True,
+        setup_texts=("", ""),
+        notes=[],
+        dependency=pyproject_edit.Dependency(requirement="noxgate>=0.1.0", source=source),
+    )
+
+
+def test_as_a_dependency_every_group_gets_noxgate_and_nothing_is_excluded() -> None:
+    text = dependency_edit(TEXT, pyproject_edit.Source(kind="index"))
+    data = tomllib.loads(text)
+    for group in ("lint", "test", "security", "package", "workflows", "dev"):
+        entries = [e for e in data["dependency-groups"][group] if isinstance(e, str)]
+        assert any(e.startswith("noxgate>=0.1.0") for e in entries), group
+        assert not any(Requirement(e).name == "packaging" for e in entries)
+    assert "ruff" not in data.get("tool", {})  # nothing copied: nothing to keep out of ruff
+    assert "exclude" not in data["tool"]["setuptools"]["packages"]["find"]
+    assert "uv" not in data["tool"]  # the default index needs no source entry
+    assert dependency_edit(text, pyproject_edit.Source(kind="index")) == text
+
+
+def test_the_projects_ruff_pin_wins_and_mypy_only_when_on() -> None:
+    pinned = layout.Project(**{**_fields(PROJECT), "tool_pins": {"ruff": "ruff==0.6.9"}})
+    groups = pyproject_edit.tool_groups(pinned, noxgate="noxgate>=1", mypy=False)
+    assert groups["lint"] == ("noxgate>=1", "ruff==0.6.9")
+    with_mypy = pyproject_edit.tool_groups(pinned, noxgate=None, mypy=True)
+    assert [Requirement(r).name for r in with_mypy["lint"]] == ["ruff", "mypy", "packaging"]
+
+
+def _fields(project: layout.Project) -> dict[str, object]:
+    return {name: getattr(project, name) for name in project.__slots__}
+
+
+def test_sources_index_url_git_tag_and_folder(tmp_path) -> None:
+    url = pyproject_edit.parse_source("http://127.0.0.1:8080/simple/", target=tmp_path)
+    data = tomllib.loads(dependency_edit(TEXT, url))
+    assert data["tool"]["uv"]["index"] == [
+        {"name": "noxgate", "url": "http://127.0.0.1:8080/simple/", "explicit": True}
+    ]
+    assert data["tool"]["uv"]["sources"]["noxgate"] == {"index": "noxgate"}
+
+    git = pyproject_edit.parse_source("git+file:///srv/noxgate@v0.2.0", target=tmp_path)
+    data = tomllib.loads(dependency_edit(TEXT, git))
+    assert data["tool"]["uv"]["sources"]["noxgate"] == {
+        "git": "file:///srv/noxgate",
+        "tag": "v0.2.0",
+    }
+    assert git.describe() == "git+file:///srv/noxgate@v0.2.0"
+
+    (tmp_path / "noxgate").mkdir()
+    (tmp_path / "noxgate" / "pyproject.toml").write_text("[project]\nname='noxgate'\n")
+    (tmp_path / "proj").mkdir()
+    folder = pyproject_edit.parse_source(str(tmp_path / "noxgate"), target=tmp_path / "proj")
+    data = tomllib.loads(dependency_edit(TEXT, folder))
+    assert data["tool"]["uv"]["sources"]["noxgate"] == {"path": "../noxgate"}
+
+
+def test_a_bad_source_names_the_forms(tmp_path) -> None:
+    import pytest
+
+    from ci.core.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"git\+URL@TAG"):
+        pyproject_edit.parse_source("git+https://example.invalid/x", target=tmp_path)
+    with pytest.raises(UsageError, match="neither an index URL"):
+        pyproject_edit.parse_source(str(tmp_path / "nowhere"), target=tmp_path)
+
+
+def test_a_flat_setuptools_project_names_its_packages_so_reports_is_not_one() -> None:
+    text = "[project]\nname = 'demo'\n"
+    flat = layout.Project(**{**_fields(PROJECT), "requires_python": None})
+    dep = pyproject_edit.Dependency(
+        requirement="noxgate>=1", source=pyproject_edit.Source(kind="index")
+    )
+    edited = pyproject_edit.edit_pyproject(
+        text, flat, ruff_here=True, setup_texts=("", ""), notes=[], dependency=dep
+    )
+    found = tomllib.loads(edited)["tool"]["setuptools"]["packages"]["find"]
+    assert found == {"include": ["demo", "demo.*"]}
+    module = pyproject_edit.edit_pyproject(
+        text,
+        flat,
+        ruff_here=True,
+        setup_texts=("", ""),
+        notes=[],
+        dependency=dep,
+        modules=frozenset({"demo"}),
+    )
+    assert tomllib.loads(module)["tool"]["setuptools"]["py-modules"] == ["demo"]
+    # a project that names its packages already, or builds from setup.py, is left alone
+    assert (
+        "setuptools"
+        not in tomllib.loads(
+            pyproject_edit.edit_pyproject(
+                text, flat, ruff_here=True, setup_texts=("setup()", ""), notes=[], dependency=dep
+            )
+        )["tool"]
+    )

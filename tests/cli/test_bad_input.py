@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ci.cli.main import main
+from ci.cli.main import build_parser, main
 from tests.support.deploy_project import record_command, toml_list, write_project
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -182,3 +184,78 @@ def test_a_broken_pipe_in_process_is_141_and_silent(
     monkeypatch.setattr(sys, "stdout", Closed())
     assert main(["--config", str(cfg), "ledger", "verify"]) == 141
     assert capsys.readouterr().err == ""
+
+
+def numeric_flags() -> list[tuple[list[str], str]]:
+    """(command path, option) of every option that takes a number, found in the parser."""
+    found = []
+
+    def walk(parser: argparse.ArgumentParser, path: list[str]) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, [*path, name])
+            elif action.type in {int, float}:
+                msg = (
+                    f"{' '.join(path)} {action.option_strings}: use a checked type (ci.cli.values)"
+                )
+                raise AssertionError(msg)
+            elif action.option_strings and action.type not in {None, Path, str}:
+                found.append((path, action.option_strings[-1]))
+
+    walk(build_parser(), [])
+    return found
+
+
+def test_the_numeric_flags_are_all_found() -> None:
+    flags = {(" ".join(path), option) for path, option in numeric_flags()}
+    assert {("deploy", "--wait"), ("pipeline", "--jobs"), ("status require", "--interval")} <= flags
+    assert ("advisories serve", "--port") in flags
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "1e999", "many"])
+@pytest.mark.parametrize(("path", "option"), numeric_flags())
+def test_every_numeric_flag_refuses_nan_inf_and_negatives(
+    path: list[str], option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        build_parser().parse_args([*path, f"{option}={value}"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{option}: " in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["notes", "--output", "adir"], ("adir", "is a folder where a file is expected")),
+        (["notes", "--output", "afile/x"], ("afile", "is a file where a folder is expected")),
+        (["secrets", "--output", "adir"], ("adir", "is a folder where a file is expected")),
+        (["secrets", "--baseline", "adir"], ("adir", "Is a directory")),
+        (["secrets", "--baseline", "garbage"], ("garbage", "not valid JSON")),
+        (["audit", "--requirements", "adir"], ("adir", "is a folder")),
+        (["notify", "--report", "adir", "--dry-run"], ("adir", "is not a run report")),
+        (["notify", "--report", "garbage", "--dry-run"], ("garbage", "is not a run report")),
+        (["package", "--outdir", "afile"], ("afile", "is a file, not a folder")),
+        (["init", "afile"], ("afile", "is not a folder")),
+        (["advisories", "serve", "--db", "afile", "--port", "0"], ("afile", "not a folder")),
+    ],
+)
+def test_a_path_argument_of_the_wrong_kind_is_exit_2_naming_it(
+    make_repo: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    expected: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    named, needle = expected
+    repo = make_repo({"pyproject.toml": '[project]\nname = "demo"\nversion = "1.0.0"\n'})
+    (repo / "adir").mkdir()
+    (repo / "afile").write_text("a file\n")
+    (repo / "garbage").write_bytes(b"\xff\xfe\x00 not text")
+    monkeypatch.chdir(repo)
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert named in line
+    assert needle in line

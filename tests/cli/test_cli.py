@@ -1,8 +1,11 @@
 import argparse
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from ci.cli import core as core_commands
 from ci.cli import main as cli
 from ci.cli.app import App
 from ci.testing.fakes import FakeRunner
@@ -122,3 +125,41 @@ def test_pipeline_dry_run_prints_plan_and_runs_nothing(
     out = capsys.readouterr().out
     assert "nox -s lint" in out and "nox -s test-3.12" in out
     assert runner.calls == []
+
+
+GATE_PROJECT = {
+    "pyproject.toml": (
+        '[project]\nname = "pkg"\nversion = "0"\n[tool.ci]\npythons = ["3.12"]\n'
+        "[tool.ci.gates.test]\ncoverage_min = 50\n"
+    ),
+    "pkg/__init__.py": "def add(a, b):\n    return a + b\n",
+    "tests/test_add.py": "from pkg import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["gate", "test", "-q", "--no-cache"], ["gate", "test", "--", "--no-cache"]],
+)
+def test_gate_no_cache_after_the_name_is_ours_not_the_tools(
+    make_repo: Callable[..., Path], argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(GATE_PROJECT)
+    assert cli.main(["gate", "test"], App(cwd=repo)) == 0
+    assert cli.main(["gate", "test"], App(cwd=repo)) == 0
+    assert re.search(r"^test-[\d.]+: cached", capsys.readouterr().out, re.M)  # in the cache
+    assert cli.main(argv, App(cwd=repo)) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^test-[\d.]+: passed", out, re.M)
+    assert "cached" not in out
+
+
+def test_gate_args_keep_the_tools_own_arguments() -> None:
+    assert core_commands.gate_args(["-q", "--no-cache", "-k", "add"]) == (True, ["-q", "-k", "add"])
+    assert core_commands.gate_args(["--", "-x"]) == (False, ["-x"])
+
+
+def test_release_accepts_no_cache(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.build_parser().parse_args(["release", "--no-cache", "--dry-run"]).no_cache
+    assert cli.main(["release", "--help"]) == 0
+    assert "--no-cache" in capsys.readouterr().out

@@ -13,7 +13,7 @@ from pytest_httpserver import HTTPServer
 
 from ci.cli.app import App
 from ci.cli.main import main
-from ci.run import pipeline
+from ci.gates import registry
 from tests.github_api import GitHubAPI
 
 TOKEN = "ghs_TESTTOKEN0123456789abcdefXYZ"
@@ -501,7 +501,7 @@ def test_protect_prints_the_payload_from_the_config(
     assert run(["protect"], project, github_env(api, tmp_path, GITHUB_ACTIONS="")) == 0
     payload = json.loads(capsys.readouterr().out)
     # every registered gate but the advisory test gate (more gates register as they land)
-    checks = [{"context": f"ci/{name}"} for name in pipeline.GATES if name != "test"]
+    checks = [{"context": f"ci/{g.name}"} for g in registry.BUILTIN if g.name != "test"]
     assert payload["required_status_checks"] == {"strict": True, "checks": checks}
     assert payload["allow_force_pushes"] is False
     assert api.seen == []
@@ -515,7 +515,7 @@ def test_protect_apply_puts_the_payload(
     [put] = api.requests("PUT")
     assert put.raw_path == "/api/v3/repos/octo/demo/branches/release%2F1.x/protection"
     assert put.authorization == f"Bearer {TOKEN}"
-    contexts = [f"ci/{name}" for name in pipeline.GATES]
+    contexts = [f"ci/{g.name}" for g in registry.BUILTIN]
     assert contexts[:2] == ["ci/lint", "ci/test"]
     assert put.body["required_status_checks"]["checks"] == [{"context": c} for c in contexts]
     expected = f"protected octo/demo@release/1.x: required {', '.join(contexts)}"

@@ -87,8 +87,8 @@ retain = 3
         ("[tool.ci]\npythons = '3.12'\n", "tool.ci.pythons must be a list of strings"),
         ("[tool.ci]\npythons = []\n", "at least one version"),
         ("[tool.ci.gates.test]\ncoverage_mim = 80\n", "unknown key 'coverage_mim'"),
-        ("[tool.ci.gates.lint]\ncoverage_min = 80\n", "unknown key 'coverage_min'"),
-        ("[tool.ci.gates.tests]\nmode = 'required'\n", "unknown gate [tool.ci.gates.tests]"),
+        ("[tool.ci.gates.docs]\ncommand = 'make docs'\n", "command must be a list of strings"),
+        ("[tool.ci.gates.docs]\ninputs = 'docs/**'\n", "inputs must be a list of strings"),
         ("[tool.ci.gates.test]\nmode = 'sometimes'\n", "mode = 'sometimes' is not one of"),
         ("[tool.ci.gates.test]\nbudget_s = 'ten'\n", "budget_s must be a number"),
         ("[tool.ci.gates.test]\nbudget_blocks = 1\n", "budget_blocks must be true or false"),
@@ -142,3 +142,100 @@ def test_state_dir_and_env_flag(tmp_path: Path) -> None:
     assert config.env_flag("CI_NO_CACHE", {}) is False
     with pytest.raises(ConfigError, match="not a boolean"):
         config.env_flag("CI_NO_CACHE", {"CI_NO_CACHE": "maybe"})
+
+
+ENV = "[tool.ci.environments.{name}]\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "needle"),
+    [
+        ('[tool.ci]\npythons = ["banana"]\n', "tool.ci.pythons", "'banana', which is not"),
+        ('[tool.ci]\npythons = ["3.12", "3.12"]\n', "tool.ci.pythons", "more than once"),
+        ('[tool.ci]\npythons = ["3"]\n', "tool.ci.pythons", "not a Python version"),
+        ('[tool.ci]\npackages = ["my-pkg"]\n', "tool.ci.packages", "not an import name"),
+        ('[tool.ci]\ntests = "../elsewhere"\n', "tool.ci.tests", "inside the project"),
+        ('[tool.ci]\nreports_dir = "/tmp/r"\n', "tool.ci.reports_dir", "inside the project"),
+        ('[tool.ci]\nreports_dir = ""\n', "tool.ci.reports_dir", "inside the project"),
+        ('[tool.ci]\nrequired_secrets = ["MY TOKEN"]\n', "required_secrets", "not an environ"),
+        (ENV.format(name="prod") + "timeout_s = 0\n", "prod.timeout_s", "greater than 0"),
+        (ENV.format(name="prod") + "timeout_s = -1\n", "prod.timeout_s", "greater than 0"),
+        (ENV.format(name="prod") + "timeout_s = nan\n", "prod.timeout_s", "greater than 0"),
+        (ENV.format(name="prod") + "timeout_s = inf\n", "prod.timeout_s", "greater than 0"),
+        (ENV.format(name="prod") + 'after = "prod"\n', "prod] after = 'prod'", "itself"),
+        (ENV.format(name='"../x"'), "tool.ci.environments.../x", "may only hold"),
+        (
+            ENV.format(name="a") + 'after = "b"\n' + ENV.format(name="b") + 'after = "a"\n',
+            "after",
+            "cycle (a -> b -> a)",
+        ),
+        (
+            ENV.format(name="a")
+            + 'after = "b"\n'
+            + ENV.format(name="b")
+            + 'after = "c"\n'
+            + ENV.format(name="c")
+            + 'after = "b"\n',
+            "after",
+            "cycle (b -> c -> b)",
+        ),
+        ("[tool.ci.gates.test]\ncoverage_min = nan\n", "test.coverage_min", "finite"),
+        ("[tool.ci.gates.test]\ncoverage_min = 101\n", "test.coverage_min", "between 0 and 100"),
+        ("[tool.ci.gates.test]\ncoverage_min = -5\n", "test.coverage_min", "between 0 and 100"),
+        ("[tool.ci.gates.test]\ncoverage_drop_max = -inf\n", "coverage_drop_max", "finite"),
+        ("[tool.ci.gates.lint]\nbudget_s = 0\n", "lint.budget_s", "greater than 0"),
+        ("[tool.ci.gates.lint]\nbudget_s = nan\n", "lint.budget_s", "greater than 0"),
+        ("[tool.ci.publish]\nretain = 2.5\n", "publish.retain", "whole number"),
+        ("[tool.ci.publish]\nretain = nan\n", "publish.retain", "whole number"),
+        ("[tool.ci.publish]\nrepository_url = 'pypi'\n", "repository_url", "http://"),
+        ("[tool.ci.cache]\nmax_mb = -1\n", "cache.max_mb", "at least 0"),
+        ("[tool.ci.cache]\nmax_mb = inf\n", "cache.max_mb", "whole number"),
+        ("[tool.ci.notify]\nwebhook_url = 'hooks.example'\n", "webhook_url", "http://"),
+        (
+            "[[tool.ci.waivers]]\nid = ''\nreason = 'r'\nexpires = 2027-01-01\n",
+            "waivers[0].id",
+            "is empty",
+        ),
+    ],
+)
+def test_config_accepted_before_but_wrong_is_exit_2_naming_key_and_file(
+    tmp_path: Path, body: str, key: str, needle: str
+) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert key in message
+    assert needle in message
+    assert "\n" not in message
+    assert info.value.exit_code is ExitCode.USAGE
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '[tool.ci]\npythons = ["3.12", "3.13t", "pypy3.10", "3.11.9"]\n',
+        '[tool.ci]\npackages = ["pkg.sub"]\ntests = "tests/unit"\nreports_dir = "out/reports"\n',
+        ENV.format(name="staging") + ENV.format(name="prod") + 'after = "staging"\n'
+        "timeout_s = 0.5\n",
+        "[tool.ci.gates.test]\ncoverage_min = 0\ncoverage_drop_max = 100\n",
+        "[tool.ci.cache]\nmax_mb = 0\n",
+    ],
+)
+def test_config_at_the_edges_of_the_ranges_is_fine(tmp_path: Path, body: str) -> None:
+    config.load(write(tmp_path, body))
+
+
+def test_a_state_folder_that_is_a_file_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "state").write_text("")
+    with pytest.raises(ConfigError, match=r"state \(CI_STATE_DIR\) is a file, not a folder"):
+        config.state_dir(tmp_path, {"CI_STATE_DIR": str(tmp_path / "state")})
+    (tmp_path / ".ci-state").write_text("")
+    with pytest.raises(ConfigError, match="the default state folder"):
+        config.state_dir(tmp_path, {})
+
+
+def test_a_config_path_that_is_a_folder_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is a folder; pass --config the pyproject.toml"):
+        config.load(tmp_path)

@@ -1,11 +1,15 @@
+import os
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from ci.core import redact
-from ci.core.errors import ToolError
-from ci.core.runner import ProcessRunner
+from ci.core.errors import LockHeldError, ToolError
+from ci.core.runner import ProcessRunner, end_group, group_alive
 
 PY = sys.executable
 
@@ -62,3 +66,61 @@ def test_streaming_timeout() -> None:
 def test_which() -> None:
     assert ProcessRunner().which("git")
     assert ProcessRunner().which("no-such-tool-xyz") is None
+
+
+def test_on_start_sees_the_group_before_the_command_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    seen: list[tuple[int, bool]] = []
+
+    def on_start(pgid: int) -> None:
+        seen.append((pgid, marker.exists()))
+
+    code = f"import os, pathlib; pathlib.Path({str(marker)!r}).touch(); print(os.getpgid(0))"
+    done = ProcessRunner().run([PY, "-c", code], on_start=on_start)
+    assert done.returncode == 0
+    ((pgid, ran_before),) = seen
+    assert ran_before is False
+    assert int(done.stdout.strip()) == pgid != os.getpgid(0)  # its own group, not ours
+
+
+def test_a_failing_on_start_means_the_command_never_runs(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+
+    def refuse(pgid: int) -> None:
+        del pgid
+        raise LockHeldError("lost the lock")
+
+    code = f"import pathlib; pathlib.Path({str(marker)!r}).touch()"
+    with pytest.raises(LockHeldError):
+        ProcessRunner().run([PY, "-c", code], on_start=refuse)
+    assert not marker.exists()
+
+
+def test_a_missing_command_in_a_group_is_still_not_found() -> None:
+    with pytest.raises(ToolError, match="no-such-tool-xyz was not found"):
+        ProcessRunner().run(["no-such-tool-xyz"], on_start=lambda pgid: None)
+
+
+def test_a_timeout_ends_the_whole_group() -> None:
+    # the command starts a grandchild in its group, and both sleep
+    code = (
+        "import subprocess, sys, time; "
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    )
+    groups: list[int] = []
+    with pytest.raises(ToolError, match="did not finish within 1 s"):
+        ProcessRunner().run([PY, "-c", code], timeout=1, on_start=groups.append)
+    deadline = time.monotonic() + 10
+    while group_alive(groups[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not group_alive(groups[0])
+
+
+def test_end_group_stops_a_group_that_ignores_sigterm() -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    proc = subprocess.Popen([PY, "-c", code], process_group=0)
+    time.sleep(0.3)  # let it install the handler
+    assert group_alive(proc.pid)
+    assert end_group(proc.pid, grace_s=0.3, reap=proc.poll)
+    assert proc.wait(timeout=5) == -signal.SIGKILL
+    assert not group_alive(proc.pid)

@@ -350,9 +350,9 @@ def test_interactive_approval_is_asked_and_recorded(
 ) -> None:
     from ci.core.clock import SystemClock
     from ci.core.config import load
-    from ci.core.errors import PreflightError
+    from ci.core.errors import ExitCode, PreflightError
     from ci.core.runner import ProcessRunner
-    from ci.deploy.deployer import Deployer
+    from ci.deploy.deployer import Deployer, Result
 
     monkeypatch.setenv("GEMINI_API_KEY", "k-123456789")
     cfg = write_project(tmp_path / "app", two_envs(log))
@@ -372,7 +372,9 @@ def test_interactive_approval_is_asked_and_recorded(
         ask=ask,
         out=lambda _line: None,
     )
-    assert deployer.deploy("production", "1.0.0") == 0
+    result = deployer.deploy("production", "1.0.0")
+    assert result == Result(action="deploy", env="production", version="1.0.0", changed=True)
+    assert result.exit_code is ExitCode.OK
     assert asked[0] == "approve deploying 1.0.0 to production? [y/N] "
     started = next(e for e in ledger_of(state).verify() if e.env == "production")
     assert started.details["approval"]["reason"] == "hotfix for the login page"

@@ -7,6 +7,7 @@ import pytest
 
 from ci.cli.main import main
 from ci.core import redact
+from ci.core.errors import CIError, ExitCode
 from ci.deploy.ledger import GENESIS, Ledger, LedgerCorruptError, canonical, digest, verify_lines
 
 
@@ -55,6 +56,11 @@ def test_an_edited_byte_is_caught_and_named(ledger: Ledger) -> None:
         ledger.verify()
     assert caught.value.line == 3
     assert "hash does not match" in caught.value.reason
+    # a CIError like every other: exit 3, naming the file and the fix
+    assert isinstance(caught.value, CIError)
+    assert caught.value.exit_code == ExitCode.PREFLIGHT
+    assert str(ledger.path) in str(caught.value)
+    assert "ledger verify" in str(caught.value)
 
 
 def test_a_deleted_line_is_caught(ledger: Ledger) -> None:

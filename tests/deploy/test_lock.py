@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_a_dead_holder_on_this_host_is_recovered(tmp_path: Path) -> None:
     ghost = info(pid=dead_pid(), start_time=12345)
     assert lock._create(path, ghost)
     got = lock.acquire(path, info())
-    assert [d.id for d in got.recovered] == [ghost.id]
+    assert [d.holder.id for d in got.recovered] == [ghost.id]
+    assert got.recovered[0].ended_group is None
 
 
 def test_a_reused_pid_is_recognised_by_its_start_time(tmp_path: Path) -> None:
@@ -101,7 +103,7 @@ def test_a_reused_pid_is_recognised_by_its_start_time(tmp_path: Path) -> None:
     impostor = info(start_time=mine + 1)  # our pid, but a different process start
     assert lock._create(path, impostor)
     got = lock.acquire(path, info())
-    assert [d.id for d in got.recovered] == [impostor.id]
+    assert [d.holder.id for d in got.recovered] == [impostor.id]
 
 
 def test_a_lock_from_another_host_is_never_broken(tmp_path: Path) -> None:
@@ -115,20 +117,29 @@ def test_a_lock_from_another_host_is_never_broken(tmp_path: Path) -> None:
 
 def test_unlock_needs_the_exact_id(tmp_path: Path) -> None:
     path = tmp_path / "staging.lock"
-    held = lock.acquire(path, info())
-    with pytest.raises(UsageError, match=held.lock.id):
+    stuck = info(host="build-box-7")
+    assert lock._create(path, stuck)
+    with pytest.raises(UsageError, match=stuck.id):
         lock.unlock(path, "not-the-id")
     assert path.exists()
-    assert lock.unlock(path, held.lock.id).id == held.lock.id
+    assert lock.unlock(path, stuck.id).holder.id == stuck.id
     assert not path.exists()
     with pytest.raises(UsageError, match="nothing to unlock"):
+        lock.unlock(path, stuck.id)
+
+
+def test_unlock_refuses_a_holder_running_on_this_host(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    held = lock.acquire(path, info())
+    with pytest.raises(UsageError, match=f"kill {os.getpid()}"):
         lock.unlock(path, held.lock.id)
+    assert json.loads(path.read_text(encoding="utf-8"))["id"] == held.lock.id
 
 
 def test_release_leaves_someone_elses_lock_alone(tmp_path: Path) -> None:
     path = tmp_path / "staging.lock"
     held = lock.acquire(path, info())
-    lock.unlock(path, held.lock.id)
+    path.unlink()  # removed by hand meanwhile
     other = lock.acquire(path, info())
     lock.release(held)
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == other.lock.id
@@ -140,3 +151,59 @@ def test_an_unreadable_lock_is_reported_not_broken(tmp_path: Path) -> None:
     with pytest.raises(LockHeldError, match="unreadable"):
         lock.acquire(path, info())
     assert path.read_text(encoding="utf-8") == "{not json"
+
+
+@pytest.fixture
+def orphan() -> Iterator[subprocess.Popen[bytes]]:
+    """A process in its own group, as a dead holder's deploy command would be."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], process_group=0)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_dead_holder_whose_command_still_runs_keeps_the_lock(
+    tmp_path: Path, orphan: subprocess.Popen[bytes]
+) -> None:
+    path = tmp_path / "staging.lock"
+    ghost = info(pid=dead_pid(), start_time=12345, pgid=orphan.pid, deadline=time.time() + 600)
+    assert lock._create(path, ghost)
+    with pytest.raises(LockHeldError, match=f"still runs \\(process group {orphan.pid}"):
+        lock.acquire(path, info())
+    assert orphan.poll() is None
+    assert json.loads(path.read_text(encoding="utf-8"))["id"] == ghost.id
+
+
+def test_an_overdue_orphan_is_ended_by_the_recovery(
+    tmp_path: Path, orphan: subprocess.Popen[bytes]
+) -> None:
+    path = tmp_path / "staging.lock"
+    ghost = info(pid=dead_pid(), start_time=12345, pgid=orphan.pid, deadline=time.time() - 1)
+    assert lock._create(path, ghost)
+    threading.Thread(target=orphan.wait, daemon=True).start()  # reap it like its parent would
+    got = lock.acquire(path, info())
+    assert [(r.holder.id, r.ended_group) for r in got.recovered] == [(ghost.id, orphan.pid)]
+    assert orphan.wait(timeout=5) < 0
+
+
+def test_unlock_ends_a_dead_holders_command(
+    tmp_path: Path, orphan: subprocess.Popen[bytes]
+) -> None:
+    path = tmp_path / "staging.lock"
+    ghost = info(pid=dead_pid(), start_time=12345, pgid=orphan.pid, deadline=time.time() + 600)
+    assert lock._create(path, ghost)
+    threading.Thread(target=orphan.wait, daemon=True).start()
+    removed = lock.unlock(path, ghost.id)
+    assert removed.ended_group == orphan.pid
+    assert orphan.wait(timeout=5) < 0
+    assert not path.exists()
+
+
+def test_set_group_refuses_a_lock_that_is_no_longer_ours(tmp_path: Path) -> None:
+    path = tmp_path / "staging.lock"
+    held = lock.acquire(path, info())
+    lock.set_group(held, 4242, time.time() + 60)
+    assert json.loads(path.read_text(encoding="utf-8"))["pgid"] == 4242
+    path.unlink()
+    with pytest.raises(LockHeldError, match="no longer ours"):
+        lock.set_group(held, 4243, time.time() + 60)

@@ -64,6 +64,21 @@ def test_a_lock_recovery_mid_deploy_marks_the_environment_failed() -> None:
     assert states["staging"].in_progress is None
 
 
+def test_an_interrupted_deploy_leaves_the_environment_failed_with_the_old_current() -> None:
+    states = project(
+        [
+            entry(1, "deploy", "1.0", "started"),
+            entry(2, "deploy", "1.0", "succeeded"),
+            entry(3, "deploy", "2.0", "started"),
+            entry(4, "deploy", "2.0", "interrupted"),
+        ]
+    )
+    assert states["staging"].status == "failed"
+    assert states["staging"].current_version == "1.0"
+    assert states["staging"].in_progress is None
+    assert states["staging"].previous_good() is None  # 1.0 is current: rollback --to 1.0
+
+
 def test_state_rebuild_restores_deleted_and_corrupt_state_identically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

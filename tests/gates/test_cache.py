@@ -16,12 +16,14 @@ import pytest
 from ci.cli.app import App
 from ci.cli.main import main
 from ci.core.config import load
+from ci.core.errors import UsageError
 from ci.core.gate import GateContext, GateResult, GateStatus
 from ci.core.runner import Completed, ProcessRunner
-from ci.gates import cache
-from ci.gates.cache import GateCache, GateInputs
+from ci.gates import cache, registry
+from ci.gates.cache import GateCache
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
+from tests.support import pytest_tools
 
 PY = sys.executable
 LOCK = 'version = 1\n\n[[package]]\nname = "ruff"\nversion = "0.14.0"\n'
@@ -29,6 +31,17 @@ PYPROJECT = '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npythons = [
 SECRET = "-".join(["s3cr3t", "Value", "never", "stored", "42"])  # built: no literal to scan
 # The demo project runs these two sessions; the other default sessions need their own tools.
 SESSIONS = ("--session", "lint", "--session", "test-3.12")
+
+
+def with_inputs(monkeypatch: pytest.MonkeyPatch, **changes: object) -> None:
+    """Give the lint gate other declared inputs for one test."""
+    gates = tuple(
+        dataclasses.replace(g, inputs=dataclasses.replace(g.inputs, **changes))
+        if g.name == "lint" and g.inputs is not None
+        else g
+        for g in registry.BUILTIN
+    )
+    monkeypatch.setattr(registry, "BUILTIN", gates)
 
 
 def demo_files() -> dict[str, str]:
@@ -49,7 +62,7 @@ def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
         script={
             (PY, "-m", "ruff", "check"): (1 if ruff_findings != "[]" else 0, ruff_findings, ""),
             (PY, "-m", "ruff", "format"): (0, "", ""),
-            (PY, "-m", "pytest"): (0, "", ""),
+            **pytest_tools.script(PY),
             ("uv", "lock", "--check"): (0, "", ""),
             ("uv", "python", "find"): (0, PY, ""),
         },
@@ -59,18 +72,7 @@ def fake_tools(ruff_findings: str = "[]") -> FakeRunner:
 
 def write_pytest_reports(argv: Sequence[str]) -> None:
     """What a passing pytest run with junit and coverage leaves behind."""
-    for arg in argv:
-        if arg.startswith("--junitxml="):
-            Path(arg.split("=", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-            Path(arg.split("=", 1)[1]).write_text(
-                '<testsuite tests="1" failures="0" errors="0" skipped="0">'
-                '<testcase classname="tests.test_demo" name="test_x"/></testsuite>'
-            )
-        if arg.startswith("--cov-report=xml:"):
-            Path(arg.split(":", 1)[1]).write_text(
-                '<coverage lines-valid="10" lines-covered="10" branches-valid="0" '
-                'branches-covered="0"/>'
-            )
+    pytest_tools.write_reports(argv)
 
 
 class SessionRunner:
@@ -109,12 +111,12 @@ class SessionRunner:
                 env={**self.env, **(env or {})},
                 python=python or "3.12",
             )
-            result = pipeline.run_gate(gate, ctx)
+            # inside nox the gate's venv is the session's: here it is where nox would put it
+            result = pipeline.run_gate(gate, ctx, venv=cache.nox_envdir(cwd, session))
             out = f"{session} line 1\n{session} line 2\n"
             code = 0 if result else 1
             return Completed(argv=tuple(argv), returncode=code, stdout=out, stderr="", duration_s=0)
-        if "pytest" in argv:
-            write_pytest_reports(argv)
+        write_pytest_reports(argv)
         return self.tools.run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
 
     def which(self, name: str) -> str | None:
@@ -169,13 +171,13 @@ def test_second_run_replays_every_gate_without_nox(demo: Path, capsys) -> None:
     assert report["status"] == "cached"
 
 
-def test_changing_test_data_reruns_exactly_the_test_gate(demo: Path) -> None:
+def test_changing_any_file_reruns_every_gate_keyed_on_the_tree(demo: Path) -> None:
     runner = SessionRunner(base_env())
     pipeline_run(demo, runner)
     runner.sessions.clear()
     edit(demo / "tests" / "data" / "sample.txt", "fixture, changed\n")
     assert pipeline_run(demo, runner) == 0
-    assert runner.sessions == ["test-3.12"]
+    assert runner.sessions == ["lint", "test-3.12"]  # a linter may read data files too
 
 
 def test_changing_a_test_module_reruns_test_and_lint(demo: Path) -> None:
@@ -192,9 +194,21 @@ def test_touch_without_change_keeps_the_cache(demo: Path) -> None:
     pipeline_run(demo, runner)
     runner.sessions.clear()
     edit(demo / "tests" / "test_demo.py", (demo / "tests" / "test_demo.py").read_text())
-    edit(demo / "docs" / "guide.md", "# Guide, reworded\n")  # no gate reads docs/
     pipeline_run(demo, runner)
     assert runner.sessions == []
+
+
+@pytest.mark.parametrize("rel", ["docs/guide.md", "bench/data.txt", "ignored/fixture.txt"])
+def test_docs_bench_and_ignored_files_are_inputs(demo: Path, rel: str) -> None:
+    # doctests and tests read docs/ and bench/; tests read ignored data files too
+    (demo / ".gitignore").write_text("reports/\nignored/\n")
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    (demo / rel).parent.mkdir(exist_ok=True)
+    edit(demo / rel, "changed\n")
+    pipeline_run(demo, runner)
+    assert runner.sessions == ["lint", "test-3.12"]
 
 
 def test_new_untracked_test_file_invalidates(demo: Path) -> None:
@@ -252,8 +266,7 @@ def test_injected_fault_is_part_of_every_key(demo: Path) -> None:
 def test_secret_env_value_never_reaches_the_cache(demo: Path, monkeypatch) -> None:
     # DEPLOY_TOKEN matches mask_env (masked on write too); SERVICE_URL does not: only the
     # key's hashing keeps its embedded password out of the cache.
-    spec = dataclasses.replace(cache.INPUTS["lint"], env=("DEPLOY_TOKEN", "SERVICE_URL"))
-    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    with_inputs(monkeypatch, env=("DEPLOY_TOKEN", "SERVICE_URL"))
     url = f"https://deploy:{SECRET[::-1]}@example.invalid"
     runner = SessionRunner({**base_env(), "DEPLOY_TOKEN": SECRET, "SERVICE_URL": url})
     pipeline_run(demo, runner)
@@ -301,7 +314,7 @@ def test_dry_run_shows_the_plan(demo: Path, capsys) -> None:
     assert not Path(os.environ["CI_STATE_DIR"]).exists()
 
 
-def test_outside_git_nothing_is_cached(tmp_path: Path, monkeypatch) -> None:
+def test_outside_git_the_tree_is_still_keyed(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # tmp may sit in a work tree
     project = tmp_path / "plain"
     project.mkdir()
@@ -312,6 +325,9 @@ def test_outside_git_nothing_is_cached(tmp_path: Path, monkeypatch) -> None:
     runner = SessionRunner(base_env())
     pipeline_run(project, runner)
     runner.sessions.clear()
+    pipeline_run(project, runner)
+    assert runner.sessions == []  # the key walks the file system: it needs no git
+    edit(project / "docs" / "guide.md", "# Changed\n")
     pipeline_run(project, runner)
     assert runner.sessions == ["lint", "test-3.12"]
 
@@ -355,15 +371,22 @@ def test_key_is_stable_and_names_every_input(demo: Path) -> None:
     assert inputs is not None
     assert store.key("test", "3.12") == open_cache(demo).key("test", "3.12")
     assert "tests/data/sample.txt" in inputs["files"]
-    assert "docs/guide.md" not in inputs["files"]
+    assert "docs/guide.md" in inputs["files"]
+    assert inputs["files"]["tests/data/"] == "dir"
     assert inputs["tools"] == {"pytest": None, "pytest-cov": None, "coverage": None}
     assert inputs["config"]["gate"]["coverage_min"] == 85.0
-    assert inputs["env"] == {"CI_INJECT_FAULT": None}
+    assert inputs["env"]["CI_INJECT_FAULT"] is None
+    assert inputs["env"]["CI_STATE_DIR"] == cache.env_hash(os.environ["CI_STATE_DIR"])
+    assert "PATH" not in inputs["env"]  # passed through, not keyed
     assert "gates/cache.py" in inputs["bundle"]
+    assert set(inputs["extra_files"]) == {
+        "{reports}/coverage-baseline.json",
+        "{state}/coverage-baseline.json",
+    }
     lint = store.inputs("lint", "3.12")
     assert lint is not None
     assert lint["tools"]["ruff"] == "0.14.0"  # read from uv.lock
-    assert "tests/data/sample.txt" not in lint["files"]
+    assert lint["files"] == inputs["files"]
 
 
 def test_key_changes_with_python_args_and_env(demo: Path) -> None:
@@ -375,7 +398,7 @@ def test_key_changes_with_python_args_and_env(demo: Path) -> None:
 
 
 def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cache.INPUTS, "lint", GateInputs(session="lint", files=(), daily=True))
+    with_inputs(monkeypatch, tools=(), daily=True)
     store = open_cache(demo)
     clock = FixedClock()
     store.clock = clock
@@ -384,8 +407,14 @@ def test_daily_gate_key_changes_with_the_date(demo: Path, monkeypatch) -> None:
     assert store.key("lint", "3.12") != today
 
 
-def test_undeclared_gate_is_not_cacheable(demo: Path) -> None:
+def test_gate_without_inputs_is_not_cacheable(demo: Path) -> None:
+    pyproject = demo / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '\n[tool.ci.gates.docs]\ncommand = ["true"]\n', encoding="utf-8"
+    )
     assert open_cache(demo).key("docs", "3.12") is None
+    with pytest.raises(UsageError, match="unknown gate 'nope'"):
+        open_cache(demo).key("nope", "3.12")
 
 
 def test_reports_and_state_folders_are_never_inputs(demo: Path, monkeypatch) -> None:
@@ -501,7 +530,7 @@ def test_cache_commands(demo: Path, capsys) -> None:
 
 
 def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch) -> None:
-    monkeypatch.setitem(cache.INPUTS, "lint", dataclasses.replace(cache.INPUTS["lint"], args=False))
+    with_inputs(monkeypatch, args=False)
     store = open_cache(demo)
     assert store.key("lint", "3.12") is not None
     assert store.key("lint", "3.12", ["--history"]) is None
@@ -510,8 +539,7 @@ def test_gate_that_refuses_args_is_not_cached_with_them(demo: Path, monkeypatch)
 def test_external_folder_listing_is_part_of_the_key(
     demo: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    spec = dataclasses.replace(cache.INPUTS["lint"], folder_from=("DEMO_DB", "advisory_db"))
-    monkeypatch.setitem(cache.INPUTS, "lint", spec)
+    with_inputs(monkeypatch, folder_from=("DEMO_DB", "advisory_db"))
     db = tmp_path / "db"
     db.mkdir()
     (db / "PYSEC-1.json").write_text("{}")
@@ -523,13 +551,18 @@ def test_external_folder_listing_is_part_of_the_key(
     assert open_cache(demo).inputs("lint", "3.12")["folder"] is None
 
 
-def test_session_gates_follow_the_table(demo: Path) -> None:
-    config = load(cwd=demo)
-    known = {"lint", "test", "secrets", "audit"}
-    assert cache.session_gates("security", config, known) == [
-        ("secrets", "3.12"),
-        ("audit", "3.12"),
-    ]
-    assert cache.session_gates("test-3.13", config, known) == [("test", "3.13")]
-    assert cache.session_gates("security", config, {"lint"}) == []  # gates not registered here
-    assert cache.session_gates("docs", config, known) == []
+@pytest.mark.parametrize(
+    "env",
+    [{"GITHUB_REF_TYPE": "tag"}, {"GITHUB_REF": "refs/tags/v1.0.0"}, {"CI_NO_CACHE": "1"}],
+)
+def test_tags_never_replay(env: dict[str, str]) -> None:
+    assert cache.enabled({})
+    assert not cache.enabled(env)
+
+
+def test_nox_envdir_matches_nox() -> None:
+    from nox.sessions import _normalize_path  # the private function nox_envdir mirrors
+
+    root = Path("/project")
+    for session in ("lint", "test-3.12", "security", "Fancy Name!", "x" * 120, "\u00e9\u00e8"):
+        assert cache.nox_envdir(root, session) == root / _normalize_path(".nox", session)

@@ -59,6 +59,13 @@ def _old(path: Path) -> None:
     os.utime(path, (past, past))
 
 
+@pytest.fixture
+def memoize_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memoize files changed just now (their ctime is now, whatever their mtime says)."""
+    monkeypatch.setattr(filehash, "RACY_S", -1.0)
+
+
+@pytest.mark.usefixtures("memoize_fresh")
 def test_index_reuses_hash_of_unchanged_file(tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "a.txt"
     target.write_text("hello\n")
@@ -86,6 +93,24 @@ def test_index_rehashes_changed_file(tmp_path: Path) -> None:
     assert index.hash(target, "a.txt").sha256 != before
 
 
+@pytest.mark.usefixtures("memoize_fresh")
+def test_same_size_edit_with_the_mtime_set_back_is_rehashed(tmp_path: Path) -> None:
+    target = tmp_path / "a.txt"
+    target.write_text("hello\n")
+    _old(target)
+    stamp = target.stat()
+    index = HashIndex(tmp_path / "files.json", tmp_path)
+    before = index.hash(target, "a.txt").sha256
+    index.save()
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    with target.open("r+") as handle:  # the same inode, the same size
+        handle.write("hellO\n")
+    os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # the mtime set back
+    assert target.stat().st_mtime_ns == stamp.st_mtime_ns
+    again = HashIndex(tmp_path / "files.json", tmp_path)
+    assert again.hash(target, "a.txt").sha256 != before
+
+
 def test_recently_modified_file_is_not_memoized(tmp_path: Path) -> None:
     target = tmp_path / "a.txt"
     target.write_text("fresh\n")
@@ -105,6 +130,7 @@ def test_corrupt_index_starts_empty(tmp_path: Path) -> None:
     assert index.entries == {}
 
 
+@pytest.mark.usefixtures("memoize_fresh")
 def test_save_drops_files_that_no_longer_exist(make_repo) -> None:
     repo = make_repo({"a.txt": "a\n", "b.txt": "b\n"})
     for name in ("a.txt", "b.txt"):

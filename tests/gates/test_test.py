@@ -6,8 +6,8 @@ from ci.core import config
 from ci.core.clock import SystemClock
 from ci.core.gate import GateStatus, context
 from ci.core.runner import ProcessRunner
+from ci.gates import coverage as coverage_module
 from ci.gates import test as testgate
-from ci.testing.fakes import FakeRunner
 
 CODE = "def add(a, b):\n    return a + b\n\n\ndef unused(x):\n    if x:\n        return 1\n    return 2\n"
 
@@ -73,13 +73,16 @@ def test_coverage_below_minimum_fails(tmp_path: Path, monkeypatch: pytest.Monkey
     )
 
 
-def test_pytest_usage_error_is_a_tool_error(tmp_path: Path) -> None:
+def test_pytest_usage_error_is_a_tool_error_naming_its_first_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cfg = project(tmp_path, {"test_a.py": PASSING})
-    import sys
-
-    fake = FakeRunner(script={(sys.executable, "-m", "pytest"): (4, "", "usage error")})
-    with pytest.raises(testgate.ToolError, match="pytest could not run"):
-        testgate.run(context(cfg, fake, SystemClock(), {}))
+    ctx = context(cfg, ProcessRunner(), SystemClock(), {})
+    with pytest.raises(
+        testgate.ToolError,
+        match=r"exit status 4\): .*error: unrecognized arguments: --no-such-flag",
+    ):
+        testgate.run(ctx, ["--no-such-flag"])
 
 
 @pytest.mark.parametrize(
@@ -153,3 +156,109 @@ def test_secondary_args_apply_only_off_the_default_python(
     )
     default = context(config.load(cwd=tmp_path), ProcessRunner(), SystemClock(), {})
     assert testgate.run(default).summary.startswith("2 passed, 0 failed, 0 skipped")
+
+
+def settings(fail_under: float) -> coverage_module.Settings:
+    return coverage_module.Settings(
+        version="7",
+        config_file="/p/.coveragerc",
+        selects_files=True,
+        subprocess=False,
+        branch=True,
+        fail_under=fail_under,
+    )
+
+
+@pytest.mark.parametrize(
+    ("coverage_min", "fail_under", "value", "source"),
+    [
+        (85, 0, 85, "coverage_min in [tool.ci.gates.test]"),
+        (0, 100, 100, "fail_under in .coveragerc"),
+        (90, 80, 90, "coverage_min in [tool.ci.gates.test]"),
+        (80, 80, 80, "coverage_min in [tool.ci.gates.test]"),
+    ],
+)
+def test_floor_is_the_higher_of_coverage_min_and_fail_under(
+    coverage_min, fail_under, value, source
+) -> None:
+    got = coverage_module.floor(coverage_min, settings(fail_under))
+    assert (got.value, got.source) == (value, source)
+
+
+@pytest.mark.parametrize(
+    ("output", "line"),
+    [
+        (
+            "ERROR: usage: pytest [options]\npytest: error: unrecognized arguments: -z\n",
+            "pytest: error: unrecognized arguments: -z",
+        ),
+        (
+            "collected 3 items\nERROR: file or directory not found: x\n",
+            "ERROR: file or directory not found: x",
+        ),
+        (
+            "INTERNALERROR> Traceback (most recent call last):\n"
+            'INTERNALERROR>   File "x.py", line 1, in f\n'
+            "INTERNALERROR> RuntimeError: the fixture server did not start\n",
+            "RuntimeError: the fixture server did not start",
+        ),
+        (
+            "Traceback (most recent call last):\n  File 'a'\n"
+            "coverage.exceptions.CoverageWarning: --include is ignored because --source is set\n",
+            "coverage.exceptions.CoverageWarning: --include is ignored because --source is set",
+        ),
+        ("2 passed in 0.1s\n", ""),
+    ],
+)
+def test_first_error_line(output: str, line: str) -> None:
+    assert coverage_module.first_error_line(output) == line
+
+
+JUNIT_OK = testgate.JunitSummary(tests=2, failures=0, errors=0, skipped=0, failed=())
+
+
+def test_a_failed_verdict_always_names_why() -> None:
+    failed = testgate.JunitSummary(
+        tests=2,
+        failures=1,
+        errors=0,
+        skipped=0,
+        failed=(testgate.Finding(rule="test", message="tests/test_a.py::test_x: assert 1 == 2"),),
+    )
+    _, summary, _ = testgate.judge(1, failed, 90.0, 85)
+    assert summary.endswith("failed: tests/test_a.py::test_x: assert 1 == 2")
+    floor = coverage_module.Floor(value=100, source="fail_under in setup.cfg")
+    _, summary, _ = testgate.judge(0, JUNIT_OK, 97.8, floor)
+    assert summary.endswith(
+        "failed: coverage 97.8% is below the minimum of 100% (fail_under in setup.cfg)"
+    )
+    status, summary, _ = testgate.judge(
+        1, JUNIT_OK, 90.0, 0, output="2 passed\nERROR: session teardown failed: port in use\n"
+    )
+    assert status is GateStatus.FAILED
+    assert summary.endswith(
+        "failed: pytest exited with status 1 although no test failed: "
+        "ERROR: session teardown failed: port in use"
+    )
+    status, summary, _ = testgate.judge(0, JUNIT_OK, 90.0, 85)
+    assert status is GateStatus.PASSED
+    assert "failed:" not in summary
+
+
+SESSION_FAILS = (
+    "import pytest\n\n\n@pytest.hookimpl(trylast=True)\ndef pytest_sessionfinish(session):\n"
+    "    print('\\nRuntimeError: the shared fixture server did not stop')\n"
+    "    session.exitstatus = 1\n"
+)
+
+
+def test_pytest_failing_without_a_failed_test_names_the_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = project(tmp_path, {"test_a.py": PASSING, "conftest.py": SESSION_FAILS})
+    result = run(cfg, monkeypatch)
+    assert result.status is GateStatus.FAILED
+    assert result.summary.endswith(
+        "pytest exited with status 1 although no test failed: "
+        "RuntimeError: the shared fixture server did not stop"
+    )

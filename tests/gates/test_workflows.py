@@ -140,6 +140,82 @@ def test_write_permissions_per_job_and_id_token_only_with_an_environment():
     assert rules(workflows.check(workflow)) == [("permissions", 7), ("permissions", 17)]
 
 
+# The job shapes of the official documentation: actions/attest-build-provenance's README
+# ("Identify Subject by Path") and the PyPA guide's trusted-publishing job (an `environment`,
+# `id-token: write`, pypa/gh-action-pypi-publish). Pins as this gate wants them.
+ATTEST = "actions/attest-build-provenance@" + "1" * 40 + " # v3"
+PUBLISH = "pypa/gh-action-pypi-publish@" + "2" * 40 + " # v1.13.0"
+CHECKOUT = "actions/checkout@" + "3" * 40 + " # v4"
+DOWNLOAD = "actions/download-artifact@" + "4" * 40 + " # v4"
+OFFICIAL_JOBS = f"""
+on:
+  push:
+    tags: ["v[0-9]*"]
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    permissions:
+      id-token: write
+      contents: read
+      attestations: write
+    steps:
+      - name: Checkout
+        uses: {CHECKOUT}
+      - name: Build artifact
+        run: make my-app
+      - name: Attest
+        uses: {ATTEST}
+        with:
+          subject-path: '${{{{ github.workspace }}}}/my-app'
+  publish-to-pypi:
+    name: Publish Python distribution to PyPI
+    needs: [build]
+    runs-on: ubuntu-latest
+    environment:
+      name: pypi
+      url: https://pypi.org/p/sample
+    permissions:
+      id-token: write
+    steps:
+      - name: Download all the dists
+        uses: {DOWNLOAD}
+        with:
+          name: python-package-distributions
+          path: dist/
+      - name: Publish distribution to PyPI
+        uses: {PUBLISH}
+"""
+
+
+def test_the_official_attestation_and_trusted_publishing_jobs_pass():
+    assert workflows.check(wf(OFFICIAL_JOBS)) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        # the publishing job without its environment
+        ("    environment:\n      name: pypi\n      url: https://pypi.org/p/sample\n", 27),
+        # an attestation job that also uploads (uv publish) is a publishing job
+        ("        run: make my-app\n", 10),
+        # id-token without `attestations: write` is not the attestation pattern
+        ("      attestations: write\n", 10),
+    ],
+    ids=["publish-without-environment", "attest-and-publish", "attest-without-permission"],
+)
+def test_the_id_token_rule_still_holds_for_publishing(change: str, line: int):
+    replacement = {
+        "        run: make my-app\n": "        run: make my-app && uv publish\n",
+    }.get(change, "")
+    text = OFFICIAL_JOBS.replace(change, replacement, 1)
+    assert text != OFFICIAL_JOBS
+    found = workflows.check(wf(text))
+    assert [(f.rule, f.line) for f in found] == [("permissions", line)]
+    assert "id-token: write" in found[0].message
+
+
 def test_github_event_inside_run_is_found_on_its_own_line():
     workflow = wf(
         """

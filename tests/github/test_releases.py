@@ -16,6 +16,7 @@ from ci.cli.app import App
 from ci.cli.main import main
 from ci.core.errors import DeployError
 from ci.core.http import Retry, UrllibClient
+from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
 from ci.release import record
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
@@ -56,21 +57,24 @@ DIST_FILES = {
 
 
 def write_dist(dist: Path, files: dict[str, bytes] | None = None) -> dict[str, bytes]:
-    """Artifacts plus SHA256SUMS and manifest.json, as packaging leaves them."""
+    """Artifacts plus SHA256SUMS and manifest.json, as packaging leaves them (assets beside)."""
     files = files or DIST_FILES
+    assets = dist.with_name(f"{dist.name}-assets")
     dist.mkdir(parents=True, exist_ok=True)
+    assets.mkdir(parents=True, exist_ok=True)
     sums = []
     artifacts = []
     for name, data in files.items():
-        (dist / name).write_bytes(data)
+        (assets if "-bundle" in name else dist).joinpath(name).write_bytes(data)
         sha = hashlib.sha256(data).hexdigest()
         sums.append(f"{sha}  {name}\n")
         published = ["http://127.0.0.1:9/simple/project/"] if name.endswith(".whl") else []
         artifacts.append({"name": name, "size": len(data), "sha256": sha, "published": published})
-    (dist / "SHA256SUMS").write_text("".join(sums), encoding="utf-8")
+    (assets / "SHA256SUMS").write_text("".join(sums), encoding="utf-8")
     manifest = {"schema": 1, "version": "1.1.0", "artifacts": artifacts}
-    (dist / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return {name: (dist / name).read_bytes() for name in [*files, "SHA256SUMS", "manifest.json"]}
+    (assets / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    names = [*files, "SHA256SUMS", "manifest.json"]
+    return {n: (dist / n if (dist / n).is_file() else assets / n).read_bytes() for n in names}
 
 
 @pytest.fixture
@@ -83,13 +87,16 @@ def release_repo(make_repo: Callable[..., Path], tmp_path: Path) -> Path:
     git(repo, "commit", "-q", "--allow-empty", "-m", "chore(release): 1.1.0")
     git(repo, "tag", "v1.1.0")
     write_dist(repo / "dist")
-    state = tmp_path / "state"
-    state.mkdir(exist_ok=True)
-    entries = [{"seq": 1, "hash": "a" * 64}, {"seq": 2, "prev": "a" * 64, "hash": "b" * 64}]
-    (state / "ledger.jsonl").write_text(
-        "".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8"
-    )
+    ledger = Ledger.in_state_dir(tmp_path / "state")
+    for outcome in ("started", "succeeded"):
+        ledger.append(
+            time="t", actor="a", action="deploy", env="staging", version="1.1.0", outcome=outcome
+        )
     return repo
+
+
+def ledger_head(tmp_path: Path) -> str:
+    return Ledger.in_state_dir(tmp_path / "state").verify()[-1].hash
 
 
 def github_env(github: FakeGitHub, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -124,19 +131,24 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     out1 = capsys.readouterr()
     base = f"/api/repos/{REPO}"
     first = github.requests()
-    assert first[:3] == [
+    assert first[:4] == [
         ("GET", f"{base}/releases/tags/v1.1.0"),
+        ("GET", f"{base}/releases"),  # no published release: is there a draft of the tag?
         ("POST", f"{base}/releases"),
         ("GET", f"{base}/releases/1/assets"),
     ]
     uploads = github.uploads()
     expected = {
-        name: (release_repo / "dist" / name).read_bytes()
+        name: next(
+            p.read_bytes()
+            for p in (release_repo / "dist" / name, release_repo / "dist-assets" / name)
+            if p.is_file()
+        )
         for name in [*DIST_FILES, "SHA256SUMS", "manifest.json"]
     }
     assert dict(uploads) == expected  # byte-equal bodies, each file once
     assert len(uploads) == len(expected)
-    assert all(path.startswith("/uploads/") for m, path in first[3:])
+    assert all(path.startswith("/uploads/") for m, path in first[4:])
 
     (release,) = github.releases.values()
     assert release["tag_name"] == "v1.1.0"
@@ -145,11 +157,11 @@ def test_creates_the_release_then_a_rerun_changes_nothing(
     assert "### Features" in body
     assert "add the export command" in body
     assert "chore(release)" not in body
-    assert "Ledger head: `" + "b" * 64 + "`" in body
+    assert "Ledger head: `" + ledger_head(tmp_path) + "`" in body
     wheel_sha = hashlib.sha256(DIST_FILES["project-1.1.0-py3-none-any.whl"]).hexdigest()
     assert f"| `project-1.1.0-py3-none-any.whl` | 1.2 KiB (1200 B) | `{wheel_sha}` |" in body
     assert "http://127.0.0.1:9/simple/project/" in body
-    notes_file = release_repo / "dist" / "RELEASE_NOTES.md"
+    notes_file = release_repo / "dist-assets" / "RELEASE_NOTES.md"
     assert notes_file.read_text(encoding="utf-8") == body
     assert (tmp_path / "summary.md").read_text(encoding="utf-8") == body
     assert "GitHub release created, uploaded 5" in out1.out
@@ -201,10 +213,10 @@ def test_without_a_token_it_says_so_and_goes_on(
     assert run_record(release_repo, env) == 0
     out = capsys.readouterr().out
     assert [ln for ln in out.splitlines() if "GitHub release" in ln] == [
-        "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist/)"
+        "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist-assets/)"
     ]
     assert github.requests() == []
-    assert (release_repo / "dist" / "RELEASE_NOTES.md").is_file()
+    assert (release_repo / "dist-assets" / "RELEASE_NOTES.md").is_file()
 
 
 def test_dry_run_writes_and_sends_nothing(
@@ -216,7 +228,7 @@ def test_dry_run_writes_and_sends_nothing(
     assert "plan (dry run" in out
     assert f"create or update the GitHub release v1.1.0 on {REPO}" in out
     assert github.requests() == []
-    assert not (release_repo / "dist" / "RELEASE_NOTES.md").exists()
+    assert not (release_repo / "dist-assets" / "RELEASE_NOTES.md").exists()
     assert not (tmp_path / "summary.md").exists()
 
 
@@ -353,7 +365,7 @@ def test_a_manifest_that_only_records_another_publish_attempt_is_left_alone(
 ) -> None:
     env = github_env(github, tmp_path)
     assert run_record(release_repo, env) == 0
-    manifest = release_repo / "dist" / "manifest.json"
+    manifest = release_repo / "dist-assets" / "manifest.json"
     doc = json.loads(manifest.read_text(encoding="utf-8"))
     doc["publish"] = {"status": "published", "at": "2026-01-02T00:00:00+00:00"}
     manifest.write_text(json.dumps(doc), encoding="utf-8")
@@ -377,4 +389,48 @@ def test_a_secret_in_a_commit_message_never_reaches_github(
     assert "fix: stop logging" not in release["body"]  # the prefix is the section's
     assert "stop logging \\*\\*\\*" in release["body"]  # masked as git printed it
     assert leaked not in release["body"]
-    assert leaked not in (release_repo / "dist" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
+    assert leaked not in (release_repo / "dist-assets" / "RELEASE_NOTES.md").read_text(
+        encoding="utf-8"
+    )
+
+
+@pytest.mark.parametrize("page_size", [100, 1])
+def test_a_draft_of_the_tag_is_found_and_published_and_a_rerun_changes_nothing(
+    release_repo: Path,
+    github: FakeGitHub,
+    tmp_path: Path,
+    page_size: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    github.page_size = page_size  # 1: the draft is on a later page of the list
+    draft = github.add_release("v1.1.0", draft=True, name="notes so far", body="draft notes")
+    github.add_release("v1.0.0", name="v1.0.0", body="old")
+    github.add_release("v1.2.0", draft=True, name="next", body="later")
+    env = github_env(github, tmp_path)
+    assert run_record(release_repo, env) == 0
+    out = capsys.readouterr().out
+    base = f"/api/repos/{REPO}"
+    assert ("POST", f"{base}/releases") not in github.requests()
+    assert [r["id"] for r in github.releases.values() if r["tag_name"] == "v1.1.0"] == [draft["id"]]
+    assert draft["draft"] is False
+    assert "### Features" in draft["body"]
+    assert draft["html_url"].endswith("/releases/tag/v1.1.0")
+    assert "GitHub release updated (it was a draft of this tag: now published)" in out
+    assert github.releases[draft["id"] + 2]["draft"] is True  # another tag's draft: untouched
+
+    github.server.clear_log()
+    assert run_record(release_repo, env) == 0
+    assert github.changes() == []
+    assert "GitHub release unchanged, 5 assets unchanged" in capsys.readouterr().out
+    assert len(github.releases) == 3
+
+
+def test_the_by_tag_lookup_does_not_see_drafts_as_on_github(github: FakeGitHub) -> None:
+    github.add_release("v9.9.9", draft=True)
+    client = UrllibClient()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{github.api_url}/repos/{REPO}/releases"
+    assert client.request("GET", f"{url}/tags/v9.9.9", headers=headers, body=None).status == 404
+    listed = client.request("GET", url, headers=headers, body=None).json()
+    assert [(r["tag_name"], r["draft"]) for r in listed] == [("v9.9.9", True)]
+    assert "/releases/tag/untagged-" in listed[0]["html_url"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -32,9 +33,12 @@ def gated_command(gate: Path, started: Path) -> list[str]:
     return [PY, "-c", code, "{version}"]
 
 
-def spawn(cfg: Path, version: str) -> subprocess.Popen[str]:
+def spawn(cfg: Path, version: str, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [PY, "-m", "ci", "--config", str(cfg), "deploy", "--env", "staging", "--version", version],
+        [
+            *(PY, "-m", "ci", "--config", str(cfg)),
+            *("deploy", "--env", "staging", "--version", version, *extra),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -82,54 +86,163 @@ def test_twenty_concurrent_deploys_one_wins_nineteen_exit_4_fast(tmp_path: Path)
         ("deploy", version, "started"),
         ("deploy", version, "succeeded"),
     ]
-    # losers took well under the time of even one interpreter start per queued process
-    assert max(t for _, t, _ in losers) < 30
 
 
-def test_a_sigkilled_holder_is_recovered_by_the_next_deploy(tmp_path: Path) -> None:
+def timed_command(log: Path, gate: Path, started: Path) -> list[str]:
+    """A deploy_command that logs its start and end times, and waits for ``gate<version>``.
+
+    It writes ``started<version>`` (its pid) once running, and logs its end on SIGTERM too,
+    so the log shows exactly when each deploy command ran.
+    """
+    code = (
+        "import os, pathlib, signal, sys, time\n"
+        "v = sys.argv[1]\n"
+        f"log = open({str(log)!r}, 'a')\n"
+        "def note(what):\n"
+        "    log.write(f'{what} {v} {time.time()!r}\\n'); log.flush()\n"
+        "def stop(signum, frame):\n"
+        "    note('end'); sys.exit(1)\n"
+        "signal.signal(signal.SIGTERM, stop)\n"
+        "note('start')\n"
+        f"mark = pathlib.Path({str(started)!r} + v + '.tmp')\n"
+        "mark.write_text(str(os.getpid())); mark.rename(str(mark)[:-4])\n"
+        f"gate = pathlib.Path({str(gate)!r} + v)\n"
+        "deadline = time.monotonic() + 60\n"
+        "while not gate.exists() and time.monotonic() < deadline: time.sleep(0.02)\n"
+        "note('end')\n"
+    )
+    return [PY, "-c", code, "{version}"]
+
+
+def intervals(log: Path) -> dict[str, tuple[float, float]]:
+    """``version -> (start, end)`` from a timed_command log (every command must have ended)."""
+    seen: dict[str, dict[str, float]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        what, version, stamp = line.split()
+        seen.setdefault(version, {})[what] = float(stamp)
+    assert all(set(times) == {"start", "end"} for times in seen.values()), seen
+    return {v: (t["start"], t["end"]) for v, t in seen.items()}
+
+
+def assert_no_overlap(log: Path) -> None:
+    runs = sorted(intervals(log).values())
+    for (_, end), (start, _) in itertools.pairwise(runs):
+        assert start >= end, f"two deploy commands ran at once: {runs}"
+
+
+def open_gates(gate: Path, *versions: str) -> None:
+    for version in versions:
+        Path(f"{gate}{version}").write_text("go")
+
+
+def process_gone(pid: int, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while lock.pid_alive(pid) and lock.process_start_time(pid) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def timed_project(tmp_path: Path, extra: str = "") -> tuple[Path, Path, Path, Path]:
+    log, gate, started = tmp_path / "runs.log", tmp_path / "gate-", tmp_path / "started-"
+    command = toml_list(timed_command(log, gate, started))
+    envs = f"[tool.ci.environments.staging]\ndeploy_command = {command}\n{extra}"
+    return write_project(tmp_path / "app", envs), log, gate, started
+
+
+def test_a_sigkilled_holder_keeps_the_lock_while_its_command_runs(tmp_path: Path) -> None:
     state = Path(os.environ["CI_STATE_DIR"])
-    gate, started = tmp_path / "gate", tmp_path / "started"
-    command = toml_list(gated_command(gate, started))
-    envs = f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
-    cfg = write_project(tmp_path / "app", envs)
+    cfg, log, gate, started = timed_project(tmp_path)
     victim = spawn(cfg, "1.0.0")
-    wait_for(started)
+    wait_for(Path(f"{started}1.0.0"))
     held = json.loads(lock.lock_path(state, "staging").read_text(encoding="utf-8"))
     assert held["pid"] == victim.pid
+    orphan = int(Path(f"{started}1.0.0").read_text())
+    assert held.get("pgid") == orphan  # the command runs in its own group, written in the lock
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
-    assert lock.lock_path(state, "staging").exists()  # the dead holder left its lock behind
+    assert lock.pid_alive(orphan)  # the holder is gone, its deploy command is not
 
-    gate.write_text("go")
-    survivor = spawn(cfg, "1.0.1")
-    out, err = survivor.communicate(timeout=60)
-    assert survivor.returncode == 0, err
+    refused = spawn(cfg, "1.0.1")
+    _, err = refused.communicate(timeout=60)
+    assert refused.returncode == 4, err
+    assert f"still runs (process group {orphan}" in err
+
+    queued = spawn(cfg, "1.0.2", "--wait", "60")
+    time.sleep(1.5)
+    assert queued.poll() is None  # waiting, not deploying
+    assert "start 1.0.2" not in log.read_text(encoding="utf-8")
+    open_gates(gate, "1.0.0", "1.0.2")
+    out, err = queued.communicate(timeout=60)
+    assert queued.returncode == 0, err
     assert "recovered the lock of a dead holder" in out
+    assert_no_overlap(log)
     entries = ledger_of(state).verify()
     assert [(e.action, e.version, e.outcome) for e in entries] == [
         ("deploy", "1.0.0", "started"),
         ("lock", "1.0.0", "recovered"),
-        ("deploy", "1.0.1", "started"),
-        ("deploy", "1.0.1", "succeeded"),
+        ("deploy", "1.0.2", "started"),
+        ("deploy", "1.0.2", "succeeded"),
     ]
     assert entries[1].details["holder"]["id"] == held["id"]
     assert not lock.lock_path(state, "staging").exists()
 
 
-def test_an_interrupted_deploy_records_it_and_frees_the_lock(tmp_path: Path) -> None:
+def test_an_orphaned_command_past_its_timeout_is_ended_by_the_recovery(tmp_path: Path) -> None:
     state = Path(os.environ["CI_STATE_DIR"])
-    gate, started = tmp_path / "gate", tmp_path / "started"
-    command = toml_list(gated_command(gate, started))
-    cfg = write_project(
-        tmp_path / "app", f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
-    )
-    proc = spawn(cfg, "1.0.0")
-    wait_for(started)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    gate.write_text("go")  # let the orphaned deploy_command finish
-    assert proc.returncode == 130, err
+    cfg, log, gate, started = timed_project(tmp_path, "timeout_s = 1\n")
+    victim = spawn(cfg, "1.0.0")
+    wait_for(Path(f"{started}1.0.0"))
+    orphan = int(Path(f"{started}1.0.0").read_text())
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate()
+
+    # 1.0.0's gate never opens: only the recovery can end it, once its deadline passed
+    open_gates(gate, "1.0.1")
+    taker = spawn(cfg, "1.0.1", "--wait", "60")
+    out, err = taker.communicate(timeout=90)
+    assert taker.returncode == 0, err
+    assert f"ended its command, process group {orphan}" in out
+    assert process_gone(orphan)
+    assert_no_overlap(log)
     entries = ledger_of(state).verify()
-    assert [(e.action, e.outcome) for e in entries] == [("deploy", "started"), ("deploy", "failed")]
-    assert "interrupted" in entries[1].details["reason"]
+    assert [(e.action, e.outcome) for e in entries] == [
+        ("deploy", "started"),
+        ("lock", "recovered"),
+        ("deploy", "started"),
+        ("deploy", "succeeded"),
+    ]
+    assert f"process group {orphan}" in entries[1].details["reason"]
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "name"),
+    [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")],
+)
+def test_an_interrupted_deploy_ends_its_command_records_it_and_frees_the_lock(
+    tmp_path: Path, signum: int, code: int, name: str
+) -> None:
+    state = Path(os.environ["CI_STATE_DIR"])
+    cfg, log, gate, started = timed_project(tmp_path)
+    proc = spawn(cfg, "1.0.0")
+    wait_for(Path(f"{started}1.0.0"))
+    command = int(Path(f"{started}1.0.0").read_text())
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert process_gone(command, timeout=0)  # ended before the deploy exited
     assert not lock.lock_path(state, "staging").exists()
+    entries = ledger_of(state).verify()
+    assert [(e.action, e.outcome) for e in entries] == [
+        ("deploy", "started"),
+        ("deploy", "interrupted"),
+    ]
+    assert name in entries[1].details["reason"]
+
+    open_gates(gate, "1.0.1")
+    after = spawn(cfg, "1.0.1")
+    _, err = after.communicate(timeout=60)
+    assert after.returncode == 0, err
+    assert_no_overlap(log)

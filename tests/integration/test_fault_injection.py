@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git, invoke
+from tests.conftest import ROOT, git, invoke, trim_tests
 from tests.support.pypiserver import PypiServer
 
 pytestmark = pytest.mark.integration
 
 # gates run as nox sessions (nox exits 1 for a failed session); publish and deploy are exit 5
 FAULT_EXIT = {"lint": 1, "test": 1, "secrets": 1, "audit": 1, "package": 1, "publish": 5}
-KEEP_TESTS = {"__init__.py", "conftest.py", "support", "test_errors.py"}
+KEEP_TESTS = {"__init__.py", "conftest.py", "support", "core/__init__.py", "core/test_errors.py"}
 ADVISORY = ROOT / "tests" / "fixtures" / "advisories" / "requests" / "PYSEC-2018-28.yaml"
 
 
@@ -34,9 +34,7 @@ def rehearsal_clone(tmp_path: Path) -> Path:
     environment, committed and tagged with its version."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
-    for path in (clone / "tests").iterdir():
-        if path.name not in KEEP_TESTS:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    trim_tests(clone / "tests", KEEP_TESTS)
     db = tmp_path / "advisories"
     (db / "requests").mkdir(parents=True)
     shutil.copy(ADVISORY, db / "requests" / ADVISORY.name)  # CC-BY-4.0, see its ATTRIBUTION.md

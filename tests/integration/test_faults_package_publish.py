@@ -42,12 +42,13 @@ def test_package_fault_is_a_checksum_mismatch_and_nothing_is_kept(
     assert "fault injection: CI_INJECT_FAULT includes 'package'" in captured.out
     assert "SHA256SUMS says sample_pkg-1.2.3" in captured.err
     assert "Traceback" not in captured.out + captured.err
-    assert not (out / "manifest.json").exists()
-    assert not (out / "SHA256SUMS").exists()
-    assert not (out / "builds").exists() or not list((out / "builds").iterdir())
+    assets = package.assets_dir(out)
+    assert not (assets / "manifest.json").exists()
+    assert not (assets / "SHA256SUMS").exists()
+    assert not (assets / "builds").exists() or not list((assets / "builds").iterdir())
     monkeypatch.delenv("CI_INJECT_FAULT")
     assert main(argv) == 0
-    assert (out / "manifest.json").exists()
+    assert (assets / "manifest.json").exists()
 
 
 def test_publish_fault_dies_after_the_first_upload_and_is_rolled_back(
@@ -59,6 +60,7 @@ def test_publish_fault_dies_after_the_first_upload_and_is_rolled_back(
 ) -> None:
     built = tmp_path / "built"
     package.package(project, built, runner=ProcessRunner(), env={}, packages=("sample_pkg",))
+    shutil.copytree(package.assets_dir(built), tmp_path / "dist-assets")
     dist = Path(shutil.copytree(built, tmp_path / "dist"))
     argv = ["publish", "--dist", str(dist), "--repository-url", pypiserver.url]
     monkeypatch.setenv("CI_INJECT_FAULT", "publish")
@@ -67,7 +69,7 @@ def test_publish_fault_dies_after_the_first_upload_and_is_rolled_back(
     assert "Traceback" not in captured.out + captured.err
     assert "removed again: sample_pkg-1.2.3-py3-none-any.whl" in captured.err
     assert pypiserver.files() == {}
-    record = json.loads((dist / "manifest.json").read_text())["publish"]
+    record = json.loads((package.assets_dir(dist) / "manifest.json").read_text())["publish"]
     assert record["status"] == "failed"
     assert record["uploaded"] == record["removed"] == ["sample_pkg-1.2.3-py3-none-any.whl"]
     assert record["left_on_index"] == []

@@ -1,4 +1,4 @@
-"""``init`` on sample projects of each layout, then their real nox sessions, then ``init`` again.
+"""``init --vendor`` on sample projects of each layout, their real nox sessions, ``init`` again.
 
 Real uv (``uv lock`` and the sessions' ``uv sync`` against the configured index or uv's
 cache), real nox, real git. Each sample runs ``nox -s test-3.12``, ``nox -s lint`` and
@@ -162,7 +162,8 @@ def run(argv: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess
 
 
 def init(repo: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "ci", "init", str(repo), *flags], cwd=ROOT)
+    """``init --vendor``: the copy (tests/integration/test_adopt.py covers the dependency)."""
+    return run([sys.executable, "-m", "ci", "init", str(repo), "--vendor", *flags], cwd=ROOT)
 
 
 def nox(repo: Path, session: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -204,7 +205,7 @@ def test_init_then_sessions_then_init_again(sample: Sample, make_repo: Callable[
         assert done.returncode == 0, done.stdout + done.stderr
         wheels = list((repo / "dist").rglob("*.whl"))
         assert wheels, done.stdout
-        assert list((repo / "dist").rglob("SHA256SUMS"))
+        assert list((repo / "dist-assets").rglob("SHA256SUMS"))
 
     done = init(repo)
     assert done.returncode == 0, done.stdout + done.stderr

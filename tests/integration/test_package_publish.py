@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,8 @@ def twine_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def dist(built: Path, tmp_path: Path) -> Path:
-    """A private copy of the built dist folder (publish writes into its manifest)."""
+    """A private copy of the built dist folder and its assets (publish writes the manifest)."""
+    shutil.copytree(package.assets_dir(built), tmp_path / "dist-assets")
     return Path(shutil.copytree(built, tmp_path / "dist"))
 
 
@@ -55,7 +57,12 @@ def run_ci(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, st
 
 
 def manifest(folder: Path) -> dict:
-    return json.loads((folder / "manifest.json").read_text())
+    return json.loads((package.assets_dir(folder) / "manifest.json").read_text())
+
+
+def located(folder: Path, name: str) -> Path:
+    """Where the current build keeps ``name``: dist/ for distributions, else dist-assets/."""
+    return folder / name if (folder / name).is_file() else package.assets_dir(folder) / name
 
 
 # ---- package -------------------------------------------------------------------------
@@ -78,9 +85,12 @@ def test_package_is_reproducible_stamped_and_checksummed(project, built, tmp_pat
         "sample_pkg-1.2.3-bundle.tar.gz",
     ]
     for name in names:  # the same commit gives the same bytes
-        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+        assert located(first, name).read_bytes() == located(second, name).read_bytes(), name
+    # dist/ holds the distributions only; the kept build folder holds all five files
+    assert sorted(p.name for p in first.iterdir()) == sorted(names[:2])
+    kept = package.assets_dir(first) / "builds" / data["build_id"]
     check = subprocess.run(
-        ["sha256sum", "-c", "SHA256SUMS"], check=False, cwd=first, capture_output=True, text=True
+        ["sha256sum", "-c", "SHA256SUMS"], check=False, cwd=kept, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert check.stdout.count(": OK") == 3
@@ -122,10 +132,10 @@ def test_a_setuptools_project_is_reproducible_and_old_builds_are_pruned(tmp_path
 
     code, _, err = run_ci(capsys, "--config", cfg, "package", "--outdir", str(out))
     assert code == 0, err
-    kept = sorted(p.name for p in (out / "builds").iterdir())
+    kept = sorted(p.name for p in (package.assets_dir(out) / "builds").iterdir())
     assert [k[:4] for k in kept] == ["0002"]  # retain = 1: the first build is gone
     assert manifest(out)["build_id"] == kept[-1]
-    assert not list(out.glob(".staging-*"))
+    assert not list(package.assets_dir(out).glob(".staging-*"))
 
 
 def test_unreproducible_build_fails_naming_the_file(tmp_path, capsys):
@@ -144,9 +154,9 @@ def test_unreproducible_build_fails_naming_the_file(tmp_path, capsys):
     assert "sample_pkg-1.2.3-py3-none-any.whl is not reproducible" in err
     assert "sample_pkg/stamp.txt" in err
     assert "Traceback" not in err
-    assert not (out / "manifest.json").exists()  # nothing half-written
-    assert list((out / "builds").iterdir()) == []
-    assert not list(out.glob(".staging-*"))
+    assert not (package.assets_dir(out) / "manifest.json").exists()  # nothing half-written
+    assert list((package.assets_dir(out) / "builds").iterdir()) == []
+    assert not list(package.assets_dir(out).glob(".staging-*"))
 
 
 def test_failed_build_leaves_the_previous_build_alone(tmp_path, capsys):
@@ -154,7 +164,7 @@ def test_failed_build_leaves_the_previous_build_alone(tmp_path, capsys):
     out = tmp_path / "out"
     cfg = str(repo / "pyproject.toml")
     assert run_ci(capsys, "--config", cfg, "package", "--outdir", str(out))[0] == 0
-    before = (out / "manifest.json").read_bytes()
+    before = (package.assets_dir(out) / "manifest.json").read_bytes()
     pyproject = repo / "pyproject.toml"
     pyproject.write_text(
         pyproject.read_text().replace('version = "1.2.3"', 'version = "not a version"')
@@ -163,8 +173,8 @@ def test_failed_build_leaves_the_previous_build_alone(tmp_path, capsys):
     assert code == 1
     assert err.startswith("error: python -m build failed")
     assert len(err.strip().splitlines()) == 1
-    assert (out / "manifest.json").read_bytes() == before
-    assert len(list((out / "builds").iterdir())) == 1
+    assert (package.assets_dir(out) / "manifest.json").read_bytes() == before
+    assert len(list((package.assets_dir(out) / "builds").iterdir())) == 1
 
 
 def test_package_gate_writes_its_report(project, capsys, monkeypatch):
@@ -175,7 +185,7 @@ def test_package_gate_writes_its_report(project, capsys, monkeypatch):
     report = json.loads((repo / "reports" / "package.json").read_text())
     assert report["status"] == "passed"
     assert "reproducible" in report["summary"]
-    assert "dist/SHA256SUMS" in report["artifacts"]
+    assert "dist-assets/SHA256SUMS" in report["artifacts"]
     assert (repo / "dist" / "sample_pkg-1.2.3-py3-none-any.whl").is_file()
 
 
@@ -299,7 +309,7 @@ def test_credentials_are_checked_and_never_printed(dist, tmp_path, capsys, monke
         )
         assert code == 0, err
         assert "s3cret-Pa55word" not in out + err
-        assert "s3cret-Pa55word" not in (dist / "manifest.json").read_text()
+        assert "s3cret-Pa55word" not in json.dumps(manifest(dist))
         assert len(index.files()) == 2
 
 
@@ -326,8 +336,40 @@ def test_a_fresh_clone_of_this_repository_builds_byte_identical_twice(tmp_path):
     assert first["artifacts"] == second["artifacts"]
     for artifact in first["artifacts"]:
         name = artifact["name"]
-        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        first_file, second_file = located(tmp_path / "a", name), located(tmp_path / "b", name)
+        assert first_file.read_bytes() == second_file.read_bytes()
     head = git(clone, "rev-parse", "HEAD").strip()
     assert first["build"]["commit"] == head
     assert first["build"]["dirty"] is False
     assert not (clone / "ci" / "_build_info.json").exists()  # generated into the wheel only
+
+
+def test_standard_tools_take_dist_as_it_is(built, tmp_path, pypiserver):
+    """`twine check dist/*`, `twine upload dist/*` and `uv publish` on what package wrote."""
+    dist = Path(shutil.copytree(built, tmp_path / "dist"))
+    files = sorted(str(p) for p in dist.iterdir())  # what the shell's dist/* expands to
+    assert [Path(f).suffix for f in files] == [".whl", ".gz"]
+    twine = [sys.executable, "-m", "twine"]
+    check = subprocess.run(
+        [*twine, "check", "--strict", *files], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    upload = subprocess.run(
+        [*twine, "upload", "--non-interactive", "--repository-url", pypiserver.url, *files],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **pypiserver.twine_env()},
+        check=False,
+    )
+    assert upload.returncode == 0, upload.stdout + upload.stderr
+    assert sorted(pypiserver.files()) == sorted(Path(f).name for f in files)
+
+    with running(tmp_path / "second") as other:
+        done = subprocess.run(
+            ["uv", "publish", "--publish-url", other.url, "-u", "x", "-p", "x", *files],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert sorted(other.files()) == sorted(Path(f).name for f in files)

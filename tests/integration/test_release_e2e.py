@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,12 +13,18 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from tests.conftest import git, invoke
+from tests.conftest import git, invoke, trim_tests
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
 
 ROOT = Path(__file__).resolve().parents[2]
-KEEP_TESTS = {"conftest.py", "support", "test_ledger.py", "integration"}
+KEEP_TESTS = {
+    "__init__.py",
+    "conftest.py",
+    "support",
+    "deploy/__init__.py",
+    "deploy/test_ledger.py",
+}
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +33,7 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     """A clone of this repository with a small test suite, an index and staging, tagged."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
-    for path in (clone / "tests").iterdir():
-        if path.name not in KEEP_TESTS:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-    shutil.rmtree(clone / "tests" / "integration")  # the release must not test itself
+    trim_tests(clone / "tests", KEEP_TESTS)
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
@@ -84,13 +86,14 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
 
     untagged = invoke(clone, "release", env=env)
     assert untagged.returncode == 3, untagged.stdout + untagged.stderr
-    assert "HEAD has no vX.Y.Z tag" in untagged.stdout + untagged.stderr
+    assert "HEAD has no release tag" in untagged.stdout + untagged.stderr
     assert pypiserver.files() == {}
 
     git(clone, "tag", "v0.1.0")
     dry = invoke(clone, "release", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "release 0.1.0 plan (dry run" in dry.stdout
+    assert "version 0.1.0 from the static [project] version" in dry.stdout
     assert f"to {pypiserver.url}" in dry.stdout
     assert "deploy --env staging --version 0.1.0" in dry.stdout
     assert "release-record --tag v0.1.0" in dry.stdout
@@ -104,7 +107,8 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert done.returncode == 0, output[-6000:]
     assert "released 0.1.0" in output
 
-    manifest = json.loads((clone / "dist" / "manifest.json").read_text(encoding="utf-8"))
+    assets = clone / "dist-assets"
+    manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))
     wheel = next(a for a in manifest["artifacts"] if a["kind"] == "wheel")
     served = pypiserver.files()
     assert wheel["name"] in served
@@ -125,9 +129,14 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     names = [a["name"] for a in manifest["artifacts"]] + ["SHA256SUMS", "manifest.json"]
     assert {name for name, _ in github.uploads()} == set(names)
     for name, body in github.uploads():
-        assert body == (clone / "dist" / name).read_bytes()
+        where = (
+            clone / "dist"
+            if name.endswith((".whl", ".tar.gz")) and "-bundle" not in name
+            else assets
+        )
+        assert body == (where / name).read_bytes()
     assert f"Ledger head: `{last['hash']}`" in gh_release["body"]
-    assert gh_release["body"] == (clone / "dist" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
+    assert gh_release["body"] == (assets / "RELEASE_NOTES.md").read_text(encoding="utf-8")
     assert TOKEN not in output
 
     # running the whole release again changes nothing: not on the index, not on GitHub

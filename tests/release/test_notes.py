@@ -14,6 +14,7 @@ from ci.core.runner import ProcessRunner
 from ci.release import commits as history
 from ci.release import notes
 from ci.release.notes import Bump, Commit
+from ci.release.version import TagFormat
 
 MakeRepo = Callable[..., Path]
 
@@ -322,3 +323,42 @@ def test_preflight_release_warns_about_a_lower_tag(
     line = next(ln for ln in capsys.readouterr().out.splitlines() if "version proposal" in ln)
     assert line.split()[0] == status
     assert text in line
+
+
+def test_plain_version_tags_bound_the_notes_when_detected(
+    make_repo: MakeRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tags like 1.2.3 (no v): the notes start at the previous one, not at the first commit."""
+    repo = make_repo({"README.md": "x\n"})
+    commit(repo, "feat: ancient history")
+    tag(repo, "1.0.0")
+    commit(repo, "fix: the only change since 1.0.0")
+    tag(repo, "1.0.1")
+    assert run_cli(repo, "notes", "--until", "1.0.1", "--format", "json") == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["since"] == "1.0.0"
+    described = [c["description"] for s in doc["sections"] for c in s["changes"]]
+    assert described == ["the only change since 1.0.0"]
+    assert doc["proposal"]["previous"] == "1.0.0"
+    fmt = TagFormat(text="{version}")
+    found = history.gather_notes(ProcessRunner(), repo, {}, until="1.0.1", tag_format=fmt)
+    assert found.title == "1.0.1"
+    assert history.tag_warning(ProcessRunner(), repo, "1.0.1", {}, fmt) is None
+
+
+def test_a_configured_tag_format_reads_only_its_tags(make_repo: MakeRepo) -> None:
+    repo = make_repo({"README.md": "x\n"})
+    tag(repo, "v9.0.0")  # another scheme's tag: not a release of this format
+    commit(repo, "feat: first")
+    tag(repo, "pkg-1.0")
+    commit(repo, "feat: second")
+    fmt = TagFormat(text="pkg-{version}")
+    assert history.previous_tag(ProcessRunner(), repo, "HEAD", tag_format=fmt) == "pkg-1.0"
+    found = history.gather_notes(ProcessRunner(), repo, {}, tag_format=fmt)
+    assert found.proposal.version == "1.1.0"  # a feat since pkg-1.0 (v9.0.0 is not ours)
+    proposal = notes.Proposal(previous="pkg-1.0", bump=Bump.MINOR, version="1.1.0", reason="r")
+    assert notes.version_warning("pkg-1.0.1", proposal, fmt) == (
+        "tag pkg-1.0.1 is lower than the proposed 1.1.0 (r since pkg-1.0); retag as pkg-1.1.0 "
+        "if the changes are what the notes say"
+    )
+    assert notes.version_warning("pkg-1.1", proposal, fmt) is None  # 1.1 is 1.1.0

@@ -18,6 +18,7 @@ from ci.core.config import parse
 from ci.core.errors import ToolError, UsageError
 from ci.core.gate import GateContext, GateStatus
 from ci.core.runner import ProcessRunner
+from ci.gates import registry
 from ci.release import package
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
@@ -203,11 +204,30 @@ def test_build_info_json_is_stable_and_uses_the_workflow_ref_when_detached(tmp_p
 
 
 def test_missing_manifest_says_how_to_make_one(tmp_path):
+    dist = tmp_path / "dist"
     with pytest.raises(UsageError, match="python -m ci package"):
-        package.read_manifest(tmp_path)
-    (tmp_path / "manifest.json").write_text("{}")
+        package.read_manifest(dist)
+    (tmp_path / "dist-assets").mkdir()
+    (tmp_path / "dist-assets" / "manifest.json").write_text("{}")
     with pytest.raises(UsageError, match="not a manifest"):
-        package.read_manifest(tmp_path)
+        package.read_manifest(dist)
+
+
+def test_distributions_in_dist_everything_else_beside_it(tmp_path):
+    dist = tmp_path / "dist"
+    assert package.assets_dir(dist) == tmp_path / "dist-assets"
+    kinds = {"w.whl": "wheel", "s.tar.gz": "sdist", "b.tar.gz": "bundle"}
+    where = {
+        name: package.artifact_path(
+            dist, package.Artifact(name=name, kind=kind, size=0, sha256="0" * 64)
+        )
+        for name, kind in kinds.items()
+    }
+    assert where == {
+        "w.whl": dist / "w.whl",
+        "s.tar.gz": dist / "s.tar.gz",
+        "b.tar.gz": tmp_path / "dist-assets" / "b.tar.gz",
+    }
 
 
 def test_wheel_metadata_reads_name_and_version(tmp_path):
@@ -217,8 +237,8 @@ def test_wheel_metadata_reads_name_and_version(tmp_path):
 
 def test_package_is_a_registered_gate_and_the_last_default_session(tmp_path):
     config = parse({}, root=tmp_path, path=None)
-    assert pipeline.GATES["package"] is package.gate
-    assert pipeline.default_sessions(config)[-1] == "package"
+    assert registry.get(config, "package").run is package.gate
+    assert pipeline.default_sessions(config)[-1] == "package"  # no workflows in tmp_path
 
 
 def gate_context(root: Path, runner: FakeRunner) -> GateContext:

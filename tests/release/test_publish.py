@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from ci.core.errors import DeployError, UsageError
 from ci.release import package, publish
-from ci.testing.fakes import FakeRunner
+from ci.testing.fakes import FakeRunner, FixedClock
 
 
 def artifact(name: str, sha: str, kind: str = "wheel") -> package.Artifact:
@@ -114,6 +116,8 @@ def test_plan_uploads_new_skips_same_and_refuses_other_bytes():
 
 def write_dist(folder: Path) -> package.Manifest:
     folder.mkdir()
+    assets = package.assets_dir(folder)
+    assets.mkdir()
     files = {
         "d-1.0-py3-none-any.whl": b"whl",
         "d-1.0.tar.gz": b"sdist",
@@ -122,10 +126,11 @@ def write_dist(folder: Path) -> package.Manifest:
     kinds = ["wheel", "sdist", "bundle"]
     artifacts = []
     for (name, data), kind in zip(files.items(), kinds, strict=True):
-        (folder / name).write_bytes(data)
+        where = folder if kind != "bundle" else assets
+        (where / name).write_bytes(data)
         artifacts.append(
             package.Artifact(
-                name=name, kind=kind, size=len(data), sha256=package.sha256_file(folder / name)
+                name=name, kind=kind, size=len(data), sha256=package.sha256_file(where / name)
             )
         )
     info = package.BuildInfo(
@@ -143,8 +148,8 @@ def write_dist(folder: Path) -> package.Manifest:
     manifest = package.Manifest(
         name="d", version="1.0", build_id="0001", build=info, artifacts=tuple(artifacts)
     )
-    package.write_manifest(folder, manifest)
-    (folder / "SHA256SUMS").write_text(package.render_sums(artifacts))
+    package.write_manifest(assets, manifest)
+    (assets / "SHA256SUMS").write_text(package.render_sums(artifacts))
     return manifest
 
 
@@ -156,10 +161,10 @@ def test_sums_are_verified_before_upload(tmp_path):
     (dist / "d-1.0.tar.gz").write_bytes(b"tampered")
     with pytest.raises(DeployError, match="does not match SHA256SUMS"):
         publish.verify_sums(dist, manifest)
-    (dist / "SHA256SUMS").unlink()
+    (dist.with_name("dist-assets") / "SHA256SUMS").unlink()
     with pytest.raises(DeployError, match="SHA256SUMS is missing"):
         publish.verify_sums(dist, manifest)
-    assert json.loads((dist / "manifest.json").read_text())["schema"] == 1
+    assert json.loads((dist.with_name("dist-assets") / "manifest.json").read_text())["schema"] == 1
 
 
 def test_pypi_partial_upload_says_to_yank_exact_files(tmp_path):
@@ -199,6 +204,42 @@ def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
 def test_sums_of_bytes_that_are_not_utf8_fail_the_verification(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     manifest = write_dist(dist)
-    (dist / package.SUMS).write_bytes(b"\xff\xfe\n")
+    (package.assets_dir(dist) / package.SUMS).write_bytes(b"\xff\xfe\n")
     with pytest.raises(DeployError, match="line 1 is not"):
         publish.verify_sums(dist, manifest)
+
+
+def test_publishing_to_a_dead_index_records_the_attempt(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    dist = tmp_path / "dist"
+    write_dist(dist)
+    repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
+    clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
+    with pytest.raises(DeployError, match="cannot reach the index") as caught:
+        publish.publish(dist, repo, runner=FakeRunner(), clock=clock)
+    doc = json.loads((package.assets_dir(dist) / "manifest.json").read_text())
+    attempt = doc["publish"]
+    assert attempt["status"] == "failed"
+    assert attempt["repository"] == url
+    assert attempt["at"] == "2026-05-01T12:00:00+00:00"
+    assert attempt["error"] == str(caught.value)
+    assert attempt["uploaded"] == []
+
+
+def test_a_dry_run_against_a_dead_index_writes_nothing(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist = tmp_path / "dist"
+    write_dist(dist)
+    before = (package.assets_dir(dist) / "manifest.json").read_bytes()
+    repo = publish.resolve_repository(
+        url=f"http://127.0.0.1:{port}/", name=None, index_url=None, env={}, config_url=None
+    )
+    clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
+    with pytest.raises(DeployError):
+        publish.publish(dist, repo, runner=FakeRunner(), clock=clock, dry_run=True)
+    assert (package.assets_dir(dist) / "manifest.json").read_bytes() == before

@@ -2,50 +2,67 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from ci.core.errors import DeployError, UsageError
+from ci.core.errors import DeployError, ExitCode, UsageError
+from ci.core.runner import ProcessRunner
+from ci.deploy.ledger import Ledger, LedgerCorruptError, canonical, digest
 from ci.release import record
+from tests.conftest import git
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def test_without_manifest_or_sums_the_wheels_and_sdists_are_the_assets(tmp_path: Path) -> None:
-    (tmp_path / "p-1.0-py3-none-any.whl").write_bytes(b"w")
-    (tmp_path / "p-1.0.tar.gz").write_bytes(b"s")
-    (tmp_path / "RELEASE_NOTES.md").write_text("old", encoding="utf-8")
-    found = record.artifacts(tmp_path)
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    """dist/ (distributions) with its dist-assets/ sibling (everything else), as package writes."""
+    (tmp_path / "dist").mkdir()
+    (tmp_path / "dist-assets").mkdir()
+    return tmp_path / "dist"
+
+
+def assets(dist: Path) -> Path:
+    return dist.with_name("dist-assets")
+
+
+def test_without_manifest_or_sums_the_wheels_and_sdists_are_the_assets(dist: Path) -> None:
+    (dist / "p-1.0-py3-none-any.whl").write_bytes(b"w")
+    (dist / "p-1.0.tar.gz").write_bytes(b"s")
+    (assets(dist) / "RELEASE_NOTES.md").write_text("old", encoding="utf-8")
+    found = record.artifacts(dist)
     assert [a.name for a in found] == ["p-1.0-py3-none-any.whl", "p-1.0.tar.gz"]
     assert found[0].sha256 == sha(b"w")
     assert found[0].size == 1
     assert found[0].published == ()
 
 
-def test_an_empty_or_missing_dist_has_no_assets(tmp_path: Path) -> None:
-    assert record.artifacts(tmp_path / "nowhere") == []
+def test_an_empty_or_missing_dist_has_no_assets(dist: Path) -> None:
+    assert record.artifacts(dist / "nowhere") == []
     text = record.body("## v1\n", [], None)
-    assert "No artifacts were found in dist/." in text
+    assert "No artifacts were found in dist/ or dist-assets/." in text
     assert "No deploy ledger yet" in text
 
 
-def test_sums_only_and_a_mismatch_is_refused(tmp_path: Path) -> None:
-    (tmp_path / "a.whl").write_bytes(b"a")
-    (tmp_path / "SHA256SUMS").write_text(f"{sha(b'a')} *a.whl\n", encoding="utf-8")
-    assert [a.name for a in record.artifacts(tmp_path)] == ["a.whl", "SHA256SUMS"]
-    (tmp_path / "a.whl").write_bytes(b"tampered")
+def test_sums_only_and_a_mismatch_is_refused(dist: Path) -> None:
+    (dist / "a.whl").write_bytes(b"a")
+    (assets(dist) / "SHA256SUMS").write_text(f"{sha(b'a')} *a.whl\n", encoding="utf-8")
+    assert [a.name for a in record.artifacts(dist)] == ["a.whl", "SHA256SUMS"]
+    (dist / "a.whl").write_bytes(b"tampered")
     with pytest.raises(DeployError, match="does not match its recorded sha256"):
-        record.artifacts(tmp_path)
+        record.artifacts(dist)
 
 
-def test_a_listed_but_missing_file_is_refused(tmp_path: Path) -> None:
+def test_a_listed_but_missing_file_is_refused(dist: Path) -> None:
     doc = {"artifacts": [{"name": "gone.whl"}]}
-    (tmp_path / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+    (assets(dist) / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
     with pytest.raises(DeployError, match=r"gone\.whl is listed"):
-        record.artifacts(tmp_path)
+        record.artifacts(dist)
 
 
 @pytest.mark.parametrize(
@@ -60,30 +77,44 @@ def test_a_listed_but_missing_file_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_where_published_is_read_tolerantly(
-    tmp_path: Path, entry: dict[str, object], expected: tuple[str, ...]
+    dist: Path, entry: dict[str, object], expected: tuple[str, ...]
 ) -> None:
-    (tmp_path / "a.whl").write_bytes(b"a")
+    (dist / "a.whl").write_bytes(b"a")
     doc = {"artifacts": [{"name": "a.whl", **entry}]}
-    (tmp_path / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
-    (artifact, manifest) = record.artifacts(tmp_path)
+    (assets(dist) / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+    (artifact, manifest) = record.artifacts(dist)
     assert artifact.published == expected
     assert manifest.name == "manifest.json"
 
 
-def test_a_broken_manifest_names_the_fix(tmp_path: Path) -> None:
-    (tmp_path / "manifest.json").write_text("{not json", encoding="utf-8")
+def test_a_broken_manifest_names_the_fix(dist: Path) -> None:
+    (assets(dist) / "manifest.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(UsageError, match="python -m ci package"):
-        record.artifacts(tmp_path)
+        record.artifacts(dist)
 
 
-def test_ledger_head(tmp_path: Path) -> None:
-    assert record.ledger_head(tmp_path) is None
-    ledger = tmp_path / "ledger.jsonl"
-    ledger.write_text('{"hash": "h1"}\n{"hash": "h2"}\n\n', encoding="utf-8")
-    assert record.ledger_head(tmp_path) == "h2"
-    ledger.write_text('{"hash": "h1"}\n{"hash": "h2', encoding="utf-8")
-    with pytest.raises(DeployError, match="ledger verify"):
-        record.ledger_head(tmp_path)
+def test_the_anchor_is_the_verified_ledger_head(make_repo: Callable[..., Path]) -> None:
+    repo = make_repo({"README.md": "x\n"})
+    git(repo, "tag", "v1.0.0")
+    state = repo / ".ci-state"
+    build = partial(record.build, ProcessRunner(), repo, {}, tag="v1.0.0", dist=repo / "dist")
+    assert build(state=state).anchor is None
+    ledger = Ledger.in_state_dir(state)
+    for version in ("1.0.0", "1.0.1"):
+        ledger.append(
+            time="t", actor="a", action="deploy", env="staging", version=version, outcome="ok"
+        )
+    entries = ledger.verify()
+    assert build(state=state).anchor == entries[-1].hash
+    # a tampered ledger (an edited entry with its hash recomputed) never yields an anchor
+    lines = ledger.path.read_text(encoding="utf-8").splitlines()
+    forged = json.loads(lines[0])
+    forged["version"] = "6.6.6"
+    forged["hash"] = digest({k: v for k, v in forged.items() if k != "hash"})
+    ledger.path.write_text("\n".join([canonical(forged), lines[1]]) + "\n", encoding="utf-8")
+    with pytest.raises(LedgerCorruptError, match="entry 2") as caught:
+        build(state=state)
+    assert caught.value.exit_code == ExitCode.PREFLIGHT
 
 
 def test_step_summary_is_appended_to(tmp_path: Path) -> None:
@@ -115,13 +146,13 @@ def test_long_notes_are_clipped_at_a_line(tmp_path: Path) -> None:
     assert "### Audit anchor" in record.body(notes_md * 200, [], "h")
 
 
-def test_reads_what_packaging_writes(tmp_path: Path) -> None:
+def test_reads_what_packaging_writes(dist: Path) -> None:
     from ci.release import package
 
     data = {"p-1.0-py3-none-any.whl": b"wheel", "p-1.0.tar.gz": b"sdist"}
     built = []
     for name, content in data.items():
-        (tmp_path / name).write_bytes(content)
+        (dist / name).write_bytes(content)
         built.append(
             package.Artifact(
                 name=name,
@@ -146,10 +177,10 @@ def test_reads_what_packaging_writes(tmp_path: Path) -> None:
     manifest = package.Manifest(
         name="p", version="1.0", build_id="b", build=info, artifacts=tuple(built)
     )
-    package.write_manifest(tmp_path, manifest)
-    (tmp_path / package.SUMS).write_text(package.render_sums(built), encoding="utf-8")
+    package.write_manifest(assets(dist), manifest)
+    (assets(dist) / package.SUMS).write_text(package.render_sums(built), encoding="utf-8")
 
-    found = {a.name: a for a in record.artifacts(tmp_path)}
+    found = {a.name: a for a in record.artifacts(dist)}
     assert set(found) == {*data, "SHA256SUMS", "manifest.json"}
     wheel = found["p-1.0-py3-none-any.whl"]
     assert wheel.sha256 == sha(b"wheel")
@@ -162,5 +193,5 @@ def test_sums_and_ledger_of_bytes_that_are_not_utf8_are_reported_not_a_crash(
     (tmp_path / "SHA256SUMS").write_bytes(b"\xff\xfe\n")
     assert record.read_sums(tmp_path / "SHA256SUMS") == {}
     (tmp_path / "ledger.jsonl").write_bytes(b"\xff\xfe{\n")
-    with pytest.raises(DeployError, match="not JSON"):
-        record.ledger_head(tmp_path)
+    with pytest.raises(LedgerCorruptError, match="entry 1: not valid JSON"):
+        Ledger.in_state_dir(tmp_path).head()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -8,17 +10,28 @@ import pytest
 from ci.cli.main import main
 from ci.core.config import load
 from ci.core.runner import ProcessRunner
+from ci.release.version import STATIC, Release, TagFormat
 from ci.run import release
+from tests.conftest import git
 from tests.support.deploy_project import write_project
+from tests.support.version_backend import dynamic_project
 
 CI = ("python", "-m", "ci")
 NOX = ("nox",)
 ENVS = '[tool.ci.environments.production]\nafter = "staging"\n[tool.ci.environments.staging]\n'
 
 
+def released(version: str = "1.0.0", tag_format: str = "v{version}") -> Release:
+    """What `version.resolve` returns for a static version on a tagged HEAD."""
+    fmt = TagFormat(text=tag_format, origin="set in [tool.ci.release]")
+    return Release(version=version, source=STATIC, tag_format=fmt, tag=fmt.tag(version))
+
+
 def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_path: Path) -> None:
     config = load(write_project(tmp_path, ENVS, version="2.1.0"))
-    plan = release.plan(config, env={}, ci=CI, nox=NOX, post_publish=[], final=[])
+    plan = release.plan(
+        config, release=released("2.1.0"), env={}, ci=CI, nox=NOX, post_publish=[], final=[]
+    )
     assert [s.name for s in plan.steps] == [
         "preflight",
         "gate lint",
@@ -35,20 +48,30 @@ def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_pa
 
 def test_the_release_record_closes_the_plan_after_the_deploy(tmp_path: Path) -> None:
     config = load(write_project(tmp_path, ENVS, version="2.1.0"))
-    plan = release.plan(config, env={}, ci=CI, nox=NOX)
+    plan = release.plan(config, release=released("2.1.0"), env={}, ci=CI, nox=NOX)
     assert [s.name for s in plan.steps][-2:] == ["deploy staging", "release record"]
     assert plan.steps[-1].argv == (*CI, "release-record", "--tag", "v2.1.0", "--dist", "dist")
-    bare = release.plan(load(write_project(tmp_path / "bare", "")), env={}, ci=CI, nox=NOX)
+    plain = release.plan(config, release=released("26.4", "{version}"), env={}, ci=CI, nox=NOX)
+    assert plain.steps[-1].argv == (*CI, "release-record", "--tag", "26.4", "--dist", "dist")
+    assert "HEAD tagged 26.4" in plain.steps[0].what
+    bare_config = load(write_project(tmp_path / "bare", ""))
+    bare = release.plan(bare_config, release=released(), env={}, ci=CI, nox=NOX)
     assert [s.name for s in bare.steps][-2:] == ["publish", "release record"]
 
 
 def test_where_it_publishes_follows_env_then_config(tmp_path: Path) -> None:
     extra = '[tool.ci.publish]\nrepository_url = "http://127.0.0.1:9/legacy/"\n'
     config = load(write_project(tmp_path, "", extra=extra))
-    assert release.plan(config, env={}, ci=CI, nox=NOX).publish_to == "http://127.0.0.1:9/legacy/"
+    assert (
+        release.plan(config, release=released(), env={}, ci=CI, nox=NOX).publish_to
+        == "http://127.0.0.1:9/legacy/"
+    )
     env = {release.PUBLISH_URL_ENV: "http://127.0.0.1:8/"}
-    assert release.plan(config, env=env, ci=CI, nox=NOX).publish_to == "http://127.0.0.1:8/"
-    assert release.plan(config, env={}, ci=CI, nox=NOX).deploy_env is None
+    assert (
+        release.plan(config, release=released(), env=env, ci=CI, nox=NOX).publish_to
+        == "http://127.0.0.1:8/"
+    )
+    assert release.plan(config, release=released(), env={}, ci=CI, nox=NOX).deploy_env is None
 
 
 def test_post_publish_steps_run_between_publish_and_deploy(tmp_path: Path) -> None:
@@ -57,7 +80,7 @@ def test_post_publish_steps_run_between_publish_and_deploy(tmp_path: Path) -> No
     def notes(_config, version, ci):
         return [release.Step(name="notes", argv=(*ci, "notes"), what=f"notes for {version}")]
 
-    plan = release.plan(config, env={}, ci=CI, nox=NOX, post_publish=[notes])
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, post_publish=[notes])
     names = [s.name for s in plan.steps]
     assert names.index("publish") < names.index("notes") < names.index("deploy staging")
 
@@ -91,7 +114,11 @@ def test_execute_stops_at_the_first_failure_with_its_code(
         ),
     )
     plan = release.ReleasePlan(
-        version="1.0.0", steps=steps, publish_to="http://127.0.0.1:9/", deploy_env=None
+        version="1.0.0",
+        steps=steps,
+        release=released(),
+        publish_to="http://127.0.0.1:9/",
+        deploy_env=None,
     )
     assert release.execute(plan, ProcessRunner(), config) == 5
     out = capsys.readouterr().out
@@ -107,7 +134,9 @@ def test_gate_sessions_the_noxfile_lacks_are_skipped_loudly(tmp_path: Path) -> N
     )
     declared = release.parse_nox_list(listing)
     assert declared == ["lint", "test-3.12", "test-3.11", "package"]
-    plan = release.plan(config, env={}, ci=CI, nox=NOX, declared=declared, post_publish=[])
+    plan = release.plan(
+        config, release=released(), env={}, ci=CI, nox=NOX, declared=declared, post_publish=[]
+    )
     assert "gate security" not in [s.name for s in plan.steps]
     assert plan.missing == ("security",)
     assert "declares no `security` session" in release.render(plan)
@@ -119,3 +148,64 @@ def test_a_release_with_no_index_stops_before_running_anything(
     cfg = write_project(tmp_path, "")
     assert main(["--config", str(cfg), "release"]) == 2
     assert "no package index to publish to" in capsys.readouterr().err
+
+
+def test_dry_run_shows_a_dynamic_version_and_its_tag(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = dynamic_project(make_repo, "4.0.1")
+    git(repo, "tag", "4.0.1")
+    assert main(["--config", str(repo / "pyproject.toml"), "release", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "release 4.0.1 plan (dry run" in out
+    assert "version 4.0.1 from the build backend demo_backend (dynamic version)" in out
+    assert "tag 4.0.1 (tag format {version}, detected from 1 tags like 1.2.3)" in out
+    assert "HEAD tagged 4.0.1," in out
+    assert "release-record --tag 4.0.1 --dist dist" in out
+
+
+def test_dry_run_refuses_what_preflight_refuses(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = dynamic_project(make_repo, "4.0.2.dev1+g0123abc")
+    config = str(repo / "pyproject.toml")
+    assert main(["--config", config, "release", "--dry-run"]) == 3
+    dry = capsys.readouterr()
+    assert "plan" not in dry.out
+    assert "release version 4.0.2.dev1+g0123abc is a development release" in dry.err
+    assert main(["--config", config, "preflight", "--release"]) == 3
+    refusal = dry.err.removeprefix("error: ").strip()
+    assert re.search(rf"FAIL +release version +{re.escape(refusal)}\n", capsys.readouterr().out)
+
+
+def test_publish_runs_where_twine_is_the_package_group(tmp_path: Path) -> None:
+    config = load(write_project(tmp_path, ""))
+    tools = release.ci_prefix("pyproject.toml", group="package")
+    assert tools == (
+        *("uv", "run", "--locked", "--group", "package", "python", "-m", "ci"),
+        *("--config", "pyproject.toml"),
+    )
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, publish_ci=tools)
+    publish = next(s for s in plan.steps if s.name == "publish")
+    assert publish.argv == (*tools, "publish", "--dist", "dist")
+    assert next(s for s in plan.steps if s.name == "preflight").argv[:3] == CI
+
+
+def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
+    # a release never replays a cached verdict: each gate session sees CI_NO_CACHE=1
+    config = load(write_project(tmp_path, ""))
+    seen = tmp_path / "seen"
+    probe = f"import os; open({str(seen)!r}, 'a').write(os.environ.get('CI_NO_CACHE', '-'))"
+    steps = tuple(
+        release.Step(name=name, argv=(sys.executable, "-c", probe), what="")
+        for name in ("preflight", "gate lint", "publish")
+    )
+    plan = release.ReleasePlan(
+        version="1.0.0",
+        steps=steps,
+        release=released(),
+        publish_to="http://127.0.0.1:9/",
+        deploy_env=None,
+    )
+    assert release.execute(plan, ProcessRunner(), config) == 0
+    assert seen.read_text() == "111"

@@ -244,8 +244,12 @@ def test_export_of_the_real_lock_has_pins_and_hashes(tmp_path: Path) -> None:
     assert "\npackaging==" in "\n" + text
     assert "--hash=sha256:" in text
     assert "-e ." not in text
-    assert "\ncolorama==0.4.6 \\\n" in text  # a Windows-only pin is audited too, marker dropped
-    assert " ; " not in text
+    assert "\ncolorama==0.4.6 ; os_name == 'nt' or sys_platform == 'win32' \\\n" in text
+    _, pins = audit.read_pins(text)
+    colorama = next(p for p in pins if p.name == "colorama")
+    assert colorama.markers == 'os_name == "nt" or sys_platform == "win32"'  # audited anyway
+    assert colorama.line.startswith("colorama==0.4.6 \\\n    --hash=sha256:")
+    assert audit.applies_to(colorama.markers, ("3.12", "3.11")) == ("3.12", "3.11")
 
 
 def test_severity_sources() -> None:
@@ -381,6 +385,64 @@ def test_unpinned_requirements_are_bad_input(tmp_path: Path) -> None:
     )
     with pytest.raises(UsageError, match=r"not pinned .*one name==version per line"):
         audit.audit(options, fake_pip_audit("", 1, stderr))
+
+
+FORKED = """\
+urllib3==1.24.1 ; python_full_version < '3.12' \\
+    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000001
+    # via demo
+urllib3==2.0.5 ; python_full_version >= '3.12' \\
+    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000002
+    # via demo
+requests==2.19.0 \\
+    --hash=sha256:0000000000000000000000000000000000000000000000000000000000000003
+"""
+
+
+def test_a_package_pinned_twice_is_audited_in_both_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A lock that forks by Python version: pip-audit alone refuses the duplicate name."""
+    root = project(tmp_path, '[tool.ci]\npythons = ["3.12", "3.11", "3.13"]\n')
+    (root / "r.txt").write_text(FORKED)
+    argv = ["audit", "--requirements", "r.txt", "--advisory-db", str(FIXTURES)]
+    assert cli.main([*argv, "--format", "json", "--output", "a.json"], App(cwd=root)) == 1
+    report = json.loads((root / "a.json").read_text())
+    pinned = {(d["name"], d["version"]) for d in report["dependencies"]}
+    assert pinned == {("urllib3", "1.24.1"), ("urllib3", "2.0.5"), ("requests", "2.19.0")}
+    found = {(f["package"], f["version"], f["id"]) for f in report["findings"]}
+    old = expected_ids({"urllib3": "1.24.1"})
+    new = expected_ids({"urllib3": "2.0.5"})
+    assert old and new  # each version has advisories of its own in the fixtures
+    assert {i for p, v, i in found if (p, v) == ("urllib3", "1.24.1")} == old
+    assert {i for p, v, i in found if (p, v) == ("urllib3", "2.0.5")} == new
+    where = {(f["version"], tuple(f["pythons"] or ()), f["markers"]) for f in report["findings"]}
+    assert ("1.24.1", ("3.11",), 'python_full_version < "3.12"') in where
+    assert ("2.0.5", ("3.12", "3.13"), 'python_full_version >= "3.12"') in where
+
+    assert cli.main(argv, App(cwd=root)) == 1
+    text = capsys.readouterr().out
+    assert 'urllib3 1.24.1 (Python 3.11: python_full_version < "3.12"): PYSEC-2023-207' in text
+    assert 'urllib3 2.0.5 (Python 3.12, 3.13: python_full_version >= "3.12"): PYSEC-2023' in text
+
+
+def test_pins_split_into_files_pip_audit_accepts() -> None:
+    options, pins = audit.read_pins(FORKED + "-i https://example.invalid/simple\n")
+    assert options == ["-i https://example.invalid/simple"]
+    assert [(p.name, p.version) for p in pins] == [
+        ("urllib3", "1.24.1"),
+        ("urllib3", "2.0.5"),
+        ("requests", "2.19.0"),
+    ]
+    first, second = audit.layers(pins)
+    assert [(p.name, p.version) for p in first] == [("urllib3", "1.24.1"), ("requests", "2.19.0")]
+    assert [(p.name, p.version) for p in second] == [("urllib3", "2.0.5")]
+    assert audit.layers([]) == [[]]
+    assert audit.applies_to("", ("3.12",)) is None
+    assert audit.applies_to("python_version < '3.9'", ("3.12", "3.11")) == ()
+    assert audit.applies_to(
+        "python_full_version >= '3.11.4' and sys_platform == 'darwin'", ("3.12", "3.11")
+    ) == ("3.12", "3.11")
 
 
 @pytest.mark.parametrize(

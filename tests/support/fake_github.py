@@ -1,4 +1,9 @@
-"""A small stateful stand-in for GitHub's release endpoints, served by pytest-httpserver."""
+"""A small stateful stand-in for GitHub's release endpoints, served by pytest-httpserver.
+
+Drafts behave as on GitHub: the by-tag endpoint answers only for published releases, the
+list of releases (newest first, paged) holds drafts too, a draft's page is
+``releases/tag/untagged-...`` until it is published.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,31 @@ class FakeGitHub:
                 found.append((req.args["name"], req.get_data()))
         return found
 
+    def add_release(self, tag: str, *, draft: bool = False, **fields: Any) -> dict[str, Any]:
+        """A release made outside the code under test (by hand, or by another tool)."""
+        rid = next(self.next_id)
+        release = self._release(rid, {"tag_name": tag, "draft": draft, **fields})
+        self.releases[rid] = release
+        return release
+
+    def _release(self, rid: int, payload: dict[str, Any]) -> dict[str, Any]:
+        release = {
+            "id": rid,
+            "upload_url": self.server.url_for(f"/uploads/repos/{REPO}/releases/{rid}/assets")
+            + "{?name,label}",
+            "name": None,
+            "body": None,
+            "draft": False,
+            "prerelease": False,
+            **payload,
+        }
+        return self._with_page(release)
+
+    def _with_page(self, release: dict[str, Any]) -> dict[str, Any]:
+        where = f"untagged-{release['id']:08x}" if release["draft"] else release["tag_name"]
+        release["html_url"] = f"https://github.example/{REPO}/releases/tag/{where}"
+        return release
+
     def _json(self, status: int, doc: object) -> Response:
         return Response(json.dumps(doc), status=status, content_type="application/json")
 
@@ -72,37 +102,26 @@ class FakeGitHub:
         path, method = request.path, request.method
         base = f"/api/repos/{REPO}"
         if method == "GET" and (m := re.fullmatch(f"{base}/releases/tags/(.+)", path)):
-            for release in self.releases.values():
-                if release["tag_name"] == m.group(1):
+            for release in self.releases.values():  # published releases only, as on GitHub
+                if release["tag_name"] == m.group(1) and not release["draft"]:
                     return self._json(200, release)
             return self._json(404, {"message": "Not Found"})
+        if method == "GET" and path == f"{base}/releases":
+            newest_first = sorted(self.releases.values(), key=lambda r: -r["id"])
+            return self._page(request, path, newest_first)
         if method == "POST" and path == f"{base}/releases":
             payload = json.loads(request.get_data())
             rid = next(self.next_id)
-            release = {
-                "id": rid,
-                "html_url": f"https://github.example/{REPO}/releases/tag/{payload['tag_name']}",
-                "upload_url": self.server.url_for(f"/uploads/repos/{REPO}/releases/{rid}/assets")
-                + "{?name,label}",
-                **payload,
-            }
-            self.releases[rid] = release
-            return self._json(201, release)
+            self.releases[rid] = self._release(rid, payload)
+            return self._json(201, self.releases[rid])
         if method == "PATCH" and (m := re.fullmatch(f"{base}/releases/(\\d+)", path)):
             release = self.releases[int(m.group(1))]
             release.update(json.loads(request.get_data()))
-            return self._json(200, release)
+            return self._json(200, self._with_page(release))
         if method == "GET" and (m := re.fullmatch(f"{base}/releases/(\\d+)/assets", path)):
             rid = int(m.group(1))
             mine = [self._asset_doc(a) for a in self.assets.values() if a["release_id"] == rid]
-            page = int(request.args.get("page", "1"))
-            size = min(self.page_size, int(request.args.get("per_page", "30")))
-            chunk = mine[(page - 1) * size : page * size]
-            resp = self._json(200, chunk)
-            if page * size < len(mine):
-                nxt = self.server.url_for(f"{path}?per_page={size}&page={page + 1}")
-                resp.headers["Link"] = f'<{nxt}>; rel="next"'
-            return resp
+            return self._page(request, path, mine)
         if method == "DELETE" and (m := re.fullmatch(f"{base}/releases/assets/(\\d+)", path)):
             self.assets.pop(int(m.group(1)))
             return Response(status=204)
@@ -124,6 +143,15 @@ class FakeGitHub:
             self.contents[aid] = data
             return self._json(201, self._asset_doc(self.assets[aid]))
         return self._json(404, {"message": f"no such endpoint: {method} {path}"})
+
+    def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> Response:
+        page = int(request.args.get("page", "1"))
+        size = min(self.page_size, int(request.args.get("per_page", "30")))
+        resp = self._json(200, items[(page - 1) * size : page * size])
+        if page * size < len(items):
+            nxt = self.server.url_for(f"{path}?per_page={size}&page={page + 1}")
+            resp.headers["Link"] = f'<{nxt}>; rel="next"'
+        return resp
 
     def changes(self) -> list[tuple[str, str]]:
         """(method, path) of every request that changed something."""

@@ -1,0 +1,190 @@
+"""Green on day one: after ``init``, run the gates once and make the failing ones advisory.
+
+A gate that fails on the untouched project is recorded as ``mode = "advisory"`` in its
+``[tool.ci.gates.NAME]`` table with a one-line reason above it; the secrets the full-history
+scan finds go into ``.secrets.baseline`` (the tool's own baseline), like the tree's first
+scan. ``invoke ci`` then exits 0 and shows those gates as failed but advisory, and ``init``
+prints what to fix to make each one required again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomlkit
+from tomlkit.container import OutOfOrderTableProxy
+from tomlkit.items import Table
+
+from ci.adopt import pyproject_edit
+from ci.core.errors import ToolError, UsageError
+from ci.core.files import atomic_write_bytes
+from ci.core.gate import GateResult, GateStatus
+from ci.core.runner import Runner
+from ci.run import report
+
+BASELINE = ".secrets.baseline"
+# `uv run` in the target: its own locked environment, whatever environment runs init
+UV_RUN = ("uv", "run", "--locked")
+HOW_TO_FIX: Mapping[str, str] = {
+    "lint": "run `uv run nox -s lint`, fix what it lists (`ruff check --fix`, `ruff format`)",
+    "test": "run `uv run nox -s test-{python}` and make the tests pass",
+    "secrets": (
+        "run `uv run nox -s security`, remove real secrets, audit the rest "
+        "(`detect-secrets audit .secrets.baseline`)"
+    ),
+    "audit": (
+        "run `uv run nox -s security`, upgrade each vulnerable pin (`uv lock "
+        "--upgrade-package NAME`) or waive it with a reason and expiry in [[tool.ci.waivers]]"
+    ),
+    "package": "run `uv run nox -s package` and fix the build or `twine check --strict` problem",
+    "workflows": (
+        "run `uv run nox -s workflows`, fix each finding or mark it "
+        "`# zizmor: ignore[RULE]` with the reason"
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Advisory:
+    """A gate that failed on the untouched project, and why."""
+
+    gate: str
+    reason: str
+
+    def comment(self) -> str:
+        """The one-line reason written above ``mode = "advisory"``."""
+        return f"advisory since init: {self.reason}; fix it, then delete this mode line"
+
+    def how_to_fix(self, python: str) -> str:
+        """What to do to make the gate required again (printed by init)."""
+        step = HOW_TO_FIX.get(self.gate, f"run its session (`uv run nox -s {self.gate}`)")
+        return (
+            f"{self.gate}: {self.reason}. To make it required: {step.format(python=python)}, "
+            f'then delete `mode = "advisory"` in [tool.ci.gates.{self.gate}]'
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DayOne:
+    """What the first gate run found: gates to make advisory, history secrets to baseline."""
+
+    results: tuple[GateResult, ...]
+    advisories: tuple[Advisory, ...]
+    history_secrets: int
+
+
+def run_gates(root: Path, runner: Runner) -> tuple[GateResult, ...]:
+    """The main job once in the target (``uv run --locked python -m ci pipeline --no-cache``)."""
+    started = time.time_ns()
+    done = runner.run(
+        [*UV_RUN, "python", "-m", "ci", "pipeline", "--no-cache"], cwd=root, stream=True
+    )
+    results = tuple(report.gate_records(root / "reports", started))
+    if not results:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        msg = (
+            f"the first gate run in {root} recorded no gate (exit {done.returncode}: {tail[0]}); "
+            "the files are written and locked: run `uv run invoke ci` there to see why, "
+            "or rerun init with --no-run"
+        )
+        raise ToolError(msg)
+    return results
+
+
+def advisories(results: Sequence[GateResult]) -> tuple[Advisory, ...]:
+    """One advisory per required gate that failed or could not run, first result per gate."""
+    found: dict[str, Advisory] = {}
+    for result in results:
+        if not result.blocking or result.gate in found:
+            continue
+        what = "could not run" if result.status is GateStatus.ERROR else "failed"
+        detail = " ".join(result.summary.split())[:100] or result.status.value
+        found[result.gate] = Advisory(
+            gate=result.gate, reason=f"{what} on the untouched project ({detail})"
+        )
+    return tuple(found.values())
+
+
+def mark_advisory(text: str, found: Sequence[Advisory]) -> str:
+    """pyproject.toml text with ``mode = "advisory"`` (and its reason) for each gate."""
+    doc = tomlkit.parse(text)
+    tool_ci = doc.get("tool", {}).get("ci")
+    if not isinstance(tool_ci, Table | OutOfOrderTableProxy):
+        msg = "pyproject.toml has no [tool.ci] table to record advisory gates in; rerun init"
+        raise UsageError(msg)
+    if "gates" not in tool_ci:
+        tool_ci["gates"] = tomlkit.table(is_super_table=True)
+    gates = tool_ci["gates"]
+    for advisory in found:
+        if advisory.gate not in gates:
+            gates[advisory.gate] = tomlkit.table()
+        table = gates[advisory.gate]
+        if str(table.get("mode", "required")) == "advisory":
+            continue
+        table.add(tomlkit.comment(advisory.comment()))
+        table.add("mode", "advisory")
+    return pyproject_edit.space_new_tables(text, tomlkit.dumps(doc))
+
+
+def scan_history(root: Path, runner: Runner) -> list[dict[str, Any]]:
+    """The full-history secret scan's findings the baseline does not know yet (hashes only)."""
+    if not (root / ".git").exists():
+        return []
+    argv = [*UV_RUN, "--group", "security", "python", "-m", "ci", "secrets", "--history"]
+    done = runner.run([*argv, "--format", "json"], cwd=root)
+    try:
+        data = json.loads(done.stdout)
+        findings = data["findings"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        msg = f"the full-history secret scan in {root} failed (exit {done.returncode}): {tail[0]}"
+        raise ToolError(msg) from None
+    return [f for f in findings if not f.get("known") and not f.get("waived")]
+
+
+def add_to_baseline(root: Path, findings: Sequence[Mapping[str, Any]]) -> int:
+    """Record history findings in ``.secrets.baseline`` as known; how many were added."""
+    path = root / BASELINE
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
+        results = baseline.setdefault("results", {})
+    except (OSError, json.JSONDecodeError, AttributeError):
+        msg = f"{path} is not a detect-secrets baseline; rerun init to write a fresh one"
+        raise UsageError(msg) from None
+    added = 0
+    for finding in findings:
+        entries = results.setdefault(str(finding["file"]), [])
+        if any(e.get("hashed_secret") == finding["hashed_secret"] for e in entries):
+            continue
+        entries.append(
+            {
+                "type": str(finding.get("type", "")),
+                "filename": str(finding["file"]),
+                "hashed_secret": str(finding["hashed_secret"]),
+                "is_verified": False,
+                "line_number": int(finding.get("line", 0)),
+            }
+        )
+        added += 1
+    if added:
+        baseline["results"] = dict(sorted(results.items()))
+        text = json.dumps(baseline, indent=2) + "\n"
+        atomic_write_bytes(path, text.encode("utf-8"))
+    return added
+
+
+def day_one(root: Path, runner: Runner) -> DayOne:
+    """Run the gates and the history scan once; record advisories and the history baseline."""
+    results = run_gates(root, runner)
+    history = add_to_baseline(root, scan_history(root, runner))
+    found = advisories(results)
+    if found:
+        path = root / "pyproject.toml"
+        text = path.read_text(encoding="utf-8")
+        atomic_write_bytes(path, mark_advisory(text, found).encode("utf-8"))
+    return DayOne(results=results, advisories=found, history_secrets=history)

@@ -1,0 +1,285 @@
+"""The thin files ``init`` writes when noxgate is a locked dependency, and how it upgrades them.
+
+Each file only declares and delegates to the installed noxgate: noxfile.py declares the gate
+sessions (``ci.gates.sessions``), tasks.py imports the tasks (``ci.run.tasks``), the
+workflows call nox and invoke. ``.noxgate-init.json`` records the text init last wrote for
+each file, so ``init --upgrade`` merges three ways (as copier does): the user's edits since
+then are kept, the bundle's changes since then are applied, a clash is left as conflict
+markers to resolve.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ci.core.errors import ToolError, UsageError
+from ci.core.runner import Runner
+
+STATE_FILE = ".noxgate-init.json"
+STATE_SCHEMA = 1
+DEPENDABOT = ".github/dependabot.yml"
+BLOCK_START = "# --- noxgate (python -m ci init): keep it last; init --upgrade updates it"
+BLOCK_END = "# --- end of the noxgate block"
+TASK_NAMES = ("ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock")
+TASKS_SUBMODULE = "noxgate.py"
+# what the bundle's workflows run nox with (its own noxfile needs no installed noxgate), and
+# what an adopted project's need: nox from the locked dev group, beside the installed noxgate
+UVX_NOX = 'uvx --from "$NOX" nox'
+LOCKED_NOX = "uv run --locked --only-group dev nox"
+_MAX_CONFLICTS = 127
+
+NOXFILE = '''\
+"""nox sessions: the gates of the installed noxgate (``python -m ci``).
+
+Add sessions of your own above the ``declare`` call: a session named like
+a gate's (``lint``, ``test``, ...) is kept, and the gate's is not added.
+``nox -l`` lists them all.
+"""
+
+import os
+from pathlib import Path
+
+import nox
+from ci.gates import sessions
+
+# installed interpreters only; the workflows let GitHub runners download
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
+
+sessions.declare(Path(__file__).parent)
+'''
+
+NOXFILE_BLOCK = f"""\
+{BLOCK_START}
+# the gate sessions this noxfile does not declare itself (lint, test-3.12,
+# security, package, workflows), from the installed noxgate; see `nox -l`
+import pathlib as _noxgate_pathlib  # noqa: E402
+
+from ci.gates import sessions as _noxgate_sessions  # noqa: E402
+
+_noxgate_sessions.declare(_noxgate_pathlib.Path(__file__).parent)
+{BLOCK_END}
+"""
+
+TASKS = '''\
+"""Maintainer tasks from noxgate (``uv run invoke --list``)."""
+
+from ci.run.tasks import (
+    ci,
+    deploy,
+    nightly,
+    preflight,
+    record,
+    release,
+    rollback,
+    unlock,
+)
+
+__all__ = [
+    "ci",
+    "deploy",
+    "nightly",
+    "preflight",
+    "record",
+    "release",
+    "rollback",
+    "unlock",
+]
+'''
+
+DEPENDABOT_YML = """\
+# Keeps the workflows' pinned actions and uv.lock (noxgate included) current.
+version: 2
+updates:
+  - package-ecosystem: github-actions
+    directory: /
+    schedule:
+      interval: weekly
+  - package-ecosystem: uv
+    directory: /
+    schedule:
+      interval: weekly
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class State:
+    """``.noxgate-init.json``: the noxgate version and the text init last wrote per file."""
+
+    version: str
+    source: str
+    files: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The file's text: sorted keys, one file per line of ``files``, no time (stable)."""
+        document = {
+            "schema": STATE_SCHEMA,
+            "version": self.version,
+            "source": self.source,
+            "files": dict(sorted(self.files.items())),
+        }
+        return json.dumps(document, indent=1, sort_keys=True) + "\n"
+
+
+def read_state(text: str | None, where: str) -> State | None:
+    """The state ``init`` recorded, or None when there is none; UsageError when unreadable."""
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+        files = data["files"]
+        if data.get("schema") != STATE_SCHEMA or not isinstance(files, dict):
+            raise TypeError
+        return State(
+            version=str(data["version"]),
+            source=str(data.get("source", "")),
+            files={str(k): str(v) for k, v in files.items()},
+        )
+    except (json.JSONDecodeError, KeyError, TypeError):
+        msg = (
+            f"{where}/{STATE_FILE} is not a state file written by `python -m ci init`; "
+            "restore it from git, or delete it to adopt afresh (local edits are then kept)"
+        )
+        raise UsageError(msg) from None
+
+
+def noxfile(current: str | None) -> str:
+    """The noxfile: the thin one, or the project's own with the gate sessions' block."""
+    if current is None:
+        return NOXFILE
+    return with_block(current, NOXFILE_BLOCK)
+
+
+def with_block(text: str, block: str) -> str:
+    """``text`` with noxgate's block replaced, or appended when it has none."""
+    start = text.find(BLOCK_START)
+    if start >= 0:
+        end = text.find(BLOCK_END, start)
+        if end >= 0:
+            tail = text[end + len(BLOCK_END) :]
+            return text[:start] + block + tail.removeprefix("\n")
+    if not text.strip():
+        return block
+    return text.rstrip("\n") + "\n\n\n" + block  # two blank lines, as after a def
+
+
+def task_names_defined(text: str) -> set[str]:
+    """Names a tasks module binds at top level (functions, assignments, imports)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def tasks_module(current: str | None) -> str:
+    """tasks.py: the thin one, or the project's own with the tasks it does not define."""
+    if current is None:
+        return TASKS
+    mine = task_names_defined(without_block(current))
+    names = [n for n in TASK_NAMES if n not in mine]
+    block = (
+        f"{BLOCK_START}\n"
+        "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+        f"{_import('ci.run.tasks', names)}"
+        f"{BLOCK_END}\n"
+    )
+    return with_block(current, block) if names else current
+
+
+def _import(module: str, names: Sequence[str]) -> str:
+    """``from MODULE import (...)``, one name a line (fits any line length), lint-quiet."""
+    lines = "".join(f"    {name},\n" for name in names)
+    return f"from {module} import (  # noqa: E402, F401\n{lines})\n"
+
+
+def without_block(text: str) -> str:
+    """``text`` without noxgate's block (what the project itself wrote)."""
+    start = text.find(BLOCK_START)
+    end = text.find(BLOCK_END, start)
+    if start < 0 or end < 0:
+        return text
+    return text[:start] + text[end + len(BLOCK_END) :].removeprefix("\n")
+
+
+def tasks_package_init(current: str) -> str:
+    """A ``tasks/__init__.py`` that also offers noxgate's tasks (from ``tasks/noxgate.py``)."""
+    own = without_block(current)
+    namespace = re.search(r"(?m)^(ns|namespace)\s*=\s*Collection\b", own)
+    if namespace:
+        var = namespace[1]
+        body = (
+            "from . import noxgate as _noxgate  # noqa: E402\n"
+            "\n"
+            "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+            "for _name in _noxgate.__all__:\n"
+            f"    if _name not in {var}.tasks:\n"
+            f"        {var}.add_task(getattr(_noxgate, _name))\n"
+        )
+    else:
+        mine = task_names_defined(own)
+        names = [n for n in TASK_NAMES if n not in mine]
+        if not names:
+            return current
+        body = (
+            "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+            f"{_import('.noxgate', names)}"
+        )
+    return with_block(current, f"{BLOCK_START}\n{body}{BLOCK_END}\n")
+
+
+def workflow(text: str) -> str:
+    """A bundle workflow as an adopted project runs it: nox from the locked dev group."""
+    lines = [
+        line
+        for line in text.splitlines(keepends=True)
+        if not re.match(r"^\s*NOX:\s*nox", line)  # the pin of the bundle's own nox
+    ]
+    return "".join(lines).replace(UVX_NOX, LOCKED_NOX)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Merged:
+    """The outcome of a three-way merge of one file."""
+
+    text: str
+    conflicts: int
+
+
+def merge(current: str, base: str, new: str, runner: Runner) -> Merged:
+    """Three-way merge with ``git merge-file``: the user's edits (base -> current) and ours."""
+    if current in {base, new}:
+        return Merged(text=new, conflicts=0)
+    if base == new:
+        return Merged(text=current, conflicts=0)
+    with tempfile.TemporaryDirectory(prefix="ci-init-merge-") as work:
+        paths = []
+        for name, text in (("yours", current), ("last-init", base), ("noxgate", new)):
+            path = Path(work) / name
+            path.write_text(text, encoding="utf-8")
+            paths.append(str(path))
+        done = runner.run(["git", "merge-file", "-p", *_labels(), *paths])
+    # git merge-file exits with the number of conflicts (capped at 127), negative on errors
+    if not 0 <= done.returncode <= _MAX_CONFLICTS or (done.returncode and not done.stdout):
+        msg = f"git merge-file failed (exit {done.returncode}): {done.stderr.strip()[:200]}"
+        raise ToolError(msg)
+    return Merged(text=done.stdout, conflicts=done.returncode)
+
+
+def _labels() -> Sequence[str]:
+    return ("-L", "yours", "-L", "last init", "-L", "noxgate")

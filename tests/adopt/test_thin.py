@@ -1,0 +1,82 @@
+"""The thin files, the state file and the three-way merge of ``init --upgrade``."""
+
+from __future__ import annotations
+
+import pytest
+
+from ci.adopt import thin
+from ci.core.errors import UsageError
+from ci.core.runner import ProcessRunner
+
+
+def test_a_project_without_a_noxfile_gets_the_thin_one() -> None:
+    assert thin.noxfile(None) == thin.NOXFILE
+    assert "sessions.declare(Path(__file__).parent)" in thin.NOXFILE
+
+
+def test_an_own_noxfile_keeps_its_sessions_and_gets_the_block_once() -> None:
+    own = 'import nox\n\n\n@nox.session\ndef docs(session):\n    session.run("sphinx-build")\n'
+    once = thin.noxfile(own)
+    assert once.startswith(own)
+    assert once.count(thin.BLOCK_START) == 1
+    assert thin.noxfile(once) == once  # idempotent
+    newer = thin.with_block(once, thin.NOXFILE_BLOCK.replace("this noxfile", "the noxfile"))
+    assert newer.count(thin.BLOCK_START) == 1
+    assert newer.startswith(own)
+    assert "the noxfile does not" in newer
+    assert thin.without_block(newer) == own + "\n\n"
+
+
+def test_tasks_module_adds_only_the_tasks_the_project_lacks() -> None:
+    assert thin.tasks_module(None) == thin.TASKS
+    own = "from invoke import task\n\n\n@task\ndef release(c):\n    pass\n"
+    text = thin.tasks_module(own)
+    imported = text.split("from ci.run.tasks import (", 1)[1].split(")", 1)[0]
+    assert "release" not in imported
+    assert "\n    ci,\n" in imported
+    assert thin.tasks_module(text) == text
+
+
+def test_a_tasks_package_gets_the_tasks_from_a_submodule() -> None:
+    plain = "from invoke import task\n\n\n@task\ndef docs(c):\n    pass\n"
+    text = thin.tasks_package_init(plain)
+    assert "from .noxgate import (  # noqa: E402, F401\n    ci,\n    deploy,\n" in text
+    assert thin.tasks_package_init(text) == text
+    with_ns = "from invoke import Collection\n\nns = Collection()\n"
+    text = thin.tasks_package_init(with_ns)
+    assert "ns.add_task(getattr(_noxgate, _name))" in text
+    assert "if _name not in ns.tasks" in text
+
+
+def test_workflows_run_nox_from_the_locked_dev_group() -> None:
+    bundle = 'env:\n  NOX: nox>=2026.10.20\njobs:\n  run: uvx --from "$NOX" nox -s lint\n'
+    assert thin.workflow(bundle) == f"env:\njobs:\n  run: {thin.LOCKED_NOX} -s lint\n"
+
+
+def test_state_round_trips_and_a_broken_one_is_exit_2() -> None:
+    state = thin.State(version="0.1.0", source="git+x@v1", files={"b": "2\n", "a": "1\n"})
+    text = state.to_json()
+    assert thin.read_state(text, "T") == state
+    assert text.index('"a"') < text.index('"b"')  # stable: sorted
+    assert thin.read_state(None, "T") is None
+    with pytest.raises(UsageError, match="not a state file"):
+        thin.read_state("{}", "T")
+
+
+def test_merge_keeps_the_users_edit_and_applies_ours() -> None:
+    base = "one\ntwo\nthree\nfour\nfive\n"
+    mine = base.replace("one", "ONE (a local edit)")
+    ours = base.replace("five", "five, newer")
+    merged = thin.merge(mine, base, ours, ProcessRunner())
+    assert merged == thin.Merged(
+        text="ONE (a local edit)\ntwo\nthree\nfour\nfive, newer\n", conflicts=0
+    )
+    assert thin.merge(base, base, ours, ProcessRunner()).text == ours
+    assert thin.merge(mine, base, base, ProcessRunner()).text == mine
+
+
+def test_a_clash_is_left_as_conflict_markers() -> None:
+    base = "a\nb\nc\n"
+    merged = thin.merge("a\nMINE\nc\n", base, "a\nOURS\nc\n", ProcessRunner())
+    assert merged.conflicts == 1
+    assert "<<<<<<< yours\nMINE\n=======\nOURS\n>>>>>>> noxgate\n" in merged.text
