@@ -26,6 +26,8 @@ HOLD_MIN = 4
 # indent or gutter a tool puts before the next line (pytest's "E   ", a quote's "> ")
 _BREAK = re.compile(r"(?:\r?\n|\\r\\n|\\n|(?:&#13;)?&#10;)(?:[E>|#]?[ \t]+)?")
 _RAW_BREAK = re.compile(r"\n(?:[E>|#]?[ \t]+)?")
+_GUTTER = re.compile(r"[E>|#]?[ \t]+")
+_GUTTER_BEGUN = re.compile(r"[E>|#]?[ \t]*")
 _ESCAPED_BREAK = re.compile(r"\\n(?:[E>|#]?[ \t]+)?")
 _XML_BREAK = re.compile(r"&#10;(?:[E>|#]?[ \t]+)?")
 # the end of a text that the next write may turn into a break and its gutter: a CR, a
@@ -117,6 +119,8 @@ class Redactor:
     # its head), and one regex that finds any head: a cheap test for a line with no secret
     _heads: dict[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
     _any_head: re.Pattern[str] | None = field(init=False, compare=False, repr=False)
+    # any head or any line break: one pass tells a line that needs nothing more (the most)
+    _head_or_break: re.Pattern[str] | None = field(init=False, compare=False, repr=False)
     _flat: tuple[str, ...] = field(init=False, compare=False, repr=False)  # breaks left out
 
     def __post_init__(self) -> None:
@@ -125,10 +129,13 @@ class Redactor:
         heads: dict[str, list[str]] = {}
         for form in flat:
             heads.setdefault(form[:HOLD_MIN], []).append(form)
-        finder = re.compile("|".join(map(re.escape, sorted(heads)))) if heads else None
+        alternatives = _trie(sorted(heads))
+        finder = re.compile(alternatives) if heads else None
+        either = re.compile(alternatives + r"|\n|\\n|&#10;") if heads else None
         object.__setattr__(self, "_flat", flat)
         object.__setattr__(self, "_heads", {h: tuple(f) for h, f in heads.items()})
         object.__setattr__(self, "_any_head", finder)
+        object.__setattr__(self, "_head_or_break", either)
 
     @classmethod
     def from_env(
@@ -165,8 +172,19 @@ class Redactor:
             return True  # a long text: searching each form is as fast as a pre-test
         return self._any_head.search(text) is not None
 
+    def plain(self, text: str, start: int = 0) -> bool:
+        """True when ``text[start:]`` holds no form's head and no line break but a last one."""
+        if self._head_or_break is None:
+            return True
+        end = len(text)
+        if text.endswith("\n"):
+            end -= 2 if text.endswith("\r\n") else 1
+        return self._head_or_break.search(text, start, end) is None
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Where the forms lie in ``text``, sorted: (start, end) pairs, some across a break."""
+        if len(text) <= _SHORT_TEXT and self.plain(text):
+            return []  # the common case: one regex pass
         several = "\n" in text.rstrip("\r\n") or "\\n" in text or "&#10;" in text
         # (a break at the very end splits nothing here; a stream joins it to what comes next)
         joined = _unbroken(text) if several else text
@@ -241,6 +259,11 @@ class RedactingStream:
         # the end of what was written: it never ends in more than HOLD_MIN - 1 characters of
         # a form (and perhaps a line break), so it is all the context a later write needs
         self._tail = ""
+        # the same, breaks taken out: its last characters, whether a line just ended, and
+        # whether these two tell it all (not when it ends in a CR, a gutter or an escape)
+        self._last = ""
+        self._at_start = False
+        self._sure = True
 
     def write(self, text: str) -> int:
         """Write ``text`` masked: now, or once it is known where a form in it ends."""
@@ -248,15 +271,46 @@ class RedactingStream:
         if not redactor.values:
             self.inner.write(text)
             return len(text)
-        if not self._pending and not redactor.maybe(_unbroken(self._tail + text)):
-            self.inner.write(text)  # the common case: no form in it, none begun
-            self._tail = (self._tail + text)[-_TAIL:]
-            return len(text)
+        if not self._pending:
+            if self._sure and self._write_plain(text):
+                return len(text)  # the common case: no form in it, none begun
+            if not redactor.maybe(_unbroken(self._tail + text)):
+                self.inner.write(text)
+                self._wrote(text)
+                return len(text)
         self._pending += text
         waits = redactor.may_continue(self._tail + self._pending)
         if not waits or self._pending.count("\n") > _HOLD_LINES:
             self._write_pending()
         return len(text)
+
+    def _write_plain(self, text: str) -> bool:
+        """Write ``text`` if, by the last characters alone, no form can be in it (fast)."""
+        ends_line = text.endswith("\n")
+        start = 0
+        if self._at_start:
+            if not ends_line and _GUTTER_BEGUN.fullmatch(text):
+                return False  # the rest of a gutter may follow
+            gutter = _GUTTER.match(text)
+            if gutter is not None:
+                start = gutter.end()
+        redactor = self.redactor
+        if not redactor.plain(text, start):
+            return False
+        if self._last and redactor.maybe(self._last + text[start : start + HOLD_MIN - 1]):
+            return False  # a form begun at the end of what was written may go on here
+        self.inner.write(text)
+        self._tail = (self._tail + text)[-_TAIL:]
+        self._last = (self._last + text[start:].rstrip("\r\n"))[1 - HOLD_MIN :]
+        self._at_start = ends_line
+        self._sure = ends_line or _UNFINISHED.search(text[-12:]) is None
+        return True
+
+    def _wrote(self, raw: str) -> None:
+        """Keep the end of what was just written (``raw``, unmasked) as context."""
+        self._tail = (self._tail + raw)[-_TAIL:]
+        self._last = _unbroken(self._tail)[1 - HOLD_MIN :]
+        self._at_start = self._sure = self._tail.endswith("\n")
 
     def _write_pending(self) -> None:
         """Write the pending text masked, with the end of what was written before as context."""
@@ -265,7 +319,7 @@ class RedactingStream:
             return
         whole = self._tail + text  # a form may have begun in what was written
         self.inner.write(_apply(whole, self.redactor.spans(whole), len(self._tail)))
-        self._tail = whole[-_TAIL:]
+        self._wrote(text)
 
     def flush(self) -> None:
         """Flush the wrapped stream (text that may still go on into a secret keeps waiting)."""
@@ -282,6 +336,18 @@ class RedactingStream:
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
+
+
+def _trie(words: list[str]) -> str:
+    """A regex that matches any of ``words``, shared starts factored out (fewer tries a place)."""
+    if "" in words:
+        rest = [w for w in words if w]
+        return f"(?:{_trie(rest)})?" if rest else ""
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        groups.setdefault(word[0], []).append(word[1:])
+    parts = [re.escape(first) + _trie(ends) for first, ends in groups.items()]
+    return parts[0] if len(parts) == 1 else f"(?:{'|'.join(parts)})"
 
 
 def _apply(text: str, spans: Iterable[tuple[int, int]], offset: int = 0) -> str:
