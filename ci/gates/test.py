@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ci.core.config import state_dir
 from ci.core.errors import ToolError
+from ci.core.files import mask_file
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.gates import coverage as coverage_module
 from ci.testing import faults
@@ -66,6 +67,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
         done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
+    mask_file(junit)  # pytest wrote it (failure messages and all): masked before anyone reads it
     if done.returncode not in _PYTEST_VERDICTS:
         reason = coverage_module.first_error_line(done.output) or "see its output above"
         msg = f"pytest could not run (exit status {done.returncode}): {reason}"
@@ -74,6 +76,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     total = coverage_module.finish(
         ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml
     )
+    mask_file(coverage_xml)  # coverage wrote it
     state = state_dir(ctx.root, ctx.env)
     baseline = coverage_module.load_baseline(reports, state, variant)
     status, summary, findings = judge(
