@@ -20,6 +20,7 @@ import tomlkit
 from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Table
 
+from ci.adopt import pyproject_edit
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.gate import GateResult, GateStatus
@@ -102,7 +103,7 @@ def advisories(results: Sequence[GateResult]) -> tuple[Advisory, ...]:
         if not result.blocking or result.gate in found:
             continue
         what = "could not run" if result.status is GateStatus.ERROR else "failed"
-        detail = " ".join(result.summary.split())[:160] or result.status.value
+        detail = " ".join(result.summary.split())[:100] or result.status.value
         found[result.gate] = Advisory(
             gate=result.gate, reason=f"{what} on the untouched project ({detail})"
         )
@@ -127,7 +128,7 @@ def mark_advisory(text: str, found: Sequence[Advisory]) -> str:
             continue
         table.add(tomlkit.comment(advisory.comment()))
         table.add("mode", "advisory")
-    return tomlkit.dumps(doc)
+    return pyproject_edit.space_new_tables(text, tomlkit.dumps(doc))
 
 
 def scan_history(root: Path, runner: Runner) -> list[dict[str, Any]]:

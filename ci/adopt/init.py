@@ -523,6 +523,7 @@ def _project_edits(
         setup_texts=(target.facts.setup_py or "", target.facts.setup_cfg or ""),
         notes=notes,
         dependency=dependency,
+        modules=frozenset(p for p in project.packages if f"{p}.py" in target.facts.files),
     )
     where = Path(target.where) / "pyproject.toml"
     config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad

@@ -67,6 +67,7 @@ def edit_pyproject(
     setup_texts: tuple[str, str],
     notes: list[str],
     dependency: Dependency | None = None,
+    modules: frozenset[str] = frozenset(),
 ) -> str:
     """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added.
 
@@ -79,6 +80,7 @@ def edit_pyproject(
     add_groups(doc, project, noxgate=dependency.requirement if dependency else None)
     if dependency is not None:
         add_source(doc, dependency.source)
+        pin_setuptools_discovery(doc, project, setup_texts, notes, modules=modules)
         return space_new_tables(text, tomlkit.dumps(doc))
     if ruff_here:
         exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
@@ -383,6 +385,47 @@ def exclude_from_build(
             "setup.py/setup.cfg finds packages by itself: add 'ci' and 'ci.*' to its excludes so "
             "the copied bundle stays out of your wheel"
         )
+
+
+def pin_setuptools_discovery(
+    doc: TOMLDocument,
+    project: layout.Project,
+    setup_texts: tuple[str, str],
+    notes: list[str],
+    *,
+    modules: frozenset[str] = frozenset(),
+) -> None:
+    """Name a flat-layout setuptools project's packages, so reports/ never joins its wheel.
+
+    setuptools' automatic discovery takes every top-level folder for a (namespace) package
+    and refuses to build when it finds more than one: the gates write ``reports/`` there.
+    """
+    if project.backend != "setuptools" or project.layout != "flat" or any(setup_texts):
+        return
+    tool = doc.get("tool", {})
+    setuptools = tool.get("setuptools", {}) if isinstance(tool, Mapping) else {}
+    if isinstance(setuptools, Mapping) and ({"packages", "py-modules"} & set(setuptools)):
+        return
+    mine = set(project.packages)
+    if mine & modules and mine - modules:
+        notes.append(
+            "setuptools' flat-layout discovery would take reports/ (the gates' output) for a "
+            "package: name your packages and modules in [tool.setuptools] to build"
+        )
+        return
+    setuptools_table = _ensure(_ensure(doc, "tool"), "setuptools")
+    if mine <= modules:
+        setuptools_table["py-modules"] = _array(project.packages)
+    else:
+        table = _ensure(setuptools_table, "packages")
+        find = tomlkit.table()
+        find.add(tomlkit.comment("named by `python -m ci init`: reports/ is not a package"))
+        find.add("include", _array(p for name in project.packages for p in (name, f"{name}.*")))
+        table["find"] = find
+    notes.append(
+        "setuptools' flat-layout discovery would take reports/ (the gates' output) for a "
+        f"package: [tool.setuptools.packages.find] now names yours ({', '.join(project.packages)})"
+    )
 
 
 def gitignore(old: str | None, *, vendor: bool = True) -> str:

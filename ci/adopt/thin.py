@@ -24,7 +24,7 @@ from ci.core.runner import Runner
 STATE_FILE = ".noxgate-init.json"
 STATE_SCHEMA = 1
 DEPENDABOT = ".github/dependabot.yml"
-BLOCK_START = "# --- noxgate (python -m ci init): keep this block last; init --upgrade updates it"
+BLOCK_START = "# --- noxgate (python -m ci init): keep it last; init --upgrade updates it"
 BLOCK_END = "# --- end of the noxgate block"
 TASK_NAMES = ("ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock")
 TASKS_SUBMODULE = "noxgate.py"
@@ -35,35 +35,60 @@ LOCKED_NOX = "uv run --locked --only-group dev nox"
 _MAX_CONFLICTS = 127
 
 NOXFILE = '''\
-"""nox sessions: noxgate's gates (``python -m ci``), declared from the installed noxgate.
+"""nox sessions: the gates of the installed noxgate (``python -m ci``).
 
-Add sessions of your own above the ``declare`` call: a session you name like a gate's
-(``lint``, ``test``, ...) is kept and the gate's is not added. ``nox -l`` lists them all.
+Add sessions of your own above the ``declare`` call: a session named like
+a gate's (``lint``, ``test``, ...) is kept, and the gate's is not added.
+``nox -l`` lists them all.
 """
 
+import os
 from pathlib import Path
 
+import nox
 from ci.gates import sessions
+
+# installed interpreters only; the workflows let GitHub runners download
+os.environ.setdefault("UV_PYTHON_DOWNLOADS", "never")
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.reuse_venv = "yes"
 
 sessions.declare(Path(__file__).parent)
 '''
 
 NOXFILE_BLOCK = f"""\
 {BLOCK_START}
-# the gate sessions (lint, test-<python>, security, package, workflows) this noxfile does not
-# declare itself, from the installed noxgate; `nox -l` lists them
-import pathlib as _noxgate_pathlib  # noqa: E402
-
-from ci.gates import sessions as _noxgate_sessions  # noqa: E402
-
-_noxgate_sessions.declare(_noxgate_pathlib.Path(__file__).parent)
+# the gate sessions this noxfile does not declare itself (lint, test-3.12,
+# security, package, workflows) from the installed noxgate; see `nox -l`
+_noxgate_sessions = __import__("ci.gates.sessions", fromlist=["declare"])
+_noxgate_sessions.declare(__import__("pathlib").Path(__file__).parent)
 {BLOCK_END}
 """
 
 TASKS = '''\
-"""Maintainer tasks from noxgate (``uv run invoke --list``); add your own below."""
+"""Maintainer tasks from noxgate (``uv run invoke --list``)."""
 
-from ci.run.tasks import *  # noqa: F403
+from ci.run.tasks import (
+    ci,
+    deploy,
+    nightly,
+    preflight,
+    record,
+    release,
+    rollback,
+    unlock,
+)
+
+__all__ = [
+    "ci",
+    "deploy",
+    "nightly",
+    "preflight",
+    "record",
+    "release",
+    "rollback",
+    "unlock",
+]
 '''
 
 DEPENDABOT_YML = """\
@@ -137,8 +162,9 @@ def with_block(text: str, block: str) -> str:
         if end >= 0:
             tail = text[end + len(BLOCK_END) :]
             return text[:start] + block + tail.removeprefix("\n")
-    sep = "" if not text or text.endswith("\n\n") else "\n" if text.endswith("\n") else "\n\n"
-    return text + sep + block
+    if not text.strip():
+        return block
+    return text.rstrip("\n") + "\n\n\n" + block  # two blank lines, as after a def
 
 
 def task_names_defined(text: str) -> set[str]:
@@ -166,11 +192,36 @@ def tasks_module(current: str | None) -> str:
     names = [n for n in TASK_NAMES if n not in mine]
     block = (
         f"{BLOCK_START}\n"
-        "# noxgate's maintainer tasks beside yours (yours win on a name clash)\n"
-        f"from ci.run.tasks import {', '.join(names)}  # noqa: E402, F401\n"
-        f"{BLOCK_END}\n"
+        "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+        + _bind(_TASKS_MODULE, names)
+        + f"{BLOCK_END}\n"
     )
     return with_block(current, block) if names else current
+
+
+_MODULE = "_noxgate_tasks"
+_TASKS_MODULE = '"ci.run.tasks"'
+_SUBMODULE = 'f"{__name__}.noxgate"'  # tasks/noxgate.py, from tasks/__init__.py
+
+
+def _bind(module: str, names: Sequence[str]) -> str:
+    """Bind ``names`` of ``module`` (an expression) here, with no import statement.
+
+    An import below the project's code trips E402 or, where that is off, an unused
+    ``noqa`` (RUF100) depending on the ruff version: ``__import__`` trips neither.
+    """
+    items = "".join(f'            "{name}",\n' for name in names)
+    return (
+        f'{_MODULE} = __import__({module}, fromlist=["__all__"])\n'
+        "globals().update(\n"
+        "    {\n"
+        f"        name: getattr({_MODULE}, name)\n"
+        "        for name in (\n"
+        f"{items}"
+        "        )\n"
+        "    }\n"
+        ")\n"
+    )
 
 
 def without_block(text: str) -> str:
@@ -189,20 +240,19 @@ def tasks_package_init(current: str) -> str:
     if namespace:
         var = namespace[1]
         body = (
-            "from . import noxgate as _noxgate  # noqa: E402\n"
-            "\n"
-            "for _name in _noxgate.__all__:  # noxgate's tasks beside yours (yours win)\n"
+            "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
+            f'{_MODULE} = __import__({_SUBMODULE}, fromlist=["__all__"])\n'
+            f"for _name in {_MODULE}.__all__:\n"
             f"    if _name not in {var}.tasks:\n"
-            f"        {var}.add_task(getattr(_noxgate, _name))\n"
+            f"        {var}.add_task(getattr({_MODULE}, _name))\n"
         )
     else:
         mine = task_names_defined(own)
         names = [n for n in TASK_NAMES if n not in mine]
         if not names:
             return current
-        body = (
-            "# noxgate's maintainer tasks beside yours (yours win on a name clash)\n"
-            f"from .noxgate import {', '.join(names)}  # noqa: E402, F401\n"
+        body = "# noxgate's maintainer tasks beside yours (yours win a name clash)\n" + _bind(
+            _SUBMODULE, names
         )
     return with_block(current, f"{BLOCK_START}\n{body}{BLOCK_END}\n")
 

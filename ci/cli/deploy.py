@@ -10,8 +10,10 @@ import sys
 from ci.cli import values
 from ci.cli.app import App
 from ci.core.errors import ExitCode, GateFailedError, UsageError
+from ci.deploy.backend import StateBackend, git_store, local_store, push_ledger
 from ci.deploy.deployer import Deployer
-from ci.deploy.ledger import LedgerCorruptError, head
+from ci.deploy.ledger import LEDGER_NAME, LedgerCorruptError, head
+from ci.github import deployments
 from ci.release import version
 from ci.run import pipeline, release
 
@@ -131,10 +133,18 @@ def _register_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "`state --env NAME [--json]` shows what the ledger says about the environment "
             "(current version, history, status) and its lock. `state rebuild` verifies the "
             "ledger and recreates every environment's state file from it (byte-identical on "
-            f"every run): the fix for lost or corrupt state files. {NEEDS}"
+            "every run): the fix for lost or corrupt state files. `state push` copies the "
+            "local state folder's ledger to [tool.ci.state] remote (refs/noxgate/state) "
+            'byte for byte, once, before switching to backend = "git"; it is refused when '
+            f"the remote already has a different history. {NEEDS}"
         ),
     )
-    p.add_argument("action", nargs="?", choices=("rebuild",), help="rebuild the state files")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("rebuild", "push"),
+        help="rebuild the state files; push: copy the local ledger to the git remote, once",
+    )
     p.add_argument("--env", metavar="NAME", help="the environment to show")
     p.add_argument("--json", action="store_true", help="print the state as JSON")
     p.set_defaults(handler=_state)
@@ -155,7 +165,10 @@ def _add_wait_and_dry_run(p: argparse.ArgumentParser) -> None:
 
 def _deployer(app: App) -> Deployer:
     ask = input if sys.stdin is not None and sys.stdin.isatty() else None
-    return Deployer(config=app.config, runner=app.runner, clock=app.clock, env=app.env, ask=ask)
+    mirror = deployments.from_env(app.env, app.http, retry=app.retry())
+    return Deployer(
+        config=app.config, runner=app.runner, clock=app.clock, env=app.env, ask=ask, mirror=mirror
+    )
 
 
 def _deploy(args: argparse.Namespace, app: App) -> int:
@@ -177,9 +190,18 @@ def _rollback(args: argparse.Namespace, app: App) -> int:
 
 def _state(args: argparse.Namespace, app: App) -> int:
     deployer = _deployer(app)
+    if args.action == "push":
+        source = StateBackend(local_store(app.config, app.env))
+        target = StateBackend(git_store(app.config, app.env, app.runner))
+        done = push_ledger(source, target)
+        if done.added == 0:
+            print(f"{target.label} already has the {done.entries} entries of {source.label}")
+        else:
+            print(f"pushed {done.added} of {done.entries} ledger entries to {target.label}")
+        print(f"head {done.head or head([])}")
+        return ExitCode.OK
     if args.action == "rebuild":
-        entries = deployer.verified()
-        paths = deployer.rebuild()
+        entries, paths = deployer.rebuild()
         print(f"ledger verified: {len(entries)} entries, head {head(entries)}")
         for path in paths:
             print(f"wrote {path}")
@@ -236,18 +258,19 @@ def _unlock(args: argparse.Namespace, app: App) -> int:
 
 
 def _ledger_verify(args: argparse.Namespace, app: App) -> int:
-    ledger = _deployer(app).ledger
+    backend = _deployer(app).backend
     if args.anchor is not None and not re.fullmatch(r"[0-9a-f]{64}", args.anchor):
         msg = f"--anchor {args.anchor!r} is not a sha256 hex digest (64 characters 0-9a-f)"
         raise UsageError(msg)
     try:
-        entries = ledger.verify(args.anchor)
+        entries = backend.entries(args.anchor)
     except LedgerCorruptError as exc:
         raise GateFailedError(str(exc)) from None  # a finding of the check: exit 1
+    where = backend.store.shown(LEDGER_NAME)
     if not entries:
-        print(f"{ledger.path}: empty (head {head(entries)})")
+        print(f"{where}: empty (head {head(entries)})")
     else:
-        print(f"{ledger.path}: {len(entries)} entries verified")
+        print(f"{where}: {len(entries)} entries verified")
     print(head(entries))
     return ExitCode.OK
 

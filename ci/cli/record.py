@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ci.cli.app import App
-from ci.core import config
 from ci.core.errors import ExitCode
+from ci.deploy.backend import open_backend
 from ci.release import record, version
 
 
@@ -50,8 +50,10 @@ def _release_record(args: argparse.Namespace, app: App) -> int:
     dist = args.dist or root / "dist"
     fmt = version.tag_format(app.config, app.runner)
     tag = args.tag or record.head_tag(app.runner, root, fmt)
-    state = config.state_dir(root, app.env)
-    rec = record.build(app.runner, root, app.env, tag=tag, dist=dist, state=state, tag_format=fmt)
+    backend = open_backend(app.config, app.env, app.runner)
+    rec = record.build(
+        app.runner, root, app.env, tag=tag, dist=dist, ledger_head=backend.head, tag_format=fmt
+    )
     if rec.warning:
         print(f"warning: {rec.warning}")
     if args.dry_run:

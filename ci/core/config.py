@@ -112,6 +112,18 @@ class NotifyConfig:
     webhook_url: str | None = None
 
 
+STATE_BACKENDS = ("local", "git")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateConfig:
+    """Where deploy state (ledger, locks, environment state) lives: ``[tool.ci.state]``."""
+
+    backend: str = "local"  # "local": the state folder; "git": a ref of the git remote
+    remote: str = "origin"
+    lease_s: float = 300.0
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """The whole validated ``[tool.ci]`` table, plus where it came from."""
@@ -135,6 +147,7 @@ class Config:
     publish: PublishConfig = PublishConfig()
     cache: CacheConfig = CacheConfig()
     notify: NotifyConfig = NotifyConfig()
+    state: StateConfig = StateConfig()
 
     @property
     def default_python(self) -> str:
@@ -221,6 +234,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "publish",
             "cache",
             "notify",
+            "state",
             "release",
         },
     )
@@ -247,6 +261,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         publish=_publish(v, v.table(table, "tool.ci", "publish")),
         cache=_cache(v, v.table(table, "tool.ci", "cache")),
         notify=_notify(v, v.table(table, "tool.ci", "notify")),
+        state=_state(v, v.table(table, "tool.ci", "state")),
     )
 
 
@@ -458,6 +473,20 @@ def _cache(v: _Validator, table: Mapping[str, Any]) -> CacheConfig:
 def _notify(v: _Validator, table: Mapping[str, Any]) -> NotifyConfig:
     v.keys(table, "tool.ci.notify", {"webhook_url"})
     return NotifyConfig(webhook_url=v.url(table, "tool.ci.notify", "webhook_url"))
+
+
+def _state(v: _Validator, table: Mapping[str, Any]) -> StateConfig:
+    where = "tool.ci.state"
+    v.keys(table, where, {"backend", "remote", "lease_s"})
+    remote = v.string(table, where, "remote", "origin")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", remote):
+        msg = f"{v.file}: {where}.remote = {remote!r} must be the name of a git remote"
+        raise ConfigError(msg)
+    return StateConfig(
+        backend=v.choice(table, where, "backend", STATE_BACKENDS, "local"),
+        remote=remote,
+        lease_s=v.number(table, where, "lease_s", 300.0, positive=True),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 The checks are pure functions over gathered facts; ``Deployer`` gathers the facts, takes the
 lock, records every step in the ledger and keeps ``state/<env>.json`` equal to the ledger's
-projection. A failed deploy or healthcheck rolls back to the checkpoint (exit 5).
+projection, all through a ``StateBackend`` (the local folder or the git remote: the
+deployer does not know which). A failed deploy or healthcheck rolls back to the checkpoint
+(exit 5).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.version import InvalidVersion, Version
 
@@ -28,12 +30,13 @@ from ci.core.errors import (
     TerminatedError,
     UsageError,
 )
-from ci.core.runner import GRACE_S, Runner
+from ci.core.runner import GRACE_S, Runner, end_group
 from ci.core.signals import held_off
 from ci.deploy import lock
 from ci.deploy import state as deploystate
 from ci.deploy import steps as deploysteps
-from ci.deploy.ledger import Entry, Ledger
+from ci.deploy.backend import NewEntry, StateBackend, open_backend
+from ci.deploy.ledger import Entry
 from ci.deploy.state import EnvState
 from ci.deploy.steps import same_version
 from ci.run.preflight import missing_secret_message, missing_secrets
@@ -75,6 +78,33 @@ class Result:
 def interruption(exc: BaseException) -> str:
     """Which signal ended the operation, for the ledger."""
     return "SIGTERM" if isinstance(exc, TerminatedError) else "SIGINT"
+
+
+class Mirror(Protocol):
+    """Somewhere each deploy and rollback is shown as well (GitHub Deployments); never fails."""
+
+    def started(self, action: str, env: str, version: str) -> None:
+        """An operation began."""
+        ...
+
+    def finished(self, succeeded: bool, description: str) -> None:
+        """The operation begun last ended."""
+        ...
+
+
+@dataclass(slots=True)
+class Holding:
+    """The lock an operation holds, the process group it runs now, and whether it lost it."""
+
+    acquired: lock.Acquired
+    pgid: int | None = None
+    lost: str | None = None
+
+    def lose(self, why: str) -> None:
+        """The lock is no longer ours: remember why and stop the running command."""
+        self.lost = why
+        if self.pgid is not None:
+            end_group(self.pgid)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,18 +187,22 @@ class Deployer:
     env: Mapping[str, str]
     ask: Ask | None = None
     out: Callable[[str], None] = print
+    state_backend: StateBackend | None = None  # default: the one [tool.ci.state] names
+    mirror: Mirror | None = None  # e.g. GitHub Deployments, when running on GitHub
     _actor: str | None = field(default=None, init=False)
 
     @property
     def state(self) -> Path:
-        """The state folder."""
+        """The local state folder (where the default deploy keeps its venvs)."""
         path = state_dir(self.config.root, self.env)
         return path if path.is_absolute() else self.config.root / path
 
     @property
-    def ledger(self) -> Ledger:
-        """The ledger of this state folder."""
-        return Ledger.in_state_dir(self.state)
+    def backend(self) -> StateBackend:
+        """Where the ledger, state files and locks live."""
+        if self.state_backend is None:
+            self.state_backend = open_backend(self.config, self.env, self.runner)
+        return self.state_backend
 
     # ---- facts -------------------------------------------------------------------------
 
@@ -215,7 +249,7 @@ class Deployer:
 
     def verified(self) -> list[Entry]:
         """The verified ledger entries; LedgerCorruptError (exit 3) when the ledger is broken."""
-        return self.ledger.verify()
+        return self.backend.entries()
 
     def approval(
         self, environment: Environment, version: str, approve: bool, reason: str
@@ -287,16 +321,22 @@ class Deployer:
         version: str,
         artifact: Path | None,
         *,
-        acquired: lock.Acquired,
+        holding: Holding,
         inject_fault: bool = False,
     ) -> str | None:
-        """Run the deploy and healthcheck of ``version``; None when all passed, else why not."""
+        """Run the deploy and healthcheck of ``version``; None when all passed, else why not.
+
+        LockLostError (exit 5) when the lock was lost meanwhile: the command was stopped.
+        """
         extra = {"CI_DEPLOY_ENV": environment.name, "CI_DEPLOY_VERSION": version}
 
         def started(pgid: int) -> None:
+            if holding.lost is not None:
+                raise lock.LockLostError(holding.lost)
+            holding.pgid = pgid
             # Written before the command starts: a recovery must see the group to wait for.
             deadline = time.time() + environment.timeout_s + GRACE_S
-            lock.set_group(acquired, pgid, deadline)
+            self.backend.command_started(holding.acquired, pgid, deadline)
 
         for step in self.steps(environment, version, artifact):
             if inject_fault and step.stage == "deploy":
@@ -312,10 +352,15 @@ class Deployer:
                     stream=True,  # long deploys show their (masked) output as it comes
                     on_start=started,  # its own process group, ended with us
                 )
-            except LockHeldError:
+            except (LockHeldError, lock.LockLostError):
                 raise
             except CIError as exc:
                 return f"{step.stage} failed: {exc}"
+            finally:
+                holding.pgid = None
+            if holding.lost is not None:
+                msg = f"{holding.lost}; its {step.stage} command was stopped"
+                raise lock.LockLostError(msg)
             if not done:
                 return f"{step.stage} exited {done.returncode}"
             last = (done.stdout.strip().splitlines() or ["nothing"])[-1].strip()
@@ -338,7 +383,7 @@ class Deployer:
         details: Mapping[str, Any] | None = None,
     ) -> EnvState:
         """Append one entry for ``state``'s environment and write its new state file."""
-        entry = self.ledger.append(
+        new = NewEntry(
             time=self.now(),
             actor=self.actor(),
             action=action,
@@ -347,21 +392,24 @@ class Deployer:
             outcome=outcome,
             details=details,
         )
-        state = deploystate.apply(state, entry)
-        deploystate.write(self.state, state)
-        return state
+        return self.backend.record(state, new)[1]
 
     def load(self, env: str) -> tuple[dict[str, EnvState], EnvState]:
         """All projected states and ``env``'s; exit 3 if the ledger or ``env``'s file is bad."""
-        states = deploystate.project(self.verified())
-        mine = states.get(env, deploystate.empty(env))
-        deploystate.check_file(self.state, mine)
-        return states, mine
+        return self.backend.load(env)
+
+    def where(self) -> str:
+        """The workflow run this happens in (its URL), or ""."""
+        server = self.env.get("GITHUB_SERVER_URL") or "https://github.com"
+        repo, run = self.env.get("GITHUB_REPOSITORY"), self.env.get("GITHUB_RUN_ID")
+        return f"{server.rstrip('/')}/{repo}/actions/runs/{run}" if repo and run else ""
 
     def take_lock(self, env: str, operation: str, version: str, wait_s: float) -> lock.Acquired:
         """Acquire ``env``'s lock (exit 4 when held)."""
-        info = lock.new_info(env=env, operation=operation, version=version, created=self.now())
-        return lock.acquire(lock.lock_path(self.state, env), info, wait_s=wait_s)
+        info = lock.new_info(
+            env=env, operation=operation, version=version, created=self.now(), where=self.where()
+        )
+        return self.backend.acquire(info, wait_s=wait_s)
 
     def record_recoveries(self, state: EnvState, acquired: lock.Acquired) -> EnvState:
         """Write each dead holder this process recovered the lock from to the ledger."""
@@ -383,6 +431,14 @@ class Deployer:
         with held_off():  # a second Ctrl-C must not cut the entry short
             self.record(state, action, version, "interrupted", {"from": previous, "reason": reason})
         self.out(f"{action} of {version} to {state.env} interrupted by {how}: recorded")
+
+    def _mirror_started(self, action: str, env: str, version: str) -> None:
+        if self.mirror is not None:
+            self.mirror.started(action, env, version)
+
+    def _mirror_finished(self, succeeded: bool, description: str) -> None:
+        if self.mirror is not None:
+            self.mirror.finished(succeeded, description)
 
     # ---- operations ----------------------------------------------------------------------
 
@@ -413,27 +469,39 @@ class Deployer:
             return self._deploy_plan(environment, version)
         approval = self.approval(environment, version, approve, reason)
         acquired = self.take_lock(env_name, "deploy", version, wait_s)
+        holding = Holding(acquired)
         try:
-            states, state = self.load(env_name)
-            state = self.record_recoveries(state, acquired)
-            problem = after_problem(environment, version, states.get(environment.after or "", None))
-            if problem:
-                raise PreflightError(problem)
-            if is_current(state, version):
-                self.out(f"{env_name} already runs {state.current_version}: nothing to do")
-                return Result(action="deploy", env=env_name, version=version, changed=False)
-            artifact = self.require_artifact(environment, version)
-            return self._deploy_locked(
-                environment=environment,
-                version=version,
-                state=state,
-                artifact=artifact,
-                approval=approval,
-                acquired=acquired,
-            )
+            with self.backend.keep(acquired, holding.lose):
+                return self._deploy_held(environment, version, approval, holding)
         finally:
             with held_off():
-                lock.release(acquired)
+                self.backend.release(acquired)
+
+    def _deploy_held(
+        self,
+        environment: Environment,
+        version: str,
+        approval: Approval | None,
+        holding: Holding,
+    ) -> Result:
+        env_name = environment.name
+        states, state = self.load(env_name)
+        state = self.record_recoveries(state, holding.acquired)
+        problem = after_problem(environment, version, states.get(environment.after or "", None))
+        if problem:
+            raise PreflightError(problem)
+        if is_current(state, version):
+            self.out(f"{env_name} already runs {state.current_version}: nothing to do")
+            return Result(action="deploy", env=env_name, version=version, changed=False)
+        artifact = self.require_artifact(environment, version)
+        return self._deploy_locked(
+            environment=environment,
+            version=version,
+            state=state,
+            artifact=artifact,
+            approval=approval,
+            holding=holding,
+        )
 
     def _deploy_plan(self, environment: Environment, version: str) -> Result:
         states, state = self.load(environment.name)
@@ -452,7 +520,7 @@ class Deployer:
         approval = "required (--approve or a prompt)" if environment.requires_approval else "-"
         self.out(f"  approval     {approval}")
         self.out(f"  checkpoint   {state.current_version or 'none'} (automatic rollback target)")
-        self.out(f"  lock         {lock.lock_path(self.state, environment.name)}")
+        self.out(f"  lock         {self.backend.store.shown(lock.lock_file(environment.name))}")
         for index, step in enumerate(
             self.steps(environment, version, self.artifact(version)), start=1
         ):
@@ -469,10 +537,10 @@ class Deployer:
         state: EnvState,
         artifact: Path | None,
         approval: Approval | None,
-        acquired: lock.Acquired,
+        holding: Holding,
     ) -> Result:
         previous = state.current_version
-        details: dict[str, Any] = {"from": previous, "lock": acquired.lock.id}
+        details: dict[str, Any] = {"from": previous, "lock": holding.acquired.lock.id}
         if approval is not None:
             details["approval"] = {
                 "by": approval.actor,
@@ -480,32 +548,37 @@ class Deployer:
                 "how": approval.how,
             }
         state = self.record(state, "deploy", version, "started", details)
+        self._mirror_started("deploy", environment.name, version)
         try:
             failure = self.run_steps(
-                environment, version, artifact, acquired=acquired, inject_fault=True
+                environment, version, artifact, holding=holding, inject_fault=True
             )
         except (KeyboardInterrupt, TerminatedError) as exc:
             # The command was ended with us; what runs now is unknown, so the state says so.
             self.record_interruption(state, "deploy", version, exc, previous)
+            self._mirror_finished(False, f"deploy {version} interrupted by {interruption(exc)}")
             raise
-        except LockHeldError as exc:
-            reason = f"stopped: {exc}"
+        except (LockHeldError, lock.LockLostError) as exc:
+            reason = f"stopped, no automatic rollback: {exc}"
             self.record(state, "deploy", version, "failed", {"from": previous, "reason": reason})
+            self._mirror_finished(False, f"deploy {version} stopped: the lock was lost")
             raise
         if failure is None:
             self.record(state, "deploy", version, "succeeded", {"from": previous})
+            self._mirror_finished(True, f"deployed {version}")
             self.out(f"deployed {version} to {environment.name}")
             return Result(action="deploy", env=environment.name, version=version, changed=True)
         state = self.record(
             state, "deploy", version, "failed", {"from": previous, "reason": failure}
         )
+        self._mirror_finished(False, f"deploy {version} failed: {failure}")
         head = f"deploy of {version} to {environment.name} failed ({failure})"
         if previous is None:
             msg = f"{head}; nothing to roll back to (no earlier good version there)"
             raise DeployError(msg)
         self.out(f"{head}; rolling back to {previous}")
         rollback_failure = self._rollback_steps(
-            environment, state, previous, version, acquired=acquired, automatic=True
+            environment, state, previous, version, holding=holding, automatic=True
         )
         if rollback_failure is None:
             msg = f"{head}; rolled back to {previous}"
@@ -523,25 +596,34 @@ class Deployer:
         target: str,
         current: str | None,
         *,
-        acquired: lock.Acquired,
+        holding: Holding,
         automatic: bool,
     ) -> str | None:
         details = {"from": current, "automatic": automatic}
         state = self.record(state, "rollback", target, "started", details)
+        self._mirror_started("rollback", environment.name, target)
         try:
             artifact = self.require_artifact(environment, target)
         except PreflightError as exc:
             failure: str | None = str(exc)
         else:
             try:
-                failure = self.run_steps(environment, target, artifact, acquired=acquired)
+                failure = self.run_steps(environment, target, artifact, holding=holding)
             except (KeyboardInterrupt, TerminatedError) as exc:
                 self.record_interruption(state, "rollback", target, exc, current)
+                self._mirror_finished(False, f"rollback interrupted by {interruption(exc)}")
+                raise
+            except lock.LockLostError as exc:
+                reason = f"stopped: {exc}"
+                self.record(state, "rollback", target, "failed", {**details, "reason": reason})
+                self._mirror_finished(False, "rollback stopped: the lock was lost")
                 raise
         if failure is None:
             self.record(state, "rollback", target, "succeeded", details)
+            self._mirror_finished(True, f"rolled back to {target}")
             return None
         self.record(state, "rollback", target, "failed", {**details, "reason": failure})
+        self._mirror_finished(False, f"rollback to {target} failed: {failure}")
         return failure
 
     def rollback(
@@ -572,20 +654,22 @@ class Deployer:
                 action="rollback", env=env_name, version=target, changed=False, dry_run=True
             )
         acquired = self.take_lock(env_name, "rollback", wanted or "", wait_s)
+        holding = Holding(acquired)
         try:
-            _, state = self.load(env_name)
-            state = self.record_recoveries(state, acquired)
-            target = rollback_target(state, wanted)
-            if is_current(state, target):
-                self.out(f"{env_name} already runs {target}: nothing to do")
-                return Result(action="rollback", env=env_name, version=target, changed=False)
-            current = state.current_version
-            failure = self._rollback_steps(
-                environment, state, target, current, acquired=acquired, automatic=False
-            )
+            with self.backend.keep(acquired, holding.lose):
+                _, state = self.load(env_name)
+                state = self.record_recoveries(state, acquired)
+                target = rollback_target(state, wanted)
+                if is_current(state, target):
+                    self.out(f"{env_name} already runs {target}: nothing to do")
+                    return Result(action="rollback", env=env_name, version=target, changed=False)
+                current = state.current_version
+                failure = self._rollback_steps(
+                    environment, state, target, current, holding=holding, automatic=False
+                )
         finally:
             with held_off():
-                lock.release(acquired)
+                self.backend.release(acquired)
         if failure is not None:
             msg = (
                 f"rollback of {env_name} to {target} failed ({failure}): {env_name} is in an "
@@ -599,48 +683,32 @@ class Deployer:
         """Remove ``env_name``'s lock if its id is ``lock_id``, and record it in the ledger."""
         self.environment(env_name)
         entries = self.verified()
-        removed = lock.unlock(lock.lock_path(self.state, env_name), lock_id)
+        removed = self.backend.unlock(env_name, lock_id)
         before = deploystate.project(entries).get(env_name, deploystate.empty(env_name))
         details: dict[str, Any] = {"holder": removed.holder.to_dict()}
         if removed.ended_group is not None:
             details["ended_group"] = removed.ended_group
-        entry = self.ledger.append(
-            time=self.now(),
-            actor=self.actor(),
-            action="unlock",
-            env=env_name,
-            version=removed.holder.version,
-            outcome="removed",
-            details=details,
-        )
-        try:
-            deploystate.check_file(self.state, before)
-        except PreflightError as exc:
-            self.out(f"warning: {exc}")
-        else:
-            deploystate.write(self.state, deploystate.apply(before, entry))
+        problem = self.backend.state_file_problem(before)
+        if problem is not None:
+            self.out(f"warning: {problem}")
+        self.record(before, "unlock", removed.holder.version, "removed", details)
         return removed
 
     def show(self, env_name: str) -> dict[str, Any]:
         """``env_name``'s state as the ledger has it, plus the lock (for ``state``)."""
         self.environment(env_name)
         state = deploystate.project(self.verified()).get(env_name, deploystate.empty(env_name))
-        path = lock.lock_path(self.state, env_name)
         try:
-            held = lock.read(path)
+            held = self.backend.holder(env_name)
             lock_doc: dict[str, Any] | None = held.to_dict() if held else None
         except CIError as exc:
             lock_doc = {"error": str(exc)}
-        try:
-            deploystate.check_file(self.state, state)
-            file_status = "ok"
-        except PreflightError as exc:
-            file_status = str(exc)
+        file_status = self.backend.state_file_problem(state) or "ok"
         return {**deploystate.document(state), "lock": lock_doc, "state_file": file_status}
 
-    def rebuild(self) -> list[Path]:
+    def rebuild(self) -> tuple[list[Entry], list[str]]:
         """Recreate every environment's state file from the verified ledger."""
-        return deploystate.rebuild(self.state, self.verified())
+        return self.backend.rebuild()
 
 
 def rollback_target(state: EnvState, wanted: str | None) -> str:

@@ -1,22 +1,22 @@
-"""The deployment lock: one O_EXCL lock file per environment, with its holder inside.
+"""The deployment lock: one lock file per environment in the state store, its holder inside.
 
-Creating, reading, recovering and removing a lock all happen under a short ``flock`` on a
-guard file beside it, so a reader never sees a half-written lock and two processes never
-recover the same dead holder twice. The lock file itself is what excludes other hosts
-sharing the state folder: a lock from another host is never broken automatically.
+Taking, renewing, recovering and removing a lock are atomic updates of the store (a folder
+lock on this machine, a compare-and-swap push on a git remote), so two processes never
+both take a lock and never recover the same dead holder twice.
 
 The lock covers the whole deploy: the holder runs each command in its own process group
-and writes the group into the lock before the command starts. A holder that died is
-recovered only once that group is gone too, or once the group has outrun its deadline
-(the environment's ``timeout_s``), when the recovery ends it and says so.
+and writes the group into the lock before the command starts. On this host a holder that
+died is recovered only once that group is gone too, or once the group has outrun its
+deadline (the environment's ``timeout_s``), when the recovery ends it and says so. A
+holder on another host is never judged by its processes: in a local folder its lock is
+never broken automatically (use ``unlock``); on a git remote the lock is a lease the holder
+renews while it runs, and it may be taken over once it has expired.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import enum
-import fcntl
 import getpass
 import json
 import os
@@ -24,17 +24,23 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ci.core.errors import LockHeldError, UsageError
+from ci.core.errors import DeployError, LockHeldError, UsageError
 from ci.core.files import atomic_write_text
 from ci.core.runner import end_group, group_alive
+from ci.deploy.store import Change, Store
 
 SCHEMA = 1
 MAX_BACKOFF_S = 1.0
+Clock = Callable[[], float]  # epoch seconds
+
+
+class LockLostError(DeployError):
+    """The lock this process held was taken over or removed while it worked (exit 5)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,8 +56,10 @@ class LockInfo:
     operation: str
     version: str
     created: str
+    where: str = ""  # the workflow run's URL, when there is one
     pgid: int | None = None  # the process group of the command the holder runs now
     deadline: float | None = None  # epoch seconds by which that command must have ended
+    expires: float | None = None  # epoch seconds: a lease the holder renews (git remote)
 
     @property
     def who(self) -> str:
@@ -67,6 +75,7 @@ class LockInfo:
             "who": self.who,
             "user": self.user,
             "host": self.host,
+            "where": self.where,
             "pid": self.pid,
             "start_time": self.start_time,
             "operation": self.operation,
@@ -74,12 +83,14 @@ class LockInfo:
             "created": self.created,
             "pgid": self.pgid,
             "deadline": self.deadline,
+            "expires": self.expires,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LockInfo:
         """Rebuild a LockInfo from ``to_dict`` output (KeyError/TypeError when malformed)."""
-        start, pgid, deadline = data["start_time"], data.get("pgid"), data.get("deadline")
+        start, pgid = data["start_time"], data.get("pgid")
+        deadline, expires = data.get("deadline"), data.get("expires")
         return cls(
             id=str(data["id"]),
             env=str(data["env"]),
@@ -90,14 +101,17 @@ class LockInfo:
             operation=str(data["operation"]),
             version=str(data["version"]),
             created=str(data["created"]),
+            where=str(data.get("where") or ""),
             pgid=None if pgid is None else int(pgid),
             deadline=None if deadline is None else float(deadline),
+            expires=None if expires is None else float(expires),
         )
 
     def describe(self) -> str:
         """One line naming the holder: who, what, since when, and the lock id."""
+        where = f", {self.where}" if self.where else ""
         return (
-            f"{self.who} (pid {self.pid}) is running {self.operation} {self.version} "
+            f"{self.who} (pid {self.pid}{where}) is running {self.operation} {self.version} "
             f"since {self.created}, lock id {self.id}"
         )
 
@@ -105,10 +119,17 @@ class LockInfo:
 class Holder(enum.StrEnum):
     """What became of a lock's holder, as far as this host can tell."""
 
-    RUNNING = "running"  # alive, or on another host (never judged from here)
+    RUNNING = "running"  # alive, or on another host with a lease still running
+    LEASED = "leased"  # gone, but its lease has not expired yet
     ORPHANED = "orphaned"  # gone, but its command's process group still runs
     OVERDUE = "overdue"  # gone, and its command has outrun its deadline: end it
     GONE = "gone"  # gone, and nothing of its command runs
+    EXPIRED = "expired"  # on another host, and its lease has run out unrenewed
+
+    @property
+    def recoverable(self) -> bool:
+        """True when the lock may be taken over (after ending an overdue command)."""
+        return self in {Holder.OVERDUE, Holder.GONE, Holder.EXPIRED}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,11 +137,15 @@ class Recovered:
     """A dead holder's lock taken over, and the process group ended with it (if any)."""
 
     holder: LockInfo
+    verdict: Holder = Holder.GONE
     ended_group: int | None = None
 
     def details(self) -> dict[str, Any]:
         """The ledger details of the recovery."""
-        reason = "holder process is gone"
+        if self.verdict is Holder.EXPIRED:
+            reason = f"its lease expired at {stamp(self.holder.expires)} without renewal"
+        else:
+            reason = "holder process is gone"
         if self.ended_group is not None:
             reason += (
                 f"; its command (process group {self.ended_group}) outran its deadline "
@@ -134,8 +159,15 @@ class Acquired:
     """A lock this process now holds, and the dead holders it recovered on the way."""
 
     lock: LockInfo
-    path: Path
     recovered: tuple[Recovered, ...] = ()
+
+
+def stamp(epoch: float | None) -> str:
+    """``epoch`` as an ISO time in UTC (``-`` for None)."""
+    if epoch is None:
+        return "-"
+    when = dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
+    return when.replace("+00:00", "Z")
 
 
 def process_start_time(pid: int) -> int | None:
@@ -179,13 +211,15 @@ def holder_dead(info: LockInfo, host: str) -> bool:
 
 def judge(info: LockInfo, host: str, now: float) -> Holder:
     """What became of ``info``'s holder and of the command it ran (``now``: epoch seconds)."""
+    leased = info.expires is not None and now < info.expires
+    if info.host != host:
+        return Holder.EXPIRED if info.expires is not None and not leased else Holder.RUNNING
     if not holder_dead(info, host):
         return Holder.RUNNING
-    if info.pgid is None or not group_alive(info.pgid):
-        return Holder.GONE
-    if info.deadline is not None and now >= info.deadline:
-        return Holder.OVERDUE
-    return Holder.ORPHANED
+    if info.pgid is not None and group_alive(info.pgid):
+        overdue = info.deadline is not None and now >= info.deadline
+        return Holder.OVERDUE if overdue else Holder.ORPHANED
+    return Holder.LEASED if leased else Holder.GONE
 
 
 def held_message(holder: LockInfo, verdict: Holder, *, waited: str = "") -> str:
@@ -194,63 +228,56 @@ def held_message(holder: LockInfo, verdict: Holder, *, waited: str = "") -> str:
         f"wait for it (--wait SECONDS) or, if it is stuck, "
         f"`python -m ci unlock --env {holder.env} --lock-id {holder.id}`"
     )
+    head = f"environment {holder.env} is locked{waited}"
     if verdict is Holder.ORPHANED:
-        until = dt.datetime.fromtimestamp(holder.deadline or 0, dt.UTC)
         return (
-            f"environment {holder.env} is locked{waited}: the holder {holder.who} (pid "
-            f"{holder.pid}) is gone but its {holder.operation} {holder.version} command still "
-            f"runs (process group {holder.pgid}, allowed until "
-            f"{until.isoformat(timespec='seconds').replace('+00:00', 'Z')}), lock id "
-            f"{holder.id}; {hint} (unlock ends the command)"
+            f"{head}: the holder {holder.who} (pid {holder.pid}) is gone but its "
+            f"{holder.operation} {holder.version} command still runs (process group "
+            f"{holder.pgid}, allowed until {stamp(holder.deadline)}), lock id {holder.id}; "
+            f"{hint} (unlock ends the command)"
         )
-    return f"environment {holder.env} is locked{waited}: {holder.describe()}; {hint}"
+    if verdict is Holder.LEASED:
+        return (
+            f"{head}: the holder {holder.who} (pid {holder.pid}) is gone but its lease runs "
+            f"until {stamp(holder.expires)}, lock id {holder.id}; {hint}"
+        )
+    lease = f" (lease until {stamp(holder.expires)})" if holder.expires is not None else ""
+    return f"{head}: {holder.describe()}{lease}; {hint}"
 
 
-def lock_path(state: Path, env: str) -> Path:
-    """Where the lock of environment ``env`` lives."""
-    return state / "locks" / f"{env}.lock"
+def lock_file(env: str) -> str:
+    """Where the lock of environment ``env`` lives, relative to the store."""
+    return f"locks/{env}.lock"
 
 
-def read(path: Path) -> LockInfo | None:
-    """The lock at ``path`` (None when there is none); LockHeldError when unreadable."""
+def lock_path(folder: Path, env: str) -> Path:
+    """The lock file of ``env`` in the state folder ``folder``."""
+    return folder / lock_file(env)
+
+
+def read(folder: Path, env: str, shown: str | None = None) -> LockInfo | None:
+    """The lock of ``env`` in ``folder`` (None when free); LockHeldError when unreadable."""
+    path = folder / lock_file(env)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")  # garbage: unreadable below
     except FileNotFoundError:
         return None
     try:
         return LockInfo.from_dict(json.loads(text))
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         msg = (
-            f"lock file {path} is unreadable; if no deploy is running on any host, "
+            f"lock file {shown or path} is unreadable; if no deploy is running on any host, "
             "delete it by hand"
         )
         raise LockHeldError(msg) from None
 
 
-@contextlib.contextmanager
-def _guard(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".guard"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def write(folder: Path, info: LockInfo) -> None:
+    """Write ``info`` as the lock of its environment (atomically)."""
+    atomic_write_text(folder / lock_file(info.env), json.dumps(info.to_dict(), indent=2) + "\n")
 
 
-def _create(path: Path, info: LockInfo) -> bool:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(info.to_dict(), indent=2) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    return True
-
-
-def new_info(*, env: str, operation: str, version: str, created: str) -> LockInfo:
+def new_info(*, env: str, operation: str, version: str, created: str, where: str = "") -> LockInfo:
     """A LockInfo for this process."""
     pid = os.getpid()
     return LockInfo(
@@ -263,6 +290,7 @@ def new_info(*, env: str, operation: str, version: str, created: str) -> LockInf
         operation=operation,
         version=version,
         created=created,
+        where=where,
     )
 
 
@@ -284,46 +312,53 @@ class Attempt:
     recovered: Recovered | None = None
 
 
-def try_acquire(path: Path, info: LockInfo, *, now: float | None = None) -> Attempt:
-    """One attempt at the lock at ``path``; recovers a dead holder whose command is gone."""
-    with _guard(path):
-        if _create(path, info):
-            return Attempt(got=True)
-        holder = read(path)
-        if holder is None:  # released between our create and read
-            return Attempt(got=_create(path, info))
-        verdict = judge(holder, info.host, time.time() if now is None else now)
-        if verdict in {Holder.RUNNING, Holder.ORPHANED}:
-            return Attempt(got=False, holder=holder, verdict=verdict)
-        ended = None
-        if verdict is Holder.OVERDUE:
-            assert holder.pgid is not None
-            if not end_group(holder.pgid):
-                return Attempt(got=False, holder=holder, verdict=Holder.ORPHANED)
-            ended = holder.pgid
-        path.unlink()
-        got = _create(path, info)
-        return Attempt(got=got, recovered=Recovered(holder=holder, ended_group=ended))
+def take(
+    folder: Path, info: LockInfo, *, now: float, lease_s: float | None, shown: str
+) -> Change[Attempt]:
+    """The change that takes ``info``'s lock in ``folder`` if it is free or recoverable."""
+    mine = replace(info, expires=None if lease_s is None else now + lease_s)
+    holder = read(folder, info.env, shown)
+    if holder is None:
+        write(folder, mine)
+        return Change(result=Attempt(got=True), changed=True, message=_msg("take", mine))
+    verdict = judge(holder, info.host, now)
+    if not verdict.recoverable:
+        return Change(result=Attempt(got=False, holder=holder, verdict=verdict), changed=False)
+    ended = None
+    if verdict is Holder.OVERDUE:
+        assert holder.pgid is not None
+        if not end_group(holder.pgid):
+            result = Attempt(got=False, holder=holder, verdict=Holder.ORPHANED)
+            return Change(result=result, changed=False)
+        ended = holder.pgid
+    write(folder, mine)
+    recovered = Recovered(holder=holder, verdict=verdict, ended_group=ended)
+    result = Attempt(got=True, recovered=recovered)
+    return Change(result=result, changed=True, message=_msg("take over", mine))
 
 
 def acquire(
-    path: Path,
+    store: Store,
     info: LockInfo,
     *,
     wait_s: float = 0.0,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
+    now: Clock = time.time,
 ) -> Acquired:
     """Take the lock, waiting up to ``wait_s`` with backoff; LockHeldError (exit 4) otherwise."""
     deadline = monotonic() + max(wait_s, 0.0)
     delay = 0.05
     recovered: list[Recovered] = []
+    shown = store.shown(lock_file(info.env))
     while True:
-        attempt = try_acquire(path, info)
+        attempt = store.update(
+            lambda folder: take(folder, info, now=now(), lease_s=store.lease_s, shown=shown)
+        )
         if attempt.recovered is not None:
             recovered.append(attempt.recovered)
         if attempt.got:
-            return Acquired(lock=info, path=path, recovered=tuple(recovered))
+            return Acquired(lock=info, recovered=tuple(recovered))
         left = deadline - monotonic()
         if attempt.holder is not None and left <= 0:
             waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
@@ -333,48 +368,86 @@ def acquire(
         delay = min(delay * 2, MAX_BACKOFF_S)
 
 
-def set_group(acquired: Acquired, pgid: int, deadline: float) -> None:
+def _ours(folder: Path, acquired: Acquired, shown: str, doing: str) -> LockInfo:
+    holder = read(folder, acquired.lock.env, shown)
+    if holder is None or holder.id != acquired.lock.id:
+        taken = f" (now held by {holder.who}, lock id {holder.id})" if holder else ""
+        msg = (
+            f"the lock of {acquired.lock.env} is no longer ours{taken}: taken over after its "
+            f"lease expired, or removed with `unlock`; {doing}"
+        )
+        raise LockLostError(msg)
+    return holder
+
+
+def set_group(store: Store, acquired: Acquired, pgid: int, deadline: float) -> None:
     """Write the process group of the command about to run (and its deadline) into our lock."""
-    with _guard(acquired.path):
-        holder = read(acquired.path)
-        if holder is None or holder.id != acquired.lock.id:
-            msg = (
-                f"the lock of {acquired.lock.env} is no longer ours (removed with `unlock`?): "
-                "not starting the next command"
-            )
-            raise LockHeldError(msg)
+    shown = store.shown(lock_file(acquired.lock.env))
+
+    def change(folder: Path) -> Change[None]:
+        holder = _ours(folder, acquired, shown, "not starting the next command")
         updated = replace(holder, pgid=pgid, deadline=deadline)
-        atomic_write_text(acquired.path, json.dumps(updated.to_dict(), indent=2) + "\n")
+        write(folder, updated)
+        return Change(result=None, changed=True, message=_msg("run a command", updated))
+
+    store.update(change)
 
 
-def release(acquired: Acquired) -> None:
-    """Remove our lock (only if the file still holds our id)."""
-    with _guard(acquired.path):
+def renew(store: Store, acquired: Acquired, expires: float) -> None:
+    """Move our lease's expiry to ``expires``; LockLostError when the lock is not ours."""
+    shown = store.shown(lock_file(acquired.lock.env))
+
+    def change(folder: Path) -> Change[None]:
+        holder = _ours(folder, acquired, shown, "its command is being stopped")
+        updated = replace(holder, expires=expires)
+        write(folder, updated)
+        return Change(result=None, changed=True, message=_msg("renew", updated))
+
+    store.update(change)
+
+
+def release(store: Store, acquired: Acquired) -> None:
+    """Remove our lock (only if it still holds our id)."""
+    shown = store.shown(lock_file(acquired.lock.env))
+
+    def change(folder: Path) -> Change[None]:
         try:
-            holder = read(acquired.path)
+            holder = read(folder, acquired.lock.env, shown)
         except LockHeldError:
-            return
-        if holder is not None and holder.id == acquired.lock.id:
-            acquired.path.unlink()
+            return Change(result=None, changed=False)
+        if holder is None or holder.id != acquired.lock.id:
+            return Change(result=None, changed=False)
+        (folder / lock_file(holder.env)).unlink()
+        return Change(result=None, changed=True, message=_msg("release", holder))
+
+    store.update(change)
 
 
-def unlock(path: Path, lock_id: str) -> Recovered:
-    """Remove the lock at ``path`` only if its id is ``lock_id``; ends an orphaned command."""
-    with _guard(path):
-        holder = read(path)
+def holder_of(store: Store, env: str) -> LockInfo | None:
+    """Who holds ``env``'s lock now (None when free); LockHeldError when unreadable."""
+    with store.view() as folder:
+        return read(folder, env, store.shown(lock_file(env)))
+
+
+def unlock(store: Store, env: str, lock_id: str) -> Recovered:
+    """Remove ``env``'s lock only if its id is ``lock_id``; ends a dead holder's command."""
+    shown = store.shown(lock_file(env))
+
+    def change(folder: Path) -> Change[Recovered]:
+        holder = read(folder, env, shown)
         if holder is None:
-            msg = f"no lock at {path}: nothing to unlock"
+            msg = f"no lock at {shown}: nothing to unlock"
             raise UsageError(msg)
         if holder.id != lock_id:
             msg = (
-                f"the lock at {path} has id {holder.id}, not {lock_id}: "
+                f"the lock at {shown} has id {holder.id}, not {lock_id}: "
                 "pass the exact id shown by `python -m ci state --env NAME`"
             )
             raise UsageError(msg)
         host = socket.gethostname()
         if holder.host == host and not holder_dead(holder, host):
             msg = (
-                f"the holder of {holder.env}'s lock is running on this host (pid {holder.pid}): "
+                f"the holder of {env}'s lock is running on this host (pid {holder.pid}): "
                 f"stop it instead (`kill {holder.pid}` records an interrupted entry and frees "
                 "the lock)"
             )
@@ -388,5 +461,12 @@ def unlock(path: Path, lock_id: str) -> Recovered:
                 )
                 raise LockHeldError(msg)
             ended = holder.pgid
-        path.unlink()
-        return Recovered(holder=holder, ended_group=ended)
+        (folder / lock_file(env)).unlink()
+        removed = Recovered(holder=holder, ended_group=ended)
+        return Change(result=removed, changed=True, message=_msg("unlock", holder))
+
+    return store.update(change)
+
+
+def _msg(what: str, info: LockInfo) -> str:
+    return f"lock {info.env}: {what} ({info.operation} {info.version}, {info.who}, {info.id})"

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ci.core.errors import PreflightError
-from ci.core.files import write_json
+from ci.core.files import atomic_write_bytes
+from ci.core.redact import redact
 from ci.deploy.ledger import Entry
 
 SCHEMA = 1
@@ -146,19 +147,30 @@ def document(state: EnvState) -> dict[str, Any]:
     return {"schema": SCHEMA, **state.to_dict()}
 
 
+def render(state: EnvState) -> bytes:
+    """The exact bytes of ``state``'s file (masked, like every file the bundle writes)."""
+    return redact(json.dumps(document(state), indent=2) + "\n").encode("utf-8")
+
+
 def write(state_dir: Path, state: EnvState) -> Path:
     """Write ``state`` to its file atomically."""
     path = state_path(state_dir, state.env)
-    write_json(path, state.to_dict(), schema=SCHEMA)
+    atomic_write_bytes(path, render(state))
     return path
 
 
-def check_file(state_dir: Path, expected: EnvState) -> None:
+def state_file(env: str) -> str:
+    """Where the state file of ``env`` lives, relative to the state store."""
+    return f"state/{env}.json"
+
+
+def check_file(state_dir: Path, expected: EnvState, shown: str | None = None) -> None:
     """PreflightError (exit 3) unless ``env``'s state file matches the ledger's projection."""
-    path = state_path(state_dir, expected.env)
+    real = state_path(state_dir, expected.env)
+    path = shown or real
     fix = "run `python -m ci state rebuild` to recreate it from the ledger"
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")  # garbage: corrupt below
+        text = real.read_text(encoding="utf-8", errors="replace")  # garbage: corrupt below
     except FileNotFoundError:
         if expected.last_seq == 0:
             return
@@ -182,9 +194,22 @@ def check_file(state_dir: Path, expected: EnvState) -> None:
 
 
 def rebuild(state_dir: Path, entries: Sequence[Entry]) -> list[Path]:
-    """Write every environment's state file from ``entries``; remove files the ledger lacks."""
+    """Write every environment's state file from ``entries``; remove files the ledger lacks.
+
+    A file already equal to its projection is left alone, so a rebuild of good state
+    changes nothing (and commits nothing on a git remote).
+    """
     states = project(entries)
-    written = [write(state_dir, s) for s in states.values()]
+    written = []
+    for env_state in states.values():
+        path = state_path(state_dir, env_state.env)
+        try:
+            same = path.read_bytes() == render(env_state)
+        except OSError:
+            same = False
+        if not same:
+            write(state_dir, env_state)
+        written.append(path)
     folder = state_dir / "state"
     if folder.is_dir():
         for stale in sorted(folder.glob("*.json")):

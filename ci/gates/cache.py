@@ -25,7 +25,7 @@ from ci.core.config import Config, env_flag, state_dir
 from ci.core.errors import CIError
 from ci.core.files import atomic_write_bytes, write_json
 from ci.core.gate import GateInputs, GateResult, GateStatus, Lister
-from ci.core.runner import Runner
+from ci.core.runner import Runner, confined
 from ci.gates import registry
 from ci.gates.filehash import MISSING, HashIndex, walk_tree
 from ci.release import package
@@ -89,9 +89,22 @@ KEYED_ENV = ("LANG", "LANGUAGE", "LC_*", "TZ")
 # PYTHONWARNINGS, ...). PYTHONHOME is left out: nox removes it inside its sessions.
 INTERPRETER_ENV = "PYTHON*"
 
-# Config files tools look for in the folders above the project (pytest, ruff, mypy and uv
-# walk up from it): their content in every folder above the root is keyed.
+# Files tools look for in the folders above the project (pytest, ruff, mypy and uv walk up
+# from it: configs, ignore files, repository markers, package markers): their content (or
+# that they are folders) in every folder above the root is keyed.
 ANCESTOR_FILES = (
+    ".git",
+    ".git/info/exclude",
+    ".jj",
+    ".hg",
+    ".gitignore",
+    ".hgignore",
+    ".ignore",
+    ".python-version",  # pyenv picks the uv and python a gate starts by it
+    "pyvenv.cfg",  # coverage leaves code in a virtualenv unmeasured
+    "conda-meta/history",
+    "__init__.py",
+    "__init__.pyi",
     "pyproject.toml",
     "setup.cfg",
     "tox.ini",
@@ -117,8 +130,11 @@ USER_CONFIG_FILES = (
     "{home}/.pip/pip.conf",
     "{home}/.pypirc",
     "{config}/git/config",
+    "{config}/git/ignore",
     "{home}/.gitconfig",
 )
+# Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
+GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
 
 # Env vars that change which interpreters and tools the preflight finds.
 _PREFLIGHT_ENV = (
@@ -252,7 +268,9 @@ def session_venv(gate: str, python: str, config: Config) -> Path:
 
 
 def content_hash(path: Path) -> str:
-    """The sha256 of a small file outside the tree, or ``missing``."""
+    """The sha256 of a small file outside the tree, ``dir`` for a folder, or ``missing``."""
+    if path.is_dir():
+        return "dir"
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError:
@@ -319,17 +337,20 @@ class GateCache:
         if args and not spec.args:
             return Key(reason=f"gate {gate} with arguments ({' '.join(args)}) is never cached")
         scan: tuple[str, ...] | None = None
+        patterns = declared_env(spec, self.config, gate)
+        environ = gate_environment(self.env, patterns)
+        # git answers the key's questions with the environment the gate will have
+        runner = confined(self.runner, environ)
         if spec.lister is None:
             files, reason = self.tree()
         else:
-            files, reason = self.listed(spec.lister)
+            files, reason = self.listed(spec.lister, runner)
             scan = tuple(files)
             files = {**files, **self._some(COMMON_FILES)}
         if reason:
             return Key(reason=reason)
         lock = self.index.hash(self.config.root / "uv.lock", "uv.lock")
         versions = self.lock_versions(lock.sha256)
-        patterns = declared_env(spec, self.config, gate)
         prefix = Path(sys.prefix) if venv is None else venv
         inputs: dict[str, Any] = {
             "key_schema": KEY_SCHEMA,
@@ -349,10 +370,10 @@ class GateCache:
         if spec.daily:
             inputs["date"] = self.clock.today().isoformat()
         if spec.git_facts:
-            inputs["git"] = self.git_facts()
+            inputs["git"] = self.git_facts(runner)
         if spec.folder_from:
             inputs["folder"] = self._folder_listing(spec.folder_from)
-        return Key(inputs=inputs, scan=scan, environ=gate_environment(self.env, patterns))
+        return Key(inputs=inputs, scan=scan, environ=environ)
 
     def inputs(
         self, gate: str, python: str, args: Sequence[str] = (), venv: Path | None = None
@@ -391,14 +412,15 @@ class GateCache:
                 files.update({d + "/": "dir" for d in walked.dirs})
                 files.update({rel: "-> " + target for rel, target in walked.links.items()})
                 files.update(dict.fromkeys(walked.special, "special"))
+                files.update(dict.fromkeys(walked.git, "git"))
                 self._tree = (dict(sorted(files.items())), "")
         return self._tree
 
-    def listed(self, lister: Lister) -> tuple[dict[str, str], str]:
+    def listed(self, lister: Lister, runner: Runner) -> tuple[dict[str, str], str]:
         """Hashes of exactly the files ``lister`` names (what the gate will scan), or a reason."""
         if lister not in self._listed:
             try:
-                base, names = lister(self.config.root, self.runner)
+                base, names = lister(self.config.root, runner)
             except CIError as exc:
                 self._listed[lister] = ({}, str(exc))
             else:
@@ -434,16 +456,18 @@ class GateCache:
             path = Path(pattern.format(home=home, config=config))
             if os.path.lexists(path):
                 found[pattern] = content_hash(path)
+        for name in GIT_READ_BY_TOOLS:
+            found[name] = content_hash(root / name)
         self._outside = found
         return found
 
-    def git_facts(self) -> dict[str, Any]:
+    def git_facts(self, runner: Runner) -> dict[str, Any]:
         """What git tells a build: package.source_facts, the tracked files, ``git describe``."""
         if self._git is None:
             root = self.config.root
-            facts = dataclasses.asdict(package.source_facts(root, self.runner))
-            listed = self.runner.run(["git", "ls-files", "-z", "--cached"], cwd=root)
-            described = self.runner.run(
+            facts = dataclasses.asdict(package.source_facts(root, runner))
+            listed = runner.run(["git", "ls-files", "-z", "--cached"], cwd=root)
+            described = runner.run(
                 ["git", "describe", "--tags", "--long", "--dirty", "--always"], cwd=root
             )
             facts["tracked"] = hashlib.sha256(listed.stdout.encode()).hexdigest()

@@ -89,7 +89,8 @@ EXCLUDED_NAMES = frozenset(
 )
 EXCLUDED_SUFFIXES = (".egg-info",)
 # ... these at the top of the project only (a package may have a subfolder named build) ...
-EXCLUDED_TOP = frozenset({"dist", "build"})
+# (dist-assets/ is where the package gate keeps everything that is not a distribution)
+EXCLUDED_TOP = frozenset({"dist", "dist-assets", "build"})
 # ... and any folder holding this file: a virtual environment, whatever its name.
 VENV_MARKER = "pyvenv.cfg"
 
@@ -103,6 +104,7 @@ class Tree:
     links: dict[str, str]  # symlinks that stay inside the covered tree, and their targets
     special: tuple[str, ...]  # sockets, fifos, devices: keyed by name only
     escapes: tuple[str, ...]  # symlinks leading out of the covered tree or into a left-out folder
+    git: tuple[str, ...] = ()  # .git folders and files (repositories, submodules): by name only
 
 
 def excluded_name(name: str, *, top: bool) -> bool:
@@ -121,6 +123,7 @@ def walk_tree(root: Path, skip: Iterable[str] = ()) -> Tree:
     links: dict[str, str] = {}
     special: list[str] = []
     escapes: list[str] = []
+    markers: list[str] = []
     pending = [("", top)]
     while pending:
         prefix, folder = pending.pop()
@@ -130,6 +133,9 @@ def walk_tree(root: Path, skip: Iterable[str] = ()) -> Tree:
             continue  # unreadable: a gate cannot read it either
         for entry in entries:
             rel = prefix + entry.name
+            if entry.name == ".git":
+                markers.append(rel)  # tools look for it (a repository's root): it counts
+                continue
             if excluded_name(entry.name, top=not prefix) or rel in skipped:
                 continue
             if entry.is_symlink():
@@ -153,6 +159,7 @@ def walk_tree(root: Path, skip: Iterable[str] = ()) -> Tree:
         links=links,
         special=tuple(sorted(special)),
         escapes=tuple(sorted(escapes)),
+        git=tuple(sorted(markers)),
     )
 
 

@@ -14,6 +14,7 @@ from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, Gat
 from ci.core.runner import Completed
 from ci.testing import faults
 
+_RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
 _MYPY_LINE = re.compile(
     r"^(?P<file>[^:\n]+):(?P<line>\d+): error: (?P<msg>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
 )
@@ -35,8 +36,14 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     fmt = ctx.runner.run(
         [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
     )
-    _expect(fmt, "ruff format --check")
-    findings += ruff_findings(fmt.stdout, ctx.root)
+    if fmt.returncode == _RUFF_USAGE and "--output-format" in fmt.stderr:
+        # the project pins a ruff older than format's JSON output: read its plain report
+        fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
+        _expect(fmt, "ruff format --check")
+        findings += reformat_findings(fmt.stdout)
+    else:
+        _expect(fmt, "ruff format --check")
+        findings += ruff_findings(fmt.stdout, ctx.root)
     if ctx.config.gate("lint").mypy:
         mypy = ctx.runner.run([*python, "mypy"], cwd=ctx.root)
         _expect(mypy, "mypy")
@@ -83,6 +90,20 @@ def ruff_findings(text: str, root: Path) -> list[Finding]:
             )
         )
     return findings
+
+
+def reformat_findings(text: str) -> list[Finding]:
+    """Findings from the plain ``ruff format --check`` report (``Would reformat: FILE`` lines)."""
+    return [
+        Finding(
+            rule="unformatted",  # as ruff's JSON output names it
+            message="File would be reformatted",
+            file=line.split(":", 1)[1].strip(),
+            line=1,
+        )
+        for line in text.splitlines()
+        if line.startswith("Would reformat:")
+    ]
 
 
 def mypy_findings(text: str) -> list[Finding]:

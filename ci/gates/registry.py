@@ -9,6 +9,7 @@ init's dependency groups all read the gates from here.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -85,13 +86,14 @@ def declared_gate(policy: GateConfig) -> Gate:
     project tree (so a narrower list never replays a stale pass), its ``env`` and, by
     content, the files ``inputs`` names outside the project (``../shared/ruff.toml``).
     """
+    name = policy.name
     inputs = None
     if policy.inputs is not None:
         inputs = GateInputs(extra_files=tuple(p for p in policy.inputs if _outside(p)))
     return Gate(
         name=policy.name,
         session=policy.name,
-        doc=f"{policy.name.capitalize()}: {' '.join(policy.command)} (declared in pyproject.toml).",
+        doc=f"{name.capitalize()}: {_shown(policy.command)} ([tool.ci.gates.{name}]).",
         run=command.CommandGate(policy.name),
         group=policy.group,
         inputs=inputs,
@@ -219,3 +221,9 @@ def groups() -> Mapping[str, tuple[str, ...]]:
 def _outside(pattern: str) -> bool:
     """True when an ``inputs`` entry names something outside the project folder."""
     return pattern.startswith(("/", "~")) or ".." in pattern.replace("\\", "/").split("/")
+
+
+def _shown(command: tuple[str, ...], limit: int = 60) -> str:
+    """The command as a shell would show it, cut to ``limit`` characters."""
+    text = shlex.join(command)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

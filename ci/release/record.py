@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from ci.core.errors import DeployError, UsageError
 from ci.core.http import HttpClient, Retry
 from ci.core.redact import redact
 from ci.core.runner import Runner
-from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
 from ci.release import commits as history
 from ci.release import notes
@@ -218,14 +217,18 @@ def build(
     *,
     tag: str,
     dist: Path,
-    state: Path,
+    ledger_head: Callable[[], str | None],
     tag_format: TagFormat | None = None,
 ) -> Record:
-    """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing)."""
+    """Work out the whole record for ``tag`` (reads git, dist and the ledger; writes nothing).
+
+    ``ledger_head`` is the state backend's verifying reader of the ledger head: a ledger
+    that fails verification stops the record (exit 3) instead of yielding an anchor.
+    """
     fmt = tag_format or DEFAULT_FORMAT
     found_notes = history.gather_notes(runner, repo, env, until=tag, tag_format=fmt)
     found = tuple(artifacts(dist))
-    anchor = Ledger.in_state_dir(state).head()
+    anchor = ledger_head()
     return Record(
         tag=tag,
         notes=found_notes,

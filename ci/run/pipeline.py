@@ -268,6 +268,17 @@ def render_summary(outcomes: Sequence[SessionOutcome]) -> str:
     return "\n".join(lines)
 
 
+def advisory_notes(outcomes: Sequence[SessionOutcome]) -> list[str]:
+    """One line per advisory gate that failed: shown under the summary, never hidden."""
+    rows = [row for outcome in outcomes for row in outcome.rows()]
+    return [
+        f"advisory: {row.id} {row.status.value} ({row.summary or 'no summary'}): reported, "
+        f"not blocking; once fixed, make it required in [tool.ci.gates.{row.gate}]"
+        for row in rows
+        if row.mode.value == "advisory" and row.status in {GateStatus.FAILED, GateStatus.ERROR}
+    ]
+
+
 def pipeline_exit_code(outcomes: Sequence[SessionOutcome]) -> ExitCode:
     """1 if any required gate failed, 6 if one only crashed, 0 otherwise."""
     rows = [row for outcome in outcomes for row in outcome.rows()]

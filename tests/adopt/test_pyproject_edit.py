@@ -168,3 +168,35 @@ def test_a_bad_source_names_the_forms(tmp_path) -> None:
         pyproject_edit.parse_source("git+https://example.invalid/x", target=tmp_path)
     with pytest.raises(UsageError, match="neither an index URL"):
         pyproject_edit.parse_source(str(tmp_path / "nowhere"), target=tmp_path)
+
+
+def test_a_flat_setuptools_project_names_its_packages_so_reports_is_not_one() -> None:
+    text = "[project]\nname = 'demo'\n"
+    flat = layout.Project(**{**_fields(PROJECT), "requires_python": None})
+    dep = pyproject_edit.Dependency(
+        requirement="noxgate>=1", source=pyproject_edit.Source(kind="index")
+    )
+    edited = pyproject_edit.edit_pyproject(
+        text, flat, ruff_here=True, setup_texts=("", ""), notes=[], dependency=dep
+    )
+    found = tomllib.loads(edited)["tool"]["setuptools"]["packages"]["find"]
+    assert found == {"include": ["demo", "demo.*"]}
+    module = pyproject_edit.edit_pyproject(
+        text,
+        flat,
+        ruff_here=True,
+        setup_texts=("", ""),
+        notes=[],
+        dependency=dep,
+        modules=frozenset({"demo"}),
+    )
+    assert tomllib.loads(module)["tool"]["setuptools"]["py-modules"] == ["demo"]
+    # a project that names its packages already, or builds from setup.py, is left alone
+    assert (
+        "setuptools"
+        not in tomllib.loads(
+            pyproject_edit.edit_pyproject(
+                text, flat, ruff_here=True, setup_texts=("setup()", ""), notes=[], dependency=dep
+            )
+        )["tool"]
+    )

@@ -8,6 +8,7 @@ import pytest
 
 from ci.cli.main import main
 from ci.deploy import lock
+from ci.deploy.store import LocalStore
 from tests.support.deploy_project import PY, ledger_of, record_command, toml_list, write_project
 
 
@@ -399,7 +400,7 @@ def test_wait_gets_the_lock_once_the_holder_releases_it(
 
     cfg = write_project(tmp_path / "app", two_envs(log))
     info = lock.new_info(env="staging", operation="deploy", version="0.0.1", created="now")
-    held = lock.acquire(lock.lock_path(state, "staging"), info)
-    threading.Timer(0.5, lock.release, args=(held,)).start()
+    held = lock.acquire(LocalStore(state), info)
+    threading.Timer(0.5, lock.release, args=(LocalStore(state), held)).start()
     assert run(cfg, "deploy", "--env", "staging", "--version", "1.0.0", "--wait", "10") == 0
     assert log.read_text() == "staging 1.0.0\n"

@@ -14,6 +14,7 @@ import pytest
 
 from ci.core.errors import LockHeldError, UsageError
 from ci.deploy import lock
+from ci.deploy.store import LocalStore
 
 
 def info(env: str = "staging", **changes: object) -> lock.LockInfo:
@@ -37,42 +38,42 @@ def test_process_start_time_reads_proc_stat() -> None:
 
 
 def test_acquire_writes_the_holder_and_release_removes_it(tmp_path: Path) -> None:
-    path = tmp_path / "locks" / "staging.lock"
-    held = lock.acquire(path, info())
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
+    held = lock.acquire(store, info())
     data = json.loads(path.read_text(encoding="utf-8"))
     assert data["id"] == held.lock.id
     assert data["pid"] == os.getpid()
     assert data["start_time"] == lock.process_start_time(os.getpid())
     assert data["who"] == f"{held.lock.user}@{held.lock.host}"
     assert {"operation", "version", "created", "schema"} <= set(data)
-    lock.release(held)
+    lock.release(store, held)
     assert not path.exists()
 
 
 def test_a_live_holder_blocks_at_once_naming_it(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
-    first = lock.acquire(path, info())
+    store = LocalStore(tmp_path)
+    first = lock.acquire(store, info())
     start = time.monotonic()
     with pytest.raises(LockHeldError) as caught:
-        lock.acquire(path, info())
+        lock.acquire(store, info())
     assert time.monotonic() - start < 0.5
     assert first.lock.id in str(caught.value)
     assert "unlock --env staging" in str(caught.value)
 
 
 def test_wait_retries_with_backoff_until_released(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
-    first = lock.acquire(path, info())
-    timer = threading.Timer(0.3, lock.release, args=(first,))
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
+    first = lock.acquire(store, info())
+    timer = threading.Timer(0.3, lock.release, args=(store, first))
     timer.start()
-    second = lock.acquire(path, info(), wait_s=5)
+    second = lock.acquire(store, info(), wait_s=5)
     timer.join()
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == second.lock.id
 
 
 def test_wait_is_bounded(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
-    lock.acquire(path, info())
+    store = LocalStore(tmp_path)
+    lock.acquire(store, info())
     sleeps: list[float] = []
     clock = [0.0]
 
@@ -81,75 +82,76 @@ def test_wait_is_bounded(tmp_path: Path) -> None:
         clock[0] += seconds
 
     with pytest.raises(LockHeldError, match="after waiting 3 s"):
-        lock.acquire(path, info(), wait_s=3, sleep=sleep, monotonic=lambda: clock[0])
+        lock.acquire(store, info(), wait_s=3, sleep=sleep, monotonic=lambda: clock[0])
     assert sum(sleeps) == pytest.approx(3, abs=1e-6)
     assert max(sleeps) <= lock.MAX_BACKOFF_S * 1.5
     assert sleeps[1] > sleeps[0] * 0.6  # grows (with jitter), not a busy loop
 
 
 def test_a_dead_holder_on_this_host_is_recovered(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
+    store = LocalStore(tmp_path)
     ghost = info(pid=dead_pid(), start_time=12345)
-    assert lock._create(path, ghost)
-    got = lock.acquire(path, info())
+    lock.write(tmp_path, ghost)
+    got = lock.acquire(store, info())
     assert [d.holder.id for d in got.recovered] == [ghost.id]
     assert got.recovered[0].ended_group is None
 
 
 def test_a_reused_pid_is_recognised_by_its_start_time(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
+    store = LocalStore(tmp_path)
     mine = lock.process_start_time(os.getpid())
     assert mine is not None
     impostor = info(start_time=mine + 1)  # our pid, but a different process start
-    assert lock._create(path, impostor)
-    got = lock.acquire(path, info())
+    lock.write(tmp_path, impostor)
+    got = lock.acquire(store, info())
     assert [d.holder.id for d in got.recovered] == [impostor.id]
 
 
 def test_a_lock_from_another_host_is_never_broken(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
     remote = info(host="build-box-7", pid=dead_pid())
-    assert lock._create(path, remote)
+    lock.write(tmp_path, remote)
     with pytest.raises(LockHeldError, match="build-box-7"):
-        lock.acquire(path, info())
+        lock.acquire(store, info())
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == remote.id
 
 
 def test_unlock_needs_the_exact_id(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
     stuck = info(host="build-box-7")
-    assert lock._create(path, stuck)
+    lock.write(tmp_path, stuck)
     with pytest.raises(UsageError, match=stuck.id):
-        lock.unlock(path, "not-the-id")
+        lock.unlock(store, "staging", "not-the-id")
     assert path.exists()
-    assert lock.unlock(path, stuck.id).holder.id == stuck.id
+    assert lock.unlock(store, "staging", stuck.id).holder.id == stuck.id
     assert not path.exists()
     with pytest.raises(UsageError, match="nothing to unlock"):
-        lock.unlock(path, stuck.id)
+        lock.unlock(store, "staging", stuck.id)
 
 
 def test_unlock_refuses_a_holder_running_on_this_host(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
-    held = lock.acquire(path, info())
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
+    held = lock.acquire(store, info())
     with pytest.raises(UsageError, match=f"kill {os.getpid()}"):
-        lock.unlock(path, held.lock.id)
+        lock.unlock(store, "staging", held.lock.id)
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == held.lock.id
 
 
 def test_release_leaves_someone_elses_lock_alone(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
-    held = lock.acquire(path, info())
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
+    held = lock.acquire(store, info())
     path.unlink()  # removed by hand meanwhile
-    other = lock.acquire(path, info())
-    lock.release(held)
+    other = lock.acquire(store, info())
+    lock.release(store, held)
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == other.lock.id
 
 
 def test_an_unreadable_lock_is_reported_not_broken(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
+    path.parent.mkdir()
     path.write_text("{not json", encoding="utf-8")
     with pytest.raises(LockHeldError, match="unreadable"):
-        lock.acquire(path, info())
+        lock.acquire(store, info())
     assert path.read_text(encoding="utf-8") == "{not json"
 
 
@@ -165,11 +167,11 @@ def orphan() -> Iterator[subprocess.Popen[bytes]]:
 def test_a_dead_holder_whose_command_still_runs_keeps_the_lock(
     tmp_path: Path, orphan: subprocess.Popen[bytes]
 ) -> None:
-    path = tmp_path / "staging.lock"
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
     ghost = info(pid=dead_pid(), start_time=12345, pgid=orphan.pid, deadline=time.time() + 600)
-    assert lock._create(path, ghost)
+    lock.write(tmp_path, ghost)
     with pytest.raises(LockHeldError, match=f"still runs \\(process group {orphan.pid}"):
-        lock.acquire(path, info())
+        lock.acquire(store, info())
     assert orphan.poll() is None
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == ghost.id
 
@@ -177,11 +179,11 @@ def test_a_dead_holder_whose_command_still_runs_keeps_the_lock(
 def test_an_overdue_orphan_is_ended_by_the_recovery(
     tmp_path: Path, orphan: subprocess.Popen[bytes]
 ) -> None:
-    path = tmp_path / "staging.lock"
+    store = LocalStore(tmp_path)
     ghost = info(pid=dead_pid(), start_time=12345, pgid=orphan.pid, deadline=time.time() - 1)
-    assert lock._create(path, ghost)
+    lock.write(tmp_path, ghost)
     threading.Thread(target=orphan.wait, daemon=True).start()  # reap it like its parent would
-    got = lock.acquire(path, info())
+    got = lock.acquire(store, info())
     assert [(r.holder.id, r.ended_group) for r in got.recovered] == [(ghost.id, orphan.pid)]
     assert orphan.wait(timeout=5) < 0
 
@@ -189,21 +191,21 @@ def test_an_overdue_orphan_is_ended_by_the_recovery(
 def test_unlock_ends_a_dead_holders_command(
     tmp_path: Path, orphan: subprocess.Popen[bytes]
 ) -> None:
-    path = tmp_path / "staging.lock"
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
     ghost = info(pid=dead_pid(), start_time=12345, pgid=orphan.pid, deadline=time.time() + 600)
-    assert lock._create(path, ghost)
+    lock.write(tmp_path, ghost)
     threading.Thread(target=orphan.wait, daemon=True).start()
-    removed = lock.unlock(path, ghost.id)
+    removed = lock.unlock(store, "staging", ghost.id)
     assert removed.ended_group == orphan.pid
     assert orphan.wait(timeout=5) < 0
     assert not path.exists()
 
 
 def test_set_group_refuses_a_lock_that_is_no_longer_ours(tmp_path: Path) -> None:
-    path = tmp_path / "staging.lock"
-    held = lock.acquire(path, info())
-    lock.set_group(held, 4242, time.time() + 60)
+    store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
+    held = lock.acquire(store, info())
+    lock.set_group(store, held, 4242, time.time() + 60)
     assert json.loads(path.read_text(encoding="utf-8"))["pgid"] == 4242
     path.unlink()
-    with pytest.raises(LockHeldError, match="no longer ours"):
-        lock.set_group(held, 4243, time.time() + 60)
+    with pytest.raises(lock.LockLostError, match="no longer ours"):
+        lock.set_group(store, held, 4243, time.time() + 60)

@@ -15,11 +15,12 @@ import pytest
 
 from ci.cli.app import App
 from ci.cli.main import main
-from ci.core.config import load
+from ci.core.config import Config, load
 from ci.core.errors import UsageError
 from ci.core.gate import GateContext, GateResult, GateStatus
-from ci.core.runner import Completed, ProcessRunner
+from ci.core.runner import Completed, ProcessRunner, confined
 from ci.gates import cache, registry
+from ci.gates import test as testgate
 from ci.gates.cache import GateCache
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
@@ -566,3 +567,77 @@ def test_nox_envdir_matches_nox() -> None:
     root = Path("/project")
     for session in ("lint", "test-3.12", "security", "Fancy Name!", "x" * 120, "\u00e9\u00e8"):
         assert cache.nox_envdir(root, session) == root / _normalize_path(".nox", session)
+
+
+def fake_venv(prefix: Path) -> Path:
+    site = prefix / "lib" / "python3.12" / "site-packages"
+    (site / "pkg-1.0.dist-info").mkdir(parents=True)
+    (prefix / "pyvenv.cfg").write_text("version = 3.12.1\n")
+    return site
+
+
+def test_venv_fingerprint_sees_pth_files_and_installed_versions(tmp_path: Path) -> None:
+    site = fake_venv(tmp_path / "venv")
+    index = cache.HashIndex(tmp_path / "files.json", tmp_path)
+    before = cache.venv_fingerprint(tmp_path / "venv", index)
+    (site / "__pycache__").mkdir()  # made by imports: not an install
+    assert cache.venv_fingerprint(tmp_path / "venv", index) == before
+    (site / "zz_local.pth").write_text("/somewhere\n")
+    with_pth = cache.venv_fingerprint(tmp_path / "venv", index)
+    assert with_pth != before
+    (site / "zz_local.pth").write_text("import os\n")
+    assert cache.venv_fingerprint(tmp_path / "venv", index) != with_pth
+    (site / "pkg-1.0.dist-info").rename(site / "pkg-1.1.dist-info")
+    assert cache.venv_fingerprint(tmp_path / "venv", index) != with_pth
+
+
+def test_a_pth_in_the_session_venv_reruns_the_gate(demo: Path) -> None:
+    site = fake_venv(cache.nox_envdir(demo, "test-3.12"))
+    runner = SessionRunner(base_env())
+    pipeline_run(demo, runner)
+    runner.sessions.clear()
+    (site / "evil.pth").write_text("import os; os.environ['APP_MODE'] = 'broken'\n")
+    pipeline_run(demo, runner)
+    assert runner.sessions == ["test-3.12"]
+
+
+def test_gate_environment_passes_through_and_keys_only_what_is_declared() -> None:
+    env = {
+        "PATH": "/bin",
+        "HOME": "/home/me",
+        "APP_MODE": "broken",
+        "PYTEST_ADDOPTS": "-W error",
+        "PYTHONPATH": "/elsewhere",
+        "LC_ALL": "C.UTF-8",
+        "CI_INJECT_FAULT": "lint",
+    }
+    config = Config(root=Path("/nowhere"), path=None)
+    spec = testgate.GATE.inputs
+    assert spec is not None
+    patterns = cache.declared_env(spec, config, "test")
+    seen = cache.gate_environment(env, patterns)
+    assert seen == {
+        "PATH": "/bin",
+        "HOME": "/home/me",
+        "LC_ALL": "C.UTF-8",
+        "CI_INJECT_FAULT": "lint",
+    }
+    keyed = cache.keyed_env(env, patterns)
+    assert set(keyed) >= {"LC_ALL", "CI_INJECT_FAULT", "PYTHONPATH", "GITHUB_REF"}
+    assert "PATH" not in keyed
+    assert "APP_MODE" not in keyed
+    assert keyed["GITHUB_REF"] is None  # declared and unset: setting it changes the key
+    widened = cache.gate_environment(env, (*patterns, "APP_*"))
+    assert widened["APP_MODE"] == "broken"
+
+
+def test_confined_runner_starts_tools_with_the_filtered_environment(tmp_path: Path) -> None:
+    runner = confined(ProcessRunner(), {"PATH": os.environ["PATH"], "KEEP": "1"})
+    done = runner.run(
+        [
+            PY,
+            "-c",
+            "import os; print(sorted(k for k in os.environ if k in {'KEEP', 'CI_STATE_DIR'}))",
+        ]
+    )
+    assert done.stdout.strip() == "['KEEP']"  # CI_STATE_DIR is set in this process, not there

@@ -141,3 +141,52 @@ def test_save_drops_files_that_no_longer_exist(make_repo) -> None:
     index.save()
     assert set(HashIndex(repo / ".state" / "files.json", repo).entries) == {"a.txt"}
     git(repo, "status")  # the repo is still a valid work tree
+
+
+def test_walk_covers_ignored_files_and_leaves_out_tool_folders(tmp_path: Path) -> None:
+    for rel in (
+        "a.py",
+        "data/ignored.csv",
+        "docs/guide.md",
+        ".venv/lib/x.py",
+        "env/pyvenv.cfg",
+        "env/lib/y.py",
+        ".nox/lint/z.py",
+        "pkg/__pycache__/a.pyc",
+        ".mypy_cache/x",
+        "dist/a.whl",
+        "pkg/build/real.py",
+        "pkg.egg-info/PKG-INFO",
+        "reports/r.json",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    tree = filehash.walk_tree(tmp_path, skip=["reports"])
+    assert sorted(tree.files) == ["a.py", "data/ignored.csv", "docs/guide.md", "pkg/build/real.py"]
+    assert tree.git == (".git",)
+    assert "pkg/build" in tree.dirs  # build/ is left out at the top only
+    assert tree.escapes == ()
+
+
+def test_walk_sorts_symlinks_into_kept_and_leaving(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "f.txt").write_text("x")
+    (tmp_path / "outside").mkdir()
+    (root / ".venv").mkdir()
+    (root / "inside").symlink_to(root / "real")
+    (root / "dangling").symlink_to(root / "nowhere")
+    (root / "away").symlink_to(tmp_path / "outside")
+    (root / "tool").symlink_to(root / ".venv")
+    tree = filehash.walk_tree(root)
+    assert tree.links == {"inside": str(root / "real"), "dangling": str(root / "nowhere")}
+    assert tree.escapes == ("away", "tool")
+
+
+def test_package_outputs_are_left_out_at_the_top(tmp_path: Path) -> None:
+    for rel in ("dist-assets/builds/0001/manifest.json", "docs/dist-assets/real.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    assert list(filehash.walk_tree(tmp_path).files) == ["docs/dist-assets/real.md"]

@@ -78,3 +78,24 @@ def test_missing_ruff_module_is_a_tool_error(tmp_path: Path) -> None:
     fake = FakeRunner(script={ruff: (1, "", "/usr/bin/python: No module named ruff")})
     with pytest.raises(ToolError, match="No module named ruff"):
         lint.run(context(cfg, fake, SystemClock(), {}))
+
+
+def test_a_ruff_without_format_json_is_read_from_its_plain_report(tmp_path: Path) -> None:
+    # a project pinning an older ruff (0.4): `ruff format` knows no --output-format
+    cfg = project(tmp_path, "x=1\n")
+    ruff = (sys.executable, "-m", "ruff")
+    usage = "error: unexpected argument '--output-format' found\n"
+    fake = FakeRunner(
+        script={
+            (*ruff, "check"): (0, "[]", ""),
+            (*ruff, "format", "--check", "--output-format=json"): (2, "", usage),
+            (*ruff, "format", "--check", "."): (
+                1,
+                "Would reformat: demo.py\n1 file would be reformatted\n",
+                "",
+            ),
+        }
+    )
+    result = lint.run(context(cfg, fake, SystemClock(), {}))
+    assert [(f.rule, f.file, f.line) for f in result.findings] == [("unformatted", "demo.py", 1)]
+    assert result.status is GateStatus.FAILED

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from ci.gates import registry
 from tests.conftest import ROOT, git
 
 pytestmark = pytest.mark.integration
 
-NOXFILE = (ROOT / "noxfile.py").read_text(encoding="utf-8")
-HAS_PACKAGE_SESSION = "def package(" in NOXFILE
-HAS_SECURITY_SESSION = "def security(" in NOXFILE
+SESSIONS = {gate.session for gate in registry.BUILTIN}
+HAS_PACKAGE_SESSION = "package" in SESSIONS
+HAS_SECURITY_SESSION = "security" in SESSIONS
 ADVISORIES = ROOT / "tests" / "fixtures" / "advisories"  # real OSV records, offline
 
 

@@ -41,6 +41,9 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
     text += (
         "\n[tool.ci.publish]\n"
         f'repository_url = "{index.url}"\n'
+        # a gate of the project's own, declared only here: the release runs it like the others
+        "\n[tool.ci.gates.docs]\n"
+        'command = ["python", "-c", "print(\'docs checked\')"]\n'
         "\n[tool.ci.environments.staging]\n"
         "\n[tool.ci.environments.production]\n"
         'after = "staging"\n'
@@ -97,6 +100,7 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert f"to {pypiserver.url}" in dry.stdout
     assert "deploy --env staging --version 0.1.0" in dry.stdout
     assert "release-record --tag v0.1.0" in dry.stdout
+    assert "gate docs: nox session" in dry.stdout
     assert pypiserver.files() == {}
     assert github.requests() == []
     assert not (clone / "dist").exists()
@@ -106,6 +110,8 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
     assert "released 0.1.0" in output
+    assert "docs checked" in output
+    assert "docs: passed (required)" in output
 
     assets = clone / "dist-assets"
     manifest = json.loads((assets / "manifest.json").read_text(encoding="utf-8"))

@@ -10,7 +10,9 @@ import pytest
 
 from ci.core.errors import DeployError, ExitCode, UsageError
 from ci.core.runner import ProcessRunner
+from ci.deploy.backend import StateBackend
 from ci.deploy.ledger import Ledger, LedgerCorruptError, canonical, digest
+from ci.deploy.store import LocalStore
 from ci.release import record
 from tests.conftest import git
 
@@ -96,16 +98,19 @@ def test_a_broken_manifest_names_the_fix(dist: Path) -> None:
 def test_the_anchor_is_the_verified_ledger_head(make_repo: Callable[..., Path]) -> None:
     repo = make_repo({"README.md": "x\n"})
     git(repo, "tag", "v1.0.0")
-    state = repo / ".ci-state"
-    build = partial(record.build, ProcessRunner(), repo, {}, tag="v1.0.0", dist=repo / "dist")
-    assert build(state=state).anchor is None
-    ledger = Ledger.in_state_dir(state)
+    backend = StateBackend(LocalStore(repo / ".ci-state"))
+    runner = ProcessRunner()
+    build = partial(
+        record.build, runner, repo, {}, tag="v1.0.0", dist=repo / "dist", ledger_head=backend.head
+    )
+    assert build().anchor is None
+    ledger = Ledger.in_state_dir(backend.store.root)
     for version in ("1.0.0", "1.0.1"):
         ledger.append(
             time="t", actor="a", action="deploy", env="staging", version=version, outcome="ok"
         )
     entries = ledger.verify()
-    assert build(state=state).anchor == entries[-1].hash
+    assert build().anchor == entries[-1].hash
     # a tampered ledger (an edited entry with its hash recomputed) never yields an anchor
     lines = ledger.path.read_text(encoding="utf-8").splitlines()
     forged = json.loads(lines[0])
@@ -113,7 +118,7 @@ def test_the_anchor_is_the_verified_ledger_head(make_repo: Callable[..., Path]) 
     forged["hash"] = digest({k: v for k, v in forged.items() if k != "hash"})
     ledger.path.write_text("\n".join([canonical(forged), lines[1]]) + "\n", encoding="utf-8")
     with pytest.raises(LedgerCorruptError, match="entry 2") as caught:
-        build(state=state)
+        build()
     assert caught.value.exit_code == ExitCode.PREFLIGHT
 
 

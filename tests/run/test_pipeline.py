@@ -111,3 +111,20 @@ def test_pipeline_exit_code(statuses: list[GateStatus], code: ExitCode) -> None:
         for i, s in enumerate(statuses)
     ]
     assert pipeline.pipeline_exit_code(outcomes) is code
+
+
+def test_failed_advisory_gates_are_named_under_the_summary() -> None:
+    from ci.core.config import Mode
+
+    rows = (
+        GateResult(
+            gate="lint", status=GateStatus.FAILED, mode=Mode.ADVISORY, summary="3 finding(s)"
+        ),
+        GateResult(gate="test", variant="3.12", status=GateStatus.PASSED, mode=Mode.ADVISORY),
+        GateResult(gate="audit", status=GateStatus.FAILED, summary="1 vulnerability"),
+    )
+    outcome = pipeline.SessionOutcome(session="all", returncode=1, duration_s=0.0, results=rows)
+    assert pipeline.advisory_notes([outcome]) == [
+        "advisory: lint failed (3 finding(s)): reported, not blocking; once fixed, make it "
+        "required in [tool.ci.gates.lint]"
+    ]

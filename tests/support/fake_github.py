@@ -1,8 +1,12 @@
-"""A small stateful stand-in for GitHub's release endpoints, served by pytest-httpserver.
+"""A small stateful stand-in for GitHub's release and deployment endpoints (pytest-httpserver).
 
 Drafts behave as on GitHub: the by-tag endpoint answers only for published releases, the
 list of releases (newest first, paged) holds drafts too, a draft's page is
 ``releases/tag/untagged-...`` until it is published.
+
+Deployments are listed newest first, filtered by ``environment``; a deployment's statuses
+too. The fake checks what a real server would refuse (a status state GitHub does not
+know, a deployment without a ref) and does not add ``inactive`` statuses by itself.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class FakeGitHub:
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     assets: dict[int, dict[str, Any]] = field(default_factory=dict)
     contents: dict[int, bytes] = field(default_factory=dict)
+    deployments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deployment_statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     next_id: Iterator[int] = field(default_factory=lambda: iter(range(1, 10_000)))
 
     def install(self) -> FakeGitHub:
@@ -142,7 +148,45 @@ class FakeGitHub:
             }
             self.contents[aid] = data
             return self._json(201, self._asset_doc(self.assets[aid]))
+        found = self._deployments(request, base)
+        if found is not None:
+            return found
         return self._json(404, {"message": f"no such endpoint: {method} {path}"})
+
+    def _deployments(self, request: Request, base: str) -> Response | None:
+        path, method = request.path, request.method
+        if path == f"{base}/deployments" and method == "POST":
+            payload = json.loads(request.get_data())
+            if not payload.get("ref"):
+                return self._json(422, {"message": "ref is missing"})
+            did = next(self.next_id)
+            self.deployments[did] = {"id": did, **payload}
+            self.deployment_statuses[did] = []
+            return self._json(201, self.deployments[did])
+        if path == f"{base}/deployments" and method == "GET":
+            env = request.args.get("environment")
+            found = [d for d in self.deployments.values() if env in {None, d["environment"]}]
+            return self._page(request, path, sorted(found, key=lambda d: -d["id"]))
+        m = re.fullmatch(f"{base}/deployments/(\\d+)/statuses", path)
+        if m is None or int(m.group(1)) not in self.deployments:
+            return None
+        did = int(m.group(1))
+        if method == "GET":
+            return self._page(request, path, self.deployment_statuses[did][::-1])
+        payload = json.loads(request.get_data())
+        known = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+        if payload.get("state") not in known:
+            return self._json(422, {"message": f"unknown state {payload.get('state')!r}"})
+        status = {"id": next(self.next_id), **payload}
+        self.deployment_statuses[did].append(status)
+        return self._json(201, status)
+
+    def deployment_history(self) -> list[tuple[str, str, list[str]]]:
+        """(environment, description, the states posted in order) of every deployment."""
+        return [
+            (d["environment"], d["description"], [s["state"] for s in self.deployment_statuses[i]])
+            for i, d in sorted(self.deployments.items())
+        ]
 
     def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> Response:
         page = int(request.args.get("page", "1"))

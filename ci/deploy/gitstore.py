@@ -1,0 +1,308 @@
+"""Deploy state on the project's git remote: the files of the store as commits on one ref.
+
+Every update fetches the ref, applies the change to a fresh copy of its files, commits the
+result on top of the commit it read and pushes it with ``--force-with-lease=<ref>:<that
+commit>``: the remote takes it only if the ref still points where it did (an exact
+compare-and-swap, done by the remote under its ref lock). When another writer won, the
+change is redone on the new state, a bounded number of times with jittered backoff.
+
+The ref is ``refs/noxgate/state``: outside ``refs/heads`` and ``refs/tags`` it is no branch
+or tag (no pull requests, no workflow runs, no branch protection), and neither the default
+fetch refspec nor ``actions/checkout`` fetches it, so clones never drag it along.
+
+Failures are never a silent fallback to local state: a remote that cannot be read is
+exit 6, a push the remote refuses is exit 3, each naming the remote and the fix.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import random
+import tempfile
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ci.core.errors import CIError, ConfigError, PreflightError, ToolError
+from ci.core.runner import Completed, Runner
+from ci.deploy.store import Change
+
+T = TypeVar("T")
+
+REF = "refs/noxgate/state"
+TRACKING = "refs/noxgate/remotes/{remote}/state"  # where this clone keeps what it fetched
+ATTEMPTS = 10
+MAX_BACKOFF_S = 2.0
+TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+IDENTITY = {"GIT_AUTHOR_EMAIL": "noxgate@localhost", "GIT_COMMITTER_EMAIL": "noxgate@localhost"}
+
+
+class RemoteUnreachableError(ToolError):
+    """The git remote could not be read (exit 6)."""
+
+
+class PushRefusedError(PreflightError):
+    """The git remote refused the push: no permission, a hook or a rule (exit 3)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pushed:
+    """How one push attempt ended."""
+
+    landed: bool  # the ref now points at our commit
+    stale: bool = False  # another writer moved the ref first: redo the change
+
+
+@dataclass(slots=True, kw_only=True)
+class GitStore:
+    """The state files as commits on ``refs/noxgate/state`` of the project's remote."""
+
+    runner: Runner
+    repo: Path  # the project's git repository: objects and the tracking ref live in it
+    remote: str = "origin"
+    lease: float = 300.0
+    env: Mapping[str, str] = field(default_factory=dict)
+    author: str = "noxgate"
+    attempts: int = ATTEMPTS
+    sleep: Callable[[float], None] = time.sleep
+    _git_dir: Path | None = field(default=None, init=False)
+    _url: str | None = field(default=None, init=False)
+
+    # ---- the Store interface -------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """The remote and the ref."""
+        return f"git remote {self.remote} ({self.url_shown()}) {REF}"
+
+    @property
+    def lease_s(self) -> float | None:
+        """How long a lock lasts unless its holder renews it."""
+        return self.lease
+
+    def shown(self, relative: str) -> str:
+        """``relative`` on the ref of the remote."""
+        return f"{relative} in {REF} of git remote {self.remote}"
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[Path]:
+        """A temporary folder holding the files of the remote's ref as it is now."""
+        base = self._fetch()
+        with tempfile.TemporaryDirectory(prefix="noxgate-state-") as tmp:
+            tree = Path(tmp) / "tree"
+            self._checkout(base, tree, Path(tmp) / "index")
+            yield tree
+
+    def update(self, change: Callable[[Path], Change[T]]) -> T:
+        """Apply ``change`` on the remote's current files and push it (compare-and-swap)."""
+        delay = 0.05
+        for attempt in range(1, self.attempts + 1):
+            base = self._fetch()
+            with tempfile.TemporaryDirectory(prefix="noxgate-state-") as tmp:
+                tree, index = Path(tmp) / "tree", Path(tmp) / "index"
+                self._checkout(base, tree, index)
+                done = change(tree)
+                if not done.changed:
+                    return done.result
+                commit = self._commit(tree, index, base, done.message or "update")
+            if commit is None:  # the change left the files as they were
+                return done.result
+            pushed = self._push(commit, base)
+            if pushed.landed:
+                self._git("update-ref", self._tracking(), commit)
+                return done.result
+            if attempt < self.attempts:
+                self.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
+                delay = min(delay * 2, MAX_BACKOFF_S)
+        msg = (
+            f"{REF} on git remote {self.remote} kept changing: {self.attempts} attempts to "
+            "update it lost to other writers; retry (many deploys or renewals at once?)"
+        )
+        raise ToolError(msg)
+
+    # ---- git ---------------------------------------------------------------------------
+
+    def url(self) -> str:
+        """The remote's URL (ConfigError naming the key when there is no such remote)."""
+        if self._url is None:
+            done = self._git("remote", "get-url", self.remote, check=False)
+            if not done:
+                msg = (
+                    f"[tool.ci.state] remote = {self.remote!r} is not a remote of the git "
+                    f"repository {self.repo}: add it (git remote add {self.remote} URL) or "
+                    "name another one"
+                )
+                raise ConfigError(msg)
+            self._url = done.stdout.strip()
+        return self._url
+
+    def url_shown(self) -> str:
+        """The remote's URL without any credentials in it."""
+        try:
+            raw = self.url()
+        except CIError:
+            return "?"
+        parts = urllib.parse.urlsplit(raw)
+        if parts.scheme and parts.hostname and (parts.username or parts.password):
+            host = parts.hostname + (f":{parts.port}" if parts.port else "")
+            return urllib.parse.urlunsplit(parts._replace(netloc=host))
+        return raw
+
+    def remote_head(self) -> str | None:
+        """The commit the remote's ref points at (None: the ref does not exist yet)."""
+        self.url()
+        done = self._git("ls-remote", "--exit-code", self.remote, REF, check=False, remote=True)
+        if done.returncode == 2:  # documented: no matching ref
+            return None
+        if not done:
+            raise RemoteUnreachableError(self._unreachable(done))
+        for line in done.stdout.splitlines():
+            sha, _, name = line.partition("\t")
+            if name.strip() == REF:
+                return sha.strip()
+        return None
+
+    def _fetch(self) -> str | None:
+        head = self.remote_head()
+        if head is None:
+            return None
+        have = self._git("cat-file", "-e", f"{head}^{{commit}}", check=False)
+        if not have:
+            done = self._git(
+                *("fetch", "--no-tags", "--quiet", "--no-write-fetch-head", self.remote),
+                f"+{REF}:{self._tracking()}",
+                check=False,
+                remote=True,
+            )
+            if not done:
+                raise RemoteUnreachableError(self._unreachable(done))
+            head = self._git("rev-parse", "--verify", "--quiet", self._tracking()).stdout.strip()
+        else:
+            self._git("update-ref", self._tracking(), head)  # keep it from garbage collection
+        return head
+
+    def _checkout(self, base: str | None, tree: Path, index: Path) -> None:
+        tree.mkdir(parents=True)
+        if base is None:
+            return
+        env = {"GIT_INDEX_FILE": str(index)}
+        self._git("read-tree", base, env=env)
+        self._git("checkout-index", "--all", "--force", f"--prefix={tree}/", env=env)
+
+    def _commit(self, tree: Path, index: Path, base: str | None, message: str) -> str | None:
+        env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(tree)}
+        self._git("-c", "core.autocrlf=false", "add", "--all", "--force", ".", env=env, cwd=tree)
+        written = self._git("write-tree", env=env).stdout.strip()
+        if base is not None:
+            before = self._git("rev-parse", f"{base}^{{tree}}").stdout.strip()
+            if before == written:
+                return None
+        parents = ("-p", base) if base is not None else ()
+        names = {"GIT_AUTHOR_NAME": self.author, "GIT_COMMITTER_NAME": self.author, **IDENTITY}
+        # A nonce: two writers making the same change in the same second must not make the
+        # same commit, or the second push would find the ref "up to date": one update lost.
+        nonce = f"update {uuid.uuid4()}"
+        argv = ("commit-tree", "--no-gpg-sign", written, *parents, "-m", message, "-m", nonce)
+        return self._git(*argv, env=names).stdout.strip()
+
+    def _push(self, commit: str, base: str | None) -> Pushed:
+        lease = f"--force-with-lease={REF}:{base or ''}"
+        done = self._git(
+            *("push", "--porcelain", "--no-verify", lease, self.remote, f"{commit}:{REF}"),
+            check=False,
+            remote=True,
+        )
+        if done:  # exit 0: every ref we named was updated
+            return Pushed(landed=True)
+        # Refused. If the ref moved meanwhile another writer won the race (stale info, or
+        # the remote's own ref lock lost to a concurrent push): redo the change on top of it.
+        # If it still points where we read it, the remote refused us: rights, hook or rule.
+        if self.remote_head() != base:
+            return Pushed(landed=False, stale=True)
+        raise PushRefusedError(self._refused(_push_problem(done)))
+
+    def _refused(self, why: str) -> str:
+        return (
+            f"git remote {self.remote} ({self.url_shown()}) refused the push to {REF}: {why}; "
+            "the deploy needs push access there (on GitHub Actions: `permissions: contents: "
+            "write` for the job and GITHUB_TOKEN in its environment); nothing was recorded"
+        )
+
+    def _unreachable(self, done: Completed) -> str:
+        return (
+            f"cannot read {REF} from git remote {self.remote} ({self.url_shown()}): "
+            f"{_last_line(done)}; check the network and `git remote get-url {self.remote}`, "
+            'or set [tool.ci.state] backend = "local" to keep state on this machine only'
+        )
+
+    def _tracking(self) -> str:
+        return TRACKING.format(remote=self.remote)
+
+    def _git(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        check: bool = True,
+        remote: bool = False,
+    ) -> Completed:
+        extra = {"GIT_DIR": str(self.git_dir()), "GIT_TERMINAL_PROMPT": "0", **(env or {})}
+        if remote:
+            extra.update(self._auth())
+        done = self.runner.run(["git", *args], cwd=cwd or self.repo, env=extra, timeout=120)
+        if check and not done:
+            msg = f"git {args[0]} failed in {self.repo}: {_last_line(done)}"
+            raise ToolError(msg)
+        return done
+
+    def git_dir(self) -> Path:
+        """The repository's git folder (worktrees included); ConfigError outside a repository."""
+        if self._git_dir is None:
+            done = self.runner.run(
+                ["git", "rev-parse", "--absolute-git-dir"], cwd=self.repo, timeout=60
+            )
+            if not done:
+                msg = (
+                    f'[tool.ci.state] backend = "git" needs a git repository, and {self.repo} '
+                    "is not in one: clone the project, or use the local backend"
+                )
+                raise ConfigError(msg)
+            self._git_dir = Path(done.stdout.strip())
+        return self._git_dir
+
+    def _auth(self) -> dict[str, str]:
+        """An HTTP auth header for a GitHub remote, from GITHUB_TOKEN or GH_TOKEN.
+
+        Passed as ``GIT_CONFIG_*`` variables (never on the command line, never written to
+        .git/config), the way actions/checkout sets its header.
+        """
+        token = next((self.env[v] for v in TOKEN_VARS if self.env.get(v)), "")
+        server = (self.env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
+        if not token or not self.url().startswith(f"{server}/"):
+            return {}
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        count = int(self.env.get("GIT_CONFIG_COUNT", "0") or 0)
+        return {
+            "GIT_CONFIG_COUNT": str(count + 1),
+            f"GIT_CONFIG_KEY_{count}": f"http.{server}/.extraheader",
+            f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
+        }
+
+
+def _push_problem(done: Completed) -> str:
+    """The remote's reason from ``push --porcelain`` (``[remote rejected] (why)``), or git's."""
+    for line in done.stdout.splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!" and rest.partition("\t")[0].endswith(f":{REF}"):
+            return rest.partition("\t")[2].strip()
+    return _last_line(done)
+
+
+def _last_line(done: Completed) -> str:
+    lines = (done.stderr + done.stdout).strip().splitlines()
+    return lines[-1].strip() if lines else f"exit status {done.returncode}"
