@@ -480,7 +480,7 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
         if rel in theirs or name in their_names:
             dest = f"{WORKFLOWS}/noxgate-{rel.rsplit('/', 1)[-1]}"
             if name:
-                body = re.sub(r"(?m)^name:\s*.*$", f"name: noxgate-{name}", text, count=1)
+                body = re.sub(r"(?m)^name:\s*.*$", f"name: noxgate-{name}", body, count=1)
         out[dest] = f"{WORKFLOW_HEADER}\n{body}"
     return out
 

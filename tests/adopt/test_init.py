@@ -475,10 +475,18 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
 
 def test_the_workflows_tag_filters_follow_the_projects_tags(target: Path) -> None:
     """A project that tags 1.2.3 gets a release workflow that a push of 1.2.3 triggers."""
+    own = target / ".github/workflows/ci.yml"  # the project's own: ours becomes noxgate-ci.yml
+    own.parent.mkdir(parents=True)
+    own.write_text("name: ci\non: push\njobs: {}\n", encoding="utf-8")
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "own ci")
     git(target, "tag", "1.0")
     assert adopt(target) == 0  # as a dependency; --vendor writes the same workflows
     release = (target / ".github/workflows/release.yml").read_text()
     assert 'tags: ["[0-9]*"]' in release
+    renamed = (target / ".github/workflows/noxgate-ci.yml").read_text()
+    assert "name: noxgate-ci\n" in renamed
+    assert 'tags: ["[0-9]*"]' in renamed
     assert '--version "${GITHUB_REF_NAME#}"' in release
     workflows = workflow_files.load_all(target)
     for tag, runs in (("1.1.0", True), ("26.4", True), ("v1.1.0", False), ("latest", False)):
