@@ -547,6 +547,8 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
     dev = data["dependency-groups"]["dev"]
     assert f"noxgate>={__version__}" in dev
     assert "uv" not in data["tool"]  # the package index: no source entry
+    # the files init writes whole are its to manage, like generated code: not the project's lint
+    assert data["tool"]["ruff"]["extend-exclude"] == ["noxfile.py", "tasks.py"]
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["version"] == __version__
     assert state["files"]["noxfile.py"] == thin.NOXFILE
@@ -598,6 +600,8 @@ def test_an_own_noxfile_keeps_its_sessions(make_repo: Callable[..., Path]) -> No
     assert text.startswith(own)
     assert "_noxgate_sessions.declare(" in text
     assert "noqa" not in text
+    excluded = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert excluded["extend-exclude"] == ["tasks.py"]  # the project's own noxfile stays linted
 
 
 def test_a_tasks_package_gets_the_tasks_as_a_submodule(make_repo: Callable[..., Path]) -> None:
