@@ -248,6 +248,7 @@ class GitStore:
         raise PushRefusedError(self._refused(_push_problem(done)))
 
     def _refused(self, why: str) -> str:
+        self._url = None  # name the URL git used just now
         return (
             f"git remote {self.remote} ({self.url_shown()}) refused the push to {REF}: {why}; "
             "the deploy needs push access there (on GitHub Actions: `permissions: contents: "
@@ -255,6 +256,7 @@ class GitStore:
         )
 
     def _unreachable(self, done: Completed) -> str:
+        self._url = None  # name the URL git used just now
         return (
             f"cannot read {REF} from git remote {self.remote} ({self.url_shown()}): "
             f"{_last_line(done)}; check the network and `git remote get-url {self.remote}`, "
