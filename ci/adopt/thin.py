@@ -59,12 +59,9 @@ sessions.declare(Path(__file__).parent)
 NOXFILE_BLOCK = f"""\
 {BLOCK_START}
 # the gate sessions this noxfile does not declare itself (lint, test-3.12,
-# security, package, workflows), from the installed noxgate; see `nox -l`
-import pathlib as _noxgate_pathlib  # noqa: E402
-
-from ci.gates import sessions as _noxgate_sessions  # noqa: E402
-
-_noxgate_sessions.declare(_noxgate_pathlib.Path(__file__).parent)
+# security, package, workflows) from the installed noxgate; see `nox -l`
+_noxgate_sessions = __import__("ci.gates.sessions", fromlist=["declare"])
+_noxgate_sessions.declare(__import__("pathlib").Path(__file__).parent)
 {BLOCK_END}
 """
 
@@ -196,16 +193,35 @@ def tasks_module(current: str | None) -> str:
     block = (
         f"{BLOCK_START}\n"
         "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
-        f"{_import('ci.run.tasks', names)}"
-        f"{BLOCK_END}\n"
+        + _bind(_TASKS_MODULE, names)
+        + f"{BLOCK_END}\n"
     )
     return with_block(current, block) if names else current
 
 
-def _import(module: str, names: Sequence[str]) -> str:
-    """``from MODULE import (...)``, one name a line (fits any line length), lint-quiet."""
-    lines = "".join(f"    {name},\n" for name in names)
-    return f"from {module} import (  # noqa: E402, F401\n{lines})\n"
+_MODULE = "_noxgate_tasks"
+_TASKS_MODULE = '"ci.run.tasks"'
+_SUBMODULE = 'f"{__name__}.noxgate"'  # tasks/noxgate.py, from tasks/__init__.py
+
+
+def _bind(module: str, names: Sequence[str]) -> str:
+    """Bind ``names`` of ``module`` (an expression) here, with no import statement.
+
+    An import below the project's code trips E402 or, where that is off, an unused
+    ``noqa`` (RUF100) depending on the ruff version: ``__import__`` trips neither.
+    """
+    items = "".join(f'            "{name}",\n' for name in names)
+    return (
+        f'{_MODULE} = __import__({module}, fromlist=["__all__"])\n'
+        "globals().update(\n"
+        "    {\n"
+        f"        name: getattr({_MODULE}, name)\n"
+        "        for name in (\n"
+        f"{items}"
+        "        )\n"
+        "    }\n"
+        ")\n"
+    )
 
 
 def without_block(text: str) -> str:
@@ -224,21 +240,19 @@ def tasks_package_init(current: str) -> str:
     if namespace:
         var = namespace[1]
         body = (
-            "from . import noxgate as _noxgate  # noqa: E402\n"
-            "\n"
             "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
-            "for _name in _noxgate.__all__:\n"
+            f'{_MODULE} = __import__({_SUBMODULE}, fromlist=["__all__"])\n'
+            f"for _name in {_MODULE}.__all__:\n"
             f"    if _name not in {var}.tasks:\n"
-            f"        {var}.add_task(getattr(_noxgate, _name))\n"
+            f"        {var}.add_task(getattr({_MODULE}, _name))\n"
         )
     else:
         mine = task_names_defined(own)
         names = [n for n in TASK_NAMES if n not in mine]
         if not names:
             return current
-        body = (
-            "# noxgate's maintainer tasks beside yours (yours win a name clash)\n"
-            f"{_import('.noxgate', names)}"
+        body = "# noxgate's maintainer tasks beside yours (yours win a name clash)\n" + _bind(
+            _SUBMODULE, names
         )
     return with_block(current, f"{BLOCK_START}\n{body}{BLOCK_END}\n")
 

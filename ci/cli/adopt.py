@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ci.cli.app import App
 from ci.core.errors import ExitCode, ToolError
 from ci.release import version
+
+if TYPE_CHECKING:
+    from ci.adopt.init import Plan
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,7 +113,24 @@ def _init(args: argparse.Namespace, app: App) -> int:
     if not args.vendor and not args.no_run and plan.adopted is None:
         _day_one(root, app, plan.project.pythons[0])
     print("next: review with `git diff`, commit, then run `uv run invoke ci`")
+    if not args.vendor and plan.adopted is None:
+        badges = [
+            f"[![{name}](../../actions/workflows/{name}.yml/badge.svg)]"
+            f"(../../actions/workflows/{name}.yml)"
+            for name in _workflow_names(plan)
+        ]
+        if badges:
+            print(f"badges for your README: {' '.join(badges)}")
     return ExitCode.OK
+
+
+def _workflow_names(plan: Plan) -> list[str]:
+    """The workflows ``init`` created, by file stem (what a badge links to)."""
+    return [
+        c.path.rsplit("/", 1)[-1].removesuffix(".yml")
+        for c in plan.changes
+        if c.path.startswith(".github/workflows/") and c.old is None
+    ]
 
 
 def _day_one(root: Path, app: App, python: str) -> None:

@@ -1,4 +1,4 @@
-"""``preflight``, ``gate`` and ``pipeline``: the checks, one gate, and the main job."""
+"""``preflight``, ``gates``, ``gate``, ``pipeline``: checks, the gates, one gate, the main job."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 from ci.cli.app import App
+from ci.core.config import Config
 from ci.core.errors import ExitCode
 from ci.gates import cache, registry
 from ci.gates.cache import GateCache
@@ -33,6 +34,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="also check what a release needs: clean tree, version tag, required secrets",
     )
     p.set_defaults(handler=_preflight)
+
+    p = sub.add_parser(
+        "gates",
+        help="list the project's gates: built-in and declared, their sessions, groups, contexts",
+        description=(
+            "Lists every gate of the project, from the gate registry: the built-in ones and "
+            "those declared in [tool.ci.gates.NAME] with a command. For each: its nox session, "
+            "the dependency group the session syncs, its mode, whether its result is cached, "
+            "its commit status context and what it checks. --markdown prints the table the "
+            "README carries."
+        ),
+    )
+    p.add_argument("--markdown", action="store_true", help="a Markdown table (the README's)")
+    p.set_defaults(handler=_gates)
 
     p = sub.add_parser(
         "gate",
@@ -126,6 +141,49 @@ def gate_args(args: Sequence[str]) -> tuple[bool, list[str]]:
     ``--`` only separates.
     """
     return "--no-cache" in args, [a for a in args if a not in {"--", "--no-cache"}]
+
+
+def _gates(args: argparse.Namespace, app: App) -> int:
+    rows = gate_rows(app.config)
+    if args.markdown:
+        print(markdown_table(rows))
+        return ExitCode.OK
+    widths = [max(len(row[i]) for row in rows) for i in range(len(GATE_COLUMNS) - 1)]
+    for row in rows:
+        padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+        print("  ".join([*padded, row[-1]]))
+    return ExitCode.OK
+
+
+GATE_COLUMNS = ("gate", "session", "group", "mode", "cached", "status", "what it checks")
+
+
+def gate_rows(config: Config) -> list[tuple[str, ...]]:
+    """One row per gate (header first): the registry as ``python -m ci gates`` shows it."""
+    rows: list[tuple[str, ...]] = [GATE_COLUMNS]
+    for gate in registry.gates(config):
+        rows.append(
+            (
+                gate.name,
+                gate.session + ("-<python>" if gate.parametrized else ""),
+                gate.group or "-",
+                config.gate(gate.name).mode.value,
+                "yes" if gate.inputs is not None else "no",
+                gate.context(config),
+                gate.doc,
+            )
+        )
+    return rows
+
+
+def markdown_table(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` (header first) as a Markdown table, names in code spans."""
+    header, *body = rows
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in body:
+        cells = [f"`{c}`" if i in {0, 1, 2, 5} and c != "-" else c for i, c in enumerate(row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _gate(args: argparse.Namespace, app: App) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from ci.cli.app import App
+from ci.cli.core import gate_rows, markdown_table
 from ci.cli.main import main
 from ci.core import config
 from ci.core.config import GATE_OPTIONS, GateConfig
@@ -15,8 +17,9 @@ from ci.core.errors import ConfigError, ExitCode, UsageError
 from ci.core.gate import GateStatus, context
 from ci.core.runner import ProcessRunner
 from ci.gates import registry
-from ci.run import pipeline
+from ci.run import pipeline, tasks
 from ci.testing.fakes import FixedClock
+from tests.conftest import ROOT
 
 PY = sys.executable
 DOCS = f"""
@@ -176,3 +179,30 @@ def test_run_gate_runs_a_declared_gate(tmp_path: Path) -> None:
     assert result.status is GateStatus.PASSED
     assert result.gate == "docs" and result.variant == ""
     assert (tmp_path / "reports" / "docs.json").is_file()
+
+
+# --- the README's tables follow the registry ------------------------------------------------
+
+README = ROOT / "README.md"
+
+
+def test_readme_gate_table_is_the_registrys() -> None:
+    text = README.read_text(encoding="utf-8")
+    start = text.index("<!-- gates:start")
+    table = text[text.index("\n", start) + 1 : text.index("<!-- gates:end -->")].strip()
+    expected = markdown_table(gate_rows(config.load(cwd=ROOT)))
+    assert table == expected, "README's gate table is stale: paste `python -m ci gates --markdown`"
+
+
+def test_readme_sessions_and_tasks_are_the_real_ones() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Sessions and tasks") :]
+    section = section[: section.index("\n## ")]
+    named = set(re.findall(r"`nox -s ([\w-]+)`", section))
+    sessions = {s.name for s in registry.sessions(config.load(cwd=ROOT))}
+    parametrized = {s.name for s in registry.sessions(config.load(cwd=ROOT)) if s.parametrized}
+    assert {n.rsplit("-", 1)[0] if n[-1].isdigit() else n for n in named} == sessions
+    assert all(f"`nox -s {name}-3." in section for name in parametrized)
+    invoked = set(re.findall(r"`uv run invoke (\w+)", section))
+    invoked |= set(re.findall(r" / `(\w+) --", section))
+    assert invoked == set(tasks.__all__)

@@ -247,7 +247,10 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     text = thin_py.read_text()
     anchor = "sessions.declare(Path(__file__).parent)\n'''"
     assert anchor in text
-    thin_py.write_text(text.replace(anchor, f"{NEWER_LINE}\n{anchor}", 1))
+    text = text.replace(anchor, f"{NEWER_LINE}\n{anchor}", 1)
+    block = '_noxgate_sessions.declare(__import__("pathlib").Path(__file__).parent)\n'
+    assert block in text  # the block a project's own noxfile gets changes too
+    thin_py.write_text(text.replace(block, f"{block}{NEWER_LINE}\n", 1))
     return {"current": current, "newer": build_wheel(newer, work / "wheels-newer")}
 
 
