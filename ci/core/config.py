@@ -56,6 +56,7 @@ class GateConfig:
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    ignore_pinned_commits: bool = True  # secrets: commit ids in uses: o/r@SHA, rev: SHA
     env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
     # a gate the project declares: the command its session runs, and what it depends on
     command: tuple[str, ...] = ()
@@ -295,7 +296,15 @@ def _packages(v: _Validator, packages: tuple[str, ...]) -> tuple[str, ...]:
 
 GATE_POLICY = frozenset({"mode", "budget_s", "budget_blocks", "env"})  # every gate's
 GATE_OPTIONS = frozenset(
-    {"coverage_min", "coverage_drop_max", "secondary_args", "mypy", "fail_on", "unknown_severity"}
+    {
+        "coverage_min",
+        "coverage_drop_max",
+        "secondary_args",
+        "mypy",
+        "fail_on",
+        "unknown_severity",
+        "ignore_pinned_commits",
+    }
 )  # built-in gates' own keys
 GATE_DECLARATION = frozenset({"command", "group", "inputs", "pythons"})  # declared gates'
 
@@ -323,6 +332,9 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
+            ),
+            ignore_pinned_commits=v.boolean(
+                sub, where, "ignore_pinned_commits", defaults.ignore_pinned_commits
             ),
             command=v.str_list(sub, where, "command", ()),
             group=v.opt_string(sub, where, "group"),

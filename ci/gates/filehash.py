@@ -89,7 +89,8 @@ EXCLUDED_NAMES = frozenset(
 )
 EXCLUDED_SUFFIXES = (".egg-info",)
 # ... these at the top of the project only (a package may have a subfolder named build) ...
-EXCLUDED_TOP = frozenset({"dist", "build"})
+# (dist-assets/ is where the package gate keeps everything that is not a distribution)
+EXCLUDED_TOP = frozenset({"dist", "dist-assets", "build"})
 # ... and any folder holding this file: a virtual environment, whatever its name.
 VENV_MARKER = "pyvenv.cfg"
 

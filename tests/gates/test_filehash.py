@@ -183,3 +183,10 @@ def test_walk_sorts_symlinks_into_kept_and_leaving(tmp_path: Path) -> None:
     tree = filehash.walk_tree(root)
     assert tree.links == {"inside": str(root / "real"), "dangling": str(root / "nowhere")}
     assert tree.escapes == ("away", "tool")
+
+
+def test_package_outputs_are_left_out_at_the_top(tmp_path: Path) -> None:
+    for rel in ("dist-assets/builds/0001/manifest.json", "docs/dist-assets/real.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    assert list(filehash.walk_tree(tmp_path).files) == ["docs/dist-assets/real.md"]

@@ -140,8 +140,15 @@ def coverage_of(root: Path, gate: str, env: dict[str, str]) -> Coverage:
         keyed=keyed,
         keyed_folders=[f for f in folders if f],
         allowed=allowed + path_dirs,
-        outputs=[config.reports_dir, "dist", "build"],
+        outputs=[config.reports_dir, "dist", "dist-assets", "build"],
     )
+
+
+def keys(root: Path, env: dict[str, str]) -> dict[str, str | None]:
+    """Every built-in gate's key in ``root`` now."""
+    config = load(cwd=root)
+    store = cache.GateCache(config, ProcessRunner(), SystemClock(), env)
+    return {gate: store.key(gate, config.default_python) for gate in GATES}
 
 
 def _pth_folders(prefix: Path) -> list[str]:
@@ -175,7 +182,9 @@ def test_every_read_is_in_the_key(sample: Path, gate: str, tmp_path: Path) -> No
     env = {**os.environ, "CI_ADVISORY_DB": str(ADVISORIES)}
     out = tmp_path / "trace.txt"
     argv = [sys.executable, "-m", "ci", "gate", "--no-cache", gate]
+    before = keys(sample, env)
     code = traced(argv, cwd=sample, env=env, out=out)
+    assert keys(sample, env) == before  # no gate writes into any gate's key
     assert code == 0, out.read_text(errors="replace")[-3000:]
     found = accesses(out)
     assert any(a.path.startswith(str(sample)) for a in found)  # the trace saw the project

@@ -15,6 +15,7 @@ import pytest
 
 from ci.cli.app import App
 from ci.cli.main import main
+from ci.release import package
 from tests.support.gate_project import write, write_gate_project
 from tests.support.sample_project import git
 
@@ -244,7 +245,7 @@ def test_untracked_file_committed_later(project: Path) -> None:
 
 
 def build_info(project: Path) -> dict[str, object]:
-    manifest = json.loads((project / "dist" / "manifest.json").read_text())
+    manifest = json.loads((package.assets_dir(project / "dist") / "manifest.json").read_text())
     return dict(manifest["build"])
 
 
