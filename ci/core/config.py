@@ -11,7 +11,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -657,3 +657,16 @@ def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
         return True
     msg = f"environment variable {name}={raw!r} is not a boolean; use 1 or 0"
     raise ConfigError(msg)
+
+
+def missing_secrets(names: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """The names among ``names`` that are unset or empty in ``env`` (order kept, no repeats)."""
+    return [n for n in dict.fromkeys(names) if not env.get(n)]
+
+
+def missing_secret_message(name: str, workflow: str = "release.yml") -> str:
+    """The actionable line for a missing secret."""
+    return (
+        f"{name} is not set: add it as a repository secret and map it in {workflow}; "
+        "locally, export it"
+    )

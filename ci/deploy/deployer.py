@@ -20,7 +20,13 @@ from typing import Any, Protocol
 from packaging.version import InvalidVersion, Version
 
 from ci.core.clock import Clock
-from ci.core.config import Config, Environment, state_dir
+from ci.core.config import (
+    Config,
+    Environment,
+    missing_secret_message,
+    missing_secrets,
+    state_dir,
+)
 from ci.core.errors import (
     CIError,
     DeployError,
@@ -39,7 +45,6 @@ from ci.deploy.backend import NewEntry, StateBackend, open_backend
 from ci.deploy.ledger import Entry
 from ci.deploy.state import EnvState
 from ci.deploy.steps import same_version
-from ci.run.preflight import missing_secret_message, missing_secrets
 from ci.testing import faults
 
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
