@@ -18,7 +18,6 @@ from typing import Any
 
 from ci.core.config import Waiver
 from ci.core.errors import ToolError, UsageError
-from ci.core.files import atomic_write_text
 from ci.core.gate import (
     Finding,
     Gate,
@@ -796,11 +795,9 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     with faults.secret_paths(ctx.reports / "faults", ctx.env) as planted:
         report = scan(replace(options, extra_files=tuple(planted)), ctx.runner)
     print(render_text(report), end="")
-    artifacts = []
-    for fmt, suffix in (("sarif", "sarif"), ("markdown", "md")):
-        path = ctx.reports / f"secrets.{suffix}"
-        atomic_write_text(path, render(report, fmt))
-        artifacts.append(_relative(path, ctx.root) or str(path))
+    artifacts = ctx.write_reports(
+        {"secrets.sarif": render(report, "sarif"), "secrets.md": render(report, "markdown")}
+    )
     return gate_result(report, artifacts)
 
 
