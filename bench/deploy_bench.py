@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ci.deploy import lock
 from ci.deploy.ledger import GENESIS, Entry, Ledger, seal
+from ci.deploy.store import LocalStore
 
 ENTRIES = 10_000
 APPENDS = 500
@@ -88,13 +89,13 @@ def bench_cli_verify(folder: Path) -> list[float]:
 
 
 def bench_lock(folder: Path) -> list[float]:
-    path = lock.lock_path(folder, "staging")
+    store = LocalStore(folder)
     times = []
     for _ in range(LOCK_RUNS):
         info = lock.new_info(env="staging", operation="deploy", version="1.0.0", created="now")
         start = time.perf_counter()
-        held = lock.acquire(path, info)
-        lock.release(held)
+        held = lock.acquire(store, info)
+        lock.release(store, held)
         times.append(time.perf_counter() - start)
     return times
 

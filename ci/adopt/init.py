@@ -320,7 +320,14 @@ def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner)
     old_state = target.existing.get(thin.STATE_FILE)
     files.append(_thin_change(thin.STATE_FILE, old_state, new_state.to_json()))
     requirement = f"noxgate>={bundle.version}"
-    dependency = pyproject_edit.Dependency(requirement=requirement, source=source)
+    whole = tuple(
+        rel
+        for rel in ("noxfile.py", "tasks.py", TASKS_SUBMODULE)
+        if (text := recorded.get(rel)) is not None and thin.BLOCK_START not in text
+    )
+    dependency = pyproject_edit.Dependency(
+        requirement=requirement, source=source, lint_exclude=whole
+    )
     files += _project_edits(target, project, notes, dependency=dependency)
     notes += _dependabot_notes(target, recorded)
     return Plan(
@@ -480,7 +487,7 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
         if rel in theirs or name in their_names:
             dest = f"{WORKFLOWS}/noxgate-{rel.rsplit('/', 1)[-1]}"
             if name:
-                body = re.sub(r"(?m)^name:\s*.*$", f"name: noxgate-{name}", text, count=1)
+                body = re.sub(r"(?m)^name:\s*.*$", f"name: noxgate-{name}", body, count=1)
         out[dest] = f"{WORKFLOW_HEADER}\n{body}"
     return out
 
@@ -528,9 +535,11 @@ def _project_edits(
     where = Path(target.where) / "pyproject.toml"
     config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad
     changes = [_change("pyproject.toml", old_pyproject, new_pyproject)]
-    if target.ruff_toml is not None and dependency is None:
+    if target.ruff_toml is not None and (dependency is None or dependency.lint_exclude):
         old = target.existing[target.ruff_toml]
-        changes.append(_change(target.ruff_toml, old, pyproject_edit.edit_ruff_toml(old)))
+        entries = dependency.lint_exclude if dependency else pyproject_edit.LINT_EXCLUDE
+        new = pyproject_edit.edit_ruff_toml(old, entries)
+        changes.append(_change(target.ruff_toml, old, new))
     old_ignore = target.existing.get(".gitignore")
     ignore = pyproject_edit.gitignore(old_ignore, vendor=dependency is None)
     changes.append(_change(".gitignore", old_ignore, ignore))

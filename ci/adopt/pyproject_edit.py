@@ -57,6 +57,9 @@ class Dependency:
 
     requirement: str  # "noxgate>=0.1.0"
     source: Source
+    # the thin files init writes whole (managed by `init --upgrade`, like generated code):
+    # kept out of the project's ruff, whose import-sorting rules they cannot all satisfy
+    lint_exclude: tuple[str, ...] = ()
 
 
 def edit_pyproject(
@@ -81,6 +84,9 @@ def edit_pyproject(
     if dependency is not None:
         add_source(doc, dependency.source)
         pin_setuptools_discovery(doc, project, setup_texts, notes, modules=modules)
+        if ruff_here and dependency.lint_exclude:
+            ruff = _ensure(_ensure(doc, "tool"), "ruff", super_table=False)
+            exclude_from_ruff(ruff, dependency.lint_exclude)
         return space_new_tables(text, tomlkit.dumps(doc))
     if ruff_here:
         exclude_from_ruff(_ensure(_ensure(doc, "tool"), "ruff", super_table=False))
@@ -88,10 +94,10 @@ def edit_pyproject(
     return space_new_tables(text, tomlkit.dumps(doc))
 
 
-def edit_ruff_toml(text: str) -> str:
+def edit_ruff_toml(text: str, entries: Sequence[str] = LINT_EXCLUDE) -> str:
     """A ruff.toml with the bundle's files added to ``extend-exclude``."""
     doc = tomlkit.parse(text)
-    exclude_from_ruff(doc)
+    exclude_from_ruff(doc, entries)
     return tomlkit.dumps(doc)
 
 
@@ -339,17 +345,17 @@ def _entry_key(entry: object) -> str:
         return str(entry)
 
 
-def exclude_from_ruff(table: TomlTable) -> None:
+def exclude_from_ruff(table: TomlTable, entries: Sequence[str] = LINT_EXCLUDE) -> None:
     """Keep the bundle's files out of the target's ruff (its findings are its own)."""
     current = table.get("extend-exclude")
     if current is None:
-        table["extend-exclude"] = _array(LINT_EXCLUDE)
+        table["extend-exclude"] = _array(entries)
         return
     if not isinstance(current, Array):
         msg = "ruff config: extend-exclude is not a list; fix it by hand first"
         raise UsageError(msg)
     present = {str(item).strip("/") for item in current}
-    for item in LINT_EXCLUDE:
+    for item in entries:
         if item not in present:
             current.append(item)
 

@@ -223,7 +223,7 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
         return ExitCode.OK
     store = GateCache(app.config, app.runner, app.clock, app.env)
     if use_cache:
-        checks, reused = store.preflight()
+        checks, reused = preflight.gather_cached(store)
     else:
         checks, reused = preflight.gather(app.config, app.runner), False
     print(preflight.render(checks))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -103,6 +104,9 @@ def main(argv: Sequence[str] | None = None, app: App | None = None) -> int:
         return int(ExitCode.USAGE)
     except Exception as exc:  # the last resort: one line, never a traceback
         return _crashed(exc, app)
+    finally:
+        with contextlib.suppress(OSError, ValueError):  # a reader gone, a stream closed
+            redact.drain()  # text held back in case a secret went on in it
     return code
 
 

@@ -11,7 +11,7 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class GateConfig:
     mypy: bool = False
     fail_on: str = "high"
     unknown_severity: str = "high"
+    ignore_pinned_commits: bool = True  # secrets: commit ids in uses: o/r@SHA, rev: SHA
     env: tuple[str, ...] = ()  # env vars (names or fnmatch patterns) the gate may see: keyed
     # a gate the project declares: the command its session runs, and what it depends on
     command: tuple[str, ...] = ()
@@ -308,6 +309,7 @@ GATE_OPTIONS = frozenset(
         "mypy",
         "fail_on",
         "unknown_severity",
+        "ignore_pinned_commits",
     }
 )  # built-in gates' own keys
 GATE_DECLARATION = frozenset({"command", "group", "inputs", "pythons"})  # declared gates'
@@ -339,6 +341,9 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(
                 sub, where, "unknown_severity", SEVERITIES, defaults.unknown_severity
+            ),
+            ignore_pinned_commits=v.boolean(
+                sub, where, "ignore_pinned_commits", defaults.ignore_pinned_commits
             ),
             command=v.str_list(sub, where, "command", ()),
             group=v.opt_string(sub, where, "group"),
@@ -672,3 +677,16 @@ def env_flag(name: str, env: Mapping[str, str] | None = None) -> bool:
         return True
     msg = f"environment variable {name}={raw!r} is not a boolean; use 1 or 0"
     raise ConfigError(msg)
+
+
+def missing_secrets(names: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """The names among ``names`` that are unset or empty in ``env`` (order kept, no repeats)."""
+    return [n for n in dict.fromkeys(names) if not env.get(n)]
+
+
+def missing_secret_message(name: str, workflow: str = "release.yml") -> str:
+    """The actionable line for a missing secret."""
+    return (
+        f"{name} is not set: add it as a repository secret and map it in {workflow}; "
+        "locally, export it"
+    )

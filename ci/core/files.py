@@ -112,3 +112,20 @@ def path_problem(exc: OSError) -> str | None:
     if problem is None:
         return None
     return f"{path} {problem}; fix or move it aside and rerun"
+
+
+def mask_file(path: Path) -> bool:
+    """Mask a file a tool wrote (junit, coverage XML) in place, atomically; True if it changed.
+
+    Bytes that are not UTF-8 are kept as they are; a missing file is left missing.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False
+    text = data.decode("utf-8", "surrogateescape")
+    masked = redact(text)
+    if masked == text:
+        return False
+    atomic_write_bytes(path, masked.encode("utf-8", "surrogateescape"))
+    return True

@@ -17,6 +17,7 @@ from typing import Any
 
 from ci.core.clock import Clock
 from ci.core.config import Config, GateConfig, Mode, Waiver
+from ci.core.files import atomic_write_text
 from ci.core.runner import Runner
 
 
@@ -156,6 +157,17 @@ class GateContext:
     def reports(self) -> Path:
         """The reports folder (created on demand by writers)."""
         return self.config.reports_path()
+
+    def write_reports(self, texts: Mapping[str, str]) -> list[str]:
+        """Write each ``{file name: text}`` into the reports folder; their project paths."""
+        written = []
+        for name, text in texts.items():
+            path = self.reports / name
+            atomic_write_text(path, text)
+            resolved = path.resolve()
+            inside = resolved.is_relative_to(self.root)
+            written.append(resolved.relative_to(self.root).as_posix() if inside else str(path))
+        return written
 
 
 def apply_policy(result: GateResult, policy: GateConfig) -> GateResult:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ci.core.errors import ToolError
-from ci.core.redact import redact
+from ci.core.redact import RedactingStream, redact
 
 OnStart = Callable[[int], None]
 GRACE_S = 5.0  # how long an ended process group gets between SIGTERM and SIGKILL
@@ -236,8 +236,9 @@ def _run_piped(
             for line in proc.stdout:
                 lines.append(line)
                 if echo:
-                    sys.stdout.write(redact(line))
-                    sys.stdout.flush()
+                    out = sys.stdout  # the redacting stream masks a value split over lines too
+                    out.write(line if isinstance(out, RedactingStream) else redact(line))
+                    out.flush()
             code = proc.wait()
         except BaseException:
             # Interrupted, terminated or failed while it runs: nothing of it may outlive us.

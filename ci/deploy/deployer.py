@@ -20,7 +20,13 @@ from typing import Any, Protocol
 from packaging.version import InvalidVersion, Version
 
 from ci.core.clock import Clock
-from ci.core.config import Config, Environment, state_dir
+from ci.core.config import (
+    Config,
+    Environment,
+    missing_secret_message,
+    missing_secrets,
+    state_dir,
+)
 from ci.core.errors import (
     CIError,
     DeployError,
@@ -39,7 +45,6 @@ from ci.deploy.backend import NewEntry, StateBackend, open_backend
 from ci.deploy.ledger import Entry
 from ci.deploy.state import EnvState
 from ci.deploy.steps import same_version
-from ci.run.preflight import missing_secret_message, missing_secrets
 from ci.testing import faults
 
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -411,6 +416,22 @@ class Deployer:
         )
         return self.backend.acquire(info, wait_s=wait_s)
 
+    def release(self, acquired: lock.Acquired) -> None:
+        """Give the lock back; when that fails, say so without hiding how the operation ended."""
+        try:
+            self.backend.release(acquired)
+        except CIError as exc:
+            lease_s = self.backend.store.lease_s
+            after = (
+                f"its lease runs out by itself within {lease_s:g} s"
+                if lease_s is not None
+                else "remove it with `python -m ci unlock --lock-id`"
+            )
+            self.out(
+                f"warning: the lock of {acquired.lock.env} (id {acquired.lock.id}) was not "
+                f"released ({exc}); {after}"
+            )
+
     def record_recoveries(self, state: EnvState, acquired: lock.Acquired) -> EnvState:
         """Write each dead holder this process recovered the lock from to the ledger."""
         for dead in acquired.recovered:
@@ -475,7 +496,7 @@ class Deployer:
                 return self._deploy_held(environment, version, approval, holding)
         finally:
             with held_off():
-                self.backend.release(acquired)
+                self.release(acquired)
 
     def _deploy_held(
         self,
@@ -669,7 +690,7 @@ class Deployer:
                 )
         finally:
             with held_off():
-                self.backend.release(acquired)
+                self.release(acquired)
         if failure is not None:
             msg = (
                 f"rollback of {env_name} to {target} failed ({failure}): {env_name} is in an "

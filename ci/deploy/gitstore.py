@@ -20,6 +20,7 @@ import base64
 import contextlib
 import random
 import tempfile
+import threading
 import time
 import urllib.parse
 import uuid
@@ -72,6 +73,11 @@ class GitStore:
     sleep: Callable[[float], None] = time.sleep
     _git_dir: Path | None = field(default=None, init=False)
     _url: str | None = field(default=None, init=False)
+    # the commit this process last read or pushed, and its files: an update starts from it
+    # (the push's compare-and-swap catches a stale start), a read reuses it if still current
+    _known: tuple[str, dict[str, bytes]] | None = field(default=None, init=False)
+    # the lease keeper's thread and the main thread update the same ref of the same clone
+    _busy: threading.RLock = field(default_factory=threading.RLock, init=False)
 
     # ---- the Store interface -------------------------------------------------------------
 
@@ -92,30 +98,41 @@ class GitStore:
     @contextlib.contextmanager
     def view(self) -> Iterator[Path]:
         """A temporary folder holding the files of the remote's ref as it is now."""
-        base = self._fetch()
+        with self._busy:
+            _, files = self._current()
         with tempfile.TemporaryDirectory(prefix="noxgate-state-") as tmp:
             tree = Path(tmp) / "tree"
-            self._checkout(base, tree, Path(tmp) / "index")
+            _write_files(tree, files)
             yield tree
 
     def update(self, change: Callable[[Path], Change[T]]) -> T:
         """Apply ``change`` on the remote's current files and push it (compare-and-swap)."""
+        with self._busy:
+            return self._update(change)
+
+    def _update(self, change: Callable[[Path], Change[T]]) -> T:
         delay = 0.05
         for attempt in range(1, self.attempts + 1):
-            base = self._fetch()
+            # Start from what this process last saw; a stale start loses the compare-and-swap
+            # below and is redone from the remote's current state.
+            fresh = self._known is None
+            base, files = self._current() if self._known is None else self._known
             with tempfile.TemporaryDirectory(prefix="noxgate-state-") as tmp:
                 tree, index = Path(tmp) / "tree", Path(tmp) / "index"
-                self._checkout(base, tree, index)
+                _write_files(tree, files)
                 done = change(tree)
-                if not done.changed:
+                after = _files(tree)
+                if not done.changed or after == files:  # nothing to commit
+                    if not fresh:  # a verdict on what may be stale: judge the current state
+                        self._known = None
+                        continue
                     return done.result
-                commit = self._commit(tree, index, base, done.message or "update")
-            if commit is None:  # the change left the files as they were
+                commit = self._commit(tree, index, base or None, done.message or "update")
+            if self._push(commit, base or None).landed:
+                self._git("update-ref", self._tracking(), commit, check=False)  # for gc
+                self._known = (commit, after)
                 return done.result
-            pushed = self._push(commit, base)
-            if pushed.landed:
-                self._git("update-ref", self._tracking(), commit)
-                return done.result
+            self._known = None
             if attempt < self.attempts:
                 self.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
                 delay = min(delay * 2, MAX_BACKOFF_S)
@@ -124,6 +141,18 @@ class GitStore:
             "update it lost to other writers; retry (many deploys or renewals at once?)"
         )
         raise ToolError(msg)
+
+    def _current(self) -> tuple[str, dict[str, bytes]]:
+        """The remote's head ("" when the ref does not exist yet) and its files."""
+        head = self._fetch()
+        if head is None:
+            self._known = ("", {})
+        elif self._known is None or self._known[0] != head:
+            with tempfile.TemporaryDirectory(prefix="noxgate-state-") as tmp:
+                tree = Path(tmp) / "tree"
+                self._checkout(head, tree, Path(tmp) / "index")
+                self._known = (head, _files(tree))
+        return self._known
 
     # ---- git ---------------------------------------------------------------------------
 
@@ -169,39 +198,31 @@ class GitStore:
 
     def _fetch(self) -> str | None:
         head = self.remote_head()
-        if head is None:
-            return None
-        have = self._git("cat-file", "-e", f"{head}^{{commit}}", check=False)
-        if not have:
-            done = self._git(
-                *("fetch", "--no-tags", "--quiet", "--no-write-fetch-head", self.remote),
-                f"+{REF}:{self._tracking()}",
-                check=False,
-                remote=True,
-            )
-            if not done:
-                raise RemoteUnreachableError(self._unreachable(done))
-            head = self._git("rev-parse", "--verify", "--quiet", self._tracking()).stdout.strip()
-        else:
-            self._git("update-ref", self._tracking(), head)  # keep it from garbage collection
-        return head
+        if head is None or (self._known is not None and self._known[0] == head):
+            return head
+        if self._git("cat-file", "-e", f"{head}^{{commit}}", check=False):
+            return head
+        done = self._git(
+            *("fetch", "--no-tags", "--quiet", "--no-write-fetch-head", self.remote),
+            f"+{REF}:{self._tracking()}",
+            check=False,
+            remote=True,
+        )
+        if not done:
+            raise RemoteUnreachableError(self._unreachable(done))
+        return self._git("rev-parse", "--verify", "--quiet", self._tracking()).stdout.strip()
 
     def _checkout(self, base: str | None, tree: Path, index: Path) -> None:
         tree.mkdir(parents=True)
         if base is None:
             return
-        env = {"GIT_INDEX_FILE": str(index)}
-        self._git("read-tree", base, env=env)
-        self._git("checkout-index", "--all", "--force", f"--prefix={tree}/", env=env)
+        env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(tree)}
+        self._git("read-tree", "--reset", "-u", base, env=env, cwd=tree)
 
-    def _commit(self, tree: Path, index: Path, base: str | None, message: str) -> str | None:
+    def _commit(self, tree: Path, index: Path, base: str | None, message: str) -> str:
         env = {"GIT_INDEX_FILE": str(index), "GIT_WORK_TREE": str(tree)}
         self._git("-c", "core.autocrlf=false", "add", "--all", "--force", ".", env=env, cwd=tree)
         written = self._git("write-tree", env=env).stdout.strip()
-        if base is not None:
-            before = self._git("rev-parse", f"{base}^{{tree}}").stdout.strip()
-            if before == written:
-                return None
         parents = ("-p", base) if base is not None else ()
         names = {"GIT_AUTHOR_NAME": self.author, "GIT_COMMITTER_NAME": self.author, **IDENTITY}
         # A nonce: two writers making the same change in the same second must not make the
@@ -227,6 +248,7 @@ class GitStore:
         raise PushRefusedError(self._refused(_push_problem(done)))
 
     def _refused(self, why: str) -> str:
+        self._url = None  # name the URL git used just now
         return (
             f"git remote {self.remote} ({self.url_shown()}) refused the push to {REF}: {why}; "
             "the deploy needs push access there (on GitHub Actions: `permissions: contents: "
@@ -234,6 +256,7 @@ class GitStore:
         )
 
     def _unreachable(self, done: Completed) -> str:
+        self._url = None  # name the URL git used just now
         return (
             f"cannot read {REF} from git remote {self.remote} ({self.url_shown()}): "
             f"{_last_line(done)}; check the network and `git remote get-url {self.remote}`, "
@@ -292,6 +315,20 @@ class GitStore:
             f"GIT_CONFIG_KEY_{count}": f"http.{server}/.extraheader",
             f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
         }
+
+
+def _write_files(tree: Path, files: Mapping[str, bytes]) -> None:
+    """Lay ``files`` out under ``tree`` (a new folder)."""
+    tree.mkdir(parents=True)
+    for relative, data in files.items():
+        path = tree / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _files(tree: Path) -> dict[str, bytes]:
+    """Every file under ``tree`` with its bytes (the state is a few small files)."""
+    return {p.relative_to(tree).as_posix(): p.read_bytes() for p in tree.rglob("*") if p.is_file()}
 
 
 def _push_problem(done: Completed) -> str:

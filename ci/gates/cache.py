@@ -29,11 +29,9 @@ from ci.core.runner import Runner, confined
 from ci.gates import registry
 from ci.gates.filehash import MISSING, HashIndex, walk_tree
 from ci.release import package
-from ci.run import preflight
 
 KEY_SCHEMA = 2
 ENTRY_SCHEMA = 1
-PREFLIGHT_MAX_AGE_S = 24 * 3600
 
 # A lister gate's key also covers these (a whole-tree key covers them anyway).
 COMMON_FILES = ("pyproject.toml", "uv.lock", "noxfile.py")
@@ -135,17 +133,6 @@ USER_CONFIG_FILES = (
 )
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
-
-# Env vars that change which interpreters and tools the preflight finds.
-_PREFLIGHT_ENV = (
-    "PATH",
-    "PYENV_VERSION",
-    "VIRTUAL_ENV",
-    "UV_PYTHON",
-    "UV_PYTHON_DOWNLOADS",
-    "UV_PYTHON_INSTALL_DIR",
-    "UV_PYTHON_PREFERENCE",
-)
 
 
 def enabled(env: Mapping[str, str], no_cache: bool = False) -> bool:
@@ -647,80 +634,8 @@ class GateCache:
         with contextlib.suppress(OSError):  # a read-only state folder costs only re-hashing
             self.index.save()
 
-    # -- preflight ---------------------------------------------------------------------
-
-    def preflight(self) -> tuple[list[preflight.Check], bool]:
-        """The preflight checks, reused when uv.lock, pyproject.toml and PATH are unchanged.
-
-        Returns the checks and whether they came from the cache. Only a passing preflight is
-        kept, for at most a day; interpreters it found must still exist.
-        """
-        path = self.dir / "preflight.json"
-        key = self._preflight_key()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            fresh = time.time() - float(data["at"]) < PREFLIGHT_MAX_AGE_S
-            if data.get("key") == key and fresh and all(os.path.exists(p) for p in data["paths"]):
-                checks = [
-                    preflight.Check(
-                        name=str(c["name"]),
-                        status=preflight.Status(c["status"]),
-                        detail=c["detail"],
-                    )
-                    for c in data["checks"]
-                ]
-                return checks, True
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-        checks = preflight.gather(self.config, self.runner)
-        if all(checks):
-            paths = [c.detail for c in checks if c.status is preflight.Status.OK and _is_path(c)]
-            payload = {
-                "key": key,
-                "at": time.time(),
-                "paths": paths,
-                "checks": [
-                    {"name": c.name, "status": c.status.value, "detail": c.detail} for c in checks
-                ],
-            }
-            write_json(path, payload)
-        return checks, False
-
-    def _preflight_key(self) -> str:
-        root = self.config.root
-        files = {
-            name: self.index.hash(root / name, name).sha256
-            for name in ("pyproject.toml", "uv.lock")
-        }
-        tools = {}
-        for tool in preflight.REQUIRED_TOOLS:
-            where = self.runner.which(tool)
-            tools[tool] = [where, _mtime(where)]
-        return digest(
-            {
-                "files": files,
-                "tools": tools,
-                "config": str(self.config.path),
-                "bundle": self.bundle_hashes(),
-                "env": {n: env_hash(self.env.get(n)) for n in _PREFLIGHT_ENV},
-            }
-        )
-
 
 def remove_entry(folder: Path) -> None:
     """Delete one entry: its result.json first, so a half-deleted entry is never a hit."""
     (folder / "result.json").unlink(missing_ok=True)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-def _is_path(check: preflight.Check) -> bool:
-    return check.name.startswith("python") or check.name in preflight.REQUIRED_TOOLS
-
-
-def _mtime(path: str | None) -> int | None:
-    if path is None:
-        return None
-    try:
-        return os.stat(path).st_mtime_ns
-    except OSError:
-        return None

@@ -12,6 +12,7 @@ from pathlib import Path
 from ci.core.errors import ToolError
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
+from ci.gates import imports
 from ci.testing import faults
 
 _RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
@@ -48,6 +49,7 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         mypy = ctx.runner.run([*python, "mypy"], cwd=ctx.root)
         _expect(mypy, "mypy")
         findings += mypy_findings(mypy.stdout)
+    findings += imports.check(ctx)  # import-linter contracts, where the project has them
     for finding in findings:
         print(f"{finding.location()}: {finding.rule} {finding.message}")
     status = GateStatus.FAILED if findings else GateStatus.PASSED
@@ -126,10 +128,10 @@ def mypy_findings(text: str) -> list[Finding]:
 GATE = Gate(
     name="lint",
     session="lint",
-    doc="Lint: ruff check, ruff format --check and mypy.",
+    doc="Lint: ruff check, ruff format --check, mypy and import-linter contracts.",
     run=run,
     group="lint",
-    inputs=GateInputs(tools=("ruff", "mypy")),
+    inputs=GateInputs(tools=("ruff", "mypy", "import-linter")),
     options=frozenset({"mypy"}),
     requires=("ruff>=0.17", "mypy>=1.18"),
 )

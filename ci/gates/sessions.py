@@ -18,8 +18,8 @@ the bundle keeps its own ``test`` session and gets the others added. With ``defa
 the main job's sessions (``registry.main_sessions``) become nox's default sessions: added
 to ``nox.options.sessions`` when the noxfile set it, else set to the noxfile's own default
 sessions plus them. With ``defaults=False`` the added sessions are not run by a plain
-``nox``. A malformed ``[tool.ci]`` prints one line and exits 2 (the noxfile is an entry
-point, like ``python -m ci``).
+``nox``. A malformed ``[tool.ci]`` prints one line and exits 2, any other error the bundle
+raises on purpose its own code (the noxfile is an entry point, like ``python -m ci``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import nox
 
 from ci.core import config as config_module
 from ci.core.config import Config
-from ci.core.errors import ConfigError, ExitCode
+from ci.core.errors import CIError
 from ci.gates import registry
 from ci.gates.registry import Session
 
@@ -54,9 +54,9 @@ def declare(root: Path, *, config: Config | None = None, defaults: bool = True) 
         config = config or config_module.load(cwd=root)
         wanted = registry.sessions(config)
         main = registry.main_sessions(config)
-    except ConfigError as exc:
+    except CIError as exc:  # a bad [tool.ci] (exit 2) or pyproject.toml: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(ExitCode.USAGE) from None
+        raise SystemExit(exc.exit_code) from None
     existing = nox.registry.get()
     added, kept = [], []
     for session in wanted:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from ci.core.config import state_dir
 from ci.core.errors import ConfigError, ToolError
-from ci.core.files import atomic_write_text
+from ci.core.files import atomic_write_text, mask_file
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
+from ci.core.runner import Completed
 from ci.gates import coverage as coverage_module
 from ci.gates import shards
 from ci.testing import faults
@@ -69,14 +70,8 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     record = scratch / "test-record.json"
     for stale in (junit, coverage_xml, record):
         stale.unlink(missing_ok=True)
-    env = {
-        **HEADLESS_ENV,
-        "TMPDIR": str(scratch),
-        **coverage_module.quiet_env(data_file),
-        coverage_module.GATE_RUN: "1",
-        coverage_module.TEST_RECORD: str(record),
-    }
     state = state_dir(ctx.root, ctx.env)
+    env = _pytest_env(scratch, data_file, record)
     if shard is not None:
         env |= _shard_env(ctx, shard, scratch, out, state)
     workers, notes = worker_args(policy.workers, xdist=_installed("xdist"))
@@ -99,6 +94,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
         done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
+    mask_file(junit)  # pytest wrote it (failure messages and all): masked before anyone reads it
     if done.returncode not in _PYTEST_VERDICTS:
         reason = coverage_module.first_error_line(done.output) or "see its output above"
         msg = f"pytest could not run (exit status {done.returncode}): {reason}"
@@ -107,37 +103,19 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     total = coverage_module.finish(
         ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml
     )
+    mask_file(coverage_xml)  # coverage wrote it
     flaky = read_flaky(record)
-    if shard is not None:
-        _keep_shard_outputs(out, shard, data_file, record)
-        status, summary, findings = judge(
-            done.returncode,
-            junit_summary,
-            None,
-            0,
-            output=done.output,
-            flaky=flaky,
-            reruns=policy.reruns,
-            shard=str(shard),
-        )
-        variant = f"{variant}-shard{shard.index}of{shard.count}"
-    else:
-        _keep_durations(state, record)  # only whole runs: every shard must split alike
-        baseline = coverage_module.load_baseline(reports, state, variant)
-        status, summary, findings = judge(
-            done.returncode,
-            junit_summary,
-            total.percent,
-            coverage_module.floor(policy.coverage_min, settings),
-            baseline=baseline,
-            drop_max=policy.coverage_drop_max,
-            output=done.output,
-            no_data=total.reason,
-            flaky=flaky,
-            reruns=policy.reruns,
-        )
-        if total.percent is not None and status is GateStatus.PASSED:
-            _keep_baseline(ctx, state, variant, total.percent)
+    status, summary, findings, variant = _verdict(
+        ctx,
+        done,
+        shard=shard,
+        junit_summary=junit_summary,
+        total=total,
+        settings=settings,
+        flaky=flaky,
+        record=record,
+        data_file=data_file,
+    )
     artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
     return GateResult(
         gate="test",
@@ -202,6 +180,66 @@ def _keep_durations(state: Path, record: Path) -> None:
         shards.record_durations(state, measured)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return
+
+
+def _verdict(
+    ctx: GateContext,
+    done: Completed,
+    *,
+    shard: shards.Shard | None,
+    junit_summary: JunitSummary | None,
+    total: coverage_module.Total,
+    settings: coverage_module.Settings,
+    flaky: Sequence[Flaky],
+    record: Path,
+    data_file: Path,
+) -> tuple[GateStatus, str, tuple[Finding, ...], str]:
+    """Judge one run: a shard's tests alone, or a whole run's tests and coverage floor."""
+    policy = ctx.config.gate("test")
+    variant = ctx.python
+    state = state_dir(ctx.root, ctx.env)
+    if shard is not None:
+        _keep_shard_outputs(shard_dir(ctx.reports, variant), shard, data_file, record)
+        status, summary, findings = judge(
+            done.returncode,
+            junit_summary,
+            None,
+            0,
+            output=done.output,
+            flaky=flaky,
+            reruns=policy.reruns,
+            shard=str(shard),
+        )
+        variant = f"{variant}-shard{shard.index}of{shard.count}"
+    else:
+        _keep_durations(state, record)  # only whole runs: every shard must split alike
+        baseline = coverage_module.load_baseline(ctx.reports, state, variant)
+        status, summary, findings = judge(
+            done.returncode,
+            junit_summary,
+            total.percent,
+            coverage_module.floor(policy.coverage_min, settings),
+            baseline=baseline,
+            drop_max=policy.coverage_drop_max,
+            output=done.output,
+            no_data=total.reason,
+            flaky=flaky,
+            reruns=policy.reruns,
+        )
+        if total.percent is not None and status is GateStatus.PASSED:
+            _keep_baseline(ctx, state, variant, total.percent)
+    return status, summary, findings, variant
+
+
+def _pytest_env(scratch: Path, data_file: Path, record: Path) -> dict[str, str]:
+    """What pytest runs with: headless, its own TMPDIR, coverage quiet, the gate's record."""
+    return {
+        **HEADLESS_ENV,
+        "TMPDIR": str(scratch),
+        **coverage_module.quiet_env(data_file),
+        coverage_module.GATE_RUN: "1",
+        coverage_module.TEST_RECORD: str(record),
+    }
 
 
 def combine(ctx: GateContext, folder: Path) -> GateResult:

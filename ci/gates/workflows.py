@@ -25,6 +25,8 @@ UNTRUSTED_EXPR = re.compile(r"\$\{\{[^}]*?\b(github\.event\.[\w.\-\[\]'\"*]+|git
 PR_HEAD_REF = re.compile(r"github\.event\.pull_request\.head|github\.head_ref|refs/pull/")
 # artifact attestations sign with an OIDC token and need no environment (actions/attest-*)
 ATTEST_ACTIONS = {"actions/attest-build-provenance", "actions/attest", "actions/attest-sbom"}
+# actions that run actions/attest-build-provenance inside when an input says so
+ATTEST_INPUTS = {"hynek/build-and-inspect-python-package": "attest-build-provenance-github"}
 # what uploads to a package index: the trusted-publishing action or a publish command
 PUBLISH_ACTIONS = {"pypa/gh-action-pypi-publish"}
 PUBLISH_COMMAND = re.compile(
@@ -215,10 +217,23 @@ def _attests_only(job: Mapping[str, Any], perms: Mapping[str, Any]) -> bool:
     scripts = " ".join(str(s.get("run", "")) for s in steps)
     return (
         perms.get("attestations") == "write"
-        and bool(actions & ATTEST_ACTIONS)
+        and any(_attests(step) for step in steps)
         and not actions & PUBLISH_ACTIONS
         and PUBLISH_COMMAND.search(scripts) is None
     )
+
+
+def _attests(step: Mapping[str, Any]) -> bool:
+    action = str(step.get("uses", "")).split("@", 1)[0]
+    if action in ATTEST_ACTIONS:
+        return True
+    options = step.get("with")
+    flag = (
+        options.get(ATTEST_INPUTS[action])
+        if action in ATTEST_INPUTS and isinstance(options, Mapping)
+        else None
+    )
+    return str(flag).lower() == "true"
 
 
 def _untrusted_in_run(workflow: WorkflowFile) -> Iterator[Finding]:

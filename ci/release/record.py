@@ -29,11 +29,11 @@ from ci.core.http import HttpClient, Retry
 from ci.core.redact import redact
 from ci.core.runner import Runner
 from ci.github import releases as ghrelease
+from ci.github import summary
 from ci.release import commits as history
 from ci.release import notes
 from ci.release.package import assets_dir
 from ci.release.version import DEFAULT_FORMAT, TagFormat
-from ci.run import report
 
 NOTES_FILE = "RELEASE_NOTES.md"
 META_FILES = ("SHA256SUMS", "manifest.json")
@@ -255,7 +255,7 @@ def append_summary(text: str, env: Mapping[str, str]) -> Path | None:
     path = Path(raw)
     before = path.read_text(encoding="utf-8") if path.is_file() else ""
     sep = "\n" if before and not before.endswith("\n") else ""
-    return path if report.append_step_summary(path, sep + text) else None
+    return path if summary.append_step_summary(path, sep + text) else None
 
 
 def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:

@@ -262,7 +262,7 @@ def _backend(root: Path) -> str:
         data = {}
     system = data.get("build-system", {})
     backend = system.get("build-backend") if isinstance(system, dict) else None
-    return str(backend) if backend else "setuptools (legacy)"
+    return str(backend) if backend else "setuptools.build_meta:__legacy__"
 
 
 def resolve(config: Config, runner: Runner) -> Release:

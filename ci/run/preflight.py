@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import enum
+import json
+import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ci.core.config import Config
+from ci.core.config import Config, missing_secret_message, missing_secrets
 from ci.core.errors import CIError, PreflightError
+from ci.core.files import write_json
 from ci.core.runner import Completed, Runner
+from ci.gates import cache
+from ci.gates.cache import GateCache
 from ci.release import commits as history
 from ci.release import notes
 from ci.release import version as release_version
@@ -144,19 +150,6 @@ def render(checks: Sequence[Check]) -> str:
     return "\n".join(lines)
 
 
-def missing_secrets(names: Sequence[str], env: Mapping[str, str]) -> list[str]:
-    """The names among ``names`` that are unset or empty in ``env`` (order kept, no repeats)."""
-    return [n for n in dict.fromkeys(names) if not env.get(n)]
-
-
-def missing_secret_message(name: str, workflow: str = "release.yml") -> str:
-    """The actionable line for a missing secret."""
-    return (
-        f"{name} is not set: add it as a repository secret and map it in {workflow}; "
-        "locally, export it"
-    )
-
-
 def gather_release(
     config: Config, runner: Runner, env: Mapping[str, str], deploy_env: str | None = None
 ) -> list[Check]:
@@ -290,3 +283,85 @@ def _secret_checks(names: Sequence[str], env: Mapping[str, str]) -> list[Check]:
         else Check(name=f"secret {n}", status=Status.OK, detail="set")
         for n in unique
     ]
+
+
+# -- the main job's preflight, reused while nothing it checks has changed -------------------
+
+PREFLIGHT_MAX_AGE_S = 24 * 3600
+# Env vars that change which interpreters and tools the preflight finds.
+_PREFLIGHT_ENV = (
+    "PATH",
+    "PYENV_VERSION",
+    "VIRTUAL_ENV",
+    "UV_PYTHON",
+    "UV_PYTHON_DOWNLOADS",
+    "UV_PYTHON_INSTALL_DIR",
+    "UV_PYTHON_PREFERENCE",
+)
+
+
+def gather_cached(store: GateCache) -> tuple[list[Check], bool]:
+    """The preflight checks, reused when uv.lock, pyproject.toml and PATH are unchanged.
+
+    Returns the checks and whether they came from the cache (``store``'s folder). Only a
+    passing preflight is kept, for at most a day; interpreters it found must still exist.
+    """
+    path = store.dir / "preflight.json"
+    key = _cache_key(store)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fresh = time.time() - float(data["at"]) < PREFLIGHT_MAX_AGE_S
+        if data.get("key") == key and fresh and all(os.path.exists(p) for p in data["paths"]):
+            checks = [
+                Check(name=str(c["name"]), status=Status(c["status"]), detail=c["detail"])
+                for c in data["checks"]
+            ]
+            return checks, True
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    checks = gather(store.config, store.runner)
+    if all(checks):
+        paths = [c.detail for c in checks if c.status is Status.OK and _is_path(c)]
+        payload = {
+            "key": key,
+            "at": time.time(),
+            "paths": paths,
+            "checks": [
+                {"name": c.name, "status": c.status.value, "detail": c.detail} for c in checks
+            ],
+        }
+        write_json(path, payload)
+    return checks, False
+
+
+def _cache_key(store: GateCache) -> str:
+    root = store.config.root
+    files = {
+        name: store.index.hash(root / name, name).sha256 for name in ("pyproject.toml", "uv.lock")
+    }
+    tools = {}
+    for tool in REQUIRED_TOOLS:
+        where = store.runner.which(tool)
+        tools[tool] = [where, _mtime(where)]
+    return cache.digest(
+        {
+            "files": files,
+            "tools": tools,
+            "config": str(store.config.path),
+            "bundle": store.bundle_hashes(),
+            "env": {n: cache.env_hash(store.env.get(n)) for n in _PREFLIGHT_ENV},
+        }
+    )
+
+
+def _is_path(check: Check) -> bool:
+    return check.name.startswith("python") or check.name in REQUIRED_TOOLS
+
+
+def _mtime(path: str | None) -> int | None:
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None

@@ -12,10 +12,9 @@ from typing import Any
 from ci.core.clock import Clock
 from ci.core.config import Config, Mode, state_dir
 from ci.core.errors import UsageError
-from ci.core.files import atomic_write_text, write_json
+from ci.core.files import write_json
 from ci.core.gate import GateContext, GateResult, GateStatus, context_name
 from ci.core.http import HttpClient, Retry, UrllibClient
-from ci.core.redact import redact
 from ci.gates import registry
 from ci.github.status import (
     DESCRIPTION_MAX,
@@ -25,11 +24,11 @@ from ci.github.status import (
     shorten,
     update_for,
 )
+from ci.github.summary import append_step_summary
 from ci.run import observe
 
 RUN_REPORT = "run.json"
 NOT_GATE_RECORDS = frozenset({RUN_REPORT, "coverage-baseline.json"})
-SUMMARY_LIMIT = 1024 * 1024  # GitHub refuses step summaries over 1 MiB
 MAX_ANNOTATIONS = 50  # GitHub shows only the first few per step; more is noise in the log
 MAX_ROWS = 200  # finding rows per gate in the summary
 ICONS = {
@@ -303,36 +302,6 @@ def render_summary(
     if run_url:
         lines += ["", f"[Workflow run]({run_url})"]
     return "\n".join(lines) + "\n"
-
-
-def fit(text: str, room: int) -> str:
-    """``text`` cut at a line so its UTF-8 size stays within ``room`` bytes, with a note."""
-    if len(text.encode()) <= room:
-        return text
-    lines = text.splitlines()
-    kept: list[str] = []
-    used = 0
-    for index, line in enumerate(lines):
-        note = (
-            f"\n_… summary truncated to stay under GitHub's 1 MiB limit: {len(lines) - index} "
-            "more line(s); the full records are in reports/run.json_\n"
-        )
-        size = len(line.encode()) + 1
-        if used + size + len(note.encode()) > room:
-            return "\n".join(kept) + "\n" + note
-        kept.append(line)
-        used += size
-    return "\n".join(kept) + "\n"  # pragma: no cover - only reached when everything fits
-
-
-def append_step_summary(path: Path, text: str, limit: int = SUMMARY_LIMIT) -> bool:
-    """Append ``text`` (masked, cut to fit ``limit``) to the step summary; False if no room."""
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    room = limit - len(existing.encode())
-    if room < 512:
-        return False
-    atomic_write_text(path, existing + fit(redact(text), room))
-    return True
 
 
 # --- publishing --------------------------------------------------------------------------

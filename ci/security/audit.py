@@ -777,11 +777,13 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     options = replace(options, extra_pins=faults.audit_pins(ctx.env))
     report = audit(options, ctx.runner)
     print(render_text(report), end="")
-    artifacts = []
-    for fmt, name in (("sarif", "audit.sarif"), ("markdown", "audit.md")):
-        path = ctx.reports / name
-        atomic_write_text(path, render(report, fmt, root=ctx.root, now=ctx.clock.now()))
-        artifacts.append(f"{ctx.config.reports_dir}/{name}")
+    now = ctx.clock.now()
+    artifacts = ctx.write_reports(
+        {
+            "audit.sarif": render(report, "sarif", root=ctx.root, now=now),
+            "audit.md": render(report, "markdown", root=ctx.root, now=now),
+        }
+    )
     return gate_result(report, artifacts)
 
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from ci.core.config import Waiver
 from ci.core.errors import ToolError, UsageError
-from ci.core.files import atomic_write_text
 from ci.core.gate import (
     Finding,
     Gate,
@@ -69,6 +68,7 @@ class SecretFinding:
     baseline_hash: str = ""  # detect-secrets' own hash, as its baselines record it
     known: bool = False  # listed in the baseline: audited, does not fail
     waived: bool = False
+    pinned: bool = False  # a commit id pinning an action or a pre-commit hook: not a secret
 
     @property
     def failing(self) -> bool:
@@ -150,6 +150,8 @@ class ScanOptions:
     # tree mode: exactly these files (relative to the repo), as listed by tree_files when the
     # gate cache keyed them; None: list them now
     files: tuple[str, ...] | None = None
+    # drop commit ids pinning an action (uses: o/r@SHA) or a pre-commit hook (rev: SHA)
+    ignore_pinned_commits: bool = True
 
 
 def repo_root(runner: Runner, path: Path) -> Path:
@@ -249,6 +251,8 @@ def scan(options: ScanOptions, runner: Runner, progress: Progress | None = None)
         extra = [_relative(path, root) or str(path) for path in options.extra_files]
         extra_scanned, extra_found = scan_files(root, extra)
         scanned, found = scanned + extra_scanned, _unique([*found, *extra_found])
+    if options.ignore_pinned_commits:
+        found = [f for f in found if not f.pinned]
     known = known_hashes(baseline or {})
     judged = [
         replace(f, known=bool({(f.file, f.hashed_secret), (f.file, f.baseline_hash)} & known))
@@ -558,7 +562,23 @@ def _finding(
         hashed_secret=secret_hash(str(secret.type), str(secret.secret_value or ""), text),
         baseline_hash=str(secret.secret_hash),
         commit=commit,
+        pinned=pinned_commit(str(secret.secret_value or ""), text),
     )
+
+
+_PINNED = (
+    re.compile(r"^\s*(?:-\s*)?uses:\s*[\"']?[\w.\-/]+@(?P<sha>[0-9a-f]{40})[\"']?\s*(?:#.*)?$"),
+    re.compile(r"^\s*(?:-\s*)?rev:\s*[\"']?(?P<sha>[0-9a-f]{40})[\"']?\s*(?:#.*)?$"),
+)
+
+
+def pinned_commit(value: str, line: str) -> bool:
+    """True when ``value`` is the commit id a ``uses: owner/repo@SHA`` or ``rev: SHA`` pins."""
+    for pattern in _PINNED:
+        match = pattern.match(line.rstrip("\r\n"))
+        if match and match["sha"] == value:
+            return True
+    return False
 
 
 def secret_hash(kind: str, value: str, line: str) -> str:
@@ -748,6 +768,7 @@ def options_from_gate_args(ctx: GateContext, args: Sequence[str]) -> ScanOptions
         since=since,
         waivers=ctx.config.waivers,
         today=ctx.clock.today(),
+        ignore_pinned_commits=ctx.config.gate("secrets").ignore_pinned_commits,
     )
 
 
@@ -774,11 +795,9 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     with faults.secret_paths(ctx.reports / "faults", ctx.env) as planted:
         report = scan(replace(options, extra_files=tuple(planted)), ctx.runner)
     print(render_text(report), end="")
-    artifacts = []
-    for fmt, suffix in (("sarif", "sarif"), ("markdown", "md")):
-        path = ctx.reports / f"secrets.{suffix}"
-        atomic_write_text(path, render(report, fmt))
-        artifacts.append(_relative(path, ctx.root) or str(path))
+    artifacts = ctx.write_reports(
+        {"secrets.sarif": render(report, "sarif"), "secrets.md": render(report, "markdown")}
+    )
     return gate_result(report, artifacts)
 
 
@@ -796,5 +815,6 @@ GATE = Gate(
         daily=True,  # waivers expire
         args=False,
     ),
+    options=frozenset({"ignore_pinned_commits"}),
     requires=("detect-secrets>=1.5",),
 )

@@ -476,10 +476,18 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
 
 def test_the_workflows_tag_filters_follow_the_projects_tags(target: Path) -> None:
     """A project that tags 1.2.3 gets a release workflow that a push of 1.2.3 triggers."""
+    own = target / ".github/workflows/ci.yml"  # the project's own: ours becomes noxgate-ci.yml
+    own.parent.mkdir(parents=True)
+    own.write_text("name: ci\non: push\njobs: {}\n", encoding="utf-8")
+    git(target, "add", "-A")
+    git(target, "commit", "-qm", "own ci")
     git(target, "tag", "1.0")
     assert adopt(target) == 0  # as a dependency; --vendor writes the same workflows
     release = (target / ".github/workflows/release.yml").read_text()
     assert 'tags: ["[0-9]*"]' in release
+    renamed = (target / ".github/workflows/noxgate-ci.yml").read_text()
+    assert "name: noxgate-ci\n" in renamed
+    assert 'tags: ["[0-9]*"]' in renamed
     assert '--version "${GITHUB_REF_NAME#}"' in release
     workflows = workflow_files.load_all(target)
     for tag, runs in (("1.1.0", True), ("26.4", True), ("v1.1.0", False), ("latest", False)):
@@ -540,6 +548,8 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
     dev = data["dependency-groups"]["dev"]
     assert f"noxgate>={__version__}" in dev
     assert "uv" not in data["tool"]  # the package index: no source entry
+    # the files init writes whole are its to manage, like generated code: not the project's lint
+    assert data["tool"]["ruff"]["extend-exclude"] == ["noxfile.py", "tasks.py"]
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["version"] == __version__
     assert state["files"]["noxfile.py"] == thin.NOXFILE
@@ -591,6 +601,8 @@ def test_an_own_noxfile_keeps_its_sessions(make_repo: Callable[..., Path]) -> No
     assert text.startswith(own)
     assert "_noxgate_sessions.declare(" in text
     assert "noqa" not in text
+    excluded = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert excluded["extend-exclude"] == ["tasks.py"]  # the project's own noxfile stays linted
 
 
 def test_a_tasks_package_gets_the_tasks_as_a_submodule(make_repo: Callable[..., Path]) -> None:

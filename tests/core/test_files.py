@@ -1,10 +1,11 @@
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
-from ci.core import files
+from ci.core import files, redact
 
 
 def test_write_json_puts_schema_first_and_is_atomic(tmp_path: Path) -> None:
@@ -77,3 +78,18 @@ def test_path_problem_names_the_file_that_blocks_a_folder(tmp_path: Path) -> Non
 def test_path_problem_leaves_other_errors_alone() -> None:
     assert files.path_problem(OSError(28, "No space left on device", "/x")) is None
     assert files.path_problem(ConnectionResetError(104, "reset")) is None
+
+
+def test_mask_file_masks_what_a_tool_wrote_in_place(tmp_path: Path) -> None:
+    secret = "hunter2-secret-value"
+    redact.install(redact.Redactor.of([secret]))
+    report = tmp_path / "junit.xml"
+    report.write_bytes(f'<failure message="token {secret}&#10;x" />\n'.encode() + b"\xff\n")
+    report.chmod(0o640)
+    assert files.mask_file(report) is True
+    assert report.read_bytes() == b'<failure message="token ***&#10;x" />\n\xff\n'  # bytes kept
+    assert stat.S_IMODE(report.stat().st_mode) == 0o640
+    assert files.mask_file(report) is False  # nothing left to mask: not rewritten
+    assert files.mask_file(tmp_path / "missing.xml") is False
+    assert not (tmp_path / "missing.xml").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["junit.xml"]  # no temp file left

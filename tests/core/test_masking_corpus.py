@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 import subprocess
 import sys
 import urllib.parse
@@ -25,6 +27,9 @@ PLANTED = dict(  # noqa: C406 - pairs, so no "NAME: value" line reads as a secre
         ("DB_PASSWORD", 'pa"ss' + "\\word-123"),  # JSON-escaped
         ("DEPLOY_KEY", "a b/c?d" + "=e&f"),  # URL-encoded
         ("CERT_SECRET", "line-one-" + "secret\nline-two-secret"),  # multi-line
+        ("GEHEIM_TOKEN", "g\u00e9heim-" + '"quoted"-\\back\\-9f8e'),  # non-ASCII, " and \\
+        ("MARKUP_PASSWORD", "p<a>&\"s's-" + "w0rd/42"),  # HTML- and XML-escaped
+        ("PADDED_SECRET", "  padded-" + "s3cret-value  "),  # printed stripped
     ]
 )
 
@@ -46,17 +51,54 @@ def base64_forms(value: bytes) -> set[str]:
     return forms
 
 
+def lower_escapes(text: str) -> str:
+    return re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), text)
+
+
 def every_form(value: str) -> set[str]:
     forms: set[str] = set()
-    for part in [value, *value.splitlines()]:
-        forms |= {
-            part,
+    for part in {value, value.strip(), *value.splitlines()}:
+        quoted = {
             urllib.parse.quote(part, safe=""),
+            urllib.parse.quote(part),  # "/" kept
             urllib.parse.quote_plus(part),
-            json.dumps(part)[1:-1],
+            urllib.parse.quote_plus(part, safe="/"),
         }
+        texts = {
+            part,
+            json.dumps(part)[1:-1],
+            json.dumps(part, ensure_ascii=False)[1:-1],
+            repr(part)[1:-1],  # how pytest shows a value that failed an assertion
+        }
+        for text in texts:  # as is, or escaped again into HTML or XML
+            escaped = html.escape(text)
+            forms |= {
+                text,
+                escaped,
+                html.escape(text, quote=False),
+                escaped.replace("&#x27;", "'"),  # ElementTree's attribute escaping
+                escaped.replace("&#x27;", "&#39;"),
+            }
+        forms |= {*quoted, *map(lower_escapes, quoted)}
+        forms |= {part.encode().hex(), part.encode().hex().upper()}
         forms |= base64_forms(part.encode())
     return {f for f in forms if len(f) >= 4}
+
+
+def flat(text: str) -> str:
+    """``text`` with its line breaks taken out: raw, JSON-escaped and XML references."""
+    return re.sub(r"(?:\r?\n|\\n|&#10;)(?:E? +)?", "", text)  # and an indent, pytest's "E  "
+
+
+def leaks_in(texts: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(where, name, form) of every planted form in ``texts``, also split over lines."""
+    return [
+        (where, name, form)
+        for name, value in PLANTED.items()
+        for form in every_form(value)
+        for where, text in texts.items()
+        if form in text or form in flat(text)
+    ]
 
 
 def git(repo: Path, *args: str) -> None:
@@ -75,9 +117,16 @@ def test_no_planted_value_in_any_written_file_or_output(
         f"{PLANTED['DB_PASSWORD']}.cfg",
         f"{urllib.parse.quote(PLANTED['DEPLOY_KEY'], safe='')}.cfg",
         "line-two-secret.cfg",
+        f"{urllib.parse.quote(PLANTED['DEPLOY_KEY'])}.cfg",  # keeps "/": a folder and a file
+        f"{lower_escapes(urllib.parse.quote(PLANTED['DEPLOY_KEY'], safe=''))}.cfg",
+        f"{token.encode().hex()}.cfg",
+        f"{token.encode().hex().upper()}.cfg",
+        f"{html.escape(PLANTED['MARKUP_PASSWORD'])}.cfg",
+        f"{PLANTED['GEHEIM_TOKEN']}.cfg",
+        f"{PLANTED['PADDED_SECRET'].strip()}.cfg",
     ]
-    assert not any("/" in name for name in names)
     for name in names:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
         (repo / name).write_text(f"aws_access_key_id = {AWS_KEY}\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "planted")
@@ -139,14 +188,7 @@ def test_no_planted_value_in_any_written_file_or_output(
     texts = {str(p): p.read_text(encoding="utf-8") for p in written}
     texts["stdout"], texts["stderr"] = captured.out, captured.err
     assert "***.cfg" in texts[str(out / "secrets-json-0.txt")]  # the reports did name them
-    leaks = [
-        (where, name, form)
-        for name, value in PLANTED.items()
-        for form in every_form(value)
-        for where, text in texts.items()
-        if form in text
-    ]
-    assert leaks == []
+    assert leaks_in(texts) == []
     assert AWS_KEY not in "".join(texts.values())
 
 
@@ -166,3 +208,50 @@ def test_github_masks_come_first_line_by_line(
     assert "::add-mask::line-two-secret" in masks
     assert "::add-mask::line-one-secret" in masks
     assert f"::add-mask::{PLANTED['RELEASE_TOKEN']}" in masks
+
+
+LEAKY_TEST = """
+import base64, html, json, urllib.parse
+from pathlib import Path
+
+VALUES = json.loads(Path(__file__).with_name("values.json").read_text(encoding="utf-8"))
+
+
+def test_leaks():
+    for value in VALUES:
+        print(base64.encodebytes(b"x" * 50 + value.encode()).decode())  # MIME: 76 columns
+        print(value[:7] + "\\n" + value[7:])
+    message = "; ".join(
+        f"{v.encode().hex()} {urllib.parse.quote(v)} {html.escape(v)} {v.strip()} {v[:6]}\\n{v[6:]}"
+        for v in VALUES
+    )
+    assert VALUES == [], message
+"""
+
+
+def test_no_planted_value_in_what_the_test_gate_and_pytest_wrote(
+    make_repo: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A failing test's message lands in pytest's junit XML, which CI uploads."""
+    assert callable(make_repo)
+    repo = make_repo(
+        {
+            "pyproject.toml": (
+                '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npackages = ["demo"]\n'
+                "\n[tool.ci.gates.test]\ncoverage_min = 0\n"
+            ),
+            "demo/__init__.py": "VALUE = 1\n",
+            "tests/test_leaky.py": LEAKY_TEST,
+            "tests/values.json": json.dumps(list(PLANTED.values())),
+        }
+    )
+    assert cli.main(["gate", "test", "-p", "no:cacheprovider"], App(cwd=repo, env=PLANTED)) == 1
+    captured = capsys.readouterr()
+    written = sorted(p for p in (repo / "reports").rglob("*") if p.is_file())
+    assert {p.name for p in written} >= {p.name for p in (repo / "reports").glob("junit-*.xml")}
+    junit = next((repo / "reports").glob("junit-*.xml"))
+    assert "test_leaks" in junit.read_text(encoding="utf-8")  # the failure is in it, masked
+    texts = {str(p): p.read_text(encoding="utf-8") for p in written}
+    texts["stdout"], texts["stderr"] = captured.out, captured.err
+    assert "***" in texts[str(junit)]
+    assert leaks_in(texts) == []

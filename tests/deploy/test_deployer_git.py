@@ -193,3 +193,23 @@ def test_ci_state_backend_overrides_the_config_and_rejects_unknown_values(
     assert (tmp_path / "state" / "ledger.jsonl").is_file()
     monkeypatch.setenv("CI_STATE_BACKEND", "s3")
     assert run(a, "state", "--env", "staging") == 2
+
+
+def test_a_remote_lost_mid_deploy_is_exit_6_and_the_lease_is_left_to_expire(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gone = tmp_path / "gone.git"
+    command = toml_list(["git", "remote", "set-url", "origin", str(gone)])  # the network drops
+    remote = project_remote(
+        tmp_path, f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
+    )
+    a = clone(remote, tmp_path / "a")
+    capsys.readouterr()
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 6
+    out, err = capsys.readouterr()
+    assert "warning: the lock of staging" in out
+    assert "runs out by itself within 300 s" in out
+    assert "git remote origin" in err
+    assert str(gone) in err
+    assert remote_entries(remote) == [("deploy", "staging", "1.0.0", "started")]
+    assert json.loads(state_file(remote, "locks/staging.lock"))["version"] == "1.0.0"

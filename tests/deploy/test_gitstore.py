@@ -161,3 +161,18 @@ def test_logs_are_bounded_and_named(tmp_path: Path, remote: Path) -> None:
     assert backend.read_log("never-written") == []
     with pytest.raises(Exception, match="may only hold"):
         backend.append_log("../escape", {}, keep=1)
+
+
+def test_a_ref_left_with_no_files_reads_as_empty(tmp_path: Path, remote: Path) -> None:
+    a = store(clone(remote, tmp_path / "a"))
+    a.update(bump)
+
+    def remove(folder: Path) -> Change[None]:
+        (folder / "counter").unlink()
+        return Change(result=None, changed=True, message="remove")
+
+    a.update(remove)
+    assert len(state_commits(remote)) == 2
+    with store(clone(remote, tmp_path / "b")).view() as folder:
+        assert list(folder.iterdir()) == []
+    assert a.update(bump) == 1

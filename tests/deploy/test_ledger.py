@@ -133,6 +133,26 @@ def test_secrets_are_masked_before_hashing(ledger: Ledger) -> None:
     ledger.verify()
 
 
+def test_a_non_ascii_secret_with_quotes_is_masked_in_the_canonical_json(ledger: Ledger) -> None:
+    """The canonical JSON keeps non-ASCII as is and escapes only `"` and `\\`."""
+    secret = 'g\u00e9heim-"quoted"-\\path\\-value'
+    redact.install(redact.Redactor.of([secret]))
+    ledger.append(
+        time="t",
+        actor="bob",
+        action="deploy",
+        env="prod",
+        version="1.0.0",
+        outcome="failed",
+        details={"reason": f"token {secret} rejected"},
+    )
+    text = ledger.path.read_text(encoding="utf-8")
+    assert json.dumps(secret, ensure_ascii=False)[1:-1] not in text
+    assert "heim-" not in text
+    assert "token *** rejected" in text
+    ledger.verify()
+
+
 def test_cli_verify_prints_the_head_or_names_the_bad_entry(
     ledger: Ledger, capsys: pytest.CaptureFixture[str]
 ) -> None:

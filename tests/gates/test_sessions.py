@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +15,8 @@ import pytest
 
 from ci.core.errors import ExitCode
 from ci.gates import sessions
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DOCS = '[tool.ci.gates.docs]\ncommand = ["sphinx-build", "docs", "out"]\ngroup = "docs"\n'
 
@@ -106,6 +112,27 @@ def test_bad_config_is_one_line_and_exit_2(
     assert info.value.code == ExitCode.USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no such built-in gate" in err[0]
+
+
+def test_real_nox_list_with_a_bad_config_is_one_line_and_no_traceback(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "noxfile.py", tmp_path / "noxfile.py")
+    shutil.copytree(ROOT / "ci", tmp_path / "ci", ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    bad = re.sub(r"(?m)^pythons = .*$", 'pythons = ["banana"]', text, count=1)
+    assert bad != text
+    (tmp_path / "pyproject.toml").write_text(bad, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-l"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == ExitCode.USAGE, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "tool.ci.pythons has 'banana'" in lines[0] and "Traceback" not in done.stderr
 
 
 def test_session_body_syncs_the_group_and_runs_each_gate(tmp_path: Path) -> None:

@@ -372,3 +372,50 @@ def test_gate_is_skipped_without_workflows(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(_project(tmp_path, {}))
     assert main(["gate", "workflows"]) == 0
     assert "skipped" in capsys.readouterr().out
+
+
+def test_an_action_that_attests_inside_counts_when_asked_to():
+    """pluggy's deploy.yml: build-and-inspect-python-package attests; the upload job has no
+    environment, so only that one is flagged."""
+    baipp = "hynek/build-and-inspect-python-package@" + "5" * 40 + " # v3.0.1"
+    text = f"""
+on:
+  push:
+    tags: ["*"]
+permissions: {{}}
+jobs:
+  package:
+    runs-on: ubuntu-latest
+    permissions:
+      id-token: write
+      attestations: write
+    steps:
+      - uses: {CHECKOUT}
+        with:
+          fetch-depth: 0
+          persist-credentials: false
+      - uses: {baipp}
+        with:
+          attest-build-provenance-github: 'true'
+  deploy:
+    needs: [package]
+    runs-on: ubuntu-latest
+    permissions:
+      id-token: write
+    steps:
+      - uses: {DOWNLOAD}
+        with:
+          name: Packages
+          path: dist
+      - uses: {PUBLISH}
+        with:
+          attestations: true
+"""
+    assert [(f.rule, f.line) for f in workflows.check(wf(text))] == [("permissions", 23)]
+    off = text.replace(
+        "attest-build-provenance-github: 'true'", "attest-build-provenance-github: 'false'"
+    )
+    assert [(f.rule, f.line) for f in workflows.check(wf(off))] == [
+        ("permissions", 9),
+        ("permissions", 23),
+    ]

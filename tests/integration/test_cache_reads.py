@@ -13,7 +13,9 @@ The rule (what a key leaves out on purpose):
   ``.mypy_cache``, ``.ruff_cache``, the reports and state folders, ``dist/``, ``build/``,
   ``*.egg-info``; ``.git`` only when git itself reads it (the git facts a gate uses are keyed
   from git's answers);
-- anything the run itself created first (scratch folders, build trees).
+- anything the run itself created first (scratch folders, build trees);
+- Python's pseudo file names (``<string>``, ``<frozen site>``) that ``inspect`` and
+  ``traceback`` look up relative to the working folder when they walk the stack.
 """
 
 from __future__ import annotations
@@ -72,7 +74,11 @@ class Coverage:
         root = str(self.root)
         if any(_under(f, path) for f in (root, *self.allowed, *self.keyed_folders)):
             return True  # the folders above the project and above the allowed ones
-        if Path(path).name.startswith("python3") and path.endswith(".zip"):
+        name = Path(path).name
+        if name.startswith("<") and name.endswith(">"):
+            return True  # a code object's pseudo file name (<string>, <frozen site>) that
+            # inspect or traceback looks up relative to the working folder: not a file read
+        if name.startswith("python3") and path.endswith(".zip"):
             return True  # the interpreter looks for a zipped standard library
         if _under(path, root):
             return self._inside(access, Path(path).relative_to(self.root).as_posix())

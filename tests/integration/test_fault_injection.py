@@ -107,7 +107,7 @@ def test_each_fault_stops_the_release_and_a_clean_release_publishes(
         assert ledger(state) == [], fault  # nothing was deployed, nothing to record there
         assert git(clone, "status", "--porcelain") == "", fault  # planted files are gone
         if fault == "publish":
-            manifest = json.loads((clone / "dist" / "manifest.json").read_text())
+            manifest = json.loads((clone / "dist-assets" / "manifest.json").read_text())
             record = manifest["publish"]
             assert record["status"] == "failed"  # the recorded failure
             assert record["left_on_index"] == []
@@ -117,7 +117,7 @@ def test_each_fault_stops_the_release_and_a_clean_release_publishes(
     done = invoke(clone, "release", env=release_env(pypiserver, state))
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-5000:]
-    manifest = json.loads((clone / "dist" / "manifest.json").read_text())
+    manifest = json.loads((clone / "dist-assets" / "manifest.json").read_text())
     wheel = next(a for a in manifest["artifacts"] if a["kind"] == "wheel")
     served = pypiserver.files()
     assert hashlib.sha256(served[wheel["name"]]).hexdigest() == wheel["sha256"]

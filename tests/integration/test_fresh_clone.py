@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,9 @@ def test_missing_lock_is_exit_3(clone: Path) -> None:
 def test_stale_lock_is_exit_3(clone: Path) -> None:
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(
-        text.replace('dependencies = ["packaging>=24"]', "dependencies = []"), encoding="utf-8"
-    )
+    stale = re.sub(r"(?m)^dependencies = \[.*\]$", "dependencies = []", text, count=1)
+    assert stale != text  # the project's dependencies line was found and emptied
+    pyproject.write_text(stale, encoding="utf-8")
     done = ci(clone, "preflight")
     assert_one_line_error(done, 3, "uv.lock does not match pyproject.toml")
     assert "FAIL  uv.lock fresh" in done.stdout

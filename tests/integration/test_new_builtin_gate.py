@@ -60,10 +60,13 @@ PROBE = textwrap.dedent("""\
     from ci.core.runner import ProcessRunner
     from ci.gates import registry
     from ci.gates.cache import GateCache
+    from ci.release.version import Release, TagFormat
     from ci.run import pipeline, release
 
     config = config_module.load(cwd=Path(sys.argv[1]))
-    plan = release.plan(config, env={}, ci=("ci",), nox=("nox",))
+    fmt = TagFormat(text="v{version}", origin="default")
+    released = Release(version="1.0", source="static", tag_format=fmt, tag="v1.0")
+    plan = release.plan(config, release=released, env={}, ci=("ci",), nox=("nox",))
     store = GateCache(config, ProcessRunner(), SystemClock(), {})
     print(json.dumps({
         "gates": [g.name for g in registry.gates(config)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ KEEP_TESTS = {
     "deploy/__init__.py",
     "deploy/test_ledger.py",
 }
+ADVISORY = ROOT / "tests" / "fixtures" / "advisories" / "requests" / "PYSEC-2018-28.yaml"
 
 pytestmark = pytest.mark.integration
 
@@ -55,13 +57,15 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
 
 
 def release_env(index: PypiServer, state: Path, advisories: Path) -> dict[str, str]:
-    advisories.mkdir(parents=True, exist_ok=True)
+    (advisories / "requests").mkdir(parents=True, exist_ok=True)
+    # one real OSV record (CC-BY-4.0, see its ATTRIBUTION.md): an empty folder is rejected
+    shutil.copy(ADVISORY, advisories / "requests" / ADVISORY.name)
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
     return {
         **env,
         **index.twine_env(),
         "CI_STATE_DIR": str(state),
-        # an empty local advisory database: the audit gate runs offline (no OSV service here)
+        # a local advisory database: the audit gate runs offline (no OSV service here)
         "CI_ADVISORY_DB": str(advisories),
         "PYENV_VERSION": "3.11.7:3.12.1:3.13.0",
         "UV_PYTHON_DOWNLOADS": "never",

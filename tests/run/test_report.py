@@ -13,6 +13,7 @@ from ci.core.config import Config, GateConfig, Mode
 from ci.core.errors import UsageError
 from ci.core.gate import Finding, GateContext, GateResult, GateStatus
 from ci.core.http import Retry, UrllibClient
+from ci.github import summary
 from ci.github.status import GitHubEnv
 from ci.run import report
 from ci.testing.fakes import FakeRunner, FixedClock
@@ -144,23 +145,23 @@ def test_summary_lists_gates_and_the_failing_steps_of_each_kind() -> None:
 
 def test_fit_truncates_at_a_line_with_a_note() -> None:
     text = "\n".join(f"line {i} " + "x" * 90 for i in range(100)) + "\n"
-    cut = report.fit(text, 2000)
+    cut = summary.fit(text, 2000)
     assert len(cut.encode()) <= 2000
     assert "summary truncated to stay under GitHub's 1 MiB limit" in cut
     assert cut.startswith("line 0 ")
-    assert report.fit("short\n", 2000) == "short\n"
+    assert summary.fit("short\n", 2000) == "short\n"
 
 
 def test_append_step_summary_respects_the_limit_and_masks(tmp_path: Path) -> None:
     redact.install(redact.Redactor.of(["hunter2-secret"]))
     path = tmp_path / "summary.md"
-    assert report.append_step_summary(path, "first hunter2-secret\n", limit=4096)
-    assert report.append_step_summary(path, "x\n" * 5000, limit=4096)
+    assert summary.append_step_summary(path, "first hunter2-secret\n", limit=4096)
+    assert summary.append_step_summary(path, "x\n" * 5000, limit=4096)
     content = path.read_text(encoding="utf-8")
     assert content.startswith("first ***\n")
     assert len(content.encode()) <= 4096
     assert "truncated" in content
-    assert not report.append_step_summary(path, "more\n", limit=4096)
+    assert not summary.append_step_summary(path, "more\n", limit=4096)
 
 
 def context_for(root: Path, env: dict[str, str]) -> GateContext:

@@ -476,3 +476,52 @@ def test_a_file_gone_or_unreadable_after_listing_is_an_error_not_a_pass(
     assert "app.py/not-a-folder (Not a directory)" in message
     assert "\n" not in message
     assert capsys.readouterr().out == ""
+
+
+# commit ids assembled at runtime, like the planted values above
+ACTION_SHA = "b4ffde65f463" + "36ab88eb53be808477a3936bae11"
+HOOK_SHA = "c4a0b883114b" + "00d8d76b479c820ce7950211c99b"
+PINNED = {
+    ".github/workflows/ci.yml": (
+        f"jobs:\n  ci:\n    steps:\n      - uses: actions/checkout@{ACTION_SHA}  # v4.1.1\n"
+    ),
+    ".pre-commit-config.yaml": (
+        f"repos:\n  - repo: https://github.com/astral-sh/ruff-pre-commit\n    rev: '{HOOK_SHA}'\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", [secrets.Mode.TREE, secrets.Mode.HISTORY])
+def test_pinned_commit_ids_are_not_secrets_unless_asked(
+    make_repo: Callable[..., Path], mode: secrets.Mode
+) -> None:
+    repo = make_repo(PINNED)
+    asked = secrets.ScanOptions(repo=repo, mode=mode, ignore_pinned_commits=False)
+    flagged = secrets.scan(asked, ProcessRunner()).failing
+    # detect-secrets 1.5 flags the hook's rev (a hex string); an action's owner/repo@SHA is
+    # not a hex string to it, so the workflow is clean either way
+    assert {f.file for f in flagged} == {".pre-commit-config.yaml"}
+    assert all(f.pinned for f in flagged)
+    default = secrets.scan(secrets.ScanOptions(repo=repo, mode=mode), ProcessRunner())
+    assert default.failing == [] and bool(default)
+
+
+def test_only_the_pinned_commit_id_itself_is_dropped() -> None:
+    assert secrets.pinned_commit(ACTION_SHA, f"- uses: actions/checkout@{ACTION_SHA}\n")
+    assert secrets.pinned_commit(HOOK_SHA, f"    rev: {HOOK_SHA}  # frozen: v0.6.0\n")
+    assert not secrets.pinned_commit(ACTION_SHA, f'token = "{ACTION_SHA}"\n')
+    assert not secrets.pinned_commit(ACTION_SHA, f"- uses: a/b@{HOOK_SHA}  # {ACTION_SHA}\n")
+
+
+def test_the_gate_reads_ignore_pinned_commits_from_its_table(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo(PINNED)
+    assert run(repo, "secrets") == 0
+    (repo / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "1"\n\n'
+        "[tool.ci.gates.secrets]\nignore_pinned_commits = false\n",
+        encoding="utf-8",
+    )
+    assert run(repo, "gate", "secrets") == 1
+    assert ACTION_SHA not in capsys.readouterr().out
