@@ -48,4 +48,4 @@ class App:
 
     def gate_context(self) -> GateContext:
         """A GateContext for gates run by this process."""
-        return context(self.config, self.runner, self.clock, self.env)
+        return context(self.config, self.runner, self.clock, self.env, self.http)

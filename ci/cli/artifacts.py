@@ -49,7 +49,9 @@ sha256 in manifest.json (the `#sha256=` fragment, or a download).
   - Any failed upload or verification: exit 5; files this run uploaded are removed again
     where the index allows it (pypiserver), otherwise the message names the exact files to
     remove or yank (PyPI); manifest.json records the attempt under "publish".
-  - A dead index, a refused connection, bad credentials: exit 5, one line.
+  - An index that cannot be read before any upload (dead, refusing connections, timing out,
+    5xx after retries): exit 6, one line; credentials it refuses on that read: exit 3;
+    credentials twine's upload is refused with: exit 5.
 
 Index: --repository-url, else --repository NAME (a ~/.pypirc section), else
 $CI_PUBLISH_REPOSITORY_URL, else [tool.ci.publish] repository_url. The simple API is derived
@@ -135,7 +137,14 @@ def _publish(args: argparse.Namespace, app: App) -> int:
         config_url=config.publish.repository_url,
     )
     todo, outcome = publish.publish(
-        dist, repo, runner=app.runner, clock=app.clock, dry_run=args.dry_run, env=app.env
+        dist,
+        repo,
+        runner=app.runner,
+        clock=app.clock,
+        http=app.http,
+        retry=app.retry(),
+        dry_run=args.dry_run,
+        env=app.env,
     )
     if args.dry_run:
         print("plan (dry run, nothing is uploaded):")

@@ -144,7 +144,7 @@ def _audit(args: argparse.Namespace, app: App) -> int:
         advisory_db=args.advisory_db,
         fail_on=args.fail_on,
     )
-    report = audit.audit(options, app.runner)
+    report = audit.audit(options, app.runner, app.http)
     text = audit.render(report, args.format, root=app.config.root, now=app.clock.now())
     output = app.cwd / args.output if args.output else None
     _emit(text, output, f"audit: {report.summary()}")

@@ -18,6 +18,7 @@ from typing import Any
 from ci.core.clock import Clock
 from ci.core.config import Config, GateConfig, Mode, Waiver
 from ci.core.files import atomic_write_text
+from ci.core.http import HttpClient, UrllibClient
 from ci.core.runner import Runner
 
 
@@ -144,6 +145,7 @@ class GateContext:
     clock: Clock
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = ""
+    http: HttpClient = field(default_factory=UrllibClient)  # statuses, the OSV API
     # The files the gate's cache key covers, for a gate that scans a list of files (secrets):
     # it scans exactly these. None: the gate lists them itself.
     scan: tuple[str, ...] | None = None
@@ -217,10 +219,23 @@ def judge_waivers(ids: Iterable[str], waivers: Iterable[Waiver], today: dt.date)
     return WaiverVerdict(waived=frozenset(waived), expired=tuple(expired))
 
 
-def context(config: Config, runner: Runner, clock: Clock, env: Mapping[str, str]) -> GateContext:
+def context(
+    config: Config,
+    runner: Runner,
+    clock: Clock,
+    env: Mapping[str, str],
+    http: HttpClient | None = None,
+) -> GateContext:
     """A GateContext for the running interpreter."""
     python = ".".join(platform.python_version_tuple()[:2])
-    return GateContext(config=config, runner=runner, clock=clock, env=dict(env), python=python)
+    return GateContext(
+        config=config,
+        runner=runner,
+        clock=clock,
+        env=dict(env),
+        python=python,
+        http=http or UrllibClient(),
+    )
 
 
 # A gate's key scans its file list with this function: (base folder, paths relative to it).

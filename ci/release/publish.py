@@ -15,14 +15,11 @@ import hashlib
 import html.parser
 import re
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from http.client import HTTPMessage
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from packaging.utils import (
     InvalidSdistFilename,
@@ -34,6 +31,7 @@ from packaging.utils import (
 
 from ci.core.clock import Clock
 from ci.core.errors import DeployError, UsageError
+from ci.core.http import ApiError, HttpClient, Response, Retry, send
 from ci.core.runner import Runner
 from ci.release.package import (
     MANIFEST,
@@ -249,71 +247,53 @@ def parse_simple_page(text: str, base: str) -> dict[str, IndexFile]:
     return files
 
 
-class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects on the index's own host only (pypiserver sends misses to PyPI)."""
-
-    def redirect_request(  # noqa: PLR0917 - the signature urllib calls
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
-            return None  # urllib then raises HTTPError with the 3xx code: "not on this index"
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-_OPENER = urllib.request.build_opener(_SameHostRedirects)
+INDEX_HINTS = dict.fromkeys(
+    (401, 403), "check TWINE_USERNAME/TWINE_PASSWORD (or the repository's entry in ~/.pypirc)"
+)
 
 
 def _request(
-    repo: Repository, url: str, data: bytes | None = None, accept: str = "text/html"
-) -> bytes:
+    http: HttpClient,
+    repo: Repository,
+    url: str,
+    *,
+    what: str,
+    data: bytes | None = None,
+    accept: str = "text/html",
+    retry: Retry | None = None,
+) -> Response:
+    """One request to the index through the HTTP client (redirects: same host only)."""
     headers = {"Accept": accept, "User-Agent": "noxgate-publish"}
     if repo.username is not None and repo.password is not None:
         token = base64.b64encode(f"{repo.username}:{repo.password}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     if data is not None:
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - http(s) checked
-    with _OPENER.open(request, timeout=TIMEOUT_S) as response:
-        body: bytes = response.read()
-        return body
+    # a 404 or a redirect to another host (pypiserver sends misses to PyPI): not on this index
+    ok = {404, *range(200, 400)} if data is None else None
+    return send(
+        http,
+        "POST" if data is not None else "GET",
+        url,
+        headers=headers,
+        body=data,
+        retry=retry,
+        what=what,
+        timeout=TIMEOUT_S,
+        ok=ok,
+        hints=INDEX_HINTS,
+    )
 
 
-def fetch_index(repo: Repository, project: str) -> dict[str, IndexFile]:
-    """The project's files on the index; empty when it has none. DeployError when unreachable."""
+def fetch_index(
+    http: HttpClient, repo: Repository, project: str, retry: Retry | None = None
+) -> dict[str, IndexFile]:
+    """The project's files on the index; empty when it has none. ApiError when unreachable."""
     page = f"{repo.simple_url}{normalize(project)}/"
-    try:
-        text = _request(repo, page).decode("utf-8", errors="replace")
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404 or 300 <= exc.code < 400:
-            return {}
-        raise DeployError(_http_problem(repo, page, exc)) from None
-    except (urllib.error.URLError, OSError) as exc:
-        msg = (
-            f"cannot reach the index at {safe_url(page)} ({_reason(exc)}): "
-            "check the URL and that the index is up"
-        )
-        raise DeployError(msg) from None
-    return parse_simple_page(text, page)
-
-
-def _http_problem(repo: Repository, url: str, exc: urllib.error.HTTPError) -> str:
-    if exc.code in {401, 403}:
-        return (
-            f"the index refused access to {safe_url(url)} (HTTP {exc.code}): check "
-            "TWINE_USERNAME/TWINE_PASSWORD (or the repository's entry in ~/.pypirc)"
-        )
-    return f"the index at {repo.display} answered HTTP {exc.code} for {safe_url(url)}"
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", exc)
-    return str(reason) or type(reason).__name__
+    answer = _request(http, repo, page, what=f"reading the index at {safe_url(page)}", retry=retry)
+    if answer.status != 200:
+        return {}
+    return parse_simple_page(answer.body.decode("utf-8", errors="replace"), page)
 
 
 def verify_sums(dist: Path, manifest: Manifest) -> None:
@@ -363,27 +343,34 @@ def plan(artifacts: Sequence[Artifact], index: Mapping[str, IndexFile]) -> Plan:
     return Plan(upload=tuple(upload), present=tuple(present), conflicts=tuple(conflicts))
 
 
-def remote_sha256(repo: Repository, entry: IndexFile) -> str:
+def remote_sha256(http: HttpClient, repo: Repository, entry: IndexFile) -> str:
     """The sha256 the index serves for ``entry``: the fragment, else a download."""
     if entry.sha256:
         return entry.sha256
-    try:
-        return hashlib.sha256(_request(repo, entry.url, accept="*/*")).hexdigest()
-    except (urllib.error.URLError, OSError) as exc:
-        msg = f"cannot download {entry.filename} from the index to verify it ({_reason(exc)})"
-        raise DeployError(msg) from None
+    what = f"downloading {entry.filename} from the index to verify it"
+    answer = _request(http, repo, entry.url, what=what, accept="*/*")
+    if answer.status != 200:
+        msg = f"{what}: the index answered HTTP {answer.status}"
+        raise DeployError(msg)
+    return hashlib.sha256(answer.body).hexdigest()
 
 
-def verify_served(repo: Repository, project: str, artifacts: Sequence[Artifact]) -> dict[str, str]:
+def verify_served(
+    http: HttpClient,
+    repo: Repository,
+    project: str,
+    artifacts: Sequence[Artifact],
+    retry: Retry | None = None,
+) -> dict[str, str]:
     """Check the index serves each artifact with its sha256; file name -> URL on the index."""
-    index = fetch_index(repo, project)
+    index = fetch_index(http, repo, project, retry)
     served = {}
     for artifact in artifacts:
         entry = index.get(artifact.name)
         if entry is None:
             msg = f"{artifact.name} was uploaded but the index does not list it"
             raise DeployError(msg)
-        remote = remote_sha256(repo, entry)
+        remote = remote_sha256(http, repo, entry)
         if remote != artifact.sha256:
             msg = (
                 f"the index serves {artifact.name} with sha256 {remote[:12]}, "
@@ -425,6 +412,7 @@ def _upload(runner: Runner, repo: Repository, path: Path) -> None:
 
 
 def remove_uploaded(
+    http: HttpClient,
     repo: Repository,
     manifest: Manifest,
     uploaded: Sequence[str],
@@ -454,10 +442,11 @@ def remove_uploaded(
     try:
         for spelling in spellings:
             form = {":action": "remove_pkg", "name": spelling, "version": manifest.version}
-            _request(repo, repo.upload_url, data=urllib.parse.urlencode(form).encode())
-        after = fetch_index(repo, manifest.name)
-    except (urllib.error.URLError, OSError, DeployError) as exc:
-        note = f"could not remove them ({_reason(exc)}); remove or yank by hand: {files}"
+            data = urllib.parse.urlencode(form).encode()
+            _request(http, repo, repo.upload_url, what="removing them", data=data)
+        after = fetch_index(http, repo, manifest.name)
+    except (ApiError, DeployError) as exc:
+        note = f"could not remove them ({exc}); remove or yank by hand: {files}"
         return (), tuple(uploaded), note
     removed = tuple(n for n in uploaded if n not in after)
     left = tuple(n for n in uploaded if n in after)
@@ -485,10 +474,17 @@ def publish(
     *,
     runner: Runner,
     clock: Clock,
+    http: HttpClient,
+    retry: Retry | None = None,
     dry_run: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> tuple[Plan, PublishOutcome]:
-    """Verify, plan, upload, verify again; record the outcome in ``dist-assets/manifest.json``."""
+    """Verify, plan, upload, verify again; record the outcome in ``dist-assets/manifest.json``.
+
+    An index that cannot be read before anything is sent fails as every HTTP call does
+    (``ci.core.http``: 6 unreachable, 3 credentials refused); a failure after an upload is
+    DeployError (exit 5), saying what was removed again.
+    """
     manifest = read_manifest(dist)
     verify_sums(dist, manifest)
     if manifest.build.dirty:
@@ -504,8 +500,8 @@ def publish(
         )
         raise DeployError(msg)
     try:
-        before = fetch_index(repo, manifest.name)
-    except DeployError as exc:
+        before = fetch_index(http, repo, manifest.name, retry)
+    except ApiError as exc:
         if not dry_run:  # the attempt is part of the build's record, even when nothing was sent
             failed = PublishOutcome(status="failed", error=str(exc))
             _record(dist, manifest, repo, failed, served={}, clock=clock)
@@ -534,9 +530,9 @@ def publish(
             )
             _upload(runner, target, artifact_path(dist, artifact))
             uploaded.append(artifact.name)
-        served = verify_served(repo, manifest.name, wanted)
-    except DeployError as exc:
-        removed, left, note = remove_uploaded(repo, manifest, uploaded, before)
+        served = verify_served(http, repo, manifest.name, wanted, retry)
+    except (DeployError, ApiError) as exc:
+        removed, left, note = remove_uploaded(http, repo, manifest, uploaded, before)
         outcome = PublishOutcome(
             status="failed",
             uploaded=tuple(uploaded),

@@ -14,7 +14,7 @@ from ci.core.config import Config, Mode, state_dir
 from ci.core.errors import UsageError
 from ci.core.files import write_json
 from ci.core.gate import GateContext, GateResult, GateStatus, context_name
-from ci.core.http import HttpClient, Retry, UrllibClient
+from ci.core.http import HttpClient, Retry
 from ci.gates import registry
 from ci.github.status import (
     DESCRIPTION_MAX,
@@ -357,7 +357,7 @@ def record(
             [result],
             config=ctx.config,
             github=github,
-            client=client or UrllibClient(),
+            client=client or ctx.http,
             extras=extras,
             retry=retry,
             title=f"{context_name(result.gate, result.variant, ctx.config.default_python)}: "
@@ -384,4 +384,4 @@ def announce(
         description=shorten(description, DESCRIPTION_MAX),
         target_url=github.run_url,
     )
-    post_updates(github, [update], client or UrllibClient(), retry=retry)
+    post_updates(github, [update], client or ctx.http, retry=retry)

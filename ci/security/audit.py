@@ -8,9 +8,7 @@ import re
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -35,6 +33,7 @@ from ci.core.gate import (
     GateStatus,
     judge_waivers,
 )
+from ci.core.http import ApiError, HttpClient, Retry, parse_json, send
 from ci.core.runner import Runner
 from ci.security import sarif
 from ci.security.advisories import AdvisoryDB, Record, serving
@@ -422,22 +421,26 @@ def run_pip_audit(
     raise ToolError(msg)
 
 
-def fetch_osv(api: str, timeout: float = 30.0) -> Fetch:
-    """A fetcher of full records from an OSV API (``/v1/vulns/<id>``)."""
+def fetch_osv(
+    api: str, http: HttpClient, *, retry: Retry | None = None, timeout: float = 30.0
+) -> Fetch:
+    """A fetcher of full records from an OSV API (``/v1/vulns/<id>``) through ``http``.
+
+    Failures end as every HTTP call does (``ci.core.http``: unreachable, timed out or
+    5xx after retries is exit 6), saying how to audit offline.
+    """
 
     def fetch(vuln_id: str) -> Record | None:
         url = f"{api.rstrip('/')}/v1/vulns/{urllib.parse.quote(vuln_id, safe='')}"
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"the OSV API address {api!r} is not http(s)")
+        what = f"reading {vuln_id} from the OSV API"
         try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310
-                data = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return None
-            raise ToolError(UNREACHABLE) from None
-        except (urllib.error.URLError, OSError, ValueError):
-            raise ToolError(UNREACHABLE) from None
+            answer = send(http, "GET", url, retry=retry, what=what, timeout=timeout, ok=(200, 404))
+            data = None if answer.status == 404 else parse_json(answer, what)
+        except ApiError as exc:
+            msg = f"{exc}; use --advisory-db for offline audits"
+            raise ApiError(msg, kind=exc.kind, status=exc.status, exhausted=exc.exhausted) from None
         return data if isinstance(data, dict) else None
 
     return fetch
@@ -505,7 +508,7 @@ def enrich(
     return tuple(dependencies), tuple(skipped), found
 
 
-def audit(options: AuditOptions, runner: Runner) -> AuditReport:
+def audit(options: AuditOptions, runner: Runner, http: HttpClient) -> AuditReport:
     """Export (or read) the pins, run pip-audit, score each advisory and apply the policy."""
     start = time.monotonic()
     # a folder without OSV records is refused before anything runs: served, it answers "none"
@@ -541,7 +544,7 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
             fetch: Fetch = db.get
         else:
             api, service = options.osv_api, options.osv_api
-            fetch = fetch_osv(api)
+            fetch = fetch_osv(api, http)
         data: dict[str, Any] = {"dependencies": []}
         for path in files:
             done = run_pip_audit(
@@ -775,7 +778,7 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     options = options_for(ctx.config, ctx.env, ctx.clock.today(), cwd=ctx.root)
     # fault injection: CI_INJECT_FAULT=audit audits a vulnerable pin as well
     options = replace(options, extra_pins=faults.audit_pins(ctx.env))
-    report = audit(options, ctx.runner)
+    report = audit(options, ctx.runner, ctx.http)
     print(render_text(report), end="")
     now = ctx.clock.now()
     artifacts = ctx.write_reports(

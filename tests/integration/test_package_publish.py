@@ -238,11 +238,13 @@ def test_same_version_with_other_bytes_is_exit_5(dist, pypiserver, capsys):
     assert set(pypiserver.files()) == {"sample_pkg-1.2.3.tar.gz"}  # nothing uploaded
 
 
-def test_dead_index_is_exit_5_with_one_line(dist, capsys):
+def test_dead_index_is_exit_6_with_one_line(dist, capsys):
+    # exit 6 as every HTTP outage (it was 5 before): nothing was sent, nothing rolled back
     url = f"http://127.0.0.1:{free_port()}/"
     code, out, err = run_ci(capsys, "publish", "--dist", str(dist), "--repository-url", url)
-    assert code == 5
-    assert err.startswith("error: cannot reach the index")
+    assert code == 6
+    assert err.startswith("error: reading the index at http://127.0.0.1:")
+    assert "unreachable (ConnectionRefusedError" in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in out + err
 

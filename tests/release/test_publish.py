@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 
 from ci.core.errors import DeployError, UsageError
+from ci.core.http import ApiError, Retry, UrllibClient
 from ci.release import package, publish
 from ci.testing.fakes import FakeRunner, FixedClock
+
+NO_WAIT = Retry(attempts=2, sleep=lambda _: None)
 
 
 def artifact(name: str, sha: str, kind: str = "wheel") -> package.Artifact:
@@ -172,7 +175,9 @@ def test_pypi_partial_upload_says_to_yank_exact_files(tmp_path):
     repo = publish.resolve_repository(
         url="https://upload.pypi.org/legacy/", name=None, index_url=None, env={}, config_url=None
     )
-    removed, left, note = publish.remove_uploaded(repo, manifest, ["d-1.0-py3-none-any.whl"], {})
+    removed, left, note = publish.remove_uploaded(
+        UrllibClient(), repo, manifest, ["d-1.0-py3-none-any.whl"], {}
+    )
     assert removed == ()
     assert left == ("d-1.0-py3-none-any.whl",)
     assert "yank d 1.0" in note
@@ -218,8 +223,11 @@ def test_publishing_to_a_dead_index_records_the_attempt(tmp_path: Path) -> None:
     write_dist(dist)
     repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
     clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
-    with pytest.raises(DeployError, match="cannot reach the index") as caught:
-        publish.publish(dist, repo, runner=FakeRunner(), clock=clock)
+    with pytest.raises(ApiError, match="reading the index at .* unreachable") as caught:
+        publish.publish(
+            dist, repo, runner=FakeRunner(), clock=clock, http=UrllibClient(), retry=NO_WAIT
+        )
+    assert caught.value.exit_code == 6  # as every HTTP outage (it was 5 before)
     doc = json.loads((package.assets_dir(dist) / "manifest.json").read_text())
     attempt = doc["publish"]
     assert attempt["status"] == "failed"
@@ -240,6 +248,14 @@ def test_a_dry_run_against_a_dead_index_writes_nothing(tmp_path: Path) -> None:
         url=f"http://127.0.0.1:{port}/", name=None, index_url=None, env={}, config_url=None
     )
     clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
-    with pytest.raises(DeployError):
-        publish.publish(dist, repo, runner=FakeRunner(), clock=clock, dry_run=True)
+    with pytest.raises(ApiError):
+        publish.publish(
+            dist,
+            repo,
+            runner=FakeRunner(),
+            clock=clock,
+            http=UrllibClient(),
+            retry=NO_WAIT,
+            dry_run=True,
+        )
     assert (package.assets_dir(dist) / "manifest.json").read_bytes() == before

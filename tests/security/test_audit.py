@@ -15,6 +15,7 @@ from ci.cli import main as cli
 from ci.cli.app import App
 from ci.core.config import Config
 from ci.core.errors import ToolError, UsageError
+from ci.core.http import ApiError, Retry, UrllibClient
 from ci.core.runner import ProcessRunner
 from ci.security import audit
 from ci.security.advisories import _yaml_load
@@ -228,13 +229,17 @@ def test_pip_audit_crash_and_missing_inputs(tmp_path: Path) -> None:
     )
     (tmp_path / "r.txt").write_text("requests==2.19.0\n")
     with pytest.raises(ToolError, match=r"pip-audit failed .*boom"):
-        audit.audit(options, fake_pip_audit("", 2, "Traceback\nValueError: boom\n"))
+        audit.audit(options, fake_pip_audit("", 2, "Traceback\nValueError: boom\n"), UrllibClient())
     with pytest.raises(UsageError, match="does not exist"):
         audit.audit(
-            audit.AuditOptions(root=tmp_path, requirements=tmp_path / "nope.txt"), FakeRunner()
+            audit.AuditOptions(root=tmp_path, requirements=tmp_path / "nope.txt"),
+            FakeRunner(),
+            UrllibClient(),
         )
     with pytest.raises(UsageError, match=r"uv\.lock"):
-        audit.audit(audit.AuditOptions(root=tmp_path, advisory_db=FIXTURES), FakeRunner())
+        audit.audit(
+            audit.AuditOptions(root=tmp_path, advisory_db=FIXTURES), FakeRunner(), UrllibClient()
+        )
 
 
 def test_export_of_the_real_lock_has_pins_and_hashes(tmp_path: Path) -> None:
@@ -362,15 +367,17 @@ def test_fetch_osv_handles_missing_records_and_outages(tmp_path: Path) -> None:
     from ci.security.advisories import AdvisoryDB, serving
 
     with serving(AdvisoryDB(FIXTURES)) as url:
-        fetch = audit.fetch_osv(url)
+        fetch = audit.fetch_osv(url, UrllibClient())
         record = fetch("PYSEC-2023-192")
         assert record is not None
         assert record["id"] == "PYSEC-2023-192"
         assert fetch("CVE-2023-43804") is None  # an alias without its own record
-    with pytest.raises(ToolError, match="could not be reached"):
-        audit.fetch_osv(url, timeout=2)("PYSEC-2023-192")
+    no_wait = Retry(attempts=2, sleep=lambda _: None)
+    with pytest.raises(ApiError, match="unreachable.*use --advisory-db") as caught:
+        audit.fetch_osv(url, UrllibClient(), retry=no_wait, timeout=2)("PYSEC-2023-192")
+    assert caught.value.exit_code == 6
     with pytest.raises(UsageError, match="not http"):
-        audit.fetch_osv("file:///etc")("X")
+        audit.fetch_osv("file:///etc", UrllibClient())("X")
     del tmp_path
 
 
@@ -384,7 +391,7 @@ def test_unpinned_requirements_are_bad_input(tmp_path: Path) -> None:
         "ERROR:pip_audit._cli:requirement requests is not pinned to an exact version: requests>=2\n"
     )
     with pytest.raises(UsageError, match=r"not pinned .*one name==version per line"):
-        audit.audit(options, fake_pip_audit("", 1, stderr))
+        audit.audit(options, fake_pip_audit("", 1, stderr), UrllibClient())
 
 
 FORKED = """\
