@@ -264,7 +264,9 @@ def _request(
 ) -> Response:
     """One request to the index through the HTTP client (redirects: same host only)."""
     headers = {"Accept": accept, "User-Agent": "noxgate-publish"}
-    if repo.username is not None and repo.password is not None:
+    hosts = {urllib.parse.urlsplit(u).netloc for u in (repo.upload_url, repo.simple_url)}
+    mine = urllib.parse.urlsplit(url).netloc in hosts  # a file link may point to a CDN
+    if mine and repo.username is not None and repo.password is not None:
         token = base64.b64encode(f"{repo.username}:{repo.password}".encode()).decode()
         headers["Authorization"] = f"Basic {token}"
     if data is not None:

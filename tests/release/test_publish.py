@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 import json
 import socket
 import sys
@@ -259,3 +261,28 @@ def test_a_dry_run_against_a_dead_index_writes_nothing(tmp_path: Path) -> None:
             dry_run=True,
         )
     assert (package.assets_dir(dist) / "manifest.json").read_bytes() == before
+
+
+def test_credentials_go_to_the_index_host_only(httpserver) -> None:
+    httpserver.expect_request("/f.whl").respond_with_data(b"wheel bytes")
+    here = httpserver.url_for("/")
+    repo = publish.resolve_repository(
+        url=f"{here}legacy/", name=None, index_url=None, env={}, config_url=None
+    )
+    repo = dataclasses.replace(repo, username="bot", password="pw-not-for-a-cdn")
+    # another host name for the same server
+    elsewhere = (
+        here.replace("localhost", "127.0.0.1")
+        if "localhost" in here
+        else here.replace("127.0.0.1", "localhost")
+    )
+    assert elsewhere != here
+    for url in (f"{here}f.whl", f"{elsewhere}f.whl"):
+        entry = publish.IndexFile(filename="f.whl", url=url, sha256=None)
+        assert (
+            publish.remote_sha256(UrllibClient(), repo, entry)
+            == hashlib.sha256(b"wheel bytes").hexdigest()
+        )
+    sent = [req.headers.get("Authorization") for req, _ in httpserver.log]
+    assert sent[0] is not None and sent[0].startswith("Basic ")
+    assert sent[1] is None
