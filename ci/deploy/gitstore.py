@@ -32,6 +32,7 @@ from typing import TypeVar
 from ci.core.errors import CIError, ConfigError, PreflightError, ToolError
 from ci.core.runner import Completed, Runner
 from ci.deploy.store import Change
+from ci.github.client import token_from
 
 T = TypeVar("T")
 
@@ -39,7 +40,6 @@ REF = "refs/noxgate/state"
 TRACKING = "refs/noxgate/remotes/{remote}/state"  # where this clone keeps what it fetched
 ATTEMPTS = 10
 MAX_BACKOFF_S = 2.0
-TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 IDENTITY = {"GIT_AUTHOR_EMAIL": "noxgate@localhost", "GIT_COMMITTER_EMAIL": "noxgate@localhost"}
 
 
@@ -304,7 +304,7 @@ class GitStore:
         Passed as ``GIT_CONFIG_*`` variables (never on the command line, never written to
         .git/config), the way actions/checkout sets its header.
         """
-        token = next((self.env[v] for v in TOKEN_VARS if self.env.get(v)), "")
+        token = token_from(self.env)  # the one token rule of every GitHub caller
         server = (self.env.get("GITHUB_SERVER_URL") or "https://github.com").rstrip("/")
         if not token or not self.url().startswith(f"{server}/"):
             return {}
