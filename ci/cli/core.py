@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Sequence
 
 from ci.cli.app import App
@@ -11,7 +12,7 @@ from ci.core.config import Config
 from ci.core.errors import ExitCode
 from ci.gates import cache, registry
 from ci.gates.cache import GateCache
-from ci.run import pipeline, preflight, release, report
+from ci.run import history, pipeline, preflight, release, report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -230,6 +231,7 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
     if reused:
         print("  (reused: uv.lock, pyproject.toml, PATH and the tools are unchanged)")
     preflight.verdict(checks)
+    started = time.monotonic()
     outcomes = pipeline.run_sessions(
         app.config, app.runner, sessions, jobs=args.jobs, store=store, use_cache=use_cache
     )
@@ -237,7 +239,14 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
     print(pipeline.render_summary(outcomes))
     for line in pipeline.advisory_notes(outcomes):
         print(line)
-    return pipeline.pipeline_exit_code(outcomes)
+    code = pipeline.pipeline_exit_code(outcomes)
+    history.record_run(
+        app.gate_context(),
+        [row for outcome in outcomes for row in outcome.rows()],
+        passed=code is ExitCode.OK,
+        duration_s=time.monotonic() - started,
+    )
+    return code
 
 
 def _jobs(text: str) -> int:

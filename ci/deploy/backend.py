@@ -21,6 +21,7 @@ from typing import Any
 from ci.core.config import STATE_BACKENDS, Config, state_dir
 from ci.core.errors import CIError, PreflightError, UsageError
 from ci.core.files import atomic_write_text
+from ci.core.redact import redact
 from ci.core.runner import Runner
 from ci.deploy import lock
 from ci.deploy import state as deploystate
@@ -198,7 +199,7 @@ class StateBackend:
     # ---- bounded logs (run records and the like) -------------------------------------------
 
     def append_log(self, name: str, record: Mapping[str, Any], *, keep: int) -> None:
-        """Append ``record`` to the log ``name``, keeping only its last ``keep`` records."""
+        """Append ``record`` (masked) to the log ``name``, keeping its last ``keep`` records."""
         path = _log_file(name)
         if keep < 1:
             msg = f"a log keeps at least one record (keep={keep})"
@@ -206,7 +207,9 @@ class StateBackend:
 
         def change(folder: Path) -> Change[None]:
             lines = _log_lines(folder / path)
-            lines.append(canonical({"schema": LOG_SCHEMA, **dict(record)}))
+            # masked as canonical text, so the JSON-escaped forms of a secret are caught too
+            masked = json.loads(redact(canonical({"schema": LOG_SCHEMA, **dict(record)})))
+            lines.append(canonical(masked))
             atomic_write_text(folder / path, "".join(f"{ln}\n" for ln in lines[-keep:]))
             return Change(result=None, changed=True, message=f"log {name}: append a record")
 
