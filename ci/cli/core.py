@@ -6,13 +6,16 @@ import argparse
 import os
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from ci.cli.app import App
 from ci.core.config import Config
-from ci.core.errors import ExitCode
+from ci.core.errors import CIError, ExitCode
+from ci.deploy.backend import open_backend
 from ci.gates import cache, registry
 from ci.gates.cache import GateCache
-from ci.run import history, pipeline, preflight, release, report
+from ci.github.summary import append_step_summary
+from ci.run import dashboard, history, pipeline, preflight, release, report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -246,7 +249,20 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
         passed=code is ExitCode.OK,
         duration_s=time.monotonic() - started,
     )
+    summary_trends(app)
     return code
+
+
+def summary_trends(app: App) -> None:
+    """On GitHub, the main job's step summary ends with the run history's trends."""
+    summary = app.env.get("GITHUB_STEP_SUMMARY", "")
+    if not summary:
+        return
+    try:
+        records = history.read(open_backend(app.config, app.env, app.runner))
+        append_step_summary(Path(summary), dashboard.trends_markdown(records))
+    except (CIError, OSError) as exc:
+        print(f"warning: the run history's trends are not in the step summary ({exc})")
 
 
 def _jobs(text: str) -> int:

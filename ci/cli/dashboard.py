@@ -42,6 +42,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--open", action="store_true", help="open the page in a web browser")
     p.add_argument(
+        "--merge",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help=(
+            "first merge the history logs found under DIR (e.g. other CI jobs' downloaded "
+            "artifacts) into the state backend's history; repeatable"
+        ),
+    )
+    p.add_argument(
         "--summary",
         action="store_true",
         help="also append the compact trends to $GITHUB_STEP_SUMMARY (a GitHub job's summary)",
@@ -61,6 +72,10 @@ def _dashboard(args: argparse.Namespace, app: App) -> int:
         msg = f"--output {output} is a folder; name the file, e.g. {output / DEFAULT_NAME}"
         raise UsageError(msg)
     backend = open_backend(config, app.env, app.runner)
+    if args.merge:
+        folders = [m if m.is_absolute() else app.cwd / m for m in args.merge]
+        added = history.merge(backend, folders, keep=config.history.keep)
+        print(f"history: {added} record(s) merged from {', '.join(map(str, args.merge))}")
     records = history.read(backend)
     problem = ""
     try:

@@ -10,6 +10,7 @@ the records: the dashboard and the step summary draw what they return.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import statistics
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ci.core.config import Config, Waiver
-from ci.core.errors import CIError
+from ci.core.errors import CIError, UsageError
 from ci.core.gate import GateContext, GateResult, GateStatus
 from ci.core.runner import Runner
 from ci.deploy import lock
@@ -362,6 +363,38 @@ def read(backend: StateBackend) -> History:
     """The history the state backend holds."""
     logs = (backend.read_log(name) for name in (GATES_LOG, RUNS_LOG, LOCKS_LOG))
     return parse(*logs)
+
+
+def merge(backend: StateBackend, folders: Sequence[Path], *, keep: int) -> int:
+    """Merge the history logs found under ``folders`` (other jobs' runs) into ``backend``.
+
+    A folder may hold the logs themselves or any tree of them (downloaded CI artifacts);
+    records already in the history are not added twice. How many records were new.
+    """
+    added = 0
+    for name in (GATES_LOG, RUNS_LOG, LOCKS_LOG):
+        records: list[dict[str, Any]] = []
+        for folder in folders:
+            if not folder.is_dir():
+                msg = f"{folder} is not a folder of run history logs ({name}.jsonl files)"
+                raise UsageError(msg)
+            for path in sorted(folder.rglob(f"{name}.jsonl")):
+                records += _records(path)
+        if records:
+            added += backend.merge_log(name, records, keep=keep)
+    return added
+
+
+def _records(path: Path) -> list[dict[str, Any]]:
+    found = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict):
+            found.append(doc)
+    return found
 
 
 # ---- aggregations --------------------------------------------------------------------------

@@ -115,9 +115,13 @@ def record(c: Context, tag: str = "", dry_run: bool = False) -> None:
         "output": "where to write the page (default: reports/dashboard.html)",
         "open_": "open the page in a web browser",
         "summary": "also append the compact trends to the GitHub step summary",
+        "merge": "first merge the history logs under this folder (other CI jobs' artifacts)",
     }
 )
-def dashboard(c: Context, output: str = "", open_: bool = False, summary: bool = False) -> None:
+def dashboard(
+    c: Context, output: str = "", open_: bool = False, summary: bool = False, merge: str = ""
+) -> None:
     """Write the run history, deploys and waivers as one HTML page (reports/dashboard.html)."""
     flags = (["--output", output] if output else []) + ["--open"] * open_
+    flags += ["--merge", merge] if merge else []
     run_ci(c, "dashboard", *flags, *["--summary"] * summary)

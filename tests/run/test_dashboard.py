@@ -212,3 +212,19 @@ def test_history_record_of_the_sample_is_read_back(tmp_path: Path) -> None:
     assert [r.id for r in records.gates[:3]] == ["lint", "test-3.12", "audit"]
     assert records.gates[1].slowest[0][0] == "tests.test_db::test_migrations_apply_in_order"
     assert len(records.runs) == 3
+
+
+def test_the_main_job_summary_ends_with_the_trends_on_github(tmp_path: Path) -> None:
+    from ci.cli import core as core_commands
+
+    state = history_sample.recorded_project(tmp_path / "proj", runs=3)
+    summary = tmp_path / "summary.md"
+    summary.write_text("## gates\n")
+    env = {"CI_STATE_DIR": str(state), "GITHUB_STEP_SUMMARY": str(summary)}
+    core_commands.summary_trends(App(cwd=tmp_path / "proj", runner=FakeRunner(), env=env))
+    text = summary.read_text()
+    assert text.startswith("## gates\n")
+    assert "| `test-3.12` | 3 | 100 % |" in text
+    assert "xychart-beta" in text
+    core_commands.summary_trends(App(cwd=tmp_path / "proj", runner=FakeRunner(), env={}))
+    assert summary.read_text() == text  # off GitHub: nothing

@@ -523,3 +523,39 @@ def test_waivers_soonest_first() -> None:
         "soon",
         "later",
     ]
+
+
+def test_merge_brings_other_jobs_logs_in_once_in_time_order(tmp_path: Path) -> None:
+    jobs = tmp_path / "history-in"
+    for name, day in (("history-lint", 3), ("history-test-0", 1)):
+        other = StateBackend(LocalStore(jobs / name))
+        other.append_log(history.GATES_LOG, run(name, day=day).to_dict(), keep=10)
+    newer = {**run("future", day=2).to_dict(), "schema": 2}
+    StateBackend(LocalStore(jobs / "history-x")).append_log(history.GATES_LOG, newer, keep=10)
+    here = backend(tmp_path)
+    here.append_log(history.GATES_LOG, run("earlier", day=2).to_dict(), keep=10)
+    assert history.merge(here, [jobs], keep=10) == 3
+    assert history.merge(here, [jobs], keep=10) == 0  # a second merge adds nothing
+    lines = [
+        json.loads(x)
+        for x in (tmp_path / "state" / "logs" / "gates.jsonl").read_text().splitlines()
+    ]
+    assert [(x["id"], x["schema"]) for x in lines] == [
+        ("history-test-0", 1),
+        ("earlier", 1),
+        ("future", 2),
+        ("history-lint", 1),
+    ]
+    read = history.read(here)
+    assert [r.id for r in read.gates] == ["history-test-0", "earlier", "history-lint"]
+    assert read.skipped == 1  # schema 2: kept in the log, not read by this version
+    fresh = StateBackend(LocalStore(tmp_path / "fresh"))
+    assert history.merge(fresh, [jobs], keep=2) == 3
+    assert [r.id for r in history.read(fresh).gates] == ["history-lint"]  # the newest two kept
+
+
+def test_merge_of_a_missing_folder_is_a_usage_error(tmp_path: Path) -> None:
+    from ci.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="is not a folder of run history logs"):
+        history.merge(backend(tmp_path), [tmp_path / "nowhere"], keep=10)
