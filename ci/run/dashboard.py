@@ -148,6 +148,7 @@ def _chart(kind: str, title: str, **options: Any) -> Any:  # noqa: ANN401 - a py
         "show_minor_x_labels": False,
         "dots_size": 2,
         "margin": 12,
+        "margin_bottom": 28,  # room under the legend (its text sits on the edge otherwise)
         "no_data_text": "no data",
         **options,
     }

@@ -10,6 +10,7 @@ the records: the dashboard and the step summary draw what they return.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 import statistics
@@ -82,8 +83,8 @@ class GateRun:
         return self.budget_s is not None and not self.cached and self.duration_s > self.budget_s
 
     def to_dict(self) -> dict[str, Any]:
-        """The record's JSON form."""
-        return {
+        """The record's JSON form; fields without a value are left out (a long history is big)."""
+        data: dict[str, Any] = {
             "schema": SCHEMA,
             "kind": "gate",
             "time": self.facts.time,
@@ -95,16 +96,20 @@ class GateRun:
             "status": self.status,
             "mode": self.mode,
             "duration_s": round(self.duration_s, 3),
-            "budget_s": self.budget_s,
-            "over_budget": self.over_budget,
             "cached": self.cached,
+        }
+        optional = {
+            "budget_s": self.budget_s,
+            "over_budget": self.over_budget or None,
             "coverage": self.coverage,
             "coverage_min": self.coverage_min,
             "tests": self.tests,
             "failed": self.failed,
-            "slowest": [[name, round(s, 3)] for name, s in self.slowest],
-            "flaky": list(self.flaky),
+            "slowest": [[name, round(s, 3)] for name, s in self.slowest] or None,
+            "flaky": list(self.flaky) or None,
         }
+        data.update((key, value) for key, value in optional.items() if value is not None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateRun:
@@ -169,17 +174,24 @@ class PipelineRun:
 
 
 def _facts(data: Mapping[str, Any]) -> Facts:
-    when = str(data["time"])
-    dt.datetime.fromisoformat(when)  # ValueError for a damaged stamp
-    return Facts(
-        time=when,
-        commit=str(data.get("commit") or ""),
-        ref=str(data.get("ref") or ""),
-        actor=str(data.get("actor") or ""),
+    return _facts_of(
+        str(data["time"]),
+        str(data.get("commit") or ""),
+        str(data.get("ref") or ""),
+        str(data.get("actor") or ""),
     )
 
 
+@functools.lru_cache(maxsize=1024)
+def _facts_of(time: str, commit: str, ref: str, actor: str) -> Facts:
+    """One Facts per run: the gate records of a run share it (a long history reads faster)."""
+    dt.datetime.fromisoformat(time)  # ValueError for a damaged stamp
+    return Facts(time=time, commit=commit, ref=ref, actor=actor)
+
+
 def _number(value: object) -> float | None:
+    if type(value) is float and math.isfinite(value):
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
