@@ -41,6 +41,7 @@ class Finding:
     line: int | None = None
     severity: str | None = None
     waived: bool = False
+    advisory: bool = False  # reported (a warning annotation), never failing its gate
 
     def location(self) -> str:
         """``file:line`` (or just the file, or empty)."""
@@ -57,6 +58,7 @@ class Finding:
             "line": self.line,
             "severity": self.severity,
             "waived": self.waived,
+            "advisory": self.advisory,
         }
 
     @classmethod
@@ -69,6 +71,7 @@ class Finding:
             line=data.get("line"),
             severity=data.get("severity"),
             waived=bool(data.get("waived", False)),
+            advisory=bool(data.get("advisory", False)),
         )
 
 

@@ -156,7 +156,7 @@ def annotation_lines(results: Sequence[GateResult], limit: int = MAX_ANNOTATIONS
                 continue
             lines.append(
                 annotation(
-                    level,
+                    "warning" if finding.advisory else level,
                     finding.message,
                     file=finding.file,
                     line=finding.line,
