@@ -264,9 +264,10 @@ class Upstream:
                     payload=payload,
                     retry=self.retry,
                     what=f"the OSV query for {name} {version}",
+                    repeat=True,  # a query changes nothing: asking again is safe
                 )
             except http.ApiError as exc:
-                self.unreachable = exc.exhausted and "unreachable" in str(exc)
+                self.unreachable = exc.kind is http.Failure.UNREACHABLE
                 raise self._fail(str(exc)) from None
             records, token = self._read(answer, name, version)
             found += records
