@@ -22,10 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "use), adds the artifact table (name, size, sha256, where published; from "
             "dist-assets/manifest.json and dist-assets/SHA256SUMS) and the deploy ledger's head "
             "hash as the audit anchor, writes it to dist-assets/RELEASE_NOTES.md and appends it to "
-            "$GITHUB_STEP_SUMMARY. With GITHUB_TOKEN and GITHUB_REPOSITORY set it creates the "
-            "GitHub release (or updates it: re-running changes nothing) through GITHUB_API_URL "
+            "$GITHUB_STEP_SUMMARY. With GITHUB_TOKEN (or GH_TOKEN) and GITHUB_REPOSITORY set it "
+            "creates the GitHub release (or updates it: re-running changes nothing) through "
+            "GITHUB_API_URL "
             "and uploads the dist files as assets. `invoke release` runs it after publish. "
-            "Exit 5 when the GitHub API refuses, 2 for an unknown tag."
+            "Exit 6 when the GitHub API cannot be reached or keeps failing, 3 when it refuses "
+            "the token, 2 for an unknown tag or repository."
         ),
     )
     p.add_argument(

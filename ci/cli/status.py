@@ -30,7 +30,8 @@ from ci.run import report
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
 _GITHUB_ENV = """environment:
-  GITHUB_TOKEN       token for the REST API (only ever sent in the Authorization header)
+  GITHUB_TOKEN       token for the REST API (else GH_TOKEN; only ever sent in the
+                     Authorization header)
   GITHUB_REPOSITORY  owner/name of the repository
   GITHUB_SHA         the commit (default for --sha)
   GITHUB_API_URL     REST API root (default https://api.github.com)
@@ -86,7 +87,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description=_wrap(
             "Reads the combined status and the check runs of a commit and checks that each "
             "required context is a success. Exit 1 naming every context that is missing, "
-            "pending or failing; 0 when all are green; 6 when the API cannot be reached. "
+            "pending or failing; 0 when all are green; 6 when the API cannot be reached or "
+            "keeps failing, 3 when it refuses the token, 2 for an unknown repository. "
             "With --wait it polls until all are green, one fails (fail fast) or the time is up."
         ),
         epilog=_GITHUB_ENV,
@@ -147,7 +149,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "whose mode is required become required status checks (strict: the branch must be "
             "up to date), admins included, no force-pushes, no deletion. Prints the JSON; with "
             "--apply PUTs it to /repos/{owner}/{repo}/branches/{branch}/protection, which "
-            "needs GITHUB_TOKEN with admin rights (exit 2 without one, 6 when the API fails)."
+            "needs GITHUB_TOKEN with admin rights (exit 2 without one, 3 when the token is "
+            "refused, 6 when the API cannot be reached or keeps failing)."
         ),
         epilog=_GITHUB_ENV,
         formatter_class=_FORMATTER,
@@ -232,7 +235,9 @@ def _require(args: argparse.Namespace, app: App) -> int:
     env = _github_env(app, args.repo)
     sha = args.sha or env.sha or _head_sha(app)
     if not env.token:
-        print("notice: GITHUB_TOKEN is not set; reading statuses without authentication")
+        print(
+            "notice: GITHUB_TOKEN (or GH_TOKEN) is not set; reading statuses without authentication"
+        )
     github = GitHub(env, app.http, app.retry())
 
     unread: list[str] = []
@@ -297,7 +302,9 @@ def _notify(args: argparse.Namespace, app: App) -> int:
         )
         return ExitCode.OK
     try:
-        send(app.http, "POST", url, payload=payload, retry=app.retry(), what="notifying")
+        send(
+            app.http, "POST", url, payload=payload, retry=app.retry(), what="notifying", repeat=True
+        )
     except ApiError as exc:
         print(f"warning: {exc}; no notification was delivered to {host_of(url)}")
         return ExitCode.OK
@@ -315,10 +322,12 @@ def _protect(args: argparse.Namespace, app: App) -> int:
     env = _github_env(app, args.repo)
     if not env.token:
         msg = (
-            "protect --apply needs GITHUB_TOKEN (a token with admin rights on the repository); "
+            "protect --apply needs GITHUB_TOKEN or GH_TOKEN (a token with admin rights on the "
+            "repository); "
             "without --apply it only prints the payload"
         )
         raise UsageError(msg)
-    GitHub(env, app.http, app.retry()).put_protection(args.branch, payload)  # ApiError: exit 6
+    # ApiError: exit 6 unreachable or down, 3 token refused, 2 no such repository or branch
+    GitHub(env, app.http, app.retry()).put_protection(args.branch, payload)
     print(f"protected {env.repository}@{args.branch}: required {', '.join(contexts) or 'none'}")
     return ExitCode.OK

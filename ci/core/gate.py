@@ -41,6 +41,7 @@ class Finding:
     line: int | None = None
     severity: str | None = None
     waived: bool = False
+    advisory: bool = False  # reported (a warning annotation), never failing its gate
 
     def location(self) -> str:
         """``file:line`` (or just the file, or empty)."""
@@ -57,6 +58,7 @@ class Finding:
             "line": self.line,
             "severity": self.severity,
             "waived": self.waived,
+            "advisory": self.advisory,
         }
 
     @classmethod
@@ -69,6 +71,7 @@ class Finding:
             line=data.get("line"),
             severity=data.get("severity"),
             waived=bool(data.get("waived", False)),
+            advisory=bool(data.get("advisory", False)),
         )
 
 
@@ -86,6 +89,7 @@ class GateResult:
     artifacts: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()  # tests that failed, then passed when rerun in this run
+    coverage: float | None = None  # the total coverage percentage the gate measured
 
     @property
     def id(self) -> str:
@@ -116,6 +120,7 @@ class GateResult:
             "artifacts": list(self.artifacts),
             "warnings": list(self.warnings),
             "flaky": list(self.flaky),
+            "coverage": self.coverage,
         }
 
     @classmethod
@@ -132,7 +137,12 @@ class GateResult:
             artifacts=tuple(data.get("artifacts", [])),
             warnings=tuple(data.get("warnings", [])),
             flaky=tuple(data.get("flaky", [])),
+            coverage=_percent(data.get("coverage")),
         )
+
+
+def _percent(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

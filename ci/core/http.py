@@ -1,21 +1,69 @@
-"""A small HTTP client interface (stdlib urllib behind it) with retry and backoff."""
+"""The one HTTP client: an interface (stdlib urllib behind it), retry with backoff, one error.
+
+Every HTTP call of the bundle (GitHub's REST API, chat webhooks, package index reads, the
+OSV API) goes through :func:`send`, so the same failure ends the same way everywhere:
+
+==================  =================================================  ====
+kind                what happened                                      exit
+==================  =================================================  ====
+``unreachable``     refused, no route, DNS, timed out (every retry)    6
+``server``          5xx, 429 or a rate-limited 403 after every retry   6
+``malformed``       an answer that is not what the endpoint sends      6
+``auth``            401 or 403: credentials missing or refused         3
+``not found``       404 (where the caller does not expect one)         2
+``refused``         any other 4xx, 3xx where none is expected          2
+``bad url``         not an http(s) URL                                 2
+==================  =================================================  ====
+
+Messages name the host only (webhook paths and queries carry secrets) and pass through
+the redaction filter; credentials travel only in headers.
+"""
 
 from __future__ import annotations
 
+import enum
+import http.client
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
-from ci.core.errors import ToolError
+from ci.core.errors import CIError, ExitCode
 from ci.core.redact import redact
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# Sending these again after a failure cannot do a thing twice; a POST is repeated only
+# when its caller says so (a commit status, a webhook message: a duplicate is harmless).
+SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 USER_AGENT = "noxgate"
+TIMEOUT_S = 30.0
+
+
+class Failure(enum.StrEnum):
+    """The kinds of HTTP failure; each has one exit code (``EXIT_CODES``)."""
+
+    UNREACHABLE = "unreachable"
+    SERVER = "server"
+    MALFORMED = "malformed"
+    AUTH = "auth"
+    NOT_FOUND = "not found"
+    REFUSED = "refused"
+    BAD_URL = "bad url"
+
+
+EXIT_CODES: Mapping[Failure, ExitCode] = {
+    Failure.UNREACHABLE: ExitCode.TOOL_CRASHED,
+    Failure.SERVER: ExitCode.TOOL_CRASHED,
+    Failure.MALFORMED: ExitCode.TOOL_CRASHED,
+    Failure.AUTH: ExitCode.PREFLIGHT,
+    Failure.NOT_FOUND: ExitCode.USAGE,
+    Failure.REFUSED: ExitCode.USAGE,
+    Failure.BAD_URL: ExitCode.USAGE,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,9 +84,15 @@ class Response:
         return json.loads(self.body) if self.body.strip() else None
 
     def excerpt(self, size: int = 200) -> str:
-        """The start of the body as text, one line, masked (servers may echo what they got)."""
-        text = self.body.decode("utf-8", "replace").replace("\n", " ").strip()
-        return redact(text[:size])
+        """The server's message (JSON ``message``, else the body's start), one line, masked."""
+        text = self.body.decode("utf-8", "replace")
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict) and isinstance(doc.get("message"), str) and doc["message"]:
+            text = doc["message"]
+        return redact(" ".join(text.split())[:size])
 
 
 class HttpClient(Protocol):
@@ -51,10 +105,34 @@ class HttpClient(Protocol):
         *,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
-        timeout: float = 10.0,
+        timeout: float = TIMEOUT_S,
     ) -> Response:
         """Send it and return the response (any status); OSError when unreachable."""
         ...
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects on the request's own host only: credentials never go elsewhere.
+
+    A redirect to another host (pypiserver sends a project it lacks to PyPI) comes back
+    as the 3xx response itself, for the caller to judge.
+    """
+
+    def redirect_request(  # noqa: PLR0917 - the signature urllib calls
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc:
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameHostRedirects)
 
 
 class UrllibClient:
@@ -67,7 +145,7 @@ class UrllibClient:
         *,
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
-        timeout: float = 10.0,
+        timeout: float = TIMEOUT_S,
     ) -> Response:
         """Send it and return the response (any status); OSError when unreachable."""
         if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
@@ -77,7 +155,7 @@ class UrllibClient:
             url, data=body, method=method, headers={"User-Agent": USER_AGENT, **(headers or {})}
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
+            with _OPENER.open(request, timeout=timeout) as answer:
                 return Response(
                     status=answer.status, body=answer.read(), headers=_lower(answer.headers.items())
                 )
@@ -86,6 +164,9 @@ class UrllibClient:
                 return Response(
                     status=exc.code, body=exc.read(), headers=_lower(exc.headers.items())
                 )
+        except http.client.HTTPException as exc:  # a torn or garbled answer: the link failed
+            msg = f"{type(exc).__name__}: {exc}"
+            raise ConnectionError(msg) from None
 
 
 def host_of(url: str) -> str:
@@ -107,13 +188,34 @@ class Retry:
         return [self.base_s * 2**n for n in range(self.attempts - 1)]
 
 
-class ApiError(ToolError):
-    """A server could not be reached or kept failing; the message never holds credentials."""
+class ApiError(CIError):
+    """An HTTP call failed; ``kind`` decides the exit code. Never holds credentials."""
 
-    def __init__(self, message: str, *, exhausted: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: Failure = Failure.UNREACHABLE,
+        status: int | None = None,
+        exhausted: bool = False,
+    ) -> None:
         """``exhausted``: every retry failed, so more requests now would most likely fail too."""
         super().__init__(message)
+        self.kind = kind
+        self.status = status
         self.exhausted = exhausted
+        self.exit_code = EXIT_CODES[kind]
+
+
+def failure_of(status: int) -> Failure:
+    """The kind of failure an HTTP status is (when the caller did not expect it)."""
+    if status in {401, 403}:
+        return Failure.AUTH
+    if status == 404:
+        return Failure.NOT_FOUND
+    if status in RETRY_STATUSES or status >= 500:
+        return Failure.SERVER
+    return Failure.REFUSED
 
 
 def send(
@@ -123,42 +225,69 @@ def send(
     *,
     headers: Mapping[str, str] | None = None,
     payload: object = None,
+    body: bytes | None = None,
     retry: Retry | None = None,
     what: str = "request",
+    timeout: float = TIMEOUT_S,
+    ok: Collection[int] | None = None,
+    repeat: bool | None = None,
+    hints: Mapping[int, str] | None = None,
 ) -> Response:
-    """Send ``payload`` as JSON, retrying transient failures; ApiError when it never succeeds."""
+    """Send one request, retrying transient failures; ApiError when it never succeeds.
+
+    ``payload`` goes as JSON (``body`` as given); ``ok``: the statuses that are an answer
+    (default: 2xx); ``repeat``: whether a failed try may be sent again (default: for the
+    methods in ``SAFE_TO_REPEAT``); ``hints``: per status, what the user should check.
+    """
     retry = retry or Retry()
-    body = None if payload is None else json.dumps(payload).encode()
     all_headers = {"Accept": "application/json", **(headers or {})}
-    if body is not None:
+    if payload is not None:
+        body = json.dumps(payload).encode()
         all_headers["Content-Type"] = "application/json"
-    delays = retry.delays()
-    problem = ""
-    for attempt in range(len(delays) + 1):
+    delays = retry.delays() if (method in SAFE_TO_REPEAT if repeat is None else repeat) else []
+    tries = len(delays) + 1
+    problem, kind, status = "", Failure.UNREACHABLE, None
+    for attempt in range(tries):
         try:
-            answer = client.request(method, url, headers=all_headers, body=body)
-        except ValueError as exc:  # a malformed URL: retrying cannot help
-            del exc
+            answer = client.request(method, url, headers=all_headers, body=body, timeout=timeout)
+        except ValueError:  # a malformed URL: retrying cannot help
             msg = f"{what} failed: {host_of(url)} is not a usable http(s) URL; check it"
-            raise ApiError(msg) from None
+            raise ApiError(msg, kind=Failure.BAD_URL) from None
         except OSError as exc:
-            problem = f"{host_of(url)} unreachable ({type(exc).__name__}: {redact(str(exc))})"
+            reason = getattr(exc, "reason", exc)
+            detail = redact(str(reason)) or type(reason).__name__
+            problem = f"{host_of(url)} unreachable ({type(reason).__name__}: {detail})"
+            kind, status = Failure.UNREACHABLE, None
         else:
-            if answer.ok:
+            if (answer.status in ok) if ok is not None else answer.ok:
                 return answer
+            status, kind = answer.status, failure_of(answer.status)
             problem = f"HTTP {answer.status}: {answer.excerpt()}".rstrip(": ")
             if not _transient(answer):
-                msg = f"{what} failed ({problem})"
-                raise ApiError(msg)
+                hint = (hints or {}).get(answer.status, "")
+                msg = f"{what} failed ({problem})" + (f"; {hint}" if hint else "")
+                raise ApiError(msg, kind=kind, status=status)
+            kind = Failure.SERVER  # a rate-limited 403 that stayed limited is server trouble
         if attempt < len(delays):
             retry.sleep(delays[attempt])
-    msg = f"{what} failed after {len(delays) + 1} attempt(s) ({problem})"
-    raise ApiError(msg, exhausted=True)
+    check = "check the URL and the network" if kind is Failure.UNREACHABLE else "try again later"
+    after = f" after {tries} attempt(s)" if tries > 1 else ""
+    msg = f"{what} failed{after} ({problem}); {check}"
+    raise ApiError(msg, kind=kind, status=status, exhausted=True)
+
+
+def parse_json(answer: Response, what: str) -> Any:  # noqa: ANN401 - JSON is untyped by nature
+    """The answer's JSON; ApiError (malformed, exit 6) when it is not JSON."""
+    try:
+        return answer.json()
+    except ValueError:
+        msg = f"{what}: the server answered with something that is not JSON"
+        raise ApiError(msg, kind=Failure.MALFORMED, status=answer.status) from None
 
 
 def _transient(answer: Response) -> bool:
     """Server trouble and rate limits pass; everything else will fail the same way again."""
-    if answer.status in RETRY_STATUSES:
+    if answer.status in RETRY_STATUSES or answer.status >= 500:
         return True
     headers = _lower(answer.headers.items())
     limited = headers.get("x-ratelimit-remaining") == "0" or "retry-after" in headers

@@ -1,4 +1,4 @@
-"""The lint gate: ``ruff check``, ``ruff format --check`` and (if enabled) mypy."""
+"""The lint gate: ``ruff check``, ``ruff format --check``, (if enabled) mypy, and the families."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from ci.core.errors import ToolError
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
-from ci.gates import imports
+from ci.gates import imports, lint_families
 from ci.testing import faults
 
 _RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
@@ -50,10 +50,19 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         _expect(mypy, "mypy")
         findings += mypy_findings(mypy.stdout)
     findings += imports.check(ctx)  # import-linter contracts, where the project has them
+    families = lint_families.check(ctx)  # shell, YAML, JSON, TOML, Dockerfiles, workflows
+    findings += families.findings
     for finding in findings:
-        print(f"{finding.location()}: {finding.rule} {finding.message}")
-    status = GateStatus.FAILED if findings else GateStatus.PASSED
-    summary = f"{len(findings)} finding(s)" if findings else "clean"
+        advisory = " (advisory)" if finding.advisory else ""
+        print(f"{finding.location()}: {finding.rule} {finding.message}{advisory}")
+    blocking = [f for f in findings if not f.advisory]
+    status = GateStatus.FAILED if blocking else GateStatus.PASSED
+    summary = f"{len(blocking)} finding(s)" if blocking else "clean"
+    if len(blocking) < len(findings):
+        summary += f", {len(findings) - len(blocking)} advisory"
+    if families.note:
+        print(f"lint families: {families.note}")
+        summary += f"; {families.note}"
     return GateResult(
         gate="lint",
         status=status,
@@ -128,10 +137,15 @@ def mypy_findings(text: str) -> list[Finding]:
 GATE = Gate(
     name="lint",
     session="lint",
-    doc="Lint: ruff check, ruff format --check, mypy and import-linter contracts.",
+    doc=(
+        "Lint: ruff check, ruff format --check, mypy, import-linter contracts, and shell, "
+        "YAML, JSON, TOML and Dockerfile checks."
+    ),
     run=run,
     group="lint",
-    inputs=GateInputs(tools=("ruff", "mypy", "import-linter")),
-    options=frozenset({"mypy"}),
+    inputs=GateInputs(
+        tools=("ruff", "mypy", "import-linter", *lint_families.PACKAGES),
+    ),
+    options=frozenset({"mypy", "families", "advisory_families"}),
     requires=("ruff>=0.17", "mypy>=1.18"),
 )

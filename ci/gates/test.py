@@ -127,6 +127,7 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         artifacts=artifacts,
         warnings=(*notes, *flaky_notes(flaky, policy.reruns)),
         flaky=tuple(f.test for f in flaky),
+        coverage=None if shard is not None else total.percent,  # shards: judged combined
     )
 
 
@@ -296,6 +297,7 @@ def combine(ctx: GateContext, folder: Path) -> GateResult:
         artifacts=artifacts,
         warnings=flaky_notes(flaky, policy.reruns),
         flaky=tuple(f.test for f in flaky),
+        coverage=total.percent,
     )
 
 

@@ -10,48 +10,30 @@ deploy.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from ci.core.http import ApiError, HttpClient, Retry, send
+from ci.core.errors import UsageError
+from ci.core.http import ApiError, Failure, HttpClient, Retry
+from ci.github.client import GitHubClient, token_from
 from ci.github.status import DESCRIPTION_MAX, GitHubEnv, shorten
 
-TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
-API_VERSION = "2022-11-28"
 LOOKBACK = 10  # how many earlier deployments of the environment are searched for the active one
-
-
-def token_of(env: Mapping[str, str]) -> str:
-    """The API token: ``GITHUB_TOKEN``, else ``GH_TOKEN`` ("" when neither is set)."""
-    return next((env[name] for name in TOKEN_VARS if env.get(name)), "")
 
 
 class DeploymentsAPI:
     """The deployment endpoints of one repository."""
 
-    def __init__(self, github: GitHubEnv, client: HttpClient, retry: Retry | None = None) -> None:
-        """Talk to ``github.api_url`` about ``github.repository`` with ``github.token``."""
-        self.github = github
-        self.client = client
-        self.retry = retry or Retry()
+    def __init__(self, api: GitHubClient) -> None:
+        """Talk about ``api.repository`` through the one GitHub client."""
+        self.api = api
 
     def _call(self, method: str, path: str, what: str, payload: object = None) -> Any:  # noqa: ANN401
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": API_VERSION,
-            "Authorization": f"Bearer {self.github.token}",
-        }
-        url = f"{self.github.api_url}/repos/{self.github.repository}/{path}"
-        answer = send(
-            self.client, method, url, headers=headers, payload=payload, retry=self.retry, what=what
-        )
-        try:
-            return answer.json()
-        except ValueError:
-            msg = f"{what}: the server answered with something that is not JSON"
-            raise ApiError(msg) from None
+        # statuses are appended, a duplicate is harmless; a deployment made twice on a
+        # lost answer is left in_progress, and the ledger stays the truth either way
+        url = f"{self.api.repo_url()}/{path}"
+        return self.api.json(method, url, payload=payload, what=what, repeat=True)
 
     def create(self, *, environment: str, ref: str, task: str, description: str) -> int:
         """Create a deployment of ``ref`` to ``environment``; its id."""
@@ -66,7 +48,7 @@ class DeploymentsAPI:
         doc = self._call("POST", "deployments", f"creating a deployment to {environment}", payload)
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), int):
             msg = f"creating a deployment to {environment}: no deployment id in the answer"
-            raise ApiError(msg)
+            raise ApiError(msg, kind=Failure.MALFORMED)
         return int(doc["id"])
 
     def set_status(
@@ -92,8 +74,8 @@ class DeploymentsAPI:
 
     def earlier(self, environment: str) -> list[int]:
         """The ids of the environment's latest deployments, newest first."""
-        query = urllib.parse.urlencode({"environment": environment, "per_page": LOOKBACK})
-        docs = self._call("GET", f"deployments?{query}", "listing deployments") or []
+        url = self.api.repo_url("deployments", environment=environment, per_page=LOOKBACK)
+        docs = self.api.json("GET", url, what="listing deployments") or []
         return [int(d["id"]) for d in docs if isinstance(d, dict) and isinstance(d.get("id"), int)]
 
     def latest_state(self, deployment: int) -> str | None:
@@ -178,7 +160,7 @@ def from_env(
     github = GitHubEnv.from_env(env)
     if not github.actions:
         return None
-    token = token_of(env)
+    token = token_from(env)
     ref = github.sha or env.get("GITHUB_REF", "")
     missing = [
         name
@@ -192,5 +174,11 @@ def from_env(
     if missing:
         warn(f"notice: {' and '.join(missing)} not set: deployments are not mirrored to GitHub")
         return None
-    api = DeploymentsAPI(replace(github, token=token), client, retry)
-    return GitHubDeployments(api=api, ref=ref, log_url=github.run_url, warn=warn)
+    try:
+        api = GitHubClient(
+            client, api_url=github.api_url, repository=github.repository, token=token, retry=retry
+        )
+    except UsageError as exc:
+        warn(f"notice: {exc}: deployments are not mirrored to GitHub")
+        return None
+    return GitHubDeployments(api=DeploymentsAPI(api), ref=ref, log_url=github.run_url, warn=warn)

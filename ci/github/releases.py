@@ -5,31 +5,25 @@ Steps: GET the release by tag, else look for a draft of the tag in the list of r
 a token with push access); POST it when there is neither, PATCH it when its name, body,
 pre-release or draft flag differ (a draft is published); list its assets; upload each file
 that is missing, delete and re-upload each whose size or sha256 differs, skip the identical
-ones. HTTP goes through the small client interface of ``ci.core.http`` (stdlib urllib in
-production), so tests can point it at a loopback server; idempotent calls are retried with
-backoff on transient failures. The token only ever travels in the Authorization header: it
-is never printed, logged or written, and error messages carry only the method, path, status
-and GitHub's message.
+ones. HTTP goes through the one GitHub client (``ci.github.client``, on ``ci.core.http``),
+so tests can point it at a loopback server; idempotent calls are retried with backoff on
+transient failures, and each kind of failure has the exit code every command gives it. The
+token only ever travels in the Authorization header: it is never printed, logged or
+written, and error messages carry only the method, path, status and GitHub's message.
 """
 
 from __future__ import annotations
 
-import json
-import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ci.core.errors import DeployError, UsageError
-from ci.core.http import RETRY_STATUSES, HttpClient, Response, Retry, host_of
-from ci.core.redact import redact
+from ci.core.http import ApiError, Failure, Response
+from ci.github.client import GitHubClient
 
-API_VERSION = "2022-11-28"
-DEFAULT_API_URL = "https://api.github.com"
 TIMEOUT_S = 60.0  # uploads of large wheels take a while
-IDEMPOTENT = frozenset({"GET", "PATCH", "DELETE"})  # safe to send again after a failure
 CONTENT_TYPES = {
     ".whl": "application/zip",
     ".gz": "application/gzip",
@@ -94,92 +88,12 @@ class SyncResult:
         return ", ".join(parts) + (f": {self.url}" if self.url else "")
 
 
-class GitHubAPI:
-    """The few release endpoints of the GitHub REST API, through an HttpClient."""
-
-    def __init__(
-        self,
-        client: HttpClient,
-        *,
-        api_url: str,
-        repository: str,
-        token: str,
-        retry: Retry | None = None,
-    ) -> None:
-        """Talk to ``api_url`` about ``repository`` (owner/name) with ``token``."""
-        self.client = client
-        self.retry = retry or Retry()
-        self.api_url = api_url.rstrip("/")
-        self.repository = repository.strip("/")
-        self._token = token
-
-    def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "Authorization": f"Bearer {self._token}",
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": "noxgate-release",
-        }
-        if content_type:
-            headers["Content-Type"] = content_type
-        return headers
-
-    def call(
-        self,
-        method: str,
-        url: str,
-        *,
-        payload: Mapping[str, Any] | None = None,
-        data: bytes | None = None,
-        content_type: str | None = None,
-        ok: Sequence[int] = (200,),
-    ) -> Response:
-        """One request; DeployError (exit 5) naming method, path and status when not ``ok``."""
-        if payload is not None:
-            data = json.dumps(payload).encode("utf-8")
-            content_type = "application/json"
-        headers = self._headers(content_type)
-        delays = self.retry.delays() if method in IDEMPOTENT else []
-        for attempt in range(len(delays) + 1):
-            try:
-                resp = self.client.request(
-                    method, url, headers=headers, body=data, timeout=TIMEOUT_S
-                )
-            except ValueError:
-                msg = f"{host_of(url)} is not a usable http(s) URL: check GITHUB_API_URL"
-                raise UsageError(msg) from None
-            except OSError as exc:
-                if attempt == len(delays):
-                    msg = (
-                        f"could not reach the GitHub API at {host_of(url)} "
-                        f"({redact(str(getattr(exc, 'reason', exc)))}); "
-                        "check GITHUB_API_URL and the network"
-                    )
-                    raise DeployError(msg) from None
-            else:
-                if resp.status in ok:
-                    return resp
-                if resp.status not in RETRY_STATUSES or attempt == len(delays):
-                    raise DeployError(_describe_failure(method, url, resp))
-            self.retry.sleep(delays[attempt])
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
-
-    def repo_url(self, *parts: str) -> str:
-        """``<api>/repos/<owner>/<repo>/<parts...>``."""
-        return "/".join([self.api_url, "repos", self.repository, *parts])
-
-
-def _describe_failure(method: str, url: str, resp: Response) -> str:
-    path = urllib.parse.urlsplit(url).path
-    doc = _doc(resp)
-    message = doc.get("message", "") if isinstance(doc, dict) else ""
-    hint = {
-        401: "the token was rejected: check GITHUB_TOKEN",
-        403: "the token may not write releases: grant `contents: write` to the job",
-        404: "no such repository or no access: check GITHUB_REPOSITORY and the token",
-    }.get(resp.status, "")
-    extra = "; ".join(p for p in (message, hint) if p)
-    return f"GitHub API {method} {path} answered {resp.status}" + (f": {extra}" if extra else "")
+def upload_base(release: Mapping[str, Any], api: GitHubClient) -> str:
+    """The asset upload URL of a release, its ``{?name,label}`` template removed."""
+    raw = str(release.get("upload_url") or "")
+    if not raw:
+        return api.repo_url("releases", str(release["id"]), "assets")
+    return raw.split("{", 1)[0]
 
 
 def _doc(resp: Response) -> Any:  # noqa: ANN401 - GitHub's JSON has the endpoint's shape
@@ -190,31 +104,12 @@ def _doc(resp: Response) -> Any:  # noqa: ANN401 - GitHub's JSON has the endpoin
         return None
 
 
-def _next_link(resp: Response) -> str | None:
-    for part in resp.headers.get("link", "").split(","):
-        match = re.search(r'<([^>]+)>\s*;\s*rel="next"', part)
-        if match:
-            return match.group(1)
-    return None
-
-
-def upload_base(release: Mapping[str, Any], api: GitHubAPI) -> str:
-    """The asset upload URL of a release, its ``{?name,label}`` template removed."""
-    raw = str(release.get("upload_url") or "")
-    if not raw:
-        return api.repo_url("releases", str(release["id"]), "assets")
-    return raw.split("{", 1)[0]
-
-
-def _list_assets(api: GitHubAPI, release_id: int) -> list[dict[str, Any]]:
-    url: str | None = api.repo_url("releases", str(release_id), "assets") + "?per_page=100"
+def _list_assets(api: GitHubClient, release_id: int) -> list[dict[str, Any]]:
+    url = api.repo_url("releases", str(release_id), "assets", per_page=100)
     assets: list[dict[str, Any]] = []
-    while url:
-        resp = api.call("GET", url)
-        page = _doc(resp)
+    for page in api.pages(url, what="listing the release's assets"):
         if isinstance(page, list):
             assets.extend(a for a in page if isinstance(a, dict))
-        url = _next_link(resp)
     return assets
 
 
@@ -232,24 +127,21 @@ def _same(remote: Mapping[str, Any], asset: Asset) -> bool:
     return True
 
 
-def find_release(api: GitHubAPI, tag: str) -> dict[str, Any] | None:
+def find_release(api: GitHubClient, tag: str) -> dict[str, Any] | None:
     """The release of ``tag``: the published one, else a draft of it, else None.
 
     GitHub's by-tag endpoint answers only for published releases; drafts show only in the
     list of releases (newest first), and only to a token with push access.
     """
     tag_path = urllib.parse.quote(tag, safe="")
-    found = api.call("GET", api.repo_url("releases", "tags", tag_path), ok=(200, 404))
+    found = api.request("GET", api.repo_url("releases", "tags", tag_path), ok=(200, 404))
     if found.status == 200:
         release = _doc(found)
         if not isinstance(release, dict):
             msg = "GitHub API answered the release lookup without a release; check GITHUB_API_URL"
-            raise DeployError(msg)
+            raise ApiError(msg, kind=Failure.MALFORMED)
         return release
-    url: str | None = api.repo_url("releases") + "?per_page=100"
-    while url:
-        resp = api.call("GET", url)
-        page = _doc(resp)
+    for page in api.pages(api.repo_url("releases", per_page=100), what="listing releases"):
         for release in page if isinstance(page, list) else []:
             if (
                 isinstance(release, dict)
@@ -257,31 +149,30 @@ def find_release(api: GitHubAPI, tag: str) -> dict[str, Any] | None:
                 and release.get("tag_name") == tag
             ):
                 return release
-        url = _next_link(resp)
     return None
 
 
-def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
+def sync(api: GitHubClient, spec: ReleaseSpec) -> SyncResult:
     """Create or update the release for ``spec.tag`` and its assets; a re-run changes nothing."""
     found = find_release(api, spec.tag)
     desired = {"name": spec.name, "body": spec.body, "prerelease": spec.prerelease, "draft": False}
     was_draft = bool(found and found.get("draft"))
     if found is None:
         payload = {"tag_name": spec.tag, **desired}
-        release = _doc(api.call("POST", api.repo_url("releases"), payload=payload, ok=(201,)))
+        release = _doc(api.request("POST", api.repo_url("releases"), payload=payload, ok=(201,)))
         state = "created"
     else:
         release = found
         changes = {k: v for k, v in desired.items() if _normal(release.get(k)) != _normal(v)}
         if changes:
             url = api.repo_url("releases", str(release["id"]))
-            release = _doc(api.call("PATCH", url, payload=changes))
+            release = _doc(api.request("PATCH", url, payload=changes))
             state = "updated"
         else:
             state = "unchanged"
     if not isinstance(release, dict) or "id" not in release:
         msg = "GitHub API answered without a release id; check GITHUB_API_URL"
-        raise DeployError(msg)
+        raise ApiError(msg, kind=Failure.MALFORMED)
     remote = {a.get("name"): a for a in _list_assets(api, int(release["id"]))}
     uploaded: list[str] = []
     replaced: list[str] = []
@@ -296,12 +187,12 @@ def sync(api: GitHubAPI, spec: ReleaseSpec) -> SyncResult:
             continue
         if existing is not None:
             url = api.repo_url("releases", "assets", str(existing["id"]))
-            api.call("DELETE", url, ok=(204, 404))
+            api.request("DELETE", url, ok=(204, 404))
             replaced.append(asset.name)
         else:
             uploaded.append(asset.name)
         query = urllib.parse.urlencode({"name": asset.name})
-        api.call(
+        api.request(
             "POST",
             f"{base}?{query}",
             data=asset.path.read_bytes(),

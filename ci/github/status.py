@@ -14,12 +14,12 @@ from typing import Any
 from ci.core.config import Mode
 from ci.core.errors import UsageError
 from ci.core.gate import GateResult, GateStatus, context_name
-from ci.core.http import ApiError, HttpClient, Retry, send
+from ci.core.http import ApiError, Failure, HttpClient, Retry
+from ci.github.client import DEFAULT_API_URL, GitHubClient, api_url_from, token_from
 
 DESCRIPTION_MAX = 140  # GitHub rejects longer status descriptions
 NOTIFY_TEXT_MAX = 1900  # Discord refuses messages over 2000 characters
 PER_PAGE = 100
-DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_SERVER_URL = "https://github.com"
 
 
@@ -40,14 +40,14 @@ class GitHubEnv:
     def from_env(cls, env: Mapping[str, str]) -> GitHubEnv:
         """Read the variables (defaults for github.com when unset)."""
         return cls(
-            api_url=(env.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/"),
+            api_url=api_url_from(env),
             server_url=(env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL).rstrip("/"),
             repository=env.get("GITHUB_REPOSITORY", ""),
             sha=_head_sha(env) or env.get("GITHUB_SHA", ""),
             run_id=env.get("GITHUB_RUN_ID", ""),
             actions=env.get("GITHUB_ACTIONS") == "true",
             step_summary=env.get("GITHUB_STEP_SUMMARY", ""),
-            token=env.get("GITHUB_TOKEN", ""),
+            token=token_from(env),
         )
 
     @property
@@ -60,7 +60,7 @@ class GitHubEnv:
     def missing_for_statuses(self, sha: str = "") -> str | None:
         """Why statuses cannot be posted (a one-line notice), or None when they can."""
         if not self.token:
-            return "GITHUB_TOKEN is not set; commit statuses are not posted"
+            return "GITHUB_TOKEN (or GH_TOKEN) is not set; commit statuses are not posted"
         wanted = (("GITHUB_REPOSITORY", self.repository), ("GITHUB_SHA", sha or self.sha))
         absent = [name for name, value in wanted if not value]
         if absent:
@@ -127,76 +127,51 @@ def update_for(result: GateResult, default_python: str, run_url: str | None) -> 
 
 
 class GitHub:
-    """The few REST endpoints the bundle uses; the token goes only into the auth header."""
+    """The status and protection endpoints, through the one GitHub client."""
 
     def __init__(self, env: GitHubEnv, client: HttpClient, retry: Retry | None = None) -> None:
         """Talk to ``env.api_url`` about ``env.repository`` through ``client``."""
-        if not env.repository or "/" not in env.repository:
-            msg = "GITHUB_REPOSITORY is not set to owner/name; set it or pass --repo OWNER/NAME"
-            raise UsageError(msg)
         self.env = env
-        self.client = client
-        self.retry = retry or Retry()
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-        if self.env.token:
-            headers["Authorization"] = f"Bearer {self.env.token}"
-        return headers
-
-    def _url(self, path: str, **query: str | int) -> str:
-        url = f"{self.env.api_url}/repos/{self.env.repository}/{path}"
-        return f"{url}?{urllib.parse.urlencode(query)}" if query else url
-
-    def _call(self, method: str, url: str, what: str, payload: object = None) -> Any:  # noqa: ANN401
-        answer = send(
-            self.client,
-            method,
-            url,
-            headers=self._headers(),
-            payload=payload,
-            retry=self.retry,
-            what=what,
+        self.api = GitHubClient(
+            client,
+            api_url=env.api_url,
+            repository=env.repository,
+            token=env.token,
+            retry=retry,
         )
-        try:
-            return answer.json()
-        except ValueError:
-            msg = f"{what}: the server answered with something that is not JSON"
-            raise ApiError(msg) from None
 
     def post_status(self, sha: str, update: StatusUpdate) -> None:
-        """Create a commit status."""
-        url = self._url(f"statuses/{sha}")
-        self._call("POST", url, f"posting status {update.context}", update.payload())
+        """Create a commit status (repeated on server trouble: a duplicate is harmless)."""
+        url = self.api.repo_url("statuses", sha)
+        what = f"posting status {update.context}"
+        self.api.json("POST", url, payload=update.payload(), what=what, repeat=True)
+
+    def _listing(self, sha: str, endpoint: str, key: str, what: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for page in range(1, 11):
+            url = self.api.repo_url("commits", sha, endpoint, per_page=PER_PAGE, page=page)
+            data = self.api.json("GET", url, what=what) or {}
+            if not isinstance(data, dict):
+                msg = f"{what}: GitHub answered with {type(data).__name__}, not an object"
+                raise ApiError(msg, kind=Failure.MALFORMED)
+            batch = [item for item in data.get(key, []) if isinstance(item, dict)]
+            items += batch
+            if len(batch) < PER_PAGE:
+                break
+        return items
 
     def combined_status(self, sha: str) -> list[dict[str, Any]]:
         """Every status of the commit (latest per context), across pages."""
-        statuses: list[dict[str, Any]] = []
-        for page in range(1, 11):
-            url = self._url(f"commits/{sha}/status", per_page=PER_PAGE, page=page)
-            data = self._call("GET", url, "reading the combined status") or {}
-            batch = list(data.get("statuses", []))
-            statuses += batch
-            if len(batch) < PER_PAGE:
-                break
-        return statuses
+        return self._listing(sha, "status", "statuses", "reading the combined status")
 
     def check_runs(self, sha: str) -> list[dict[str, Any]]:
         """Every check run of the commit, across pages."""
-        runs: list[dict[str, Any]] = []
-        for page in range(1, 11):
-            url = self._url(f"commits/{sha}/check-runs", per_page=PER_PAGE, page=page)
-            data = self._call("GET", url, "reading the check runs") or {}
-            batch = list(data.get("check_runs", []))
-            runs += batch
-            if len(batch) < PER_PAGE:
-                break
-        return runs
+        return self._listing(sha, "check-runs", "check_runs", "reading the check runs")
 
     def put_protection(self, branch: str, payload: Mapping[str, Any]) -> None:
         """Replace the protection of ``branch``."""
-        url = self._url(f"branches/{urllib.parse.quote(branch, safe='')}/protection")
-        self._call("PUT", url, f"protecting branch {branch}", dict(payload))
+        url = self.api.repo_url("branches", urllib.parse.quote(branch, safe=""), "protection")
+        self.api.json("PUT", url, payload=dict(payload), what=f"protecting branch {branch}")
 
 
 def post_updates(

@@ -30,6 +30,7 @@ from ci.core.redact import redact
 from ci.core.runner import Runner
 from ci.github import releases as ghrelease
 from ci.github import summary
+from ci.github.client import GitHubClient, api_url_from, token_from
 from ci.release import commits as history
 from ci.release import notes
 from ci.release.package import assets_dir
@@ -37,7 +38,6 @@ from ci.release.version import DEFAULT_FORMAT, TagFormat
 
 NOTES_FILE = "RELEASE_NOTES.md"
 META_FILES = ("SHA256SUMS", "manifest.json")
-TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,9 +261,12 @@ def append_summary(text: str, env: Mapping[str, str]) -> Path | None:
 def github_target(env: Mapping[str, str]) -> tuple[str, str] | str:
     """``(repository, token)`` when a release can be made, else the one-line reason why not."""
     repository = env.get("GITHUB_REPOSITORY", "").strip()
-    token = next((env[v] for v in TOKEN_VARS if env.get(v)), "")
+    token = token_from(env)
     if not token:
-        return "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist-assets/)"
+        return (
+            "no GITHUB_TOKEN (or GH_TOKEN): skipping the GitHub release "
+            "(the notes are in dist-assets/)"
+        )
     if not repository:
         return "GITHUB_REPOSITORY is not set: skipping the GitHub release"
     return repository, token
@@ -298,11 +301,12 @@ def publish(
     if isinstance(target, str):
         return target
     repository, token = target
-    api = ghrelease.GitHubAPI(
+    api = GitHubClient(
         client,
-        api_url=env.get("GITHUB_API_URL") or ghrelease.DEFAULT_API_URL,
+        api_url=api_url_from(env),
         repository=repository,
         token=token,
         retry=retry,
+        timeout=ghrelease.TIMEOUT_S,
     )
     return ghrelease.sync(api, spec(record))

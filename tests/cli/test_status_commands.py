@@ -141,7 +141,9 @@ def test_gate_without_token_prints_one_notice_and_keeps_the_exit_code(
     out = capsys.readouterr().out
     assert code == 1
     notices = [line for line in out.splitlines() if line.startswith("notice:")]
-    assert notices == ["notice: GITHUB_TOKEN is not set; commit statuses are not posted"]
+    assert notices == [
+        "notice: GITHUB_TOKEN (or GH_TOKEN) is not set; commit statuses are not posted"
+    ]
     assert api.seen == []
     assert "demo/extra.py" in (tmp_path / "summary.md").read_text(encoding="utf-8")
 
@@ -407,7 +409,9 @@ def test_status_require_without_token_reads_anonymously(
     env = github_env(api, tmp_path, GITHUB_TOKEN="")
     assert run(["status", "require", "--contexts", "ci/lint"], project, env) == 0
     out = capsys.readouterr().out
-    assert out.startswith("notice: GITHUB_TOKEN is not set; reading statuses without auth")
+    assert out.startswith(
+        "notice: GITHUB_TOKEN (or GH_TOKEN) is not set; reading statuses without auth"
+    )
     assert all(s.authorization is None for s in api.seen)
 
 
@@ -531,11 +535,12 @@ def test_protect_apply_without_token_is_a_usage_error(
     assert api.seen == []
 
 
-def test_protect_apply_with_a_bad_token_exits_6(
+def test_protect_apply_with_a_bad_token_exits_3(
     api: GitHubAPI, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # exit 3 (credentials refused), as for every GitHub call; it was 6 here before
     env = github_env(api, tmp_path, GITHUB_TOKEN="ghs_wrongwrongwrong")
-    assert run(["protect", "--apply"], project, env) == 6
+    assert run(["protect", "--apply"], project, env) == 3
     err = capsys.readouterr().err
     assert "protecting branch main failed (HTTP 401" in err
     assert len(api.requests("PUT")) == 1  # a 401 is not retried

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ci.core import redact
-from ci.core.http import ApiError, Retry, UrllibClient, host_of, send
+from ci.core.http import ApiError, Failure, Retry, UrllibClient, host_of, send
+from tests.support.http_faults import closed_url, silent_server
 
 
 class Sleeps(list[float]):
@@ -111,3 +114,158 @@ def test_error_excerpts_are_masked(httpserver: HTTPServer) -> None:
 def test_host_of_keeps_only_scheme_and_host() -> None:
     assert host_of("https://hooks.slack.com/services/T/B/XYZ") == "https://hooks.slack.com"
     assert host_of("not a url") == "(no URL)"
+
+
+def test_a_server_that_never_answers_times_out_and_is_retried() -> None:
+    sleeps = Sleeps()
+    with silent_server() as url, pytest.raises(ApiError) as caught:
+        send(
+            UrllibClient(),
+            "GET",
+            f"{url}/x",
+            retry=Retry(attempts=2, sleep=sleeps),
+            timeout=0.2,
+            what="reading x",
+        )
+    assert sleeps == [0.5]  # two tries, both timed out
+    assert caught.value.kind is Failure.UNREACHABLE
+    assert caught.value.exit_code == 6
+    assert "reading x failed after 2 attempt(s) (http://127.0.0.1 unreachable (" in str(
+        caught.value
+    )
+    assert "timed out" in str(caught.value)
+
+
+def test_unreachable_port_is_retried_then_exit_6() -> None:
+    sleeps = Sleeps()
+    with pytest.raises(ApiError) as caught:
+        send(UrllibClient(), "GET", closed_url("/x"), retry=Retry(attempts=3, sleep=sleeps))
+    assert sleeps == [0.5, 1.0]
+    assert caught.value.kind is Failure.UNREACHABLE
+    assert caught.value.exhausted
+    assert caught.value.exit_code == 6
+
+
+def test_502_then_success_returns_the_answer(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_handler(flaky([502, 200]))
+    sleeps = Sleeps()
+    answer = send(UrllibClient(), "GET", httpserver.url_for("/x"), retry=Retry(sleep=sleeps))
+    assert answer.json() == {"ok": True}
+    assert sleeps == [0.5]
+
+
+def test_5xx_after_every_retry_is_exit_6(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_json({"message": "Bad gateway"}, status=502)
+    with pytest.raises(ApiError) as caught:
+        send(UrllibClient(), "GET", httpserver.url_for("/x"), retry=Retry(sleep=Sleeps()))
+    assert (caught.value.kind, caught.value.exit_code, caught.value.status) == (
+        Failure.SERVER,
+        6,
+        502,
+    )
+    assert "failed after 4 attempt(s) (HTTP 502: Bad gateway); try again later" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_are_exit_3_and_not_retried(
+    httpserver: HTTPServer, status: int
+) -> None:
+    httpserver.expect_request("/x").respond_with_json({"message": "Bad credentials"}, status)
+    sleeps = Sleeps()
+    with pytest.raises(ApiError) as caught:
+        send(
+            UrllibClient(),
+            "GET",
+            httpserver.url_for("/x"),
+            headers={"Authorization": "Bearer s3cr3t-token-value"},
+            retry=Retry(sleep=sleeps),
+            hints={status: "check THE_TOKEN"},
+        )
+    assert (caught.value.kind, caught.value.exit_code) == (Failure.AUTH, 3)
+    assert str(caught.value).endswith(f"(HTTP {status}: Bad credentials); check THE_TOKEN")
+    assert "s3cr3t-token-value" not in str(caught.value)
+    assert sleeps == []
+    assert len(httpserver.log) == 1
+
+
+def test_a_rate_limit_that_stays_is_server_trouble(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_json(
+        {"message": "API rate limit exceeded"}, status=403, headers={"x-ratelimit-remaining": "0"}
+    )
+    with pytest.raises(ApiError) as caught:
+        send(UrllibClient(), "GET", httpserver.url_for("/x"), retry=Retry(sleep=Sleeps()))
+    assert (caught.value.kind, caught.value.exit_code) == (Failure.SERVER, 6)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "code"), [(404, Failure.NOT_FOUND, 2), (422, Failure.REFUSED, 2)]
+)
+def test_client_errors_are_exit_2(
+    httpserver: HTTPServer, status: int, kind: Failure, code: int
+) -> None:
+    httpserver.expect_request("/x").respond_with_json({"message": "no"}, status=status)
+    with pytest.raises(ApiError) as caught:
+        send(UrllibClient(), "GET", httpserver.url_for("/x"), retry=Retry(sleep=Sleeps()))
+    assert (caught.value.kind, caught.value.exit_code) == (kind, code)
+
+
+def test_a_post_is_sent_once_unless_the_caller_says_it_may_repeat(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/x").respond_with_data("down", status=503)
+    sleeps = Sleeps()
+    with pytest.raises(ApiError, match=r"failed \(HTTP 503: down\)"):
+        send(
+            UrllibClient(), "POST", httpserver.url_for("/x"), payload={}, retry=Retry(sleep=sleeps)
+        )
+    assert len(httpserver.log) == 1
+    with pytest.raises(ApiError, match=r"after 2 attempt\(s\)"):
+        send(
+            UrllibClient(),
+            "POST",
+            httpserver.url_for("/x"),
+            payload={},
+            retry=Retry(attempts=2, sleep=sleeps),
+            repeat=True,
+        )
+    assert len(httpserver.log) == 3
+
+
+def test_redirects_are_followed_on_the_same_host_only(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/old").respond_with_data(
+        "", status=301, headers={"Location": httpserver.url_for("/new")}
+    )
+    httpserver.expect_request("/new").respond_with_json({"here": True})
+    httpserver.expect_request("/away").respond_with_data(
+        "", status=302, headers={"Location": "http://localhost.invalid/elsewhere"}
+    )
+    client = UrllibClient()
+    assert client.request("GET", httpserver.url_for("/old")).json() == {"here": True}
+    # another host: the 3xx comes back as the answer, and the credentials stay here
+    away = client.request("GET", httpserver.url_for("/away"), headers={"Authorization": "x"})
+    assert away.status == 302
+
+
+def test_a_garbled_answer_is_a_failed_link_not_a_traceback() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        port = sock.getsockname()[1]
+
+        def answer_garbage() -> None:
+            conn, _ = sock.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"this is not HTTP\r\n\r\n")
+
+        worker = threading.Thread(target=answer_garbage, daemon=True)
+        worker.start()
+        with pytest.raises(ApiError) as caught:
+            send(
+                UrllibClient(),
+                "GET",
+                f"http://127.0.0.1:{port}/x",
+                retry=Retry(attempts=1),
+                timeout=5,
+            )
+        worker.join(timeout=5)
+    assert caught.value.kind is Failure.UNREACHABLE
+    assert "BadStatusLine" in str(caught.value)

@@ -14,10 +14,10 @@ from pytest_httpserver import HTTPServer
 
 from ci.cli.app import App
 from ci.cli.main import main
-from ci.core.errors import DeployError
-from ci.core.http import Retry, UrllibClient
+from ci.core.http import ApiError, Retry, UrllibClient
 from ci.deploy.ledger import Ledger
 from ci.github import releases as ghrelease
+from ci.github.client import GitHubClient
 from ci.release import record
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 
@@ -213,7 +213,7 @@ def test_without_a_token_it_says_so_and_goes_on(
     assert run_record(release_repo, env) == 0
     out = capsys.readouterr().out
     assert [ln for ln in out.splitlines() if "GitHub release" in ln] == [
-        "no GITHUB_TOKEN: skipping the GitHub release (the notes are in dist-assets/)"
+        "no GITHUB_TOKEN (or GH_TOKEN): skipping the GitHub release (the notes are in dist-assets/)"
     ]
     assert github.requests() == []
     assert (release_repo / "dist-assets" / "RELEASE_NOTES.md").is_file()
@@ -232,21 +232,23 @@ def test_dry_run_writes_and_sends_nothing(
     assert not (tmp_path / "summary.md").exists()
 
 
-def test_bad_token_is_exit_5_without_the_token(
+def test_bad_token_is_exit_3_without_the_token(
     release_repo: Path, github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # exit 3 (credentials refused), as for every GitHub call; it was 5 here before
     github.token = "another-token-entirely"
     env = github_env(github, tmp_path)
-    assert run_record(release_repo, env) == 5
+    assert run_record(release_repo, env) == 3
     captured = capsys.readouterr()
-    assert "GitHub API GET /api/repos/owner/project/releases/tags/v1.1.0 answered 401" in (
-        captured.err
-    )
+    assert (
+        "GitHub API GET /api/repos/owner/project/releases/tags/v1.1.0 failed (HTTP 401: "
+        "Bad credentials); the token was rejected: check GITHUB_TOKEN (or GH_TOKEN)"
+    ) in captured.err
     assert "Traceback" not in captured.err
     assert TOKEN not in captured.out + captured.err
 
 
-def test_unreachable_api_is_exit_5(
+def test_unreachable_api_is_exit_6(
     release_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with socket.socket() as sock:  # a free port that nothing listens on once closed
@@ -254,9 +256,10 @@ def test_unreachable_api_is_exit_5(
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/api"
     env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": url}
-    assert run_record(release_repo, env) == 5
+    # exit 6 (could not be reached), as for every HTTP call; it was 5 here before
+    assert run_record(release_repo, env) == 6
     err = capsys.readouterr().err
-    assert "could not reach the GitHub API at http://127.0.0.1 (" in err
+    assert "failed after 4 attempt(s) (http://127.0.0.1 unreachable (" in err
     assert "refused" in err.lower()
 
 
@@ -288,8 +291,8 @@ def spec_for(dist: Path, tag: str = "v1.1.0", body: str = "notes") -> ghrelease.
     return ghrelease.ReleaseSpec(tag=tag, name=tag, body=body, prerelease=False, assets=assets)
 
 
-def api_for(github: FakeGitHub) -> ghrelease.GitHubAPI:
-    return ghrelease.GitHubAPI(
+def api_for(github: FakeGitHub) -> GitHubClient:
+    return GitHubClient(
         UrllibClient(), api_url=github.api_url, repository=REPO, token=TOKEN, retry=NO_WAIT
     )
 
@@ -322,8 +325,8 @@ def test_existing_release_gets_patched_only_where_it_differs(
     assert json.loads(patch_req.get_data()) == {"body": "second"}
 
 
-def test_an_unexpected_status_is_a_deploy_error(github: FakeGitHub, tmp_path: Path) -> None:
-    api = ghrelease.GitHubAPI(
+def test_an_unknown_repository_is_exit_2(github: FakeGitHub, tmp_path: Path) -> None:
+    api = GitHubClient(
         UrllibClient(),
         api_url=github.api_url,
         repository="someone/else",
@@ -332,9 +335,10 @@ def test_an_unexpected_status_is_a_deploy_error(github: FakeGitHub, tmp_path: Pa
     )
     dist = tmp_path / "dist"
     dist.mkdir()
-    with pytest.raises(DeployError, match="answered 404"):
-        # the tag lookup 404s (no release yet), then creating one on an unknown repo 404s
+    with pytest.raises(ApiError, match="HTTP 404.*check GITHUB_REPOSITORY") as caught:
+        # the tag lookup 404s (no release yet), then listing the drafts of an unknown repo 404s
         ghrelease.sync(api, spec_for(dist))
+    assert caught.value.exit_code == 2
 
 
 def test_transient_failures_of_idempotent_calls_are_retried(
@@ -344,7 +348,7 @@ def test_transient_failures_of_idempotent_calls_are_retried(
     dist.mkdir()
     github.failures = [("GET", 503), ("GET", 502)]
     pauses: list[float] = []
-    api = ghrelease.GitHubAPI(
+    api = GitHubClient(
         UrllibClient(),
         api_url=github.api_url,
         repository=REPO,
@@ -356,8 +360,11 @@ def test_transient_failures_of_idempotent_calls_are_retried(
     github.failures = [("POST", 500)]  # a POST is never sent twice: it could create a duplicate
     dist2 = tmp_path / "dist2"
     dist2.mkdir()
-    with pytest.raises(DeployError, match="answered 500"):
+    with pytest.raises(
+        ApiError, match=r"POST /api/repos/owner/project/releases failed \(HTTP 500: Server Error\)"
+    ):
         ghrelease.sync(api, spec_for(dist2, tag="v9.0.0"))
+    assert pauses == [0.5, 1.0]
 
 
 def test_a_manifest_that_only_records_another_publish_attempt_is_left_alone(

@@ -45,7 +45,7 @@ def test_github_env_reads_variables_and_hides_the_token() -> None:
     assert env.missing_for_statuses() == "GITHUB_SHA not set; commit statuses are not posted"
     assert env.missing_for_statuses("abc") is None
     assert GitHubEnv.from_env({}).missing_for_statuses() == (
-        "GITHUB_TOKEN is not set; commit statuses are not posted"
+        "GITHUB_TOKEN (or GH_TOKEN) is not set; commit statuses are not posted"
     )
     assert GitHubEnv.from_env({}).run_url is None
 
@@ -173,3 +173,11 @@ def test_protection_payload_has_every_key_github_requires() -> None:
     }
     assert payload["required_status_checks"]["strict"] is True
     assert payload["allow_force_pushes"] is False
+
+
+def test_the_token_is_github_token_else_gh_token() -> None:
+    # the same rule as release-record and the deployments mirror (GH_TOKEN was ignored here)
+    assert GitHubEnv.from_env({"GH_TOKEN": "gh-value"}).token == "gh-value"
+    both = {"GITHUB_TOKEN": "github-value", "GH_TOKEN": "gh-value"}
+    assert GitHubEnv.from_env(both).token == "github-value"
+    assert GitHubEnv.from_env({"GITHUB_TOKEN": "", "GH_TOKEN": "gh-value"}).token == "gh-value"
