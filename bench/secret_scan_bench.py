@@ -45,7 +45,16 @@ def generated_repo(parent: Path, files: int) -> Path:
     secret_corpus.generated(repo, files)
     _git(repo, "init", "-q", "-b", "main")
     _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=Bench", "-c", "user.email=bench@example.invalid", "commit", "-qm", "tree")
+    _git(
+        repo,
+        "-c",
+        "user.name=Bench",
+        "-c",
+        "user.email=bench@example.invalid",
+        "commit",
+        "-qm",
+        "tree",
+    )
     return repo
 
 
@@ -96,9 +105,7 @@ def bare(repo: Path, names: list[str], scratch: Path) -> tuple[float, dict[Key, 
         shutil.copyfile(baseline, copy)
         command += ["--baseline", str(copy)]
     start = time.perf_counter()
-    done = subprocess.run(
-        [*command, *names], cwd=repo, capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([*command, *names], cwd=repo, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         msg = f"detect-secrets exited {done.returncode}: {done.stderr.strip()[-300:]}"
@@ -111,7 +118,9 @@ def bare(repo: Path, names: list[str], scratch: Path) -> tuple[float, dict[Key, 
     return elapsed, findings
 
 
-def measure(name: str, repo: Path, runs: int, scratch: Path) -> tuple[list[float], list[float], bool]:
+def measure(
+    name: str, repo: Path, runs: int, scratch: Path
+) -> tuple[list[float], list[float], bool]:
     """Both scans ``runs`` times, alternating; (ours, bare, all findings equal)."""
     names = scanned_files(repo)
     mine: list[float] = []
