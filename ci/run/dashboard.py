@@ -167,28 +167,45 @@ def _major_every(count: int) -> int:
     return max(1, -(-count // 6))
 
 
+def _when(stamp: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+def _time_chart(title: str, **options: Any) -> Any:  # noqa: ANN401 - a pygal chart
+    """A chart whose x axis is time: each series' runs at their own moments."""
+    return _chart(
+        "DateTimeLine",
+        title,
+        x_value_formatter=lambda when: when.strftime("%Y-%m-%d"),
+        show_minor_x_labels=True,
+        **options,
+    )
+
+
+def _flat(chart: Any, title: str, value: float, points: Sequence[Point]) -> None:  # noqa: ANN401
+    """A dashed horizontal line (a budget, a floor) across ``points``' time span."""
+    span = [_when(points[0].time), _when(points[-1].time)]
+    chart.add(
+        title,
+        [(when, value) for when in span],
+        show_dots=False,
+        stroke_style={"dasharray": "6,4", "width": 2},
+    )
+
+
 def duration_chart(series: dict[str, list[Point]], budgets: dict[str, float]) -> str:
     """Fresh-run duration of each gate over time, each budget a dashed line."""
-    chart = _chart("Line", "Gate duration per run against its budget (s)")
-    longest = max((downsample(p) for p in series.values()), key=len, default=[])
-    chart.x_labels = [_day(p.time) for p in longest]
-    chart.x_labels_major_every = _major_every(len(longest))
+    chart = _time_chart("Gate duration per run against its budget (s)")
     parts = []
     for gate_id, points in series.items():
         drawn = downsample(points)
-        pad = [None] * (len(longest) - len(drawn))
         chart.add(
             gate_id,
-            [*pad, *({"value": p.value, "label": f"{p.time} {p.label}"} for p in drawn)],
+            [{"value": (_when(p.time), p.value), "label": f"{p.time} {p.label}"} for p in drawn],
         )
         parts.append(f"{gate_id} last {_secs(drawn[-1].value)}")
         if gate_id in budgets:
-            chart.add(
-                f"{gate_id} budget",
-                [budgets[gate_id]] * len(longest),
-                show_dots=False,
-                stroke_style={"dasharray": "6,4", "width": 2},
-            )
+            _flat(chart, f"{gate_id} budget", budgets[gate_id], points)
     alt = "Line chart of gate durations over time: " + "; ".join(parts) + "."
     return _svg(chart, alt)
 
@@ -205,7 +222,9 @@ def pass_rate_chart(days: Sequence[tuple[str, float, int]]) -> str:
 
 def percentile_chart(stats: Sequence[GateStats]) -> str:
     """p50 and p95 of fresh-run durations per gate."""
-    chart = _chart("Bar", "Duration per gate: p50 and p95 of fresh runs (s)")
+    chart = _chart(
+        "Bar", "Duration per gate: p50 and p95 of fresh runs (s)", show_minor_x_labels=True
+    )
     shown = [s for s in stats if s.p50_s is not None]
     chart.x_labels = [s.id for s in shown]
     chart.add("p50", [round(s.p50_s or 0, 2) for s in shown])
@@ -220,23 +239,17 @@ def coverage_chart(series: dict[str, list[Point]], floor: float | None) -> str:
     values += [floor] if floor is not None else []
     low, high = (min(values), max(values)) if values else (0.0, 100.0)
     bounds = (max(0.0, low - 2), min(100.0, high + 2))
-    chart = _chart("Line", "Coverage per run against the floor (%)", range=bounds)
-    longest = max((downsample(p) for p in series.values()), key=len, default=[])
-    chart.x_labels = [_day(p.time) for p in longest]
-    chart.x_labels_major_every = _major_every(len(longest))
+    chart = _time_chart("Coverage per run against the floor (%)", range=bounds)
     parts = []
+    everything: list[Point] = []
     for gate_id, points in series.items():
         drawn = downsample(points)
-        pad = [None] * (len(longest) - len(drawn))
-        chart.add(gate_id, [*pad, *(round(p.value, 2) for p in drawn)])
+        chart.add(gate_id, [(_when(p.time), round(p.value, 2)) for p in drawn])
         parts.append(f"{gate_id} last {drawn[-1].value:.1f} %")
-    if floor is not None and longest:
-        chart.add(
-            f"floor {floor:g} %",
-            [floor] * len(longest),
-            show_dots=False,
-            stroke_style={"dasharray": "6,4", "width": 2},
-        )
+        everything += points
+    if floor is not None and everything:
+        everything.sort(key=lambda p: p.time)
+        _flat(chart, f"floor {floor:g} %", floor, everything)
     alt = "Line chart of coverage over time: " + ("; ".join(parts) or "no coverage measured")
     return _svg(chart, alt + (f"; floor {floor:g} %." if floor is not None else "."))
 
@@ -263,7 +276,7 @@ def cache_chart(stats: Sequence[GateStats]) -> str:
 
 def deploys_chart(stats: DeployStats) -> str:
     """Deploys and rollbacks per week."""
-    chart = _chart("Bar", "Deploys and rollbacks per week")
+    chart = _chart("Bar", "Deploys and rollbacks per week", show_minor_x_labels=True)
     chart.x_labels = [w for w, _, _ in stats.per_week]
     chart.add("deploys", [d for _, d, _ in stats.per_week])
     chart.add("rollbacks", [r for _, _, r in stats.per_week])

@@ -114,21 +114,24 @@ class GateRun:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GateRun:
         """Rebuild a record from ``to_dict`` output (KeyError, TypeError or ValueError if bad)."""
+        get = data.get  # a long history has tens of thousands: keep each read cheap
+        slowest = get("slowest")
+        flaky = get("flaky")
         return cls(
             facts=_facts(data),
             gate=str(data["gate"]),
             id=str(data["id"]),
             status=str(data["status"]),
-            mode=str(data.get("mode", "required")),
+            mode=str(get("mode", "required")),
             duration_s=float(data["duration_s"]),
-            budget_s=_number(data.get("budget_s")),
-            cached=bool(data.get("cached", False)),
-            coverage=_number(data.get("coverage")),
-            coverage_min=_number(data.get("coverage_min")),
-            tests=_count(data.get("tests")),
-            failed=_count(data.get("failed")),
-            slowest=tuple((str(n), float(s)) for n, s in data.get("slowest") or ()),
-            flaky=tuple(str(t) for t in data.get("flaky") or ()),
+            budget_s=_number(get("budget_s")),
+            cached=get("cached") is True,
+            coverage=_number(get("coverage")),
+            coverage_min=_number(get("coverage_min")),
+            tests=_count(get("tests")),
+            failed=_count(get("failed")),
+            slowest=tuple((str(n), float(t)) for n, t in slowest) if slowest else (),
+            flaky=tuple(map(str, flaky)) if flaky else (),
         )
 
 
@@ -174,11 +177,9 @@ class PipelineRun:
 
 
 def _facts(data: Mapping[str, Any]) -> Facts:
+    get = data.get
     return _facts_of(
-        str(data["time"]),
-        str(data.get("commit") or ""),
-        str(data.get("ref") or ""),
-        str(data.get("actor") or ""),
+        str(data["time"]), str(get("commit") or ""), str(get("ref") or ""), str(get("actor") or "")
     )
 
 
@@ -190,6 +191,8 @@ def _facts_of(time: str, commit: str, ref: str, actor: str) -> Facts:
 
 
 def _number(value: object) -> float | None:
+    if value is None:
+        return None
     if type(value) is float and math.isfinite(value):
         return value
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
