@@ -26,6 +26,7 @@ from ci.core import config
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.runner import Runner
+from ci.gates import lint_families
 from ci.release.version import DEFAULT_FORMAT, TagFormat, workflow_text
 
 VERSION_FILE = "ci/VERSION"
@@ -75,6 +76,7 @@ class Target:
     workflows: Mapping[str, str]  # text of each file in .github/workflows/
     ruff_toml: str | None  # "ruff.toml" or ".ruff.toml" when the target keeps ruff there
     tag_format: TagFormat = DEFAULT_FORMAT  # the workflows' tag filters follow it
+    lint_families: tuple[str, ...] = ()  # the lint families it has files for (lint_families_of)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -531,6 +533,7 @@ def _project_edits(
         notes=notes,
         dependency=dependency,
         modules=frozenset(p for p in project.packages if f"{p}.py" in target.facts.files),
+        families=target.lint_families,
     )
     where = Path(target.where) / "pyproject.toml"
     config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad
@@ -680,6 +683,12 @@ def write_baseline(root: Path, runner: Runner) -> int:
         raise ToolError(msg) from None
     atomic_write_bytes(root / BASELINE, done.stdout.encode("utf-8"))
     return sum(len(items) for items in results.values())
+
+
+def lint_families_of(root: Path, runner: Runner) -> tuple[str, ...]:
+    """The lint families the project has files for, with YAML for the workflows init writes."""
+    found = lint_families.present(root, scan_files(root, runner))
+    return tuple(f for f in config.LINT_FAMILIES if f in found or f == "yaml")
 
 
 def scan_files(root: Path, runner: Runner) -> list[str]:

@@ -22,7 +22,7 @@ from tomlkit.toml_document import TOMLDocument
 
 from ci.adopt import layout
 from ci.core.errors import UsageError
-from ci.gates import registry
+from ci.gates import lint_families, registry
 
 SMOKE_TEST = "test_noxgate_smoke.py"
 
@@ -71,16 +71,20 @@ def edit_pyproject(
     notes: list[str],
     dependency: Dependency | None = None,
     modules: frozenset[str] = frozenset(),
+    families: Sequence[str] = (),
 ) -> str:
     """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added.
 
     With ``dependency`` every group the sessions sync gets noxgate (no copy to exclude);
     without it (``init --vendor``) the copied ci/ is kept out of ruff and the build.
+    ``families`` are the lint families the project has files for: their tools join lint.
     """
     doc = tomlkit.parse(text)
     add_requires_python(doc, project, notes)
     add_tool_ci(doc, project)
-    add_groups(doc, project, noxgate=dependency.requirement if dependency else None)
+    add_groups(
+        doc, project, noxgate=dependency.requirement if dependency else None, families=families
+    )
     if dependency is not None:
         add_source(doc, dependency.source)
         pin_setuptools_discovery(doc, project, setup_texts, notes, modules=modules)
@@ -171,15 +175,18 @@ def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
 
 
 def tool_groups(
-    project: layout.Project, *, noxgate: str | None, mypy: bool
+    project: layout.Project, *, noxgate: str | None, mypy: bool, families: Sequence[str] = ()
 ) -> dict[str, tuple[str, ...]]:
     """What each group the sessions sync needs, with the project's toolchain winning.
 
-    ruff (and mypy) as the project pins them; mypy only when the lint gate runs it; with
-    ``noxgate`` (a dependency) each group gets it, which brings ``packaging`` along.
+    ruff (and mypy) as the project pins them; mypy only when the lint gate runs it; the
+    tools of the lint ``families`` the project has files for; with ``noxgate`` (a
+    dependency) each group gets it, which brings ``packaging`` along.
     """
     out: dict[str, tuple[str, ...]] = {}
     for group, tools in TOOL_GROUPS.items():
+        if group == "lint":
+            tools = (*tools, *lint_families.requirements(families))  # noqa: PLW2901
         wanted = [project.tool_pins.get(_entry_key(t), t) for t in tools]
         if not mypy:
             wanted = [t for t in wanted if _entry_key(t) != "mypy"]
@@ -195,7 +202,13 @@ def mypy_on(doc: TOMLDocument) -> bool:
     return bool(lint.get("mypy", False)) if isinstance(lint, Mapping) else False
 
 
-def add_groups(doc: TOMLDocument, project: layout.Project, *, noxgate: str | None = None) -> None:
+def add_groups(
+    doc: TOMLDocument,
+    project: layout.Project,
+    *,
+    noxgate: str | None = None,
+    families: Sequence[str] = (),
+) -> None:
     """Add the dependency groups the sessions sync, keeping every entry already there."""
     indent = _indent_of(doc.as_string())
     groups = _ensure(doc, "dependency-groups", super_table=False)
@@ -205,7 +218,7 @@ def add_groups(doc: TOMLDocument, project: layout.Project, *, noxgate: str | Non
         if layout.admits_older_than(str(requires) if requires else None, BUNDLE_MIN_PYTHON)
         else None
     )
-    groups_wanted = tool_groups(project, noxgate=noxgate, mypy=mypy_on(doc))
+    groups_wanted = tool_groups(project, noxgate=noxgate, mypy=mypy_on(doc), families=families)
     for group, tools in groups_wanted.items():
         wanted: list[str | dict[str, str]] = [_with_marker(t, marker) for t in tools]
         if group == "test":

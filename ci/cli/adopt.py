@@ -87,7 +87,11 @@ def _init(args: argparse.Namespace, app: App) -> int:
     root = (app.cwd / args.target).resolve()
     bundle = scaffold.load_bundle()
     target = scaffold.gather(root, bundle)
-    target = replace(target, tag_format=version.tag_format_at(root, app.runner))
+    target = replace(
+        target,
+        tag_format=version.tag_format_at(root, app.runner),
+        lint_families=scaffold.lint_families_of(root, app.runner),
+    )
     source = None
     if args.source is not None:
         source = pyproject_edit.parse_source(args.source, target=root)

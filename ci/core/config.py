@@ -28,6 +28,10 @@ TAG_PLACEHOLDER = "{version}"
 DEFAULT_TAG_FORMAT = "v{version}"
 # what a tag format may hold around {version}: plain ref characters, no glob or shell syntax
 _TAG_FORMAT = re.compile(r"[A-Za-z0-9._/@-]*\{version\}[A-Za-z0-9._/@-]*")
+# The lint gate's families besides Python (ci.gates.lint_families), in the order they run;
+# "actions" is on only when listed: no build of its linter installs from PyPI offline.
+LINT_FAMILIES = ("shell", "yaml", "json", "toml", "docker", "actions")
+DEFAULT_LINT_FAMILIES = ("shell", "yaml", "json", "toml", "docker")
 
 
 class Mode(enum.StrEnum):
@@ -57,6 +61,8 @@ class GateConfig:
     shards: int = 1  # CI matrix jobs the suite is split into (by recorded test durations)
     reruns: int = 0  # reruns of a failed test that may turn the gate green (it is flaky then)
     mypy: bool = False
+    families: tuple[str, ...] = DEFAULT_LINT_FAMILIES  # lint: the families checked ...
+    advisory_families: tuple[str, ...] = ()  # ... and those of them reported, never failing
     fail_on: str = "high"
     unknown_severity: str = "high"
     ignore_pinned_commits: bool = True  # secrets: commit ids in uses: o/r@SHA, rev: SHA
@@ -120,6 +126,13 @@ STATE_BACKENDS = ("local", "git")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryConfig:
+    """How much run history the state backend keeps: ``[tool.ci.history]``."""
+
+    keep: int = 2000  # records kept per log (gate runs, pipeline runs, lock waits)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateConfig:
     """Where deploy state (ledger, locks, environment state) lives: ``[tool.ci.state]``."""
 
@@ -152,6 +165,7 @@ class Config:
     cache: CacheConfig = CacheConfig()
     notify: NotifyConfig = NotifyConfig()
     state: StateConfig = StateConfig()
+    history: HistoryConfig = HistoryConfig()
 
     @property
     def default_python(self) -> str:
@@ -240,6 +254,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "notify",
             "state",
             "release",
+            "history",
         },
     )
     pythons = _pythons(v, v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS))
@@ -266,6 +281,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         cache=_cache(v, v.table(table, "tool.ci", "cache")),
         notify=_notify(v, v.table(table, "tool.ci", "notify")),
         state=_state(v, v.table(table, "tool.ci", "state")),
+        history=_history(v, v.table(table, "tool.ci", "history")),
     )
 
 
@@ -307,6 +323,8 @@ GATE_OPTIONS = frozenset(
         "reruns",
         "shards",
         "mypy",
+        "families",
+        "advisory_families",
         "fail_on",
         "unknown_severity",
         "ignore_pinned_commits",
@@ -329,6 +347,8 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             budget_s=v.opt_number(sub, where, "budget_s", positive=True),
             budget_blocks=v.boolean(sub, where, "budget_blocks", defaults.budget_blocks),
             mypy=v.boolean(sub, where, "mypy", defaults.mypy),
+            families=_families(v, where, sub, "families", defaults.families),
+            advisory_families=_advisory_families(v, where, sub),
             coverage_min=v.percent(sub, where, "coverage_min", defaults.coverage_min),
             coverage_drop_max=v.percent(
                 sub, where, "coverage_drop_max", defaults.coverage_drop_max
@@ -352,6 +372,33 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             keys=tuple(sorted(sub)),
         )
     return gates
+
+
+def _families(
+    v: _Validator, where: str, table: Mapping[str, Any], key: str, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    names = v.str_list(table, where, key, default)
+    for name in names:
+        if name not in LINT_FAMILIES:
+            msg = (
+                f"{v.file}: {where}.{key} has {name!r}, not a lint family; "
+                f"use some of {', '.join(LINT_FAMILIES)}"
+            )
+            raise ConfigError(msg)
+    return tuple(dict.fromkeys(names))
+
+
+def _advisory_families(v: _Validator, where: str, table: Mapping[str, Any]) -> tuple[str, ...]:
+    advisory = _families(v, where, table, "advisory_families", ())
+    families = _families(v, where, table, "families", DEFAULT_LINT_FAMILIES)
+    left_out = [name for name in advisory if name not in families]
+    if left_out:
+        msg = (
+            f"{v.file}: {where}.advisory_families has {left_out[0]!r}, which {where}.families "
+            "leaves out; add it to families or drop it from advisory_families"
+        )
+        raise ConfigError(msg)
+    return advisory
 
 
 def _gate_pythons(v: _Validator, where: str, pythons: tuple[str, ...]) -> tuple[str, ...]:
@@ -508,6 +555,11 @@ def _state(v: _Validator, table: Mapping[str, Any]) -> StateConfig:
         remote=remote,
         lease_s=v.number(table, where, "lease_s", 300.0, positive=True),
     )
+
+
+def _history(v: _Validator, table: Mapping[str, Any]) -> HistoryConfig:
+    v.keys(table, "tool.ci.history", {"keep"})
+    return HistoryConfig(keep=v.whole(table, "tool.ci.history", "keep", 2000, minimum=1))
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class Finding:
     line: int | None = None
     severity: str | None = None
     waived: bool = False
+    advisory: bool = False  # reported (a warning annotation), never failing its gate
 
     def location(self) -> str:
         """``file:line`` (or just the file, or empty)."""
@@ -58,6 +59,7 @@ class Finding:
             "line": self.line,
             "severity": self.severity,
             "waived": self.waived,
+            "advisory": self.advisory,
         }
 
     @classmethod
@@ -70,6 +72,7 @@ class Finding:
             line=data.get("line"),
             severity=data.get("severity"),
             waived=bool(data.get("waived", False)),
+            advisory=bool(data.get("advisory", False)),
         )
 
 
@@ -87,6 +90,7 @@ class GateResult:
     artifacts: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()  # tests that failed, then passed when rerun in this run
+    coverage: float | None = None  # the total coverage percentage the gate measured
 
     @property
     def id(self) -> str:
@@ -117,6 +121,7 @@ class GateResult:
             "artifacts": list(self.artifacts),
             "warnings": list(self.warnings),
             "flaky": list(self.flaky),
+            "coverage": self.coverage,
         }
 
     @classmethod
@@ -133,7 +138,12 @@ class GateResult:
             artifacts=tuple(data.get("artifacts", [])),
             warnings=tuple(data.get("warnings", [])),
             flaky=tuple(data.get("flaky", [])),
+            coverage=_percent(data.get("coverage")),
         )
+
+
+def _percent(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

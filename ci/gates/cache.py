@@ -114,6 +114,7 @@ ANCESTOR_FILES = (
     ".mypy.ini",
     "uv.toml",
     ".editorconfig",
+    ".shellcheckrc",  # shellcheck looks for it from each script's folder up to /
 )
 # User-level config files the built-in tools read (under XDG_CONFIG_HOME, else ~/.config,
 # and HOME): keyed by content.
@@ -130,6 +131,11 @@ USER_CONFIG_FILES = (
     "{config}/git/config",
     "{config}/git/ignore",
     "{home}/.gitconfig",
+    "{home}/.shellcheckrc",
+    "{config}/shellcheckrc",
+    "{config}/hadolint.yaml",
+    "{home}/.hadolint/hadolint.yaml",
+    "{home}/.hadolint.yaml",
 )
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")

