@@ -43,6 +43,7 @@ _LOG = (
     "--no-ext-diff",
     "--no-renames",
     "--no-textconv",
+    "--text",  # else a file git calls binary shows as "Binary files differ" alone, unread
     "--cc",  # merges: only what the merge itself added (conflict resolutions)
     "--reverse",
     "--format=%x00%H",
@@ -409,6 +410,8 @@ def scan_log(
             if progress is not None and commits % 100 == 0:
                 progress(commits, total)
             continue
+        if _filtered_out(hunk.file, skipped):
+            continue  # before the prefilter: a big image or archive costs nothing
         batch.append(hunk)
         size += len(hunk.lines)
         if size >= _BATCH_LINES:
@@ -427,18 +430,21 @@ def _scan_hunk(
     hunk: AddedLines, candidates: list[int], skipped: dict[str, bool]
 ) -> Iterator[SecretFinding]:
     """Run detect-secrets on the candidate lines of one hunk (unless its file is filtered)."""
-    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
-
-    if hunk.file not in skipped:
-        skipped[hunk.file] = _is_filtered_out(
-            required_filter_parameters=["filename"], filename=hunk.file
-        )
-    if skipped[hunk.file]:
+    if _filtered_out(hunk.file, skipped):
         return
     texts = [text for _, text in hunk.lines]
     for secret in scan_lines(texts, every_plugin(candidates), hunk.file):
         number = hunk.lines[secret.line_number - 1][0]
         yield _finding(secret, hunk.file, number, hunk.commit, texts[secret.line_number - 1])
+
+
+def _filtered_out(file: str, skipped: dict[str, bool]) -> bool:
+    """True for a file detect-secrets' filename filters exclude (as the tree scan does)."""
+    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
+
+    if file not in skipped:
+        skipped[file] = _is_filtered_out(required_filter_parameters=["filename"], filename=file)
+    return skipped[file]
 
 
 def scan_lines(
