@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from ci.cli.app import App
 from ci.core.config import Config
-from ci.core.errors import ExitCode
+from ci.core.errors import CIError, ExitCode
+from ci.deploy.backend import open_backend
 from ci.gates import cache, registry
 from ci.gates.cache import GateCache
-from ci.run import pipeline, preflight, release, report
+from ci.github.summary import append_step_summary
+from ci.run import dashboard, history, pipeline, preflight, release, report
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -230,6 +234,7 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
     if reused:
         print("  (reused: uv.lock, pyproject.toml, PATH and the tools are unchanged)")
     preflight.verdict(checks)
+    started = time.monotonic()
     outcomes = pipeline.run_sessions(
         app.config, app.runner, sessions, jobs=args.jobs, store=store, use_cache=use_cache
     )
@@ -237,7 +242,27 @@ def _pipeline(args: argparse.Namespace, app: App) -> int:
     print(pipeline.render_summary(outcomes))
     for line in pipeline.advisory_notes(outcomes):
         print(line)
-    return pipeline.pipeline_exit_code(outcomes)
+    code = pipeline.pipeline_exit_code(outcomes)
+    history.record_run(
+        app.gate_context(),
+        [row for outcome in outcomes for row in outcome.rows()],
+        passed=code is ExitCode.OK,
+        duration_s=time.monotonic() - started,
+    )
+    summary_trends(app)
+    return code
+
+
+def summary_trends(app: App) -> None:
+    """On GitHub, the main job's step summary ends with the run history's trends."""
+    summary = app.env.get("GITHUB_STEP_SUMMARY", "")
+    if not summary:
+        return
+    try:
+        records = history.read(open_backend(app.config, app.env, app.runner))
+        append_step_summary(Path(summary), dashboard.trends_markdown(records))
+    except (CIError, OSError) as exc:
+        print(f"warning: the run history's trends are not in the step summary ({exc})")
 
 
 def _jobs(text: str) -> int:

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+import time
 
 from ci.cli import values
 from ci.cli.app import App
@@ -15,7 +16,7 @@ from ci.deploy.deployer import Deployer
 from ci.deploy.ledger import LEDGER_NAME, LedgerCorruptError, head
 from ci.github import deployments
 from ci.release import version
-from ci.run import pipeline, release
+from ci.run import history, pipeline, release, report
 
 NEEDS = (
     "Needs the project's [tool.ci] but neither uv.lock nor a clean tree: it acts on versions "
@@ -293,4 +294,16 @@ def _release(args: argparse.Namespace, app: App) -> int:
     if args.dry_run:
         print(release.render(the_plan))
         return ExitCode.OK
-    return release.execute(the_plan, app.runner, app.config)
+    started, since = time.monotonic(), time.time_ns()
+    code: int = ExitCode.USAGE
+    try:
+        code = release.execute(the_plan, app.runner, app.config)
+    finally:
+        history.record_run(
+            app.gate_context(),
+            report.gate_records(app.config.reports_path(), since),
+            passed=code == ExitCode.OK,
+            duration_s=time.monotonic() - started,
+            kind="release",
+        )
+    return code

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ci import __version__
 from ci.cli import adopt as scaffold
-from ci.cli import artifacts, cache, core, notes, plan, record, security, status
+from ci.cli import artifacts, cache, core, dashboard, notes, plan, record, security, status
 from ci.cli import deploy as deploy_commands
 from ci.cli.app import App
 from ci.core import redact
@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     scaffold,
     notes,
     record,
+    dashboard,
 )
 
 EXIT_CODES = """exit codes:

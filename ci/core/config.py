@@ -126,6 +126,13 @@ STATE_BACKENDS = ("local", "git")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryConfig:
+    """How much run history the state backend keeps: ``[tool.ci.history]``."""
+
+    keep: int = 2000  # records kept per log (gate runs, pipeline runs, lock waits)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StateConfig:
     """Where deploy state (ledger, locks, environment state) lives: ``[tool.ci.state]``."""
 
@@ -158,6 +165,7 @@ class Config:
     cache: CacheConfig = CacheConfig()
     notify: NotifyConfig = NotifyConfig()
     state: StateConfig = StateConfig()
+    history: HistoryConfig = HistoryConfig()
 
     @property
     def default_python(self) -> str:
@@ -246,6 +254,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
             "notify",
             "state",
             "release",
+            "history",
         },
     )
     pythons = _pythons(v, v.str_list(table, "tool.ci", "pythons", DEFAULT_PYTHONS))
@@ -272,6 +281,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         cache=_cache(v, v.table(table, "tool.ci", "cache")),
         notify=_notify(v, v.table(table, "tool.ci", "notify")),
         state=_state(v, v.table(table, "tool.ci", "state")),
+        history=_history(v, v.table(table, "tool.ci", "history")),
     )
 
 
@@ -545,6 +555,11 @@ def _state(v: _Validator, table: Mapping[str, Any]) -> StateConfig:
         remote=remote,
         lease_s=v.number(table, where, "lease_s", 300.0, positive=True),
     )
+
+
+def _history(v: _Validator, table: Mapping[str, Any]) -> HistoryConfig:
+    v.keys(table, "tool.ci.history", {"keep"})
+    return HistoryConfig(keep=v.whole(table, "tool.ci.history", "keep", 2000, minimum=1))
 
 
 @dataclass(frozen=True, slots=True)

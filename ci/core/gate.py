@@ -89,6 +89,7 @@ class GateResult:
     artifacts: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     flaky: tuple[str, ...] = ()  # tests that failed, then passed when rerun in this run
+    coverage: float | None = None  # the total coverage percentage the gate measured
 
     @property
     def id(self) -> str:
@@ -119,6 +120,7 @@ class GateResult:
             "artifacts": list(self.artifacts),
             "warnings": list(self.warnings),
             "flaky": list(self.flaky),
+            "coverage": self.coverage,
         }
 
     @classmethod
@@ -135,7 +137,12 @@ class GateResult:
             artifacts=tuple(data.get("artifacts", [])),
             warnings=tuple(data.get("warnings", [])),
             flaky=tuple(data.get("flaky", [])),
+            coverage=_percent(data.get("coverage")),
         )
+
+
+def _percent(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

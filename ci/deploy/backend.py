@@ -13,7 +13,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from ci.core.config import STATE_BACKENDS, Config, state_dir
 from ci.core.errors import CIError, PreflightError, UsageError
 from ci.core.files import atomic_write_text
+from ci.core.redact import redact
 from ci.core.runner import Runner
 from ci.deploy import lock
 from ci.deploy import state as deploystate
@@ -198,7 +199,7 @@ class StateBackend:
     # ---- bounded logs (run records and the like) -------------------------------------------
 
     def append_log(self, name: str, record: Mapping[str, Any], *, keep: int) -> None:
-        """Append ``record`` to the log ``name``, keeping only its last ``keep`` records."""
+        """Append ``record`` (masked) to the log ``name``, keeping its last ``keep`` records."""
         path = _log_file(name)
         if keep < 1:
             msg = f"a log keeps at least one record (keep={keep})"
@@ -206,11 +207,42 @@ class StateBackend:
 
         def change(folder: Path) -> Change[None]:
             lines = _log_lines(folder / path)
-            lines.append(canonical({"schema": LOG_SCHEMA, **dict(record)}))
+            # masked as canonical text, so the JSON-escaped forms of a secret are caught too
+            masked = json.loads(redact(canonical({"schema": LOG_SCHEMA, **dict(record)})))
+            lines.append(canonical(masked))
             atomic_write_text(folder / path, "".join(f"{ln}\n" for ln in lines[-keep:]))
             return Change(result=None, changed=True, message=f"log {name}: append a record")
 
         self.store.update(change)
+
+    def merge_log(self, name: str, records: Sequence[Mapping[str, Any]], *, keep: int) -> int:
+        """Add the ``records`` the log ``name`` lacks (masked), oldest first; how many were new.
+
+        Records are ordered by their ``time``; one already in the log (the same canonical
+        text) is not added again, so merging the same logs twice changes nothing.
+        """
+        path = _log_file(name)
+        if keep < 1:
+            msg = f"a log keeps at least one record (keep={keep})"
+            raise UsageError(msg)
+
+        def change(folder: Path) -> Change[int]:
+            lines = _log_lines(folder / path)
+            seen = set(lines)
+            added = []
+            for record in records:
+                masked = json.loads(redact(canonical({"schema": LOG_SCHEMA, **dict(record)})))
+                line = canonical(masked)
+                if line not in seen:
+                    seen.add(line)
+                    added.append(line)
+            if not added:
+                return Change(result=0, changed=False)
+            merged = sorted([*lines, *added], key=_log_time)
+            atomic_write_text(folder / path, "".join(f"{ln}\n" for ln in merged[-keep:]))
+            return Change(result=len(added), changed=True, message=f"log {name}: merge records")
+
+        return self.store.update(change)
 
     def read_log(self, name: str) -> list[dict[str, Any]]:
         """The records of the log ``name``, oldest first (unreadable lines are skipped)."""
@@ -257,6 +289,15 @@ def _log_file(name: str) -> str:
         msg = f"log name {name!r} may only hold letters, digits, '.', '_' and '-'"
         raise UsageError(msg)
     return f"logs/{name}.jsonl"
+
+
+def _log_time(line: str) -> str:
+    """A log line's ``time`` (UTC ``Z`` spelled ``+00:00``), for ordering; "" when it has none."""
+    try:
+        when = json.loads(line).get("time", "")
+    except (ValueError, AttributeError):
+        return ""
+    return str(when).replace("Z", "+00:00")
 
 
 def _log_lines(path: Path) -> list[str]:

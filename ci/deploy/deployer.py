@@ -414,7 +414,30 @@ class Deployer:
         info = lock.new_info(
             env=env, operation=operation, version=version, created=self.now(), where=self.where()
         )
-        return self.backend.acquire(info, wait_s=wait_s)
+        began = time.monotonic()
+        try:
+            acquired = self.backend.acquire(info, wait_s=wait_s)
+        except LockHeldError:
+            self.contention(env, operation, "refused", time.monotonic() - began)
+            raise
+        if acquired.tries > 1:
+            self.contention(env, operation, "waited", time.monotonic() - began)
+        return acquired
+
+    def contention(self, env: str, operation: str, outcome: str, waited_s: float) -> None:
+        """Add a lock wait to the run history (best effort: it never changes the outcome)."""
+        wait = lock.LockWait(
+            time=self.now(),
+            actor=self.actor(),
+            env=env,
+            operation=operation,
+            outcome=outcome,
+            waited_s=waited_s,
+        )
+        try:
+            self.backend.append_log(lock.LOCKS_LOG, wait.to_dict(), keep=self.config.history.keep)
+        except (CIError, OSError) as exc:
+            self.out(f"warning: lock contention not recorded in the run history ({exc})")
 
     def release(self, acquired: lock.Acquired) -> None:
         """Give the lock back; when that fails, say so without hiding how the operation ended."""

@@ -24,7 +24,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -160,6 +160,46 @@ class Acquired:
 
     lock: LockInfo
     recovered: tuple[Recovered, ...] = ()
+    tries: int = 1  # more than one: the lock was held by someone else and we waited for it
+
+
+LOCKS_LOG = "locks"  # the run-history log of lock contention
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockWait:
+    """A deploy or rollback that found its environment's lock held by someone else."""
+
+    time: str
+    actor: str
+    env: str
+    operation: str
+    outcome: str  # "refused" (exit 4) or "waited" (it got the lock after waiting)
+    waited_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record's JSON form (the log adds ``schema``)."""
+        return {
+            "kind": "lock",
+            "time": self.time,
+            "actor": self.actor,
+            "env": self.env,
+            "operation": self.operation,
+            "outcome": self.outcome,
+            "waited_s": round(self.waited_s, 3),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LockWait:
+        """Rebuild a record from ``to_dict`` output (KeyError, TypeError or ValueError if bad)."""
+        return cls(
+            time=str(data["time"]),
+            actor=str(data.get("actor") or ""),
+            env=str(data["env"]),
+            operation=str(data["operation"]),
+            outcome=str(data["outcome"]),
+            waited_s=float(data.get("waited_s", 0.0)),
+        )
 
 
 def stamp(epoch: float | None) -> str:
@@ -351,14 +391,16 @@ def acquire(
     delay = 0.05
     recovered: list[Recovered] = []
     shown = store.shown(lock_file(info.env))
+    tries = 0
     while True:
+        tries += 1
         attempt = store.update(
             lambda folder: take(folder, info, now=now(), lease_s=store.lease_s, shown=shown)
         )
         if attempt.recovered is not None:
             recovered.append(attempt.recovered)
         if attempt.got:
-            return Acquired(lock=info, recovered=tuple(recovered))
+            return Acquired(lock=info, recovered=tuple(recovered), tries=tries)
         left = deadline - monotonic()
         if attempt.holder is not None and left <= 0:
             waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""

@@ -25,7 +25,7 @@ from ci.github.status import (
     update_for,
 )
 from ci.github.summary import append_step_summary
-from ci.run import observe
+from ci.run import history, observe
 
 RUN_REPORT = "run.json"
 NOT_GATE_RECORDS = frozenset({RUN_REPORT, "coverage-baseline.json"})
@@ -344,7 +344,7 @@ def record(
     client: HttpClient | None = None,
     retry: Retry | None = None,
 ) -> None:
-    """The gate hook: write its record, ``run.json`` and its duration; on GitHub publish it."""
+    """The gate hook: its record, ``run.json``, duration and history; on GitHub, publish it."""
     reports = ctx.reports
     github = GitHubEnv.from_env(ctx.env)
     state = state_dir(ctx.root, ctx.env)
@@ -352,6 +352,7 @@ def record(
     write_run_report(reports, github, ctx.clock)
     extras = gather_extras([result], ctx.root, state) if github.actions else None
     observe.record_duration(state, result, ctx.clock.now(), github.sha)
+    history.record_gate(result, ctx)
     if github.actions:
         publish(
             [result],

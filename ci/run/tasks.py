@@ -12,7 +12,17 @@ from shlex import join
 from invoke.context import Context
 from invoke.tasks import task
 
-__all__ = ["ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock"]
+__all__ = [
+    "ci",
+    "dashboard",
+    "deploy",
+    "nightly",
+    "preflight",
+    "record",
+    "release",
+    "rollback",
+    "unlock",
+]
 
 
 def run_ci(c: Context, *args: str) -> None:
@@ -98,3 +108,20 @@ def unlock(c: Context, env: str, lock_id: str) -> None:
 def record(c: Context, tag: str = "", dry_run: bool = False) -> None:
     """Write dist-assets/RELEASE_NOTES.md and create or update the GitHub release for the tag."""
     run_ci(c, "release-record", *(["--tag", tag] if tag else []), *["--dry-run"] * dry_run)
+
+
+@task(
+    help={
+        "output": "where to write the page (default: reports/dashboard.html)",
+        "open_": "open the page in a web browser",
+        "summary": "also append the compact trends to the GitHub step summary",
+        "merge": "first merge the history logs under this folder (other CI jobs' artifacts)",
+    }
+)
+def dashboard(
+    c: Context, output: str = "", open_: bool = False, summary: bool = False, merge: str = ""
+) -> None:
+    """Write the run history, deploys and waivers as one HTML page (reports/dashboard.html)."""
+    flags = (["--output", output] if output else []) + ["--open"] * open_
+    flags += ["--merge", merge] if merge else []
+    run_ci(c, "dashboard", *flags, *["--summary"] * summary)

@@ -339,6 +339,8 @@ def test_a_held_lock_is_exit_4_and_unlock_needs_its_id(
     path.write_text(json.dumps(remote.to_dict()), encoding="utf-8")
     assert run(cfg, "deploy", "--env", "staging", "--version", "1.0.0") == 4
     assert "ci@other-host (pid 1) is running deploy 0.9.0" in capsys.readouterr().err
+    waits = (state / "logs" / "locks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(w)["outcome"] for w in waits] == ["refused"]  # the run history's contention
     assert state_json(cfg, "staging", capsys)["lock"]["id"] == "3f0c-remote"  # type: ignore[index]
     assert run(cfg, "unlock", "--env", "staging", "--lock-id", "wrong") == 2
     assert run(cfg, "unlock", "--env", "staging", "--lock-id", "3f0c-remote") == 0

@@ -69,6 +69,7 @@ def test_wait_retries_with_backoff_until_released(tmp_path: Path) -> None:
     second = lock.acquire(store, info(), wait_s=5)
     timer.join()
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == second.lock.id
+    assert (first.tries, second.tries > 1) == (1, True)  # the run history counts the wait
 
 
 def test_wait_is_bounded(tmp_path: Path) -> None:
