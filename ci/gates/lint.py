@@ -16,8 +16,10 @@ from ci.gates import imports, lint_families
 from ci.testing import faults
 
 _RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
+# file:line, then the column and the error's end where the project's mypy config shows them
 _MYPY_LINE = re.compile(
-    r"^(?P<file>[^:\n]+):(?P<line>\d+): error: (?P<msg>.*?)(?:  \[(?P<code>[\w-]+)\])?$"
+    r"^(?P<file>[^:\n]+):(?P<line>\d+)(?::\d+){0,3}: error: (?P<msg>.*?)"
+    r"(?:  \[(?P<code>[\w-]+)\])?$"
 )
 
 
@@ -30,10 +32,12 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     # fault injection: CI_INJECT_FAULT=lint adds a planted file with a finding
     with faults.lint_paths(ctx.env) as planted:
         check = ctx.runner.run(
-            [*python, "ruff", "check", "--output-format=json", ".", *planted], cwd=ctx.root
+            # --no-fix: a project's `fix = true` would edit the tree and report nothing
+            [*python, "ruff", "check", "--no-fix", "--output-format=json", ".", *planted],
+            cwd=ctx.root,
         )
     _expect(check, "ruff check")
-    findings += ruff_findings(check.stdout, ctx.root)
+    findings += _read(check, "ruff check", ruff_findings(check.stdout, ctx.root))
     fmt = ctx.runner.run(
         [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
     )
@@ -41,14 +45,15 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         # the project pins a ruff older than format's JSON output: read its plain report
         fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
         _expect(fmt, "ruff format --check")
-        findings += reformat_findings(fmt.stdout)
+        findings += _read(fmt, "ruff format --check", reformat_findings(fmt.stdout))
     else:
         _expect(fmt, "ruff format --check")
-        findings += ruff_findings(fmt.stdout, ctx.root)
+        findings += _read(fmt, "ruff format --check", ruff_findings(fmt.stdout, ctx.root))
     if ctx.config.gate("lint").mypy:
-        mypy = ctx.runner.run([*python, "mypy"], cwd=ctx.root)
+        # plain text whatever FORCE_COLOR (passed through to gates) or the config asks for
+        mypy = ctx.runner.run([*python, "mypy", "--no-color-output"], cwd=ctx.root)
         _expect(mypy, "mypy")
-        findings += mypy_findings(mypy.stdout)
+        findings += _read(mypy, "mypy", mypy_findings(mypy.stdout))
     findings += imports.check(ctx)  # import-linter contracts, where the project has them
     families = lint_families.check(ctx)  # shell, YAML, JSON, TOML, Dockerfiles, workflows
     findings += families.findings
@@ -76,9 +81,31 @@ def _expect(done: Completed, name: str) -> None:
     """Exit status 0 and 1 (with output) are verdicts; anything else means the tool broke."""
     silent_failure = done.returncode == 1 and not done.stdout.strip()
     if done.returncode not in {0, 1} or silent_failure:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        msg = f"{name} crashed with exit status {done.returncode}: {tail[0]}"
+        msg = f"{name} crashed with exit status {done.returncode}: {first_error(done)}"
         raise ToolError(msg)
+
+
+def _read(done: Completed, name: str, findings: list[Finding]) -> list[Finding]:
+    """``findings``, unless the tool failed and none could be read from its output.
+
+    A failing exit with nothing read means the gate does not understand the report (a
+    format or option it does not know): that is a broken check, never a clean one.
+    """
+    if done.returncode != 0 and not findings:
+        msg = (
+            f"{name} exited with status {done.returncode} but reported no finding the gate "
+            f"could read: {first_error(done)}; run `{name}` in the project to see its report"
+        )
+        raise ToolError(msg)
+    return findings
+
+
+def first_error(done: Completed) -> str:
+    """The first line of a tool's output that speaks of an error, else its first line."""
+    lines = [line.strip() for line in [*done.stderr.splitlines(), *done.stdout.splitlines()]]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no output"])[0]
 
 
 def ruff_findings(text: str, root: Path) -> list[Finding]:

@@ -100,6 +100,14 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         msg = f"pytest could not run (exit status {done.returncode}): {reason}"
         raise ToolError(msg)
     junit_summary = read_junit(junit) if junit.exists() else None
+    if junit_summary is None and done.returncode == 0:
+        rel = junit.relative_to(ctx.root) if junit.is_relative_to(ctx.root) else junit
+        msg = (
+            f"pytest exited 0 but wrote no junit report ({rel}), so no test result can be read: "
+            "an argument such as --version, --help or --markers, or a plugin turning junitxml "
+            "off, stopped it before any test; run the gate without it"
+        )
+        raise ToolError(msg)
     total = coverage_module.finish(
         ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml
     )

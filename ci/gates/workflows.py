@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,9 @@ PUBLISH_COMMAND = re.compile(
     r"|invoke release|-m ci (publish|release))\b"
 )
 SCHEMA = "vendor.github-workflows"
-ZIZMOR_FINDING_CODES = {10, 11, 12, 13, 14}  # zizmor exits 10 + the highest severity found
+# zizmor's documented exit statuses: 0 no findings, 1 error, 10-14 findings (10 + the highest
+# severity found: unknown, informational, low, medium, high); all others are reserved
+ZIZMOR_FINDING_CODES = {10, 11, 12, 13, 14}
 
 
 def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
@@ -64,7 +66,8 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", SCHEMA, "-o", "json", *rels],
         cwd=ctx.root,
     )
-    invalid = schema_findings(schema, by_rel, ctx.root)
+    yaml_errors = {f.file for f in findings if f.rule == "yaml" and f.file}
+    invalid = schema_findings(schema, by_rel, ctx.root, reported=yaml_errors)
     findings += invalid
     # zizmor skips files that do not parse or match the schema (and fails when none is left),
     # so it audits only the valid ones; the others are reported above already
@@ -302,9 +305,17 @@ def _needs(workflow: WorkflowFile) -> Iterator[Finding]:
 
 
 def schema_findings(
-    done: Completed, workflows: Mapping[str, WorkflowFile], root: Path
+    done: Completed,
+    workflows: Mapping[str, WorkflowFile],
+    root: Path,
+    reported: Collection[str] = (),
 ) -> list[Finding]:
-    """Findings from ``check-jsonschema -o json``; ToolError when it could not run."""
+    """Findings from ``check-jsonschema -o json``; ToolError when it could not run.
+
+    A file it could not parse is a finding of the YAML check already when that check
+    placed it (``reported``); one the YAML check read is a parse the gate cannot place,
+    so the schema was never checked there: a ToolError, never a pass.
+    """
     if done.returncode not in {0, 1}:
         msg = f"check-jsonschema crashed with exit status {done.returncode}: {_error_line(done)}"
         raise ToolError(msg)
@@ -325,7 +336,26 @@ def schema_findings(
             path = (*path, unexpected.group(1))  # point at the offending key itself
         line = workflow.line(*path) if workflow else None
         findings.append(Finding(rule="schema", message=message, file=rel, line=line))
-    # parse_errors are not read: the YAML check above already reports them with their line
+    unplaced = [
+        error
+        for error in report.get("parse_errors", [])
+        if _relative(str(error.get("filename", "")), root) not in reported
+    ]
+    if unplaced:
+        first = unplaced[0]
+        name = _relative(str(first.get("filename", "")), root) or "a workflow"
+        msg = (
+            f"check-jsonschema could not parse {name} ({first.get('message', 'no message')}) "
+            "though the YAML check read it; run `check-jsonschema --builtin-schema "
+            f"{SCHEMA} {name}` to see why"
+        )
+        raise ToolError(msg)
+    if done.returncode != 0 and not findings and not report.get("parse_errors"):
+        msg = (
+            f"check-jsonschema exited with status {done.returncode} but reported no error the "
+            f"gate could read: {_error_line(done)}"
+        )
+        raise ToolError(msg)
     return findings
 
 
@@ -369,6 +399,12 @@ def zizmor_findings(done: Completed) -> list[Finding]:
                 severity=severity,
             )
         )
+    if done.returncode in ZIZMOR_FINDING_CODES and not findings:
+        msg = (
+            f"zizmor exited with status {done.returncode} (findings) but reported none the gate "
+            "could read; run zizmor on the workflows to see them"
+        )
+        raise ToolError(msg)
     return findings
 
 

@@ -190,6 +190,13 @@ def _loader_class() -> type[SafeLoader]:
     return Loader
 
 
+def _duplicate(key: str, node: Node) -> Exception:
+    """The error for a key a mapping already has, marked at the second one."""
+    from yaml.constructor import ConstructorError  # noqa: PLC0415 - optional dependency
+
+    return ConstructorError(None, None, f"duplicate key {key!r}", node.start_mark)
+
+
 @dataclass(slots=True)
 class _Converter:
     """Turns a composed node tree into plain data, recording the line of every path."""
@@ -207,6 +214,8 @@ class _Converter:
             out: dict[str, object] = {}
             for key_node, value_node in node.value:
                 key = str(self.loader.construct_object(key_node, deep=True))
+                if key in out:  # GitHub refuses it; PyYAML alone would keep the last one
+                    raise _duplicate(key, key_node)
                 child = (*path, key)
                 self.lines[child] = key_node.start_mark.line + 1
                 out[key] = self.convert(value_node, child)

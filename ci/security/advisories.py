@@ -11,15 +11,29 @@ from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from ci.core import http
 from ci.core.errors import ToolError, UsageError
 
 SUFFIXES = (".yaml", ".yml", ".json")
 Record = dict[str, Any]
+_MAX_PAGES = 100  # an OSV answer that keeps handing out page tokens is not an answer
+
+
+class Source(Protocol):
+    """What the OSV-compatible server answers from: a local database or an upstream API."""
+
+    def query(self, name: str, version: str) -> list[Record]:
+        """The records affecting ``name`` ``version``."""
+        ...
+
+    def get(self, vuln_id: str) -> Record | None:
+        """One record by id, or None."""
+        ...
 
 
 @functools.cache
@@ -216,6 +230,82 @@ class AdvisoryDB:
             return self._records.get(vuln_id)
 
 
+class Upstream:
+    """An OSV API behind the local server, every answer checked before pip-audit sees it.
+
+    pip-audit takes ``[]``, ``null`` or ``{"vulns": {}}`` for "no vulnerabilities"; relayed
+    through here, anything but an OSV query result is a problem recorded in ``problem``
+    (the first one), answered as a server error, so the audit fails instead of passing.
+    """
+
+    def __init__(self, api: str, client: http.HttpClient, retry: http.Retry | None = None) -> None:
+        """Relay queries to the OSV API at ``api`` (``https://api.osv.dev``) with ``client``."""
+        self.api = api.rstrip("/")
+        self.client = client
+        self.retry = retry or http.Retry(attempts=2)
+        self.problem = ""
+        self.unreachable = False
+
+    def query(self, name: str, version: str) -> list[Record]:
+        """The upstream's records for ``name`` ``version``; ToolError for anything else."""
+        if self.problem:  # one broken answer condemns the audit: do not ask again per pin
+            raise ToolError(self.problem)
+        payload: dict[str, Any] = {
+            "package": {"name": name, "ecosystem": "PyPI"},
+            "version": version,
+        }
+        found: list[Record] = []
+        for _ in range(_MAX_PAGES):
+            try:
+                answer = http.send(
+                    self.client,
+                    "POST",
+                    f"{self.api}/v1/query",
+                    payload=payload,
+                    retry=self.retry,
+                    what=f"the OSV query for {name} {version}",
+                    repeat=True,  # a query changes nothing: asking again is safe
+                )
+            except http.ApiError as exc:
+                self.unreachable = exc.kind is http.Failure.UNREACHABLE
+                raise self._fail(str(exc)) from None
+            records, token = self._read(answer, name, version)
+            found += records
+            if not token:
+                return found
+            payload["page_token"] = token
+        raise self._fail(f"the OSV API kept paging its answer for {name} {version}")
+
+    def _read(
+        self, answer: http.Response, name: str, version: str
+    ) -> tuple[list[Record], str | None]:
+        """The records and next page token of one answer; ToolError when it is not a result."""
+        where = f"the OSV API at {http.host_of(self.api)} answered the query for {name} {version}"
+        try:
+            data = answer.json()
+        except ValueError:
+            problem = f"{where} with something that is not JSON: {answer.excerpt(80)}"
+            raise self._fail(problem) from None
+        if not isinstance(data, dict):
+            raise self._fail(f"{where} with {type(data).__name__}, not an OSV result object")
+        vulns = data.get("vulns", [])  # {} is OSV's "no vulnerabilities"
+        if not isinstance(vulns, list) or not all(
+            isinstance(v, dict) and isinstance(v.get("id"), str) for v in vulns
+        ):
+            raise self._fail(f"{where} with a `vulns` that is not a list of records with ids")
+        token = data.get("next_page_token")
+        return vulns, (str(token) if token else None)
+
+    def _fail(self, problem: str) -> ToolError:
+        self.problem = self.problem or problem
+        return ToolError(problem)
+
+    def get(self, vuln_id: str) -> Record | None:
+        """Records are fetched from the API directly (``/v1/vulns/<id>``), not through here."""
+        del vuln_id
+        return None
+
+
 class _Handler(BaseHTTPRequestHandler):
     """``/v1/query``, ``/v1/querybatch`` and ``/v1/vulns/<id>`` over an AdvisoryDB."""
 
@@ -301,12 +391,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], db: AdvisoryDB) -> None:
+    def __init__(self, address: tuple[str, int], db: Source) -> None:
         self.db = db
         super().__init__(address, _Handler)
 
 
-def make_server(db: AdvisoryDB, port: int = 0, host: str = "127.0.0.1") -> _Server:
+def make_server(db: Source, port: int = 0, host: str = "127.0.0.1") -> _Server:
     """A bound (not yet serving) OSV-compatible server; UsageError when the port is taken."""
     try:
         return _Server((host, port), db)
@@ -322,8 +412,8 @@ def base_url(server: _Server) -> str:
 
 
 @contextmanager
-def serving(db: AdvisoryDB, port: int = 0) -> Iterator[str]:
-    """Serve ``db`` on 127.0.0.1 in a thread; yields the base URL; stops on exit."""
+def serving(db: Source, port: int = 0) -> Iterator[str]:
+    """Serve ``db`` (a database or a checked upstream) on 127.0.0.1 in a thread; yields its URL."""
     server = make_server(db, port)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="osv-mirror", daemon=True

@@ -23,6 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ci import __version__
+from ci.core import http
 from ci.core.config import SEVERITIES, Config, Waiver
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_text
@@ -37,7 +38,7 @@ from ci.core.gate import (
 )
 from ci.core.runner import Runner
 from ci.security import sarif
-from ci.security.advisories import AdvisoryDB, Record, serving
+from ci.security.advisories import AdvisoryDB, Record, Upstream, serving
 from ci.testing import faults
 
 OSV_API = "https://api.osv.dev"
@@ -505,6 +506,17 @@ def enrich(
     return tuple(dependencies), tuple(skipped), found
 
 
+def _upstream_problem(upstream: Upstream | None) -> None:
+    """Raise what the relay found wrong with the OSV API's answers, if anything."""
+    if upstream is not None and upstream.problem:
+        if upstream.unreachable:
+            raise ToolError(UNREACHABLE)
+        msg = (
+            f"{upstream.problem}; the audit cannot vouch for any pin (retry, or use --advisory-db)"
+        )
+        raise ToolError(msg)
+
+
 def audit(options: AuditOptions, runner: Runner) -> AuditReport:
     """Export (or read) the pins, run pip-audit, score each advisory and apply the policy."""
     start = time.monotonic()
@@ -539,14 +551,26 @@ def audit(options: AuditOptions, runner: Runner) -> AuditReport:
             api = stack.enter_context(serving(db))
             service = str(options.advisory_db)
             fetch: Fetch = db.get
+            upstream = None
         else:
-            api, service = options.osv_api, options.osv_api
-            fetch = fetch_osv(api)
+            # pip-audit reads a malformed answer as "no vulnerabilities": it asks through a
+            # local relay that checks every answer of the real API first
+            if not options.osv_api.startswith(("http://", "https://")):
+                msg = f"the OSV API address {options.osv_api!r} is not http(s); fix CI_OSV_API"
+                raise UsageError(msg)
+            upstream = Upstream(options.osv_api, http.UrllibClient())
+            api, service = stack.enter_context(serving(upstream)), options.osv_api
+            fetch = fetch_osv(options.osv_api)
         data: dict[str, Any] = {"dependencies": []}
         for path in files:
-            done = run_pip_audit(
-                runner, path, f"{api}/v1/query", scratch / "cache", options.timeout_s
-            )
+            try:
+                done = run_pip_audit(
+                    runner, path, f"{api}/v1/query", scratch / "cache", options.timeout_s
+                )
+            except ToolError:
+                _upstream_problem(upstream)
+                raise
+            _upstream_problem(upstream)
             data["dependencies"] += done.get("dependencies", [])
         dependencies, skipped, found = enrich(data, fetch, options, _markers(pins))
     ids = {i for f in found for i in f.ids}

@@ -29,6 +29,7 @@ from ci.core.gate import (
 )
 from ci.core.runner import Runner
 from ci.security import sarif
+from ci.security.prefilter import Prefilter
 from ci.testing import faults
 
 BASELINE = ".secrets.baseline"
@@ -42,6 +43,7 @@ _LOG = (
     "--no-ext-diff",
     "--no-renames",
     "--no-textconv",
+    "--text",  # else a file git calls binary shows as "Binary files differ" alone, unread
     "--cc",  # merges: only what the merge itself added (conflict resolutions)
     "--reverse",
     "--format=%x00%H",
@@ -312,12 +314,16 @@ def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFindin
     ToolError when a file could not be read: detect-secrets alone finds nothing in a file it
     cannot open (or that is gone) and says nothing, so the scan would vouch for it unread.
     """
-    from detect_secrets.core.scan import scan_file  # noqa: PLC0415 - see _settings
+    from detect_secrets.settings import get_plugins  # noqa: PLC0415 - see _settings
 
+    listed = list(names)
+    if not listed:  # the usual extra list: no probes to build
+        return 0, []
+    prefilter = Prefilter(get_plugins())
     findings = []
     scanned = 0
     unread: list[str] = []
-    for name in names:
+    for name in listed:
         path = root / name
         try:
             data = path.read_bytes()
@@ -328,9 +334,10 @@ def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFindin
         try:
             data.decode("utf-8")
         except UnicodeDecodeError:  # detect-secrets skips the whole file; read it as git log -p
-            found = list(_scan_undecodable(path, data.decode("utf-8", "replace").splitlines()))
+            texts = data.decode("utf-8", "replace").splitlines()
+            found = list(_scan_undecodable(path, texts, prefilter))
         else:
-            found = list(scan_file(str(path)))
+            found = list(scan_file(str(path), prefilter))
             if not path.exists():  # removed after our read: scan_file saw nothing
                 unread.append(f"{name} (vanished while the scan ran)")
         for secret in found:
@@ -345,14 +352,13 @@ def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFindin
     return scanned, _unique(findings)
 
 
-def _scan_undecodable(path: Path, texts: Sequence[str]) -> Iterator[Any]:
+def _scan_undecodable(path: Path, texts: Sequence[str], prefilter: Prefilter) -> Iterator[Any]:
     """The range scan's line loop over a file that is not UTF-8 (decoded with replacement)."""
     from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
-    from detect_secrets.settings import get_plugins  # noqa: PLC0415
 
     if _is_filtered_out(required_filter_parameters=["filename"], filename=str(path)):
         return
-    yield from scan_lines(texts, Prefilter(get_plugins()).candidates(texts), str(path))
+    yield from scan_lines(texts, every_plugin(prefilter.candidates(texts)), str(path))
 
 
 def _line_of(path: Path, number: int) -> str:
@@ -404,6 +410,8 @@ def scan_log(
             if progress is not None and commits % 100 == 0:
                 progress(commits, total)
             continue
+        if _filtered_out(hunk.file, skipped):
+            continue  # before the prefilter: a big image or archive costs nothing
         batch.append(hunk)
         size += len(hunk.lines)
         if size >= _BATCH_LINES:
@@ -422,107 +430,35 @@ def _scan_hunk(
     hunk: AddedLines, candidates: list[int], skipped: dict[str, bool]
 ) -> Iterator[SecretFinding]:
     """Run detect-secrets on the candidate lines of one hunk (unless its file is filtered)."""
-    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
-
-    if hunk.file not in skipped:
-        skipped[hunk.file] = _is_filtered_out(
-            required_filter_parameters=["filename"], filename=hunk.file
-        )
-    if skipped[hunk.file]:
+    if _filtered_out(hunk.file, skipped):
         return
     texts = [text for _, text in hunk.lines]
-    for secret in scan_lines(texts, candidates, hunk.file):
+    for secret in scan_lines(texts, every_plugin(candidates), hunk.file):
         number = hunk.lines[secret.line_number - 1][0]
         yield _finding(secret, hunk.file, number, hunk.commit, texts[secret.line_number - 1])
 
 
-class Prefilter:
-    """A cheap test every line a plugin could flag passes (most lines of code do not).
+def _filtered_out(file: str, skipped: dict[str, bool]) -> bool:
+    """True for a file detect-secrets' filename filters exclude (as the tree scan does)."""
+    from detect_secrets.core.scan import _is_filtered_out  # noqa: PLC0415 - see _settings
 
-    Each plugin's own patterns run once over a whole hunk (multi-line mode, so ``^`` and
-    ``$`` still mean a line's ends) instead of once per line: the per-call cost dominates
-    on short lines. The keyword plugin's case-insensitive name list becomes a substring test.
+    if file not in skipped:
+        skipped[file] = _is_filtered_out(required_filter_parameters=["filename"], filename=file)
+    return skipped[file]
+
+
+def scan_lines(
+    texts: Sequence[str], plan: Iterable[tuple[int, Sequence[Any]]], filename: str
+) -> Iterator[Any]:
+    """detect-secrets' line loop over the planned lines only, with the whole text as context.
+
+    ``plan`` pairs a line's index with the plugins to run on it (Prefilter.plan), in order.
     """
-
-    def __init__(self, plugins: Iterable[object]) -> None:
-        """Gather the plugins' own patterns; a plugin of unknown shape disables the filter."""
-        from detect_secrets.plugins import keyword  # noqa: PLC0415 - see _settings
-        from detect_secrets.plugins.base import RegexBasedDetector  # noqa: PLC0415
-        from detect_secrets.plugins.high_entropy_strings import (  # noqa: PLC0415
-            HighEntropyStringsPlugin,
-        )
-
-        patterns: list[re.Pattern[str]] = []
-        self.words: tuple[str, ...] = ()
-        self.everything = False
-        for plugin in plugins:
-            if isinstance(plugin, keyword.KeywordDetector):
-                words = [_necessary_word(entry) for entry in keyword.DENYLIST]
-                if all(words):
-                    self.words = tuple(words)
-                else:
-                    patterns.append(re.compile(keyword.DENYLIST_REGEX, re.IGNORECASE))
-            elif isinstance(plugin, RegexBasedDetector):
-                patterns.extend(plugin.denylist)
-            elif isinstance(plugin, HighEntropyStringsPlugin):
-                patterns.append(plugin.regex)
-            else:
-                self.everything = True
-        self.patterns = tuple(re.compile(p.pattern, p.flags | re.MULTILINE) for p in patterns)
-
-    def candidates(self, lines: Sequence[str]) -> list[int]:
-        """Indexes of the ``lines`` some plugin might flag (a superset, never fewer)."""
-        if self.everything:
-            return list(range(len(lines)))
-        # detect-secrets judges each line on its own, so each distinct line is tested once
-        unique = list(dict.fromkeys(lines))
-        flagged = {unique[index] for index in self._distinct(unique)}
-        return [index for index, line in enumerate(lines) if line in flagged]
-
-    def _distinct(self, lines: Sequence[str]) -> list[int]:
-        text = "\n".join(lines)
-        starts = [0]
-        for line in lines[:-1]:
-            starts.append(starts[-1] + len(line) + 1)
-        hits: set[int] = set()
-        for pattern in self.patterns:
-            if pattern.search(text) is None:  # the common case: one C-level pass, no match
-                continue
-            for match in pattern.finditer(text):
-                first = bisect.bisect_right(starts, match.start()) - 1
-                last = bisect.bisect_right(starts, max(match.start(), match.end() - 1)) - 1
-                hits.update(range(first, last + 1))
-        if self.words and _has_word(text, self.words):
-            hits.update(i for i, line in enumerate(lines) if _has_word(line, self.words))
-        return sorted(hits)
-
-
-def _has_word(text: str, words: Sequence[str]) -> bool:
-    folded = text.casefold()
-    return any(word in folded for word in words)
-
-
-def _necessary_word(entry: str) -> str:
-    """The longest run of letters every match of the regex ``entry`` must contain, or ""."""
-    if any(char in entry for char in "|[(\\.^$+"):
-        return ""  # not a plain word with optional separators: keep the real regex
-    best = ""
-    for match in re.finditer(r"[^\W\d_]+", entry):
-        word = match.group()
-        if entry[match.end() : match.end() + 1] in {"?", "*", "{"}:
-            word = word[:-1]
-        best = max(best, word, key=len)
-    return best.casefold()
-
-
-def scan_lines(texts: Sequence[str], candidates: Iterable[int], filename: str) -> Iterator[Any]:
-    """detect-secrets' line loop over ``candidates`` only, with the whole hunk as context."""
     from detect_secrets.core.scan import _is_filtered_out, _scan_line  # noqa: PLC0415
-    from detect_secrets.settings import get_plugins  # noqa: PLC0415
     from detect_secrets.util.code_snippet import get_code_snippet  # noqa: PLC0415
 
     lines = list(texts)
-    for index in candidates:
+    for index, plugins in plan:
         number = index + 1
         line = lines[index].rstrip()
         context = get_code_snippet(lines=lines, line_number=number)
@@ -530,7 +466,7 @@ def scan_lines(texts: Sequence[str], candidates: Iterable[int], filename: str) -
             required_filter_parameters=["line"], filename=filename, line=line, context=context
         ):
             continue
-        for plugin in get_plugins():
+        for plugin in plugins:
             for secret in _scan_line(
                 plugin=plugin, filename=filename, line=line, line_number=number, context=context
             ):
@@ -543,6 +479,42 @@ def scan_lines(texts: Sequence[str], candidates: Iterable[int], filename: str) -
                     context=context,
                 ):
                     yield secret
+
+
+def every_plugin(candidates: Iterable[int]) -> Iterator[tuple[int, Sequence[Any]]]:
+    """A plan that runs every plugin on each of ``candidates``."""
+    from detect_secrets.settings import get_plugins  # noqa: PLC0415 - see _settings
+
+    plugins = get_plugins()
+    return ((index, plugins) for index in candidates)
+
+
+def scan_file(filename: str, prefilter: Prefilter) -> Iterator[Any]:
+    """detect-secrets' ``scan_file``, run only on the lines and plugins the prefilter plans.
+
+    The same steps in the same order: the file filters, then the lines as detect-secrets'
+    transformers (INI, YAML) or a plain read give them, and only when those find nothing
+    the eager transformers' lines. Yields what ``scan_file`` would, in its order.
+    """
+    from detect_secrets.core.scan import (  # noqa: PLC0415 - see _settings
+        _get_lines_from_file,
+        _is_filtered_out,
+    )
+
+    if not prefilter.plugins:
+        return
+    if _is_filtered_out(required_filter_parameters=["filename"], filename=filename):
+        return
+    found = False
+    try:
+        for lines in _get_lines_from_file(filename):
+            for secret in scan_lines(lines, prefilter.plan(lines, filename), filename):
+                found = True
+                yield secret
+            if found:
+                break
+    except OSError:  # as detect-secrets: scan_files reports what it could not read
+        return
 
 
 SHORT_SECRET = 8

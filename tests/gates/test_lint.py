@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -99,3 +100,75 @@ def test_a_ruff_without_format_json_is_read_from_its_plain_report(tmp_path: Path
     result = lint.run(context(cfg, fake, SystemClock(), {}))
     assert [(f.rule, f.file, f.line) for f in result.findings] == [("unformatted", "demo.py", 1)]
     assert result.status is GateStatus.FAILED
+
+
+def test_mypy_findings_under_force_color_are_read(tmp_path: Path) -> None:
+    # FORCE_COLOR is passed through to gates (CI sets it): mypy then colours its report
+    cfg = project(tmp_path, "def f(x):\n    return x\n", mypy=True)
+    runner = ProcessRunner({**os.environ, "FORCE_COLOR": "1", "MYPY_FORCE_COLOR": "1"})
+    result = lint.run(context(cfg, runner, SystemClock(), {}))
+    assert result.status is GateStatus.FAILED
+    assert any(f.rule == "mypy:no-untyped-def" and f.line == 1 for f in result.findings)
+
+
+def test_mypy_findings_with_columns_and_error_ends_are_read(tmp_path: Path) -> None:
+    cfg = project(tmp_path, "def f(x):\n    return x\n", mypy=True)
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write("show_column_numbers = true\nshow_error_end = true\n")
+    cfg = config.load(cwd=tmp_path)
+    result = lint.run(context(cfg, ProcessRunner(), SystemClock(), {}))
+    assert [(f.rule, f.file, f.line) for f in result.findings] == [
+        ("mypy:no-untyped-def", "demo.py", 1)
+    ]
+
+
+def test_ruff_fix_in_the_project_config_neither_edits_nor_hides(tmp_path: Path) -> None:
+    project(tmp_path, "import os\n")
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write("[tool.ruff]\nfix = true\n")
+    cfg = config.load(cwd=tmp_path)
+    result = lint.run(context(cfg, ProcessRunner(), SystemClock(), {}))
+    assert ("F401", "demo.py", 1) in {(f.rule, f.file, f.line) for f in result.findings}
+    assert (tmp_path / "demo.py").read_text() == "import os\n"
+
+
+@pytest.mark.parametrize(
+    ("tool", "answer", "expected"),
+    [
+        (("check",), (1, "[]", ""), "ruff check exited with status 1"),
+        (("format",), (1, "[]", "warning: x\nerror: odd\n"), "ruff format --check .*: error: odd"),
+        (
+            ("mypy",),
+            (1, "demo.py:1: \x1b[31merror:\x1b[m odd\nFound 1 error\n", ""),
+            "mypy exited with status 1 .*: demo.py:1: \x1b",
+        ),
+    ],
+)
+def test_a_failing_linter_with_no_readable_finding_is_a_tool_error(
+    tmp_path: Path, tool: tuple[str, ...], answer: tuple[int, str, str], expected: str
+) -> None:
+    cfg = project(tmp_path, "x = 1\n", mypy=True)
+    ruff = (sys.executable, "-m", "ruff")
+    script = {
+        (*ruff, "check"): (0, "[]", ""),
+        (*ruff, "format"): (0, "[]", ""),
+        (sys.executable, "-m", "mypy"): (0, "Success: no issues found\n", ""),
+    }
+    key = (sys.executable, "-m", "mypy") if tool == ("mypy",) else (*ruff, *tool)
+    script[key] = answer
+    fake = FakeRunner(script=script)
+    with pytest.raises(ToolError, match=expected) as caught:
+        lint.run(context(cfg, fake, SystemClock(), {}))
+    assert "no finding" in str(caught.value)
+
+
+def test_a_crash_names_the_first_error_line(tmp_path: Path) -> None:
+    # a bad value in the project's own ruff config: ruff exits 2
+    project(tmp_path, "x = 1\n")
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write('[tool.ruff]\nline-length = "x"\n')
+    cfg = config.load(cwd=tmp_path)
+    with pytest.raises(
+        ToolError, match=r"ruff check crashed with exit status 2: .*TOML parse error"
+    ):
+        lint.run(context(cfg, ProcessRunner(), SystemClock(), {}))

@@ -4,6 +4,7 @@ import pytest
 
 from ci.core import config
 from ci.core.clock import SystemClock
+from ci.core.errors import ToolError
 from ci.core.gate import GateStatus, context
 from ci.core.runner import ProcessRunner
 from ci.gates import coverage as coverage_module
@@ -338,3 +339,26 @@ def test_reruns_without_the_plugin_is_a_config_error() -> None:
         testgate.rerun_args(2, installed=False)
     assert testgate.rerun_args(0, installed=False) == []
     assert testgate.rerun_args(0, installed=True) == ["--reruns", "1"]
+
+
+@pytest.mark.parametrize("option", ["--markers", "--version"])
+def test_pytest_exiting_0_without_a_junit_report_is_a_tool_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    # pytest answers these and exits 0, having run no test; conftest imports the package,
+    # so coverage has data and nothing else would stop the gate from passing
+    cfg = project(tmp_path, {"test_a.py": PASSING, "conftest.py": "import pkg\n"}, coverage_min=0)
+    ctx = context(cfg, ProcessRunner(), SystemClock(), {})
+    with pytest.raises(ToolError, match=r"pytest exited 0 but wrote no junit report"):
+        testgate.run(ctx, ["-p", "no:cacheprovider", option])
+
+
+def test_pytest_collecting_only_is_no_tests_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = project(tmp_path, {"test_a.py": PASSING, "conftest.py": "import pkg\n"}, coverage_min=0)
+    ctx = context(cfg, ProcessRunner(), SystemClock(), {})
+    result = testgate.run(ctx, ["-p", "no:cacheprovider", "--collect-only"])
+    assert result.status is GateStatus.FAILED
+    assert "no tests ran" in result.summary
+    del monkeypatch

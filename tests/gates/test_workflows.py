@@ -419,3 +419,70 @@ jobs:
         ("permissions", 9),
         ("permissions", 23),
     ]
+
+
+GOOD_FILE = f"""
+on: push
+permissions: {{}}
+jobs:
+  a:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: {CHECKOUT}
+        with:
+          persist-credentials: false
+"""
+
+
+def test_a_duplicate_key_is_a_yaml_finding_with_its_line(tmp_path, capsys, monkeypatch):
+    # check-jsonschema cannot parse it (parse_errors only), zizmor skips it, PyYAML keeps
+    # the last value: each tool alone found nothing, and the gate passed
+    duplicate = GOOD_FILE + "  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo\n"
+    project = _project(
+        tmp_path,
+        {".github/workflows/good.yml": GOOD_FILE, ".github/workflows/dup.yml": duplicate},
+    )
+    monkeypatch.chdir(project)
+    assert main(["gate", "workflows"]) == 1
+    out = capsys.readouterr().out
+    assert ".github/workflows/dup.yml:10: yaml not valid YAML: duplicate key 'a'" in out
+
+
+def test_a_schema_parse_error_the_gate_cannot_place_is_a_tool_error():
+    report = {
+        "status": "fail",
+        "errors": [],
+        "parse_errors": [{"filename": "w.yml", "message": "Failed to parse w.yml"}],
+    }
+    done = Completed(
+        argv=("check-jsonschema",), returncode=1, stdout=json.dumps(report), stderr="", duration_s=0
+    )
+    with pytest.raises(ToolError, match=r"check-jsonschema could not parse w.yml .*Failed to"):
+        workflows.schema_findings(done, {}, Path("/nowhere"))
+    # one the YAML check already reported with its line is that finding, not an error
+    assert workflows.schema_findings(done, {}, Path("/nowhere"), reported={"w.yml"}) == []
+    # a failing exit with nothing to show is no verdict either
+    empty = Completed(
+        argv=("check-jsonschema",),
+        returncode=1,
+        stdout=json.dumps({"status": "fail", "errors": [], "parse_errors": []}),
+        stderr="",
+        duration_s=0,
+    )
+    with pytest.raises(ToolError, match="check-jsonschema exited with status 1"):
+        workflows.schema_findings(empty, {}, Path("/nowhere"))
+
+
+@pytest.mark.parametrize("code", [10, 11, 12, 13, 14])
+@pytest.mark.parametrize("stdout", ["[]", json.dumps([{"ident": "x", "ignored": True}])])
+def test_zizmor_findings_codes_with_no_finding_read_are_tool_errors(code: int, stdout: str):
+    done = Completed(argv=("zizmor",), returncode=code, stdout=stdout, stderr="", duration_s=0)
+    with pytest.raises(ToolError, match=f"zizmor exited with status {code} .*findings"):
+        workflows.zizmor_findings(done)
+
+
+@pytest.mark.parametrize("code", [2, 3, 9, 15, -9])
+def test_zizmor_statuses_it_does_not_document_as_findings_are_tool_errors(code: int):
+    done = Completed(argv=("zizmor",), returncode=code, stdout="[]", stderr="", duration_s=0)
+    with pytest.raises(ToolError, match=f"zizmor crashed with exit status {code}"):
+        workflows.zizmor_findings(done)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import http.server
 import json
 import socket
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +19,10 @@ from ci.cli import main as cli
 from ci.cli.app import App
 from ci.core.config import Config
 from ci.core.errors import ToolError, UsageError
+from ci.core.http import UrllibClient
 from ci.core.runner import ProcessRunner
 from ci.security import audit
-from ci.security.advisories import _yaml_load
+from ci.security.advisories import Upstream, _yaml_load
 from ci.testing.fakes import FakeRunner, FixedClock
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "advisories"
@@ -463,4 +468,80 @@ def test_an_osv_api_answering_errors_is_exit_6_never_clean(
     assert cli.main(["audit", "--requirements", "r.txt"], app) == 6
     captured = capsys.readouterr()
     assert "vulnerabilities" not in captured.out
-    assert captured.err.startswith("error: pip-audit failed")
+    assert captured.err.startswith("error: the OSV")
+
+
+@contextlib.contextmanager
+def osv_answering(*bodies: bytes) -> Iterator[tuple[str, list[object]]]:
+    """A real OSV look-alike on 127.0.0.1: answers POST /v1/query with ``bodies`` in turn."""
+    asked: list[object] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            asked.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            body = bodies[min(len(asked), len(bodies)) - 1]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            del args
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[]", b"null", b"", b'"none"', b'{"vulns": {}}', b'{"vulns": [{"summary": "x"}]}', b"<html>"],
+    ids=["list", "null", "empty", "string", "vulns-object", "record-without-id", "html"],
+)
+def test_an_osv_answer_that_is_not_a_result_is_a_tool_error(body: bytes) -> None:
+    """pip-audit reads each of these as "no vulnerabilities"; the relay refuses them."""
+    with osv_answering(body) as (url, asked):
+        upstream = Upstream(url, UrllibClient())
+        with pytest.raises(ToolError, match=r"the OSV (API at http://127\.0\.0\.1|query)"):
+            upstream.query("requests", "2.19.0")
+        assert upstream.problem
+        assert asked == [
+            {"package": {"name": "requests", "ecosystem": "PyPI"}, "version": "2.19.0"}
+        ]
+        with pytest.raises(ToolError):  # once broken, every later pin fails without asking
+            upstream.query("idna", "3.7")
+        assert len(asked) == 1
+
+
+def test_an_osv_result_is_relayed_page_by_page() -> None:
+    pages = (b'{"vulns": [{"id": "A"}], "next_page_token": "t1"}', b'{"vulns": [{"id": "B"}]}')
+    with osv_answering(*pages) as (url, asked):
+        upstream = Upstream(url, UrllibClient())
+        assert [r["id"] for r in upstream.query("requests", "2.19.0")] == ["A", "B"]
+        assert [a.get("page_token") for a in asked] == [None, "t1"]  # type: ignore[union-attr]
+    with osv_answering(b"{}") as (url, _):
+        assert Upstream(url, UrllibClient()).query("requests", "2.19.0") == []  # OSV's "none"
+    assert not upstream.problem
+
+
+def test_an_osv_api_answering_a_list_is_exit_6_not_no_vulnerabilities(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = project(tmp_path)
+    (root / "r.txt").write_text("requests==2.19.0\n")
+    with osv_answering(b"[]") as (url, asked):
+        app = App(cwd=root, env={"CI_OSV_API": url})
+        assert cli.main(["audit", "--requirements", "r.txt"], app) == 6
+    assert asked  # pip-audit's query went through to the API
+    captured = capsys.readouterr()
+    assert "vulnerabilities in" not in captured.out
+    assert "error: the OSV API at http://127.0.0.1 answered the query for requests 2.19.0 " in (
+        captured.err
+    )

@@ -277,17 +277,11 @@ def test_prefilter_keeps_every_line_detect_secrets_flags() -> None:
             candidates = prefilter.candidates(corpus)
             fast = {
                 (s.type, s.secret_hash, s.line_number)
-                for s in secrets.scan_lines(corpus, candidates, name)
+                for s in secrets.scan_lines(corpus, secrets.every_plugin(candidates), name)
             }
             assert plain
             assert fast == plain
             assert len(candidates) < len(corpus) // 2
-
-
-def test_necessary_word_refuses_what_it_cannot_prove() -> None:
-    assert secrets._necessary_word("api_?key") in {"api", "key"}
-    assert secrets._necessary_word("pass(word)?") == ""
-    assert secrets._necessary_word("keys?") == "key"
 
 
 def test_runner_lines_streams_and_reports_failures(tmp_path: Path) -> None:
@@ -455,11 +449,40 @@ def test_tree_scan_reads_files_that_are_not_utf8_as_the_range_scan_does(
     assert run(repo, "secrets", "--format", "json") == 1
     tree = json.loads(capsys.readouterr().out)["findings"]
     assert [(f["file"], f["type"]) for f in tree] == [(name, "AWS Access Key")]
-    if name == "latin1.cfg":  # git shows it as text: the range scan finds the same secret
-        assert run(repo, "secrets", "--since", base, "--format", "json") == 1
-        pull = json.loads(capsys.readouterr().out)["findings"]
-        assert [(f["line"], f["hashed_secret"]) for f in pull] == [(2, tree[0]["hashed_secret"])]
-        assert tree[0]["line"] == 2
+    # git treats blob.dat as binary ("Binary files differ"): the range scan reads it as text
+    assert run(repo, "secrets", "--since", base, "--format", "json") == 1
+    pull = json.loads(capsys.readouterr().out)["findings"]
+    assert [(f["line"], f["hashed_secret"]) for f in pull] == [
+        (tree[0]["line"], tree[0]["hashed_secret"])
+    ]
+    assert tree[0]["line"] == (2 if name == "latin1.cfg" else 1)
+
+
+@pytest.mark.parametrize("mode", [secrets.Mode.RANGE, secrets.Mode.HISTORY])
+@pytest.mark.parametrize("marked", [False, True], ids=["nul-byte", "gitattributes-binary"])
+def test_history_scans_files_git_shows_as_binary(
+    make_repo: Callable[..., Path], mode: secrets.Mode, marked: bool
+) -> None:
+    """``git log -p`` prints only "Binary files differ" for them: that was a silent pass."""
+    repo = make_repo({"app.py": "print('hello')\n"})
+    base = git(repo, "rev-parse", "HEAD").strip()
+    if marked:  # text content, but the project tells git it is binary
+        (repo / ".gitattributes").write_text("*.key binary\n")
+    name = "deploy.key" if marked else "keys.txt"
+    nul = b"" if marked else b"\x00\x00header\n"
+    (repo / name).write_bytes(nul + b"id = 1\naws_access_key_id = " + AWS_KEY.encode() + b"\n")
+    sha = commit(repo, "a file git shows as binary")
+    diff = git(repo, "show", "--format=", sha, "--", name)
+    assert "Binary files" in diff
+    report = secrets.scan(
+        secrets.ScanOptions(
+            repo=repo, mode=mode, since=base if mode is secrets.Mode.RANGE else None
+        ),
+        ProcessRunner(),
+    )
+    assert [(f.file, f.line, f.type, f.commit) for f in report.findings] == [
+        (name, 3 if not marked else 2, "AWS Access Key", sha)
+    ]
 
 
 def test_a_file_gone_or_unreadable_after_listing_is_an_error_not_a_pass(
