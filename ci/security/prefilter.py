@@ -17,7 +17,7 @@ import functools
 import importlib
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,18 +33,18 @@ class Test:
     relaxed: re.Pattern[str]  # see relax: searched over the joined lines
     literals: tuple[str, ...] = ()  # every match of the pattern holds one of these
     folded: bool = False  # literals are lower case, to find in the lower-cased text
-    finder: re.Pattern[str] | None = None  # the literals as one alternation (case-sensitive)
 
     def lines(self, text: str, starts: Sequence[int], lowered: Callable[[], str]) -> set[int]:
         """Indexes of the joined lines (``starts``: where each begins in ``text``) to scan."""
         # ASCII text: re.IGNORECASE equals lower-casing both sides (non-ASCII has exceptions)
-        finder = self.finder
-        if finder is not None and (not self.folded or text.isascii()):
+        if self.literals and (not self.folded or text.isascii()):
             haystack = lowered() if self.folded else text
-            if finder.search(haystack) is None:
-                return set()
             # a literal holds no line break: each occurrence lies on one line
-            return {bisect.bisect_right(starts, m.start()) - 1 for m in finder.finditer(haystack)}
+            return {
+                bisect.bisect_right(starts, at) - 1
+                for literal in self.literals
+                for at in _occurrences(haystack, literal)
+            }
         hits: set[int] = set()
         if self.relaxed.search(text) is None:  # the common case: one C-level pass, no match
             return hits
@@ -53,6 +53,13 @@ class Test:
             last = bisect.bisect_right(starts, max(match.start(), match.end() - 1)) - 1
             hits.update(range(first, last + 1))
         return hits
+
+
+def _occurrences(text: str, literal: str) -> Iterator[int]:
+    at = text.find(literal)
+    while at != -1:
+        yield at
+        at = text.find(literal, at + 1)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -340,11 +347,40 @@ def test(pattern: re.Pattern[str]) -> Test | None:
     shortest = _SHORTEST_LITERAL if folded else _SHORTEST_EXACT_CASE
     if not found or min(len(each) for each in found) < shortest:
         return Test(relaxed=relaxed)
-    literals = tuple(sorted(found, key=lambda each: (-len(each), each)))
+    literals = _cover(found, shortest)
     if any(JOIN in each for each in literals):  # pragma: no cover - kept to one line each
         return Test(relaxed=relaxed)
-    finder = re.compile("|".join(map(re.escape, literals)))
-    return Test(relaxed=relaxed, literals=literals, folded=folded, finder=finder)
+    return Test(relaxed=relaxed, literals=literals, folded=folded)
+
+
+_FEW_LITERALS = 8
+
+
+def _cover(strings: Iterable[str], shortest: int) -> tuple[str, ...]:
+    """Fewer strings, one of which each of ``strings`` holds (so every match still holds one).
+
+    Greedily picks the substring (``shortest`` characters or more) that most of the strings
+    hold, longer first on ties, until each string holds a pick; one find() a pick is cheaper
+    than one a string. Keeps ``strings`` when that does not make the set smaller.
+    """
+    left = set(strings)
+    if len(left) <= _FEW_LITERALS:
+        return tuple(sorted(left))
+    picks: list[str] = []
+    while left and len(picks) < _FEW_LITERALS:
+        counts: dict[str, int] = {}
+        for each in left:
+            parts = {
+                each[i:j] for i in range(len(each)) for j in range(i + shortest, len(each) + 1)
+            }
+            for part in parts:
+                counts[part] = counts.get(part, 0) + 1
+        best = max(counts, key=lambda part: (counts[part], len(part), part))
+        picks.append(best)
+        left = {each for each in left if best not in each}
+    if left:
+        return tuple(sorted(strings))
+    return tuple(sorted(picks))
 
 
 _Strings = frozenset[str]
@@ -357,7 +393,7 @@ def _better(a: _Strings | None, b: _Strings | None) -> _Strings | None:
     if not a or min(map(len, a)) == 0:
         return b
     # past three characters a literal is rare enough; then fewer finds are cheaper
-    return max(a, b, key=lambda each: (min(*map(len, each), 3), -len(each)))
+    return max(a, b, key=lambda each: (min(*map(len, each), 3), -len(each), min(map(len, each))))
 
 
 def _sequence(sub: Any, *, folded: bool) -> tuple[_Strings | None, _Strings | None]:  # noqa: ANN401

@@ -316,11 +316,14 @@ def scan_files(root: Path, names: Iterable[str]) -> tuple[int, list[SecretFindin
     """
     from detect_secrets.settings import get_plugins  # noqa: PLC0415 - see _settings
 
+    listed = list(names)
+    if not listed:  # the usual extra list: no probes to build
+        return 0, []
     prefilter = Prefilter(get_plugins())
     findings = []
     scanned = 0
     unread: list[str] = []
-    for name in names:
+    for name in listed:
         path = root / name
         try:
             data = path.read_bytes()
