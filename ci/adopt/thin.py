@@ -26,7 +26,17 @@ STATE_SCHEMA = 1
 DEPENDABOT = ".github/dependabot.yml"
 BLOCK_START = "# --- noxgate (python -m ci init): keep it last; init --upgrade updates it"
 BLOCK_END = "# --- end of the noxgate block"
-TASK_NAMES = ("ci", "deploy", "nightly", "preflight", "record", "release", "rollback", "unlock")
+TASK_NAMES = (
+    "ci",
+    "dashboard",
+    "deploy",
+    "nightly",
+    "preflight",
+    "record",
+    "release",
+    "rollback",
+    "unlock",
+)
 TASKS_SUBMODULE = "noxgate.py"
 # what the bundle's workflows run nox with (its own noxfile needs no installed noxgate), and
 # what an adopted project's need: nox from the locked dev group, beside the installed noxgate
@@ -70,6 +80,7 @@ TASKS = '''\
 
 from ci.run.tasks import (
     ci,
+    dashboard,
     deploy,
     nightly,
     preflight,
@@ -81,6 +92,7 @@ from ci.run.tasks import (
 
 __all__ = [
     "ci",
+    "dashboard",
     "deploy",
     "nightly",
     "preflight",

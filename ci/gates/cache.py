@@ -114,7 +114,11 @@ ANCESTOR_FILES = (
     ".mypy.ini",
     "uv.toml",
     ".editorconfig",
-    ".shellcheckrc",  # shellcheck looks for it from each script's folder up to /
+    ".shellcheckrc",  # shellcheck looks for it (and shellcheckrc) from each script's folder up
+    "shellcheckrc",
+    ".yamllint",  # yamllint looks for its project config up to / even when given one
+    ".yamllint.yaml",
+    ".yamllint.yml",
 )
 # User-level config files the built-in tools read (under XDG_CONFIG_HOME, else ~/.config,
 # and HOME): keyed by content.
@@ -134,8 +138,13 @@ USER_CONFIG_FILES = (
     "{home}/.shellcheckrc",
     "{config}/shellcheckrc",
     "{config}/hadolint.yaml",
+    "{config}/hadolint.yml",
     "{home}/.hadolint/hadolint.yaml",
+    "{home}/.hadolint/hadolint.yml",
+    "{home}/.hadolint/config.yaml",
+    "{home}/.hadolint/config.yml",
     "{home}/.hadolint.yaml",
+    "{home}/.hadolint.yml",
 )
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
@@ -329,6 +338,8 @@ class GateCache:
             return Key(reason=f"gate {gate!r} declares no cache inputs")
         if args and not spec.args:
             return Key(reason=f"gate {gate} with arguments ({' '.join(args)}) is never cached")
+        if spec.uncacheable is not None and (why := spec.uncacheable(self.config.root, args)):
+            return Key(reason=why)
         scan: tuple[str, ...] | None = None
         patterns = declared_env(spec, self.config, gate)
         environ = gate_environment(self.env, patterns)

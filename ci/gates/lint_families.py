@@ -50,8 +50,8 @@ JSONC = re.compile(
 YAMLLINT_CONFIGS = (".yamllint", ".yamllint.yaml", ".yamllint.yml")
 # yamllint's "relaxed" settings (style rules as warnings, which are advisory here; errors
 # such as a syntax error or a duplicated key fail): what a project without a config of its
-# own gets, with lines up to 120 characters before a warning
-YAMLLINT_DEFAULT = "{extends: relaxed, rules: {line-length: {max: 120}}}"
+# own gets, without the line-length rule (long lines in YAML are data more often than style)
+YAMLLINT_DEFAULT = "{extends: relaxed, rules: {line-length: disable}}"
 _BATCH = 200  # files per tool invocation: well under any command-line limit
 _TOML_LINE = re.compile(r"at line (\d+)")
 
@@ -382,6 +382,19 @@ CHECKS: dict[str, Callable[[GateContext, Sequence[str]], list[Finding]]] = {
     "docker": check_docker,
     "actions": check_actions,
 }
+
+
+def family_of_finding(finding: Finding) -> str | None:
+    """The family whose check reported ``finding`` (None: ruff, mypy, import contracts)."""
+    rule = finding.rule
+    name = PurePosixPath(finding.file or "").name
+    docker = family_of(name, ["docker"], lambda _: "") == ["docker"]
+    if rule.startswith("DL") or (docker and rule.startswith("SC")):
+        return "docker"  # hadolint reports shellcheck's codes for RUN lines too
+    if rule.startswith("SC") and rule[2:].isdigit():
+        return "shell"
+    prefix = rule.split(":", 1)[0]
+    return {"yamllint": "yaml", "actionlint": "actions", "json": "json", "toml": "toml"}.get(prefix)
 
 
 def requirements(families: Iterable[str]) -> tuple[str, ...]:

@@ -171,13 +171,27 @@ def _when(stamp: str) -> dt.datetime:
     return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
-def _time_chart(title: str, **options: Any) -> Any:  # noqa: ANN401 - a pygal chart
+def time_format(stamps: Sequence[str]) -> str:
+    """How the time axis names its moments: dates, or hours when the runs span a day or two."""
+    if not stamps:
+        return "%Y-%m-%d"
+    span = _when(max(stamps)) - _when(min(stamps))
+    return "%d %b %H:%M" if span < dt.timedelta(days=2) else "%Y-%m-%d"
+
+
+def _time_chart(
+    title: str,
+    series: dict[str, list[Point]],
+    **options: Any,  # noqa: ANN401 - pygal's options
+) -> Any:  # noqa: ANN401 - a pygal chart
     """A chart whose x axis is time: each series' runs at their own moments."""
+    shape = time_format([p.time for points in series.values() for p in points])
     return _chart(
         "DateTimeLine",
         title,
-        x_value_formatter=lambda when: when.strftime("%Y-%m-%d"),
+        x_value_formatter=lambda when: when.strftime(shape),
         show_minor_x_labels=True,
+        x_label_rotation=20,
         **options,
     )
 
@@ -195,7 +209,7 @@ def _flat(chart: Any, title: str, value: float, points: Sequence[Point]) -> None
 
 def duration_chart(series: dict[str, list[Point]], budgets: dict[str, float]) -> str:
     """Fresh-run duration of each gate over time, each budget a dashed line."""
-    chart = _time_chart("Gate duration per run against its budget (s)")
+    chart = _time_chart("Gate duration per run against its budget (s)", series)
     parts = []
     for gate_id, points in series.items():
         drawn = downsample(points)
@@ -239,7 +253,7 @@ def coverage_chart(series: dict[str, list[Point]], floor: float | None) -> str:
     values += [floor] if floor is not None else []
     low, high = (min(values), max(values)) if values else (0.0, 100.0)
     bounds = (max(0.0, low - 2), min(100.0, high + 2))
-    chart = _time_chart("Coverage per run against the floor (%)", range=bounds)
+    chart = _time_chart("Coverage per run against the floor (%)", series, range=bounds)
     parts = []
     everything: list[Point] = []
     for gate_id, points in series.items():

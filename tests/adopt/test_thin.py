@@ -43,7 +43,7 @@ def test_a_tasks_package_gets_the_tasks_from_a_submodule() -> None:
     plain = "from invoke import task\n\n\n@task\ndef docs(c):\n    pass\n"
     text = thin.tasks_package_init(plain)
     assert '__import__(f"{__name__}.noxgate", fromlist=["__all__"])' in text
-    assert '"ci",\n            "deploy",' in text
+    assert '"ci",\n            "dashboard",\n            "deploy",' in text
     assert thin.tasks_package_init(text) == text
     with_ns = "from invoke import Collection\n\nns = Collection()\n"
     text = thin.tasks_package_init(with_ns)
@@ -83,3 +83,12 @@ def test_a_clash_is_left_as_conflict_markers() -> None:
     merged = thin.merge("a\nMINE\nc\n", base, "a\nOURS\nc\n", ProcessRunner())
     assert merged.conflicts == 1
     assert "<<<<<<< yours\nMINE\n=======\nOURS\n>>>>>>> noxgate\n" in merged.text
+
+
+def test_the_thin_tasks_name_every_task_noxgate_ships() -> None:
+    from ci.run import tasks
+
+    assert tuple(tasks.__all__) == thin.TASK_NAMES
+    namespace: dict[str, object] = {}
+    exec(compile(thin.TASKS, "tasks.py", "exec"), namespace)  # noqa: S102 - our own template
+    assert namespace["__all__"] == list(tasks.__all__)

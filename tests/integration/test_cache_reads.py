@@ -34,6 +34,7 @@ from ci.core.config import load, state_dir
 from ci.core.runner import ProcessRunner
 from ci.gates import cache, registry
 from ci.gates.filehash import excluded_name
+from tests.conftest import git
 from tests.support.gate_project import write_gate_project
 from tests.support.strace import STRACE, Access, accesses, traced
 
@@ -179,7 +180,15 @@ def outside_the_key(found: Iterable[Access], coverage: Coverage) -> list[str]:
 @pytest.fixture(scope="module", params=["flat", "src"])
 def sample(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp(f"reads-{request.param}") / "project"
-    return write_gate_project(root, layout=request.param, mypy=True)
+    write_gate_project(root, layout=request.param, mypy=True)
+    # a file of each lint family, so the traced lint gate runs shellcheck, yamllint, hadolint
+    (root / "scripts").mkdir()
+    (root / "scripts/serve").write_text('#!/bin/sh\nexec python -m app "$@"\n')
+    (root / "Dockerfile").write_text('FROM python:3.12-slim\nCOPY . /app\nCMD ["python"]\n')
+    (root / "data.json").write_text('{"a": 1}\n')
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "lint families")
+    return root
 
 
 @pytest.mark.parametrize("gate", GATES)

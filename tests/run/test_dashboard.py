@@ -228,3 +228,16 @@ def test_the_main_job_summary_ends_with_the_trends_on_github(tmp_path: Path) -> 
     assert "xychart-beta" in text
     core_commands.summary_trends(App(cwd=tmp_path / "proj", runner=FakeRunner(), env={}))
     assert summary.read_text() == text  # off GitHub: nothing
+
+
+@pytest.mark.parametrize(
+    ("stamps", "shape"),
+    [
+        ([], "%Y-%m-%d"),
+        (["2026-01-01T10:00:00+00:00"], "%d %b %H:%M"),
+        (["2026-01-01T10:00:00+00:00", "2026-01-02T09:00:00Z"], "%d %b %H:%M"),  # runs of a day
+        (["2026-01-01T10:00:00+00:00", "2026-01-03T10:00:00+00:00"], "%Y-%m-%d"),
+    ],
+)
+def test_the_time_axis_names_hours_for_a_short_history(stamps: list[str], shape: str) -> None:
+    assert dashboard.time_format(stamps) == shape
