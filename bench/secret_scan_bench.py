@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -64,12 +65,18 @@ def scanned_files(repo: Path) -> list[str]:
     return [name for name in names if name != secrets.BASELINE]
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _first_lines(findings: dict[Key, int], key: Key, line: int) -> None:
     findings[key] = min(line, findings.get(key, line))
 
 
-def ours(repo: Path) -> tuple[float, dict[Key, int]]:
-    """Wall time of the tree scan command and what it found (detect-secrets' hashes)."""
+def ours(repo: Path) -> tuple[float, float, dict[Key, int]]:
+    """Wall and CPU time of the tree scan command, and what it found (detect-secrets' hashes)."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "ci", "secrets", "--repo", str(repo), "--format", "json"],
@@ -79,6 +86,7 @@ def ours(repo: Path) -> tuple[float, dict[Key, int]]:
         check=False,
     )
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if done.returncode not in {0, 1}:
         msg = f"ci secrets exited {done.returncode}: {done.stderr.strip()[-300:]}"
         raise SystemExit(msg)
@@ -93,20 +101,22 @@ def ours(repo: Path) -> tuple[float, dict[Key, int]]:
     reported = {(f["file"], f["line"], f["type"]) for f in json.loads(done.stdout)["findings"]}
     if reported != {(f.file, f.line, f.type) for f in found}:
         raise SystemExit("the command's report and the in-process scan differ")
-    return elapsed, findings
+    return elapsed, cpu, findings
 
 
-def bare(repo: Path, names: list[str], scratch: Path) -> tuple[float, dict[Key, int]]:
-    """Wall time of `detect-secrets scan` over ``names`` and what it found."""
+def bare(repo: Path, names: list[str], scratch: Path) -> tuple[float, float, dict[Key, int]]:
+    """Wall and CPU time of `detect-secrets scan` over ``names`` (its workers too), findings."""
     command = [str(Path(sys.executable).with_name("detect-secrets")), "scan"]
     baseline = repo / secrets.BASELINE
     copy = scratch / "baseline.json"
     if baseline.exists():
         shutil.copyfile(baseline, copy)
         command += ["--baseline", str(copy)]
+    cpu = _children_cpu()
     start = time.perf_counter()
     done = subprocess.run([*command, *names], cwd=repo, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
+    cpu = _children_cpu() - cpu
     if done.returncode != 0:
         msg = f"detect-secrets exited {done.returncode}: {done.stderr.strip()[-300:]}"
         raise SystemExit(msg)
@@ -115,7 +125,7 @@ def bare(repo: Path, names: list[str], scratch: Path) -> tuple[float, dict[Key, 
     for file, items in results.items():
         for item in items:
             _first_lines(findings, (file, item["type"], item["hashed_secret"]), item["line_number"])
-    return elapsed, findings
+    return elapsed, cpu, findings
 
 
 def measure(
@@ -125,17 +135,20 @@ def measure(
     names = scanned_files(repo)
     mine: list[float] = []
     theirs: list[float] = []
+    cpu_ratios: list[float] = []
     same = True
     for run in range(runs):
-        fast, found = ours(repo)
-        slow, expected = bare(repo, names, scratch)
+        fast, fast_cpu, found = ours(repo)
+        slow, slow_cpu, expected = bare(repo, names, scratch)
         equal = found == expected
         same = same and equal
         mine.append(fast)
         theirs.append(slow)
+        cpu_ratios.append(slow_cpu / fast_cpu)
         print(
             f"{name} run {run + 1}: {len(names)} files, tree scan {fast:.2f} s, "
-            f"detect-secrets scan {slow:.2f} s, {slow / fast:.1f}x, "
+            f"detect-secrets scan {slow:.2f} s, {slow / fast:.1f}x; CPU {fast_cpu:.2f} s vs "
+            f"{slow_cpu:.2f} s, {slow_cpu / fast_cpu:.1f}x; "
             f"{len(found)} findings, {'identical' if equal else 'DIFFERENT'}",
             flush=True,
         )
@@ -146,7 +159,8 @@ def measure(
     ratios = [slow / fast for fast, slow in zip(mine, theirs, strict=True)]
     print(
         f"{name}: median tree scan {statistics.median(mine):.2f} s, detect-secrets scan "
-        f"{statistics.median(theirs):.2f} s, median ratio {statistics.median(ratios):.1f}x",
+        f"{statistics.median(theirs):.2f} s, median ratio {statistics.median(ratios):.1f}x "
+        f"(CPU {statistics.median(cpu_ratios):.1f}x)",
         flush=True,
     )
     return mine, theirs, same

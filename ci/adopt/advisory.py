@@ -1,7 +1,9 @@
 """Green on day one: after ``init``, run the gates once and make the failing ones advisory.
 
 A gate that fails on the untouched project is recorded as ``mode = "advisory"`` in its
-``[tool.ci.gates.NAME]`` table with a one-line reason above it; the secrets the full-history
+``[tool.ci.gates.NAME]`` table with a one-line reason above it (a lint gate that fails only
+on lint families' findings gets those families in ``advisory_families`` instead, so ruff
+stays required); the secrets the full-history
 scan finds go into ``.secrets.baseline`` (the tool's own baseline), like the tree's first
 scan. ``invoke ci`` then exits 0 and shows those gates as failed but advisory, and ``init``
 prints what to fix to make each one required again.
@@ -21,10 +23,12 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Table
 
 from ci.adopt import pyproject_edit
+from ci.core.config import LINT_FAMILIES
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import Runner
+from ci.gates import lint_families
 from ci.run import report
 
 BASELINE = ".secrets.baseline"
@@ -55,13 +59,26 @@ class Advisory:
 
     gate: str
     reason: str
+    families: tuple[str, ...] = ()  # lint only: the families made advisory (not the gate)
 
     def comment(self) -> str:
-        """The one-line reason written above ``mode = "advisory"``."""
+        """The one-line reason written above ``mode = "advisory"`` (or advisory_families)."""
+        if self.families:
+            return (
+                f"advisory since init: {self.reason}; fix them, then remove them from "
+                "advisory_families"
+            )
         return f"advisory since init: {self.reason}; fix it, then delete this mode line"
 
     def how_to_fix(self, python: str) -> str:
         """What to do to make the gate required again (printed by init)."""
+        if self.families:
+            named = ", ".join(self.families)
+            return (
+                f"{self.gate} ({named}): {self.reason}. To make them required: run "
+                f"`uv run nox -s {self.gate}`, fix what it lists for {named}, then remove "
+                f"them from advisory_families in [tool.ci.gates.{self.gate}]"
+            )
         step = HOW_TO_FIX.get(self.gate, f"run its session (`uv run nox -s {self.gate}`)")
         return (
             f"{self.gate}: {self.reason}. To make it required: {step.format(python=python)}, "
@@ -104,10 +121,27 @@ def advisories(results: Sequence[GateResult]) -> tuple[Advisory, ...]:
             continue
         what = "could not run" if result.status is GateStatus.ERROR else "failed"
         detail = " ".join(result.summary.split())[:100] or result.status.value
+        families = _failing_families(result)
+        if families:
+            detail = f"{len([f for f in result.findings if not f.advisory])} finding(s)"
+            what = f"{', '.join(families)} failed"
         found[result.gate] = Advisory(
-            gate=result.gate, reason=f"{what} on the untouched project ({detail})"
+            gate=result.gate,
+            reason=f"{what} on the untouched project ({detail})",
+            families=families,
         )
     return tuple(found.values())
+
+
+def _failing_families(result: GateResult) -> tuple[str, ...]:
+    """The lint families behind a failed lint gate, when they alone failed it; else ()."""
+    if result.gate != "lint" or result.status is not GateStatus.FAILED:
+        return ()
+    blocking = [f for f in result.findings if not f.advisory and not f.waived]
+    families = [lint_families.family_of_finding(f) for f in blocking]
+    if not blocking or None in families:
+        return ()
+    return tuple(f for f in LINT_FAMILIES if f in families)
 
 
 def mark_advisory(text: str, found: Sequence[Advisory]) -> str:
@@ -124,6 +158,13 @@ def mark_advisory(text: str, found: Sequence[Advisory]) -> str:
         if advisory.gate not in gates:
             gates[advisory.gate] = tomlkit.table()
         table = gates[advisory.gate]
+        if advisory.families:
+            have = [str(f) for f in table.get("advisory_families", [])]
+            if set(advisory.families) <= set(have):
+                continue
+            table.add(tomlkit.comment(advisory.comment()))
+            table["advisory_families"] = [*have, *(f for f in advisory.families if f not in have)]
+            continue
         if str(table.get("mode", "required")) == "advisory":
             continue
         table.add(tomlkit.comment(advisory.comment()))

@@ -151,7 +151,10 @@ def _day_one(root: Path, app: App, python: str) -> None:
     if not found.advisories:
         print("every gate passed: all of them are required")
         return
-    names = ", ".join(a.gate for a in found.advisories)
+    names = ", ".join(
+        f"{a.gate} ({', '.join(a.families)} only)" if a.families else a.gate
+        for a in found.advisories
+    )
     print(f"advisory (reported, never blocking) in [tool.ci.gates]: {names}")
     for item in found.advisories:
         print(f"  {item.how_to_fix(python)}")

@@ -275,6 +275,9 @@ class GateInputs:
     # these env vars or [tool.ci] fields that is set; every file's stat stamp (size, mtime,
     # ctime, inode) is in the key, so any change to the folder re-runs the gate.
     folder_from: tuple[str, ...] = ()
+    # Why a run with these arguments in this project reads state no key covers (pytest's
+    # --lf reads .pytest_cache), so it is never cached; "" when it can be cached.
+    uncacheable: Callable[[Path, Sequence[str]], str] | None = None
 
 
 GateRun = Callable[[GateContext, Sequence[str]], GateResult]

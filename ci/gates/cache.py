@@ -338,6 +338,8 @@ class GateCache:
             return Key(reason=f"gate {gate!r} declares no cache inputs")
         if args and not spec.args:
             return Key(reason=f"gate {gate} with arguments ({' '.join(args)}) is never cached")
+        if spec.uncacheable is not None and (why := spec.uncacheable(self.config.root, args)):
+            return Key(reason=why)
         scan: tuple[str, ...] | None = None
         patterns = declared_env(spec, self.config, gate)
         environ = gate_environment(self.env, patterns)

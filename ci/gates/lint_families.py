@@ -384,6 +384,19 @@ CHECKS: dict[str, Callable[[GateContext, Sequence[str]], list[Finding]]] = {
 }
 
 
+def family_of_finding(finding: Finding) -> str | None:
+    """The family whose check reported ``finding`` (None: ruff, mypy, import contracts)."""
+    rule = finding.rule
+    name = PurePosixPath(finding.file or "").name
+    docker = family_of(name, ["docker"], lambda _: "") == ["docker"]
+    if rule.startswith("DL") or (docker and rule.startswith("SC")):
+        return "docker"  # hadolint reports shellcheck's codes for RUN lines too
+    if rule.startswith("SC") and rule[2:].isdigit():
+        return "shell"
+    prefix = rule.split(":", 1)[0]
+    return {"yamllint": "yaml", "actionlint": "actions", "json": "json", "toml": "toml"}.get(prefix)
+
+
 def requirements(families: Iterable[str]) -> tuple[str, ...]:
     """What a lint group needs for ``families`` (those a project has files for)."""
     return tuple(r for family in families for r in REQUIRES.get(family, ()))

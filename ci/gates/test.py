@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import importlib.util
+import itertools
 import json
+import shlex
 import shutil
 import sys
 import tempfile
 import time
+import tomllib
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -494,6 +498,82 @@ def judge(
     return status, summary, tuple(findings)
 
 
+# pytest options that choose or order the tests from what .pytest_cache recorded
+CACHE_READING_OPTIONS = frozenset(
+    {
+        "--lf",
+        "--last-failed",
+        "--ff",
+        "--failed-first",
+        "--nf",
+        "--new-first",
+        "--sw",
+        "--stepwise",
+        "--sw-skip",
+        "--stepwise-skip",
+        "--sw-reset",
+        "--stepwise-reset",
+        "--randomly-seed=last",  # pytest-randomly: the seed of the last run
+    }
+)
+# where pytest reads addopts: (file, section); pyproject.toml is read apart
+_INI_FILES: tuple[tuple[str, str], ...] = (
+    ("pytest.ini", "pytest"),
+    (".pytest.ini", "pytest"),
+    ("tox.ini", "pytest"),
+    ("setup.cfg", "tool:pytest"),
+)
+
+
+def reads_pytest_cache(root: Path, args: Sequence[str]) -> str:
+    """Why pytest would pick tests from .pytest_cache in this run (never keyed), or ""."""
+    given = [*args]
+    for words in _addopts(root):
+        given += words
+    options = set(given)
+    options |= {f"{a}={b}" for a, b in itertools.pairwise(given) if a == "--randomly-seed"}
+    found = sorted(options & CACHE_READING_OPTIONS)
+    if not found:
+        return ""
+    return (
+        f"pytest {' '.join(found)} picks tests from .pytest_cache, which no key covers: "
+        "such a test run is never cached"
+    )
+
+
+def _addopts(root: Path) -> list[list[str]]:
+    """The addopts of every pytest config file in ``root`` (unreadable ones count as none)."""
+    found: list[list[str]] = []
+    try:
+        with (root / "pyproject.toml").open("rb") as handle:
+            tool = tomllib.load(handle).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        tool = {}
+    pytest_table = tool.get("pytest", {}) if isinstance(tool, dict) else {}
+    for table in (pytest_table, pytest_table.get("ini_options", {})):
+        value = table.get("addopts") if isinstance(table, dict) else None
+        if isinstance(value, str):
+            found.append(_split(value))
+        elif isinstance(value, list):
+            found.append([str(v) for v in value])
+    for name, section in _INI_FILES:
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(root / name, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        if parser.has_option(section, "addopts"):
+            found.append(_split(parser.get(section, "addopts")))
+    return found
+
+
+def _split(text: str) -> list[str]:
+    try:
+        return shlex.split(text)
+    except ValueError:
+        return text.split()
+
+
 def read_junit(path: Path) -> JunitSummary:
     """Counts and failing tests from a pytest junit XML file."""
     try:
@@ -563,6 +643,7 @@ GATE = Gate(
         # replayed shard that split otherwise fails the combining run's union check.
         env=("GITHUB_REF", "GITHUB_SHA", "CI_DEFAULT_BRANCH", SHARD_ENV, COMBINE_ENV),
         config=("packages", "tests"),
+        uncacheable=reads_pytest_cache,
     ),
     every_python=True,
     options=frozenset(

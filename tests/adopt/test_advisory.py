@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ci.adopt import advisory
 from ci.core.config import Mode, parse
-from ci.core.gate import GateResult, GateStatus
+from ci.core.gate import Finding, GateResult, GateStatus
 
 PYPROJECT = """[project]
 name = "demo"
@@ -76,3 +76,33 @@ def test_history_findings_join_the_baseline_once(tmp_path: Path) -> None:
             "line_number": 3,
         }
     ]
+
+
+def lint_failing_on(*rules: tuple[str, str]) -> GateResult:
+    findings = tuple(Finding(rule=rule, message="m", file=file, line=1) for rule, file in rules)
+    return GateResult(gate="lint", status=GateStatus.FAILED, findings=findings)
+
+
+def test_a_lint_gate_failing_only_on_families_makes_those_families_advisory(
+    tmp_path: Path,
+) -> None:
+    result = lint_failing_on(
+        ("SC1091", "scripts/run"),
+        ("yamllint:key-duplicates", "a.yml"),
+        ("SC2086", "Dockerfile"),  # hadolint's shellcheck of a RUN line: the docker family
+        ("yamllint:colons", "b.yml"),
+    )
+    found = advisory.advisories([result])
+    assert [(a.gate, a.families) for a in found] == [("lint", ("shell", "yaml", "docker"))]
+    assert "remove them from advisory_families" in found[0].how_to_fix("3.12")
+    text = advisory.mark_advisory(PYPROJECT, found)
+    assert "# advisory since init: shell, yaml, docker failed on the untouched project" in text
+    policy = parse(tomllib.loads(text), root=tmp_path, path=None).gate("lint")
+    assert policy.mode is Mode.REQUIRED  # ruff and mypy stay required
+    assert policy.advisory_families == ("shell", "yaml", "docker")
+    assert advisory.mark_advisory(text, found) == text
+
+
+def test_a_lint_gate_failing_on_ruff_too_becomes_advisory_whole() -> None:
+    result = lint_failing_on(("SC2086", "run.sh"), ("F401", "demo.py"))
+    assert [(a.gate, a.families) for a in advisory.advisories([result])] == [("lint", ())]

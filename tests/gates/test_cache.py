@@ -647,3 +647,36 @@ def test_confined_runner_starts_tools_with_the_filtered_environment(tmp_path: Pa
         ]
     )
     assert done.stdout.strip() == "['KEEP']"  # CI_STATE_DIR is set in this process, not there
+
+
+@pytest.mark.parametrize(
+    ("args", "config_file", "text", "flag"),
+    [
+        (["--lf"], None, "", "--lf"),
+        (["-q", "--stepwise"], None, "", "--stepwise"),
+        (["--randomly-seed=last"], None, "", "--randomly-seed=last"),
+        ([], "pyproject.toml", '[tool.pytest.ini_options]\naddopts = "-ra --ff"\n', "--ff"),
+        ([], "pyproject.toml", '[tool.pytest]\naddopts = ["-ra", "--sw"]\n', "--sw"),
+        ([], "pytest.ini", "[pytest]\naddopts = --nf -q\n", "--nf"),
+        ([], "setup.cfg", "[tool:pytest]\naddopts =\n    --last-failed\n", "--last-failed"),
+    ],
+)
+def test_the_test_gate_is_not_cached_when_pytest_reads_its_cache_folder(
+    demo: Path, args: list[str], config_file: str | None, text: str, flag: str
+) -> None:
+    """--lf, --ff, --sw, --nf pick tests from .pytest_cache, which no key covers."""
+    if config_file == "pyproject.toml":
+        (demo / config_file).write_text(PYPROJECT + text)
+    elif config_file:
+        (demo / config_file).write_text(text)
+    key = open_cache(demo).resolve("test", "3.12", args)
+    assert key.inputs is None
+    assert flag in key.reason
+    assert ".pytest_cache" in key.reason
+    if not args:  # other gates never read it
+        assert open_cache(demo).resolve("lint", "3.12").inputs is not None
+
+
+def test_the_test_gate_stays_cached_without_those_flags(demo: Path) -> None:
+    (demo / "pytest.ini").write_text("[pytest]\naddopts = -ra --strict-markers\n")
+    assert open_cache(demo).resolve("test", "3.12", ["-q", "-k", "lf"]).inputs is not None
