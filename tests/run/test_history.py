@@ -236,7 +236,7 @@ def test_facts_come_from_github_or_git(
 
 
 def test_the_gate_hook_appends_a_bounded_masked_record(tmp_path: Path) -> None:
-    secret = "hunter2-history-secret"
+    secret = "hunter2-history-secret"  # pragma: allowlist secret
     redact.install(redact.Redactor.of([secret]))
     config = Config(root=tmp_path, path=None, history=HistoryConfig(keep=3))
     env = {
