@@ -42,6 +42,11 @@ def rehearsal_clone(tmp_path: Path) -> Path:
     text = pyproject.read_text(encoding="utf-8")
     # the small suite covers little of ci/: the floor is for the real suite, not this one
     text = text.replace("coverage_min = 85", "coverage_min = 0")
+    # a fault stops its gate on any Python: one test session per release, not three (the
+    # release end-to-end test releases on every Python)
+    pythons = 'pythons = ["3.12", "3.11", "3.13"]'
+    assert pythons in text
+    text = text.replace(pythons, 'pythons = ["3.12"]')
     text = text.replace("[tool.ci]\n", f'[tool.ci]\nadvisory_db = "{db}"\n', 1)
     text += "\n[tool.ci.environments.staging]\n"
     pyproject.write_text(text, encoding="utf-8")
