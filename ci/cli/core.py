@@ -65,11 +65,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "other arguments after the name go to the tool (pytest). Writes reports/<gate>.json "
             "and reports/run.json and appends the duration to $CI_STATE_DIR/durations.jsonl. "
             "On GitHub (GITHUB_ACTIONS=true) it also prints ::error annotations, appends to "
-            "$GITHUB_STEP_SUMMARY and, with GITHUB_TOKEN, posts the commit status ci/<gate> "
-            "(pending, then success/failure/error). Exit 1 when the gate found problems, 6 when "
-            "its tool crashed; a status that cannot be posted never changes the exit code. When "
-            "a pass with the same inputs (files, uv.lock, Python, tool versions, config, env) "
-            "is cached under CI_STATE_DIR/cache, it is replayed (status `cached`) instead."
+            "$GITHUB_STEP_SUMMARY and, with GITHUB_TOKEN (or GH_TOKEN), posts the commit "
+            "status ci/<gate> (pending, then success/failure/error). Exit 1 when the gate "
+            "found problems, 6 when its tool crashed; a status that cannot be posted never "
+            "changes the exit code. When a pass with the same inputs (files, uv.lock, Python, "
+            "tool versions, config, env) is cached under CI_STATE_DIR/cache, it is replayed "
+            "(status `cached`) instead."
         ),
     )
     p.add_argument(

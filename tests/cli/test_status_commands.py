@@ -415,6 +415,19 @@ def test_status_require_without_token_reads_anonymously(
     assert all(s.authorization is None for s in api.seen)
 
 
+def test_status_require_and_protect_take_gh_token(
+    api: GitHubAPI, project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the token rule of release-record and the deployments mirror; GH_TOKEN was ignored here
+    api.statuses[SHA] = [{"context": "ci/lint", "state": "success"}]
+    env = github_env(api, tmp_path, GITHUB_TOKEN="", GH_TOKEN=TOKEN)
+    assert run(["status", "require", "--contexts", "ci/lint"], project, env) == 0
+    assert run(["protect", "--apply"], project, env) == 0
+    assert "notice" not in capsys.readouterr().out
+    assert api.seen
+    assert all(s.authorization == f"Bearer {TOKEN}" for s in api.seen)
+
+
 def test_status_require_needs_a_repository(
     project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], api: GitHubAPI
 ) -> None:
