@@ -83,6 +83,13 @@ def github() -> Iterator[FakeGitHub]:
     server.stop()
 
 
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (none when it does not exist) with its bytes."""
+    if not folder.exists():
+        return {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
 def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     tmp_path: Path, pypiserver: PypiServer, github: FakeGitHub
 ) -> None:
@@ -97,6 +104,7 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert pypiserver.files() == {}
 
     git(clone, "tag", "v0.1.0")
+    before = snapshot(state)  # the refused release is in the run history; nothing else
     dry = invoke(clone, "release", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "release 0.1.0 plan (dry run" in dry.stdout
@@ -108,7 +116,7 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert pypiserver.files() == {}
     assert github.requests() == []
     assert not (clone / "dist").exists()
-    assert not state.exists()
+    assert snapshot(state) == before  # a dry run writes nothing
 
     done = invoke(clone, "release", env=env)
     output = done.stdout + done.stderr
