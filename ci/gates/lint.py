@@ -16,6 +16,7 @@ from ci.gates import imports, lint_families
 from ci.testing import faults
 
 _RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
+_FORMAT_PREVIEW_ONLY = "requires preview mode"  # ruff's warning when it ignores the JSON flag
 # file:line, then the column and the error's end where the project's mypy config shows them
 _MYPY_LINE = re.compile(
     r"^(?P<file>[^:\n]+):(?P<line>\d+)(?::\d+){0,3}: error: (?P<msg>.*?)"
@@ -41,14 +42,15 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     fmt = ctx.runner.run(
         [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
     )
+    # a ruff that ignores the flag outside preview mode (0.5 to 0.15) prints its plain report
+    plain = _FORMAT_PREVIEW_ONLY in fmt.stderr
     if fmt.returncode == _RUFF_USAGE and "--output-format" in fmt.stderr:
         # the project pins a ruff older than format's JSON output: read its plain report
         fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
-        _expect(fmt, "ruff format --check")
-        findings += _read(fmt, "ruff format --check", reformat_findings(fmt.stdout))
-    else:
-        _expect(fmt, "ruff format --check")
-        findings += _read(fmt, "ruff format --check", ruff_findings(fmt.stdout, ctx.root))
+        plain = True
+    _expect(fmt, "ruff format --check")
+    read = reformat_findings(fmt.stdout) if plain else ruff_findings(fmt.stdout, ctx.root)
+    findings += _read(fmt, "ruff format --check", read)
     if ctx.config.gate("lint").mypy:
         # plain text whatever FORCE_COLOR (passed through to gates) or the config asks for
         mypy = ctx.runner.run([*python, "mypy", "--no-color-output"], cwd=ctx.root)
@@ -113,7 +115,7 @@ def ruff_findings(text: str, root: Path) -> list[Finding]:
     try:
         items = json.loads(text or "[]")
     except json.JSONDecodeError as exc:
-        msg = f"ruff check printed output that is not JSON ({exc})"
+        msg = f"ruff printed output that is not JSON ({exc})"
         raise ToolError(msg) from None
     findings = []
     for item in items:

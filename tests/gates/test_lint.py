@@ -102,6 +102,38 @@ def test_a_ruff_without_format_json_is_read_from_its_plain_report(tmp_path: Path
     assert result.status is GateStatus.FAILED
 
 
+@pytest.mark.parametrize(
+    ("report", "expected"),
+    [
+        ("1 file already formatted\n", []),  # json.loads read '1' and stopped: "Extra data"
+        ("Would reformat: demo.py\n1 file would be reformatted\n", [("unformatted", "demo.py")]),
+    ],
+)
+def test_a_ruff_that_ignores_format_json_outside_preview_is_read_from_its_plain_report(
+    tmp_path: Path, report: str, expected: list[tuple[str, str]]
+) -> None:
+    # ruff 0.15.5 as attrs pins it: the flag is only warned about, the report stays plain
+    cfg = project(tmp_path, "x = 1\n")
+    ruff = (sys.executable, "-m", "ruff")
+    warning = (
+        "warning: The --output-format flag for the formatter is unstable and requires "
+        "preview mode to use.\n"
+    )
+    fake = FakeRunner(
+        script={
+            (*ruff, "check"): (0, "[]", ""),
+            (*ruff, "format", "--check", "--output-format=json"): (
+                1 if expected else 0,
+                report,
+                warning,
+            ),
+        }
+    )
+    result = lint.run(context(cfg, fake, SystemClock(), {}))
+    assert [(f.rule, f.file) for f in result.findings] == expected
+    assert result.status is (GateStatus.FAILED if expected else GateStatus.PASSED)
+
+
 def test_mypy_findings_under_force_color_are_read(tmp_path: Path) -> None:
     # FORCE_COLOR is passed through to gates (CI sets it): mypy then colours its report
     cfg = project(tmp_path, "def f(x):\n    return x\n", mypy=True)
