@@ -117,9 +117,13 @@ def test_a_timeout_ends_the_whole_group() -> None:
 
 
 def test_end_group_stops_a_group_that_ignores_sigterm() -> None:
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    proc = subprocess.Popen([PY, "-c", code], process_group=0)
-    time.sleep(0.3)  # let it install the handler
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([PY, "-c", code], process_group=0, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "ready\n"  # the handler is in place, however busy the machine
     assert group_alive(proc.pid)
     assert end_group(proc.pid, grace_s=0.3, reap=proc.poll)
     assert proc.wait(timeout=5) == -signal.SIGKILL
