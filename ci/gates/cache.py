@@ -134,6 +134,7 @@ USER_CONFIG_FILES = (
     "{home}/.pypirc",
     "{config}/git/config",
     "{config}/git/ignore",
+    "{config}/git/attributes",  # core.attributesFile by default: eol and export-ignore rules
     "{home}/.gitconfig",
     "{home}/.shellcheckrc",
     "{config}/shellcheckrc",
@@ -147,6 +148,7 @@ USER_CONFIG_FILES = (
     "{home}/.hadolint.yml",
 )
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
+GIT_CONFIG_VARIABLES = ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM")  # keyed by the file they name
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
 
 
@@ -460,6 +462,10 @@ class GateCache:
             path = Path(pattern.format(home=home, config=config))
             if os.path.lexists(path):
                 found[pattern] = content_hash(path)
+        for variable in GIT_CONFIG_VARIABLES:  # git reads the file they name, if any
+            named = self.env.get(variable)
+            if named and os.path.isabs(named):
+                found[named] = content_hash(Path(named)) if os.path.lexists(named) else "absent"
         for name in GIT_READ_BY_TOOLS:
             found[name] = content_hash(root / name)
         self._outside = found
