@@ -268,32 +268,44 @@ def yamllint_findings(text: str) -> list[Finding]:
 
 def check_json(ctx: GateContext, files: Sequence[str]) -> list[Finding]:
     """A finding for each file the standard library's JSON parser refuses."""
-    findings = []
-    for path in files:
-        text, problem = _read(ctx.root / path, "json")
-        if problem is not None:
-            findings.append(replace(problem, file=path))
-            continue
-        try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            findings.append(Finding(rule="json", message=exc.msg, file=path, line=exc.lineno))
-    return findings
+    return _parse_each(ctx, files, "json", _json_problem)
 
 
 def check_toml(ctx: GateContext, files: Sequence[str]) -> list[Finding]:
     """A finding for each file tomllib refuses."""
+    return _parse_each(ctx, files, "toml", _toml_problem)
+
+
+def _parse_each(
+    ctx: GateContext,
+    files: Sequence[str],
+    family: str,
+    problem_in: Callable[[str, str], Finding | None],
+) -> list[Finding]:
+    """Read each file of ``family`` and keep what ``problem_in(path, text)`` finds in it."""
     findings = []
     for path in files:
-        text, problem = _read(ctx.root / path, "toml")
-        if problem is not None:
-            findings.append(replace(problem, file=path))
-            continue
-        try:
-            tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            findings.append(toml_finding(path, str(exc), text))
+        text, problem = _read(ctx.root / path, family)
+        found = replace(problem, file=path) if problem is not None else problem_in(path, text)
+        if found is not None:
+            findings.append(found)
     return findings
+
+
+def _json_problem(path: str, text: str) -> Finding | None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Finding(rule="json", message=exc.msg, file=path, line=exc.lineno)
+    return None
+
+
+def _toml_problem(path: str, text: str) -> Finding | None:
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return toml_finding(path, str(exc), text)
+    return None
 
 
 def toml_finding(path: str, message: str, text: str) -> Finding:
