@@ -16,6 +16,18 @@ from tests.support.pypiserver import PypiServer, start
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Every git the suite starts (module- and session-scoped fixtures too, which run before the
+# per-test fixture below) commits as this identity and never reads the user's global config:
+# a fresh account with no git identity runs the suite as this machine does.
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.invalid",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.invalid",
+}
+os.environ.update(GIT_IDENTITY)
+os.environ["GIT_CONFIG_GLOBAL"] = os.devnull
+
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
@@ -25,10 +37,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CI_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
-    monkeypatch.setenv("GIT_AUTHOR_NAME", "Test Author")
-    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")
-    monkeypatch.setenv("GIT_COMMITTER_NAME", "Test Author")
-    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "author@example.invalid")
+    for name, value in GIT_IDENTITY.items():
+        monkeypatch.setenv(name, value)
     yield
     redact._current = redact.Redactor()
     for name in ("stdout", "stderr"):
