@@ -389,8 +389,14 @@ def test_hatchling_project_with_workflows_pre_commit_release_and_quickstart(
     refused = run(["python3", "-m", "pip", "install", "--dry-run", "six"], cwd=repo, **shims)
     assert refused.returncode != 0
     assert "externally-managed-environment" in refused.stdout + refused.stderr
-    first, second = quickstart_commands()
-    assert first.endswith("uv run invoke ci"), first
+    install, first, second = quickstart_commands()
+    assert install.startswith("pipx install uv"), install
+    assert first == "uv run invoke ci", first
+    installed = run(["bash", "-c", install], cwd=repo, **shims)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    # ensurepath put pipx's bin folder on the new shell's PATH (the shims hold it already)
+    profiles = [p for p in Path(shims["HOME"]).glob(".*") if p.is_file()]
+    assert any(shims["PIPX_BIN_DIR"] in p.read_text() for p in profiles), profiles
     invoke_ci(HATCHLING, repo, "bash", "-c", first, **shims)
     done = run(["bash", "-c", second], cwd=repo, **shims)
     assert done.returncode == 0, (done.stdout + done.stderr)[-8000:]
@@ -402,12 +408,12 @@ def test_hatchling_project_with_workflows_pre_commit_release_and_quickstart(
 
 
 def quickstart_commands() -> list[str]:
-    """The two commands of the README's quickstart, comments dropped."""
+    """The README quickstart's lines (install uv, the main job, the tests), comments dropped."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Quickstart", 1)[1]
     block = section.split("```bash\n", 1)[1].split("```", 1)[0]
     commands = [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
-    assert len(commands) == 2, commands
+    assert len(commands) == 3, commands
     return commands
 
 
@@ -443,7 +449,18 @@ def quickstart_path(tmp_path: Path) -> dict[str, str]:
     pipx.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m pipx "$@"\n')
     pipx.chmod(0o755)
     home = tmp_path / "pipx"
+    uv_cache = subprocess.run(["uv", "cache", "dir"], capture_output=True, text=True, check=True)
+    (tmp_path / "home").mkdir()
+    pyenv = shutil.which("pyenv")  # its interpreters are found through PYENV_ROOT, not HOME's
+    root = (
+        subprocess.run([pyenv, "root"], capture_output=True, text=True, check=True)
+        if pyenv
+        else None
+    )
     return {
+        **({"PYENV_ROOT": root.stdout.strip()} if root else {}),
+        "HOME": str(tmp_path / "home"),  # a fresh account's: pipx ensurepath edits its profile
+        "UV_CACHE_DIR": uv_cache.stdout.strip(),  # warm: the sync is not what this test checks
         "PATH": os.pathsep.join([str(shims), str(home / "bin"), os.environ["PATH"]]),
         "PIPX_HOME": str(home / "home"),
         "PIPX_BIN_DIR": str(home / "bin"),
