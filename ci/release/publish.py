@@ -132,13 +132,17 @@ class PublishOutcome:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without credentials in its netloc."""
+    """``url`` without credentials of any form: no user:password, query or fragment.
+
+    Safe to print and to record (manifest.json is uploaded as a public release asset); a
+    token in an index URL's query (``?token=...``) is as secret as a password.
+    """
     parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
 def simple_url_for(upload_url: str) -> str:
@@ -401,7 +405,7 @@ def _upload(runner: Runner, repo: Repository, path: Path) -> None:
     lines = [" ".join(line.split()) for line in done.output.splitlines() if line.strip()]
     detail = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     detail = detail.removeprefix("ERROR").strip() or f"twine exited {done.returncode}"
-    detail = re.sub(r"(https?://)[^/@\s]+@", r"\1", detail)  # no user:password from URLs
+    detail = _URL.sub(lambda m: safe_url(m.group()), detail)  # no credentials from URLs
     if "No module named twine" in detail:
         detail = f"twine is not installed for {sys.executable}: run `uv sync --group package`"
     elif "Credential not found" in detail:
@@ -566,7 +570,9 @@ def _record(
 ) -> None:
     """Write the attempt into manifest.json (atomic): where each file now lives, and how it went."""
     artifacts = tuple(
-        dataclasses.replace(a, published=tuple(dict.fromkeys([*a.published, served[a.name]])))
+        dataclasses.replace(
+            a, published=tuple(dict.fromkeys([*a.published, safe_url(served[a.name])]))
+        )
         if a.name in served
         else a
         for a in manifest.artifacts
