@@ -31,7 +31,7 @@ from packaging.utils import (
 
 from ci.core.clock import Clock
 from ci.core.errors import DeployError, UsageError
-from ci.core.http import ApiError, HttpClient, Response, Retry, send
+from ci.core.http import MAX_BODY, ApiError, HttpClient, Response, Retry, send
 from ci.core.runner import Runner
 from ci.release.package import (
     MANIFEST,
@@ -265,6 +265,7 @@ def _request(
     data: bytes | None = None,
     accept: str = "text/html",
     retry: Retry | None = None,
+    limit: int = MAX_BODY,
 ) -> Response:
     """One request to the index through the HTTP client (redirects: same host only)."""
     headers = {"Accept": accept, "User-Agent": "noxgate-publish"}
@@ -288,6 +289,7 @@ def _request(
         timeout=TIMEOUT_S,
         ok=ok,
         hints=INDEX_HINTS,
+        limit=limit,
     )
 
 
@@ -349,12 +351,16 @@ def plan(artifacts: Sequence[Artifact], index: Mapping[str, IndexFile]) -> Plan:
     return Plan(upload=tuple(upload), present=tuple(present), conflicts=tuple(conflicts))
 
 
-def remote_sha256(http: HttpClient, repo: Repository, entry: IndexFile) -> str:
-    """The sha256 the index serves for ``entry``: the fragment, else a download."""
+def remote_sha256(http: HttpClient, repo: Repository, entry: IndexFile, *, size: int = 0) -> str:
+    """The sha256 the index serves for ``entry``: the fragment, else a download.
+
+    ``size``: the bytes the file should have (a download is read up to that, at least
+    ``MAX_BODY``; a longer one is not the file and fails).
+    """
     if entry.sha256:
         return entry.sha256
     what = f"downloading {entry.filename} from the index to verify it"
-    answer = _request(http, repo, entry.url, what=what, accept="*/*")
+    answer = _request(http, repo, entry.url, what=what, accept="*/*", limit=max(MAX_BODY, size))
     if answer.status != 200:
         msg = f"{what}: the index answered HTTP {answer.status}"
         raise DeployError(msg)
@@ -376,7 +382,7 @@ def verify_served(
         if entry is None:
             msg = f"{artifact.name} was uploaded but the index does not list it"
             raise DeployError(msg)
-        remote = remote_sha256(http, repo, entry)
+        remote = remote_sha256(http, repo, entry, size=artifact.size)
         if remote != artifact.sha256:
             msg = (
                 f"the index serves {artifact.name} with sha256 {remote[:12]}, "

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ci.core.errors import DeployError, UsageError
-from ci.core.http import ApiError, Retry, UrllibClient
+from ci.core.http import MAX_BODY, ApiError, Retry, UrllibClient
 from ci.release import package, publish
 from ci.testing.fakes import FakeRunner, FixedClock
 
@@ -338,3 +338,19 @@ def test_a_failed_attempt_records_the_index_url_without_its_query(tmp_path: Path
     text = (package.assets_dir(dist) / "manifest.json").read_text()
     assert json.loads(text)["publish"]["repository"] == f"https://127.0.0.1:{port}/legacy/"
     assert "0451" not in text
+
+
+def test_a_download_to_verify_is_read_up_to_the_artifact_size(httpserver) -> None:
+    """Index answers are capped at MAX_BODY; a download may be as large as the file we sent."""
+    wheel = b"w" * (MAX_BODY + 10)
+    httpserver.expect_request("/f.whl").respond_with_data(wheel)
+    here = httpserver.url_for("/")
+    repo = publish.resolve_repository(
+        url=f"{here}legacy/", name=None, index_url=None, env={}, config_url=None
+    )
+    entry = publish.IndexFile(filename="f.whl", url=f"{here}f.whl", sha256=None)
+    sha = publish.remote_sha256(UrllibClient(), repo, entry, size=len(wheel))
+    assert sha == hashlib.sha256(wheel).hexdigest()
+    with pytest.raises(ApiError, match="over the limit") as caught:
+        publish.remote_sha256(UrllibClient(), repo, entry, size=len(wheel) - 1)
+    assert caught.value.exit_code == 6
