@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+from ci.core.config import MAX_SECONDS
+
 
 def seconds(text: str) -> float:
     """A finite number of seconds, 0 or more (``--wait``)."""
@@ -14,6 +16,9 @@ def seconds(text: str) -> float:
         value = math.nan
     if not math.isfinite(value) or value < 0:
         msg = f"must be a number of seconds, 0 or more, not {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    if value > MAX_SECONDS:  # time.sleep and timers overflow far above; no wait is this long
+        msg = f"must be at most {MAX_SECONDS} seconds (7 days), not {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
 

@@ -123,6 +123,9 @@ class NotifyConfig:
 
 
 STATE_BACKENDS = ("local", "git")
+# the longest timeout, lease or budget (7 days): far beyond any deploy, far below what a
+# timer thread can wait (threading.TIMEOUT_MAX; a longer wait raises OverflowError in it)
+MAX_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -344,7 +347,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
         gates[name] = GateConfig(
             name=name,
             mode=Mode(v.choice(sub, where, "mode", [m.value for m in Mode], defaults.mode.value)),
-            budget_s=v.opt_number(sub, where, "budget_s", positive=True),
+            budget_s=v.opt_seconds(sub, where, "budget_s"),
             budget_blocks=v.boolean(sub, where, "budget_blocks", defaults.budget_blocks),
             mypy=v.boolean(sub, where, "mypy", defaults.mypy),
             families=_families(v, where, sub, "families", defaults.families),
@@ -481,7 +484,7 @@ def _environments(v: _Validator, table: Mapping[str, Any]) -> dict[str, Environm
             required_secrets=v.env_names(sub, where, "required_secrets"),
             deploy_command=v.str_list(sub, where, "deploy_command", ()),
             healthcheck_command=v.str_list(sub, where, "healthcheck_command", ()),
-            timeout_s=v.number(sub, where, "timeout_s", 600.0, positive=True),
+            timeout_s=v.seconds(sub, where, "timeout_s", 600.0),
         )
     _check_promotion_order(v, envs)
     return envs
@@ -553,7 +556,7 @@ def _state(v: _Validator, table: Mapping[str, Any]) -> StateConfig:
     return StateConfig(
         backend=v.choice(table, where, "backend", STATE_BACKENDS, "local"),
         remote=remote,
-        lease_s=v.number(table, where, "lease_s", 300.0, positive=True),
+        lease_s=v.seconds(table, where, "lease_s", 300.0),
     )
 
 
@@ -631,6 +634,17 @@ class _Validator:
             raise ConfigError(msg)
         return float(value)
 
+    def seconds(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
+        """A time in seconds: greater than 0 and at most ``MAX_SECONDS`` (a timer can wait it)."""
+        value = self.number(table, where, key, default, positive=True)
+        if value > MAX_SECONDS:
+            msg = (
+                f"{self.file}: {where}.{key} must be at most {MAX_SECONDS} seconds (7 days), "
+                f"not {table[key]!r}"
+            )
+            raise ConfigError(msg)
+        return value
+
     def count_or_auto(
         self, table: Mapping[str, Any], where: str, key: str, default: int | str
     ) -> int | str:
@@ -642,12 +656,10 @@ class _Validator:
             raise ConfigError(f"{msg}, not {value!r}")
         return value
 
-    def opt_number(
-        self, table: Mapping[str, Any], where: str, key: str, *, positive: bool = False
-    ) -> float | None:
+    def opt_seconds(self, table: Mapping[str, Any], where: str, key: str) -> float | None:
         if key not in table:
             return None
-        return self.number(table, where, key, 0.0, positive=positive)
+        return self.seconds(table, where, key, 0.0)
 
     def percent(self, table: Mapping[str, Any], where: str, key: str, default: float) -> float:
         value = self.number(table, where, key, default)

@@ -9,14 +9,17 @@ kind                what happened                                      exit
 ``unreachable``     refused, no route, DNS, timed out (every retry)    6
 ``server``          5xx, 429 or a rate-limited 403 after every retry   6
 ``malformed``       an answer that is not what the endpoint sends      6
+                    (also one larger than the caller's limit)
 ``auth``            401 or 403: credentials missing or refused         3
 ``not found``       404 (where the caller does not expect one)         2
 ``refused``         any other 4xx, 3xx where none is expected          2
 ``bad url``         not an http(s) URL                                 2
 ==================  =================================================  ====
 
-Messages name the host only (webhook paths and queries carry secrets) and pass through
-the redaction filter; credentials travel only in headers.
+Answers are read up to a limit (``MAX_BODY`` unless the caller gives one): a larger one is
+never read whole, and is not retried. Messages name the host only (webhook paths and
+queries carry secrets) and pass through the redaction filter; credentials travel only in
+headers.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 SAFE_TO_REPEAT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 USER_AGENT = "noxgate"
 TIMEOUT_S = 30.0
+MAX_BODY = 16 * 2**20  # the largest answer read by default: an API answer, an index page
+ERROR_BODY = 64 * 2**10  # of an error answer only the start is read: its message
 
 
 class Failure(enum.StrEnum):
@@ -95,6 +100,17 @@ class Response:
         return redact(" ".join(text.split())[:size])
 
 
+class AnswerTooLargeError(Exception):
+    """A server answered with more bytes than the caller reads: not what the endpoint sends."""
+
+    def __init__(self, limit: int, size: int | None = None) -> None:
+        """``size``: what the server announced (None: it sent more than ``limit``)."""
+        announced = f"{size:,} bytes" if size is not None else f"more than {limit:,} bytes"
+        super().__init__(f"an answer of {announced}, over the limit of {limit:,}")
+        self.limit = limit
+        self.size = size
+
+
 class HttpClient(Protocol):
     """Sends one request; the urllib client and test doubles share this shape."""
 
@@ -106,8 +122,13 @@ class HttpClient(Protocol):
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float = TIMEOUT_S,
+        limit: int = MAX_BODY,
     ) -> Response:
-        """Send it and return the response (any status); OSError when unreachable."""
+        """Send it and return the response (any status); OSError when unreachable.
+
+        AnswerTooLargeError when a 1xx/2xx answer's body is over ``limit`` bytes; an error
+        answer's body is cut at ``ERROR_BODY`` (only its message is read).
+        """
         ...
 
 
@@ -146,6 +167,7 @@ class UrllibClient:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float = TIMEOUT_S,
+        limit: int = MAX_BODY,
     ) -> Response:
         """Send it and return the response (any status); OSError when unreachable."""
         if urllib.parse.urlsplit(url).scheme not in {"http", "https"}:
@@ -156,17 +178,31 @@ class UrllibClient:
         )
         try:
             with _OPENER.open(request, timeout=timeout) as answer:
+                headers = _lower(answer.headers.items())
                 return Response(
-                    status=answer.status, body=answer.read(), headers=_lower(answer.headers.items())
+                    status=answer.status, body=_read(answer, headers, limit), headers=headers
                 )
         except urllib.error.HTTPError as exc:
             with exc:
                 return Response(
-                    status=exc.code, body=exc.read(), headers=_lower(exc.headers.items())
+                    status=exc.code,
+                    body=exc.read(min(limit, ERROR_BODY)),
+                    headers=_lower(exc.headers.items()),
                 )
         except http.client.HTTPException as exc:  # a torn or garbled answer: the link failed
             msg = f"{type(exc).__name__}: {exc}"
             raise ConnectionError(msg) from None
+
+
+def _read(answer: IO[bytes], headers: Mapping[str, str], limit: int) -> bytes:
+    """The body, at most ``limit`` bytes; AnswerTooLargeError (unread) when it is longer."""
+    length = headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) > limit:
+        raise AnswerTooLargeError(limit, int(length))
+    body = answer.read(limit + 1)
+    if len(body) > limit:
+        raise AnswerTooLargeError(limit)
+    return body
 
 
 def host_of(url: str) -> str:
@@ -232,12 +268,14 @@ def send(
     ok: Collection[int] | None = None,
     repeat: bool | None = None,
     hints: Mapping[int, str] | None = None,
+    limit: int = MAX_BODY,
 ) -> Response:
     """Send one request, retrying transient failures; ApiError when it never succeeds.
 
     ``payload`` goes as JSON (``body`` as given); ``ok``: the statuses that are an answer
     (default: 2xx); ``repeat``: whether a failed try may be sent again (default: for the
-    methods in ``SAFE_TO_REPEAT``); ``hints``: per status, what the user should check.
+    methods in ``SAFE_TO_REPEAT``); ``hints``: per status, what the user should check;
+    ``limit``: the most bytes of an answer read (a larger one fails at once, exit 6).
     """
     retry = retry or Retry()
     all_headers = {"Accept": "application/json", **(headers or {})}
@@ -249,7 +287,15 @@ def send(
     problem, kind, status = "", Failure.UNREACHABLE, None
     for attempt in range(tries):
         try:
-            answer = client.request(method, url, headers=all_headers, body=body, timeout=timeout)
+            answer = client.request(
+                method, url, headers=all_headers, body=body, timeout=timeout, limit=limit
+            )
+        except AnswerTooLargeError as exc:  # the same server would answer the same again
+            msg = (
+                f"{what} failed: {host_of(url)} sent {exc}, which is not what it answers "
+                "(a wrong URL or a broken server); check the URL"
+            )
+            raise ApiError(msg, kind=Failure.MALFORMED) from None
         except ValueError:  # a malformed URL: retrying cannot help
             msg = f"{what} failed: {host_of(url)} is not a usable http(s) URL; check it"
             raise ApiError(msg, kind=Failure.BAD_URL) from None

@@ -38,6 +38,8 @@ _UNFINISHED = re.compile(
 )
 _PERCENT = re.compile(r"%[0-9A-F]{2}")
 _SHORT_TEXT = 4096  # below this one regex finds faster than a substring search per form
+# how pytest escapes the ASCII controls left in a test id
+_ID_CONTROLS = {i: f"\\x{i:02x}" for i in (*range(32), 127)} | {9: "\\t", 10: "\\n", 13: "\\r"}
 
 
 def _base64_forms(value: bytes) -> set[str]:
@@ -76,6 +78,13 @@ def _markup_forms(value: str) -> set[str]:
     }
 
 
+def _pytest_id_forms(value: str) -> set[str]:
+    """How pytest writes ``value`` in a test id (``_pytest.compat.ascii_escaped``)."""
+    as_str = value.encode("unicode_escape").decode("ascii").translate(_ID_CONTROLS)
+    as_bytes = value.encode().decode("ascii", "backslashreplace").translate(_ID_CONTROLS)
+    return {as_str, as_bytes}
+
+
 def forms_of(value: str) -> set[str]:
     """Every form in which ``value`` (one line of a secret) may appear in text."""
     if len(value) < MIN_LENGTH:
@@ -87,6 +96,10 @@ def forms_of(value: str) -> set[str]:
         json.dumps(value, ensure_ascii=False)[1:-1],  # canonical JSON keeps non-ASCII as is
         repr(value)[1:-1],  # Python's repr: how pytest shows a value in a failed assertion
     }
+    # pytest's test id of a parametrized value: ASCII, the rest escaped (``\xf6``, ``\u20ac``)
+    # for a str, each UTF-8 byte escaped for bytes; a JSON file of test ids doubles the ``\``
+    for escaped in _pytest_id_forms(value):
+        quoted |= {escaped, json.dumps(escaped)[1:-1]}
     forms = {*quoted, raw.hex(), raw.hex().upper()}
     for text in quoted:  # each may be escaped again on its way into HTML or XML
         forms |= _markup_forms(text)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ci.core.errors import ToolError
+from ci.core.errors import ToolError, UsageError
 from ci.core.redact import RedactingStream, redact
 
 OnStart = Callable[[int], None]
@@ -103,6 +103,7 @@ class ProcessRunner:
         on_start: OnStart | None = None,
     ) -> Completed:
         """Run ``argv``; with ``stream`` its output is printed (masked) as it comes."""
+        _check_timeout(argv, timeout)
         merged = self._merged(env)
         start = time.monotonic()
         try:
@@ -185,6 +186,17 @@ class ProcessRunner:
     def which(self, name: str) -> str | None:
         """The path of executable ``name`` on PATH, or None."""
         return shutil.which(name, path=None if self.environ is None else self.environ.get("PATH"))
+
+
+def _check_timeout(argv: Sequence[str], timeout: float | None) -> None:
+    """UsageError for a timeout no timer can wait: its thread would die, the command run on."""
+    if timeout is None or 0 < timeout <= threading.TIMEOUT_MAX:  # nan is neither
+        return
+    msg = (
+        f"{' '.join(argv[:3])} was not started: a timeout of {timeout!r} s is not a number of "
+        f"seconds between 0 and {threading.TIMEOUT_MAX:g}; give a shorter one"
+    )
+    raise UsageError(msg)
 
 
 def confined(runner: Runner, environ: Mapping[str, str]) -> Runner:

@@ -258,9 +258,10 @@ class GitStore:
     def _unreachable(self, done: Completed) -> str:
         self._url = None  # name the URL git used just now
         return (
-            f"cannot read {REF} from git remote {self.remote} ({self.url_shown()}): "
-            f"{_last_line(done)}; check the network and `git remote get-url {self.remote}`, "
-            'or set [tool.ci.state] backend = "local" to keep state on this machine only'
+            f"git remote {self.remote} ({self.url_shown()}) could not be reached to read "
+            f"{REF}: {_remote_reason(done)}; check the network, the remote's URL "
+            f"(`git remote get-url {self.remote}`) and access to it, or set [tool.ci.state] "
+            'backend = "local" to keep state on this machine only'
         )
 
     def _tracking(self) -> str:
@@ -338,6 +339,23 @@ def _push_problem(done: Completed) -> str:
         if flag == "!" and rest.partition("\t")[0].endswith(f":{REF}"):
             return rest.partition("\t")[2].strip()
     return _last_line(done)
+
+
+# what git adds after every failed remote read, whatever the cause: it says nothing of it
+_GIT_BOILERPLATE = (
+    "fatal: could not read from remote repository.",
+    "please make sure you have the correct access rights",
+    "and the repository exists.",
+)
+
+
+def _remote_reason(done: Completed) -> str:
+    """Why git could not read the remote: its first line that is not its usual boilerplate."""
+    for line in (done.stderr + done.stdout).splitlines():
+        text = line.strip()
+        if text and text.lower() not in _GIT_BOILERPLATE:
+            return text.removeprefix("fatal: ")
+    return f"git exited {done.returncode} without saying why"
 
 
 def _last_line(done: Completed) -> str:

@@ -558,7 +558,7 @@ class GateCache:
         return self.dir / "entries" / key[:2] / key
 
     def lookup(self, key: str) -> Entry | None:
-        """The stored entry of ``key`` (marked as just used), or None."""
+        """The stored entry of ``key`` (marked as just used), or None (also for a broken one)."""
         folder = self.entry_dir(key)
         try:
             data = json.loads((folder / "result.json").read_text(encoding="utf-8"))
@@ -572,6 +572,11 @@ class GateCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         if data.get("schema") != ENTRY_SCHEMA or data.get("key") != key:
+            return None
+        if not all((folder / name).is_file() for _, name in entry.artifacts):
+            # a stored report is gone (deleted, a half-copied state folder): the entry cannot
+            # be replayed whole, so it is a miss; the gate runs and stores a new entry here
+            remove_entry(folder)
             return None
         return entry
 

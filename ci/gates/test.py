@@ -98,7 +98,10 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     suite = [] if named_paths else [ctx.config.tests]
     with faults.failing_test_paths(ctx.reports / "faults", ctx.env, suite) as planted:
         done = ctx.runner.run([*argv, *planted], cwd=ctx.root, env=env, stream=True)
-    mask_file(junit)  # pytest wrote it (failure messages and all): masked before anyone reads it
+    # pytest and our plugin wrote them (failure messages, test ids and all): masked before
+    # anyone reads them
+    for written in (junit, record, *_shard_record(env)):
+        mask_file(written)
     if done.returncode not in _PYTEST_VERDICTS:
         reason = coverage_module.first_error_line(done.output) or "see its output above"
         msg = f"pytest could not run (exit status {done.returncode}): {reason}"
@@ -176,6 +179,12 @@ def _shard_env(
         coverage_module.SHARD_DURATIONS: str(durations),
         coverage_module.SHARD_RECORD: str(record),
     }
+
+
+def _shard_record(env: dict[str, str]) -> tuple[Path, ...]:
+    """The shard record the plugin writes in this run, if it is a shard's run."""
+    record = env.get(coverage_module.SHARD_RECORD)
+    return (Path(record),) if record else ()
 
 
 def _keep_shard_outputs(out: Path, shard: shards.Shard, data_file: Path, record: Path) -> None:

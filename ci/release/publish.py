@@ -31,7 +31,7 @@ from packaging.utils import (
 
 from ci.core.clock import Clock
 from ci.core.errors import DeployError, UsageError
-from ci.core.http import ApiError, HttpClient, Response, Retry, send
+from ci.core.http import MAX_BODY, ApiError, HttpClient, Response, Retry, send
 from ci.core.runner import Runner
 from ci.release.package import (
     MANIFEST,
@@ -132,13 +132,17 @@ class PublishOutcome:
 
 
 def safe_url(url: str) -> str:
-    """``url`` without credentials in its netloc."""
+    """``url`` without credentials of any form: no user:password, query or fragment.
+
+    Safe to print and to record (manifest.json is uploaded as a public release asset); a
+    token in an index URL's query (``?token=...``) is as secret as a password.
+    """
     parts = urllib.parse.urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
 def simple_url_for(upload_url: str) -> str:
@@ -261,6 +265,7 @@ def _request(
     data: bytes | None = None,
     accept: str = "text/html",
     retry: Retry | None = None,
+    limit: int = MAX_BODY,
 ) -> Response:
     """One request to the index through the HTTP client (redirects: same host only)."""
     headers = {"Accept": accept, "User-Agent": "noxgate-publish"}
@@ -284,6 +289,7 @@ def _request(
         timeout=TIMEOUT_S,
         ok=ok,
         hints=INDEX_HINTS,
+        limit=limit,
     )
 
 
@@ -345,12 +351,16 @@ def plan(artifacts: Sequence[Artifact], index: Mapping[str, IndexFile]) -> Plan:
     return Plan(upload=tuple(upload), present=tuple(present), conflicts=tuple(conflicts))
 
 
-def remote_sha256(http: HttpClient, repo: Repository, entry: IndexFile) -> str:
-    """The sha256 the index serves for ``entry``: the fragment, else a download."""
+def remote_sha256(http: HttpClient, repo: Repository, entry: IndexFile, *, size: int = 0) -> str:
+    """The sha256 the index serves for ``entry``: the fragment, else a download.
+
+    ``size``: the bytes the file should have (a download is read up to that, at least
+    ``MAX_BODY``; a longer one is not the file and fails).
+    """
     if entry.sha256:
         return entry.sha256
     what = f"downloading {entry.filename} from the index to verify it"
-    answer = _request(http, repo, entry.url, what=what, accept="*/*")
+    answer = _request(http, repo, entry.url, what=what, accept="*/*", limit=max(MAX_BODY, size))
     if answer.status != 200:
         msg = f"{what}: the index answered HTTP {answer.status}"
         raise DeployError(msg)
@@ -372,7 +382,7 @@ def verify_served(
         if entry is None:
             msg = f"{artifact.name} was uploaded but the index does not list it"
             raise DeployError(msg)
-        remote = remote_sha256(http, repo, entry)
+        remote = remote_sha256(http, repo, entry, size=artifact.size)
         if remote != artifact.sha256:
             msg = (
                 f"the index serves {artifact.name} with sha256 {remote[:12]}, "
@@ -401,7 +411,7 @@ def _upload(runner: Runner, repo: Repository, path: Path) -> None:
     lines = [" ".join(line.split()) for line in done.output.splitlines() if line.strip()]
     detail = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
     detail = detail.removeprefix("ERROR").strip() or f"twine exited {done.returncode}"
-    detail = re.sub(r"(https?://)[^/@\s]+@", r"\1", detail)  # no user:password from URLs
+    detail = _URL.sub(lambda m: safe_url(m.group()), detail)  # no credentials from URLs
     if "No module named twine" in detail:
         detail = f"twine is not installed for {sys.executable}: run `uv sync --group package`"
     elif "Credential not found" in detail:
@@ -566,7 +576,9 @@ def _record(
 ) -> None:
     """Write the attempt into manifest.json (atomic): where each file now lives, and how it went."""
     artifacts = tuple(
-        dataclasses.replace(a, published=tuple(dict.fromkeys([*a.published, served[a.name]])))
+        dataclasses.replace(
+            a, published=tuple(dict.fromkeys([*a.published, safe_url(served[a.name])]))
+        )
         if a.name in served
         else a
         for a in manifest.artifacts

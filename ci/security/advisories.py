@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ci.core import http
-from ci.core.errors import ToolError, UsageError
+from ci.core.errors import CIError, ConfigError, ToolError, UsageError
 
 SUFFIXES = (".yaml", ".yml", ".json")
 Record = dict[str, Any]
@@ -59,24 +59,51 @@ def _yaml_load(text: str) -> object:
     return yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - a SafeLoader subclass
 
 
-def load_record(path: Path) -> Record:
-    """One OSV record from a YAML or JSON file; ToolError naming the file when it is malformed."""
+# The advisory database is the user's input (--advisory-db, $CI_ADVISORY_DB, [tool.ci]
+# advisory_db), as a waiver or a baseline is: a damaged file in it is theirs to fix, exit 2
+# (ConfigError), not a tool that broke (6).
+
+
+def read_advisory(path: Path) -> object:
+    """A YAML or JSON file's data; ConfigError naming the file and what is wrong with it."""
     try:
         text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else _yaml_load(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        msg = f"cannot read advisory {path} ({exc}); fix or remove the file"
-        raise ToolError(msg) from None
+        return json.loads(text) if path.suffix == ".json" else _yaml_load(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"advisory {path} cannot be read ({exc}); fix or remove the file"
+        raise ConfigError(msg) from None
+    except ValueError as exc:  # json.JSONDecodeError
+        msg = f"advisory {path} is not valid JSON ({exc}); fix or remove the file"
+        raise ConfigError(msg) from None
     except Exception as exc:  # yaml.YAMLError: PyYAML is imported late
-        msg = f"advisory {path} is not valid YAML ({type(exc).__name__}); fix or remove the file"
-        raise ToolError(msg) from None
+        msg = f"advisory {path} is not valid YAML ({_yaml_problem(exc)}); fix or remove the file"
+        raise ConfigError(msg) from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """Where and what PyYAML found wrong, on one line (``line 2, column 5: ...``)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc) or type(exc).__name__
+    problem = " ".join(str(problem).split())
+    if mark is None:
+        return problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
+def as_record(path: Path, data: object) -> Record:
+    """``data`` read from ``path`` as an OSV record; ConfigError naming what it lacks."""
     if not isinstance(data, dict) or not isinstance(data.get("id"), str):
         msg = f"advisory {path} is not an OSV record (no id); fix or remove the file"
-        raise ToolError(msg)
+        raise ConfigError(msg)
     if "modified" not in data:  # OSV requires it: a JSON file with an "id" is not enough
         msg = f"advisory {path} is not an OSV record (no modified); fix or remove the file"
-        raise ToolError(msg)
+        raise ConfigError(msg)
     return data
+
+
+def load_record(path: Path) -> Record:
+    """One OSV record from a YAML or JSON file; ConfigError naming the file when it is not."""
+    return as_record(path, read_advisory(path))
 
 
 def affects(record: Mapping[str, Any], name: str, version: str) -> bool:
@@ -174,17 +201,25 @@ class AdvisoryDB:
         self._index: dict[str, list[Record]] = {}
         self._records: dict[str, Record] = {}
         self._lock = threading.Lock()
+        # the first damaged record a query met (queries run in the server's threads, whose
+        # errors reach pip-audit only as "server error"): the audit raises it afterwards
+        self.problem: CIError | None = None
         self._check()
 
     def _check(self) -> None:
-        """UsageError unless the folder holds records and the first one is an OSV record."""
+        """UsageError unless the folder holds records and the first one is an OSV record.
+
+        A first file that cannot be read or parsed is named with what is wrong with it (a
+        damaged database); one that parses but is not a record says this is not the folder.
+        """
         if not self._by_id:
             msg = f"advisory database {self.root} holds no OSV records; {_fix_hint(self.root)}"
             raise UsageError(msg)
         first = next(iter(self._by_id.values()))
+        data = read_advisory(first)
         try:
-            load_record(first)
-        except ToolError:
+            as_record(first, data)
+        except ConfigError:
             msg = f"advisory database {self.root} holds no OSV records ({first} is not one); "
             raise UsageError(msg + _fix_hint(self.root)) from None
 
@@ -192,11 +227,19 @@ class AdvisoryDB:
         """How many record files the database holds."""
         return len(self._by_id)
 
+    def _record(self, path: Path) -> Record:
+        """The record in ``path``; a damaged one is kept as ``problem`` and raised."""
+        try:
+            return load_record(path)
+        except CIError as exc:
+            self.problem = self.problem or exc
+            raise
+
     def _load(self, key: str, files: list[Path]) -> None:
         if key in self._loaded:
             return
         for path in files:
-            record = load_record(path)
+            record = self._record(path)
             self._records.setdefault(record["id"], record)
             names = {
                 canonicalize_name(str((a.get("package") or {}).get("name", "")))
@@ -225,7 +268,7 @@ class AdvisoryDB:
         """
         with self._lock:
             if vuln_id not in self._records and vuln_id in self._by_id:
-                record = load_record(self._by_id[vuln_id])
+                record = self._record(self._by_id[vuln_id])
                 self._records.setdefault(record["id"], record)
             return self._records.get(vuln_id)
 
@@ -337,7 +380,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.startswith(prefix):
             self._error(HTTPStatus.NOT_FOUND, "not found")
             return
-        record = self.server.db.get(self.path[len(prefix) :])
+        try:
+            record = self.server.db.get(self.path[len(prefix) :])
+        except CIError as exc:
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc))
+            return
         if record is None:
             self._error(HTTPStatus.NOT_FOUND, "Bug not found.")
         else:
@@ -371,7 +418,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(HTTPStatus.NOT_FOUND, "not found")
         except ValueError as exc:
             self._error(HTTPStatus.BAD_REQUEST, str(exc))
-        except ToolError as exc:
+        except CIError as exc:  # a damaged record, an upstream that answered wrongly
             self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc))
 
     def _query(self, query: object) -> list[Record]:

@@ -519,6 +519,12 @@ def _upstream_problem(upstream: Upstream | None) -> None:
         raise ToolError(msg)
 
 
+def _db_problem(db: AdvisoryDB | None) -> None:
+    """Raise the damaged record the local database met while serving pip-audit, if any."""
+    if db is not None and db.problem is not None:
+        raise db.problem
+
+
 def audit(options: AuditOptions, runner: Runner, http: HttpClient) -> AuditReport:
     """Export (or read) the pins, run pip-audit, score each advisory and apply the policy."""
     start = time.monotonic()
@@ -571,8 +577,10 @@ def audit(options: AuditOptions, runner: Runner, http: HttpClient) -> AuditRepor
                 )
             except ToolError:
                 _upstream_problem(upstream)
+                _db_problem(db)
                 raise
             _upstream_problem(upstream)
+            _db_problem(db)
             data["dependencies"] += done.get("dependencies", [])
         dependencies, skipped, found = enrich(data, fetch, options, _markers(pins))
     ids = {i for f in found for i in f.ids}

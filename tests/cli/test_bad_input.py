@@ -259,3 +259,40 @@ def test_a_path_argument_of_the_wrong_kind_is_exit_2_naming_it(
     line = one_error_line(capsys.readouterr().err)
     assert named in line
     assert needle in line
+
+
+@pytest.mark.parametrize("value", ["1e10", "1e300", "604801"])
+def test_a_deploy_timeout_no_timer_can_wait_is_exit_2_naming_the_key(
+    tmp_path: Path, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It passed, the timer thread died of OverflowError and the deploy exited 0 unbounded."""
+    command = toml_list(record_command(tmp_path / "deploys.log"))
+    cfg = write_project(
+        tmp_path / "app",
+        f"[tool.ci.environments.staging]\ndeploy_command = {command}\ntimeout_s = {value}\n",
+    )
+    assert main(["--config", str(cfg), "deploy", "--env", "staging", "--version", "1.0.0"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "tool.ci.environments.staging.timeout_s must be at most 604800 seconds" in line
+    assert not (tmp_path / "deploys.log").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["status", "require", "--sha", "a" * 40, "--wait", "1e10"],
+        ["status", "require", "--sha", "a" * 40, "--wait", "60", "--interval", "1e10"],
+        ["deploy", "--env", "staging", "--version", "1.0.0", "--wait", "1e300"],
+    ],
+    ids=["status wait", "status interval", "deploy wait"],
+)
+def test_a_wait_or_interval_no_sleep_can_take_is_exit_2(
+    tmp_path: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """time.sleep(1e10) raises OverflowError: a traceback after the first poll."""
+    cfg = project(tmp_path)
+    assert main(["--config", str(cfg), *argv]) == 2
+    err = capsys.readouterr().err
+    assert "must be at most 604800 seconds (7 days), not '1e" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "deploys.log").exists()

@@ -170,6 +170,10 @@ ENV = "[tool.ci.environments.{name}]\n"
         (ENV.format(name="prod") + "timeout_s = -1\n", "prod.timeout_s", "greater than 0"),
         (ENV.format(name="prod") + "timeout_s = nan\n", "prod.timeout_s", "greater than 0"),
         (ENV.format(name="prod") + "timeout_s = inf\n", "prod.timeout_s", "greater than 0"),
+        (ENV.format(name="prod") + "timeout_s = 1e10\n", "prod.timeout_s", "at most 604800"),
+        (ENV.format(name="prod") + "timeout_s = 604801\n", "prod.timeout_s", "(7 days)"),
+        ("[tool.ci.state]\nlease_s = 1e300\n", "tool.ci.state.lease_s", "at most 604800"),
+        ("[tool.ci.gates.lint]\nbudget_s = 1e10\n", "lint.budget_s", "not 10000000000.0"),
         (ENV.format(name="prod") + 'after = "prod"\n', "prod] after = 'prod'", "itself"),
         (ENV.format(name='"../x"'), "tool.ci.environments.../x", "may only hold"),
         (
@@ -229,6 +233,7 @@ def test_config_accepted_before_but_wrong_is_exit_2_naming_key_and_file(
         "timeout_s = 0.5\n",
         "[tool.ci.gates.test]\ncoverage_min = 0\ncoverage_drop_max = 100\n",
         "[tool.ci.cache]\nmax_mb = 0\n",
+        ENV.format(name="prod") + "timeout_s = 604800\n[tool.ci.state]\nlease_s = 604800.0\n",
     ],
 )
 def test_config_at_the_edges_of_the_ranges_is_fine(tmp_path: Path, body: str) -> None:

@@ -11,7 +11,16 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ci.core import redact
-from ci.core.http import ApiError, Failure, Retry, UrllibClient, host_of, send
+from ci.core.http import (
+    ERROR_BODY,
+    MAX_BODY,
+    ApiError,
+    Failure,
+    Retry,
+    UrllibClient,
+    host_of,
+    send,
+)
 from tests.support.http_faults import closed_url, silent_server
 
 
@@ -269,3 +278,74 @@ def test_a_garbled_answer_is_a_failed_link_not_a_traceback() -> None:
         worker.join(timeout=5)
     assert caught.value.kind is Failure.UNREACHABLE
     assert "BadStatusLine" in str(caught.value)
+
+
+CHUNK = b"x" * 65536
+
+
+def endless(produced: list[int], chunks: int):
+    """A handler streaming ``chunks`` chunks, chunked (no length), counting what it produced."""
+
+    def body():
+        for _ in range(chunks):
+            produced.append(len(CHUNK))
+            yield CHUNK
+
+    def handle(request: Request) -> Response:
+        del request
+        return Response(body(), status=200, content_type="application/json")
+
+    return handle
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["with a length", "chunked"])
+def test_an_answer_over_the_limit_is_exit_6_unread_and_not_retried(
+    httpserver: HTTPServer, announced: bool
+) -> None:
+    produced: list[int] = []
+    chunks = 1600  # 100 MiB
+    if announced:
+        size = chunks * len(CHUNK)
+        headers = {"Content-Length": str(size)}
+        httpserver.expect_request("/big").respond_with_response(
+            Response((CHUNK for _ in range(chunks)), headers=headers)
+        )
+    else:
+        httpserver.expect_request("/big").respond_with_handler(endless(produced, chunks))
+    sleeps = Sleeps()
+    with pytest.raises(ApiError) as caught:
+        send(
+            UrllibClient(),
+            "GET",
+            httpserver.url_for("/big"),
+            retry=Retry(sleep=sleeps),
+            what="reading the statuses",
+            limit=1_000_000,
+        )
+    assert caught.value.kind is Failure.MALFORMED
+    assert caught.value.exit_code == 6
+    message = str(caught.value)
+    assert message.startswith(f"reading the statuses failed: {host_of(httpserver.url_for('/'))}")
+    assert ("104,857,600 bytes" if announced else "more than 1,000,000 bytes") in message
+    assert len(httpserver.log) == 1  # asked once: the same server answers the same again
+    assert sleeps == []
+    assert sum(produced) < chunks * len(CHUNK) // 2  # the stream was left, not read to its end
+
+
+def test_the_default_limit_holds_for_every_caller_of_send(httpserver: HTTPServer) -> None:
+    chunks = MAX_BODY // len(CHUNK) + 1
+    httpserver.expect_request("/big").respond_with_handler(endless([], chunks))
+    with pytest.raises(ApiError) as caught:
+        send(UrllibClient(), "GET", httpserver.url_for("/big"), retry=Retry(attempts=1))
+    assert caught.value.kind is Failure.MALFORMED
+    httpserver.clear()
+    httpserver.expect_request("/fits").respond_with_data(b"y" * MAX_BODY)
+    assert len(send(UrllibClient(), "GET", httpserver.url_for("/fits")).body) == MAX_BODY
+
+
+def test_an_error_answer_is_read_only_as_far_as_its_message(httpserver: HTTPServer) -> None:
+    body = json.dumps({"message": "not here", "padding": "z" * 10 * ERROR_BODY})
+    httpserver.expect_request("/x").respond_with_data(body, status=404)
+    answer = UrllibClient().request("GET", httpserver.url_for("/x"))
+    assert answer.status == 404
+    assert len(answer.body) == ERROR_BODY

@@ -18,7 +18,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from ci.core.errors import CIError
-from ci.core.http import EXIT_CODES, Failure, HttpClient, Retry, UrllibClient
+from ci.core.http import EXIT_CODES, MAX_BODY, Failure, HttpClient, Retry, UrllibClient
 from ci.core.http import Response as Answer
 from ci.github import deployments
 from ci.github import releases as ghrelease
@@ -47,9 +47,12 @@ class ShortTimeouts:
         headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
         timeout: float = 30.0,
+        limit: int = MAX_BODY,
     ) -> Answer:
         del timeout
-        return self.client.request(method, url, headers=headers, body=body, timeout=self.seconds)
+        return self.client.request(
+            method, url, headers=headers, body=body, timeout=self.seconds, limit=limit
+        )
 
 
 def github_client(http: HttpClient, base: str) -> GitHubClient:
@@ -189,3 +192,35 @@ def test_best_effort_callers_warn_and_go_on(outage_name: str, httpserver: HTTPSe
     assert said[0].endswith("; the gate's result is unchanged")
     assert said[1].startswith("warning: GitHub deployment not recorded (")
     assert all(TOKEN not in line for line in said)
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["with a length", "chunked"])
+@pytest.mark.parametrize("caller", list(CALLERS))
+def test_every_caller_fails_an_oversize_answer_at_once_with_exit_6(
+    caller: str, announced: bool, httpserver: HTTPServer
+) -> None:
+    """A 100 MiB answer (valid JSON) to `status require` was read whole, 11 times."""
+    chunk = b" " * 65536
+    chunks = 1600
+    produced: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        yield b'{"statuses": [], "check_runs": [], "total_count": 0, "padding": "'
+        for _ in range(chunks):
+            produced.append(1)
+            yield chunk
+        yield b'"}'
+
+    def answer(request: Request) -> Response:
+        del request
+        size = chunks * len(chunk) + 68
+        headers = {"Content-Length": str(size)} if announced else {}
+        return Response(body(), status=200, content_type="application/json", headers=headers)
+
+    httpserver.expect_request("").respond_with_handler(answer)
+    with pytest.raises(CIError) as caught:
+        CALLERS[caller](ShortTimeouts(seconds=5.0), httpserver.url_for("").rstrip("/"))
+    assert caught.value.exit_code == 6, str(caught.value)
+    assert "over the limit of" in str(caught.value)
+    assert len(httpserver.log) == 1  # not retried, not paged, not asked again
+    assert len(produced) < chunks // 2  # left unread

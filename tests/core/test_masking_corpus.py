@@ -15,6 +15,7 @@ import pytest
 
 from ci.cli import main as cli
 from ci.cli.app import App
+from ci.gates import test as testgate
 from ci.testing.fakes import FakeRunner
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "advisories"
@@ -255,3 +256,65 @@ def test_no_planted_value_in_what_the_test_gate_and_pytest_wrote(
     texts["stdout"], texts["stderr"] = captured.out, captured.err
     assert "***" in texts[str(junit)]
     assert leaks_in(texts) == []
+
+
+PARAM_TEST = """
+import os
+
+import pytest
+
+TOKEN = os.environ["PARAM_TOKEN"]
+
+
+@pytest.mark.parametrize("value", [TOKEN, "x-" + TOKEN])
+def test_param(value):
+    assert value.endswith("-9f8e")
+
+
+@pytest.mark.parametrize("value", [TOKEN])
+def test_param_fails(value):
+    assert not value
+"""
+
+
+def test_no_secret_from_a_parametrized_test_id_in_anything_the_test_gate_wrote(
+    make_repo: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pytest's test id escapes a value (``\\xf6``); that form is masked wherever ids land."""
+    assert callable(make_repo)
+    secret = "Ab\u00f6-param-" + "\u20acsecret\x1b-\U0001f600-9f8e"
+    escaped = secret.encode("unicode_escape").decode("ascii")  # pytest's id of the value
+    repo = make_repo(
+        {
+            "pyproject.toml": (
+                '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npackages = ["demo"]\n'
+                '\n[tool.ci.gates.test]\ncoverage_min = 0\nenv = ["PARAM_TOKEN"]\n'
+            ),
+            "demo/__init__.py": "VALUE = 1\n",
+            "tests/test_param.py": PARAM_TEST,
+        }
+    )
+    state = tmp_path / "state"
+    env = {"PARAM_TOKEN": secret, "CI_STATE_DIR": str(state)}
+    argv = ["gate", "test", "-p", "no:cacheprovider", "-rA"]
+    assert cli.main(argv, App(cwd=repo, env=env)) == 1
+    captured = capsys.readouterr()
+    scratch = testgate.scratch_dir(repo, App(cwd=repo, env=env).gate_context().python)
+    written = sorted(
+        p for folder in (repo / "reports", state, scratch) for p in folder.rglob("*") if p.is_file()
+    )
+    texts = {str(p): p.read_text(encoding="utf-8", errors="replace") for p in written}
+    texts["stdout"], texts["stderr"] = captured.out, captured.err
+    junit = next((repo / "reports").glob("junit-*.xml"))
+    assert "test_param_fails[***]" in texts[str(junit)]  # the ids were there, masked
+    assert "test_param_fails[***]" in texts["stdout"]
+    assert "test_param_fails[***]" in texts[str(next((repo / "reports").rglob("test-*.json")))]
+    history = [p for p in written if p.is_relative_to(state) and "test_param" in texts[str(p)]]
+    assert history  # the gate log (run history) names the failed test, masked
+    durations = json.loads((state / "test-durations.json").read_text(encoding="utf-8"))
+    assert "tests/test_param.py::test_param[x-***]" in durations["durations"]
+    forms = {escaped, json.dumps(escaped)[1:-1], *every_form(secret)}
+    for part in ("Ab\\xf6-param-", "\\u20acsecret\\x1b-", "-\\U0001f600-9f8e"):
+        forms |= {part, json.dumps(part)[1:-1]}  # no piece of it either
+    leaks = [(where, f) for f in forms for where, text in texts.items() if f in text]
+    assert leaks == []

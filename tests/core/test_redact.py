@@ -8,6 +8,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 import pytest
+from _pytest.compat import ascii_escaped
 
 from ci.core import redact
 from ci.core.files import write_json
@@ -36,6 +37,25 @@ def test_every_form_is_masked(encoded: str) -> None:
     # no 8-character run of the encoded secret survives
     core = encoded[len(encoded) // 2 - 4 : len(encoded) // 2 + 4]
     assert core not in masked
+
+
+UNICODE_SECRET = "Ab\u00f6-\u20ac\x1b\t-\U0001f600\\-tail"
+
+
+@pytest.mark.parametrize(
+    "test_id",
+    [
+        ascii_escaped(UNICODE_SECRET),  # a str value
+        ascii_escaped(UNICODE_SECRET.encode()),  # a bytes value
+        json.dumps(ascii_escaped(UNICODE_SECRET))[1:-1],  # in a JSON file of test ids
+        json.dumps(ascii_escaped(UNICODE_SECRET.encode()))[1:-1],
+    ],
+    ids=["str", "bytes", "str-in-json", "bytes-in-json"],
+)
+def test_pytest_escaped_test_id_of_a_value_is_masked(test_id: str) -> None:
+    """pytest's own escaping (a private function, so held equal here) of a parametrized value."""
+    masked = Redactor.of([UNICODE_SECRET])(f"tests/t.py::test_p[x-{test_id}-1]")
+    assert masked == "tests/t.py::test_p[x-***-1]"
 
 
 def test_basic_auth_header_is_masked() -> None:

@@ -4,11 +4,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ci.core import redact
-from ci.core.errors import LockHeldError, ToolError
+from ci.core.errors import LockHeldError, ToolError, UsageError
 from ci.core.runner import ProcessRunner, end_group, group_alive
 
 PY = sys.executable
@@ -128,3 +129,20 @@ def test_end_group_stops_a_group_that_ignores_sigterm() -> None:
     assert end_group(proc.pid, grace_s=0.3, reap=proc.poll)
     assert proc.wait(timeout=5) == -signal.SIGKILL
     assert not group_alive(proc.pid)
+
+
+@pytest.mark.parametrize("timeout", [1e10, float("inf"), float("nan"), 0.0, -1.0])
+@pytest.mark.parametrize("how", ["captured", "streamed", "in its group"])
+def test_a_timeout_no_timer_can_wait_is_a_usage_error_before_the_command_starts(
+    tmp_path: Path, timeout: float, how: str
+) -> None:
+    """A timer thread given 1e10 s died of OverflowError while the command ran on unbounded."""
+    ran = tmp_path / "ran"
+    options: dict[str, Any] = {
+        "captured": {},
+        "streamed": {"stream": True},
+        "in its group": {"on_start": lambda pgid: None},
+    }[how]
+    with pytest.raises(UsageError, match="timeout of .* is not a number of seconds between 0"):
+        ProcessRunner().run(["touch", str(ran)], timeout=timeout, **options)
+    assert not ran.exists()

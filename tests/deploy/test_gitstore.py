@@ -14,6 +14,7 @@ from ci.deploy.backend import NewEntry, StateBackend
 from ci.deploy.gitstore import REF, GitStore, PushRefusedError, RemoteUnreachableError
 from ci.deploy.state import empty
 from ci.deploy.store import Change
+from tests.support.http_faults import closed_url
 from tests.support.state_remote import clone, git, project_remote, state_commits, state_file
 
 
@@ -91,10 +92,28 @@ def test_an_unreachable_remote_is_exit_6_naming_it_never_a_fallback(tmp_path: Pa
         a.update(bump)
     assert caught.value.exit_code == ExitCode.TOOL_CRASHED
     text = str(caught.value)
-    assert "git remote origin" in text
-    assert "gone.git" in text
+    assert text.startswith(f"git remote origin ({tmp_path / 'gone.git'}) could not be reached")
+    # git's own reason, not its closing boilerplate ("... and the repository exists.")
+    assert f"'{tmp_path / 'gone.git'}' does not appear to be a git repository;" in text
+    assert "the repository exists" not in text
+    assert "Could not read from remote" not in text
     assert 'backend = "local"' in text
     assert not (tmp_path / "a" / ".ci-state").exists()
+
+
+def test_a_refused_connection_is_named_as_the_reason_the_remote_could_not_be_reached(
+    tmp_path: Path,
+) -> None:
+    remote = project_remote(tmp_path, "")
+    a = store(clone(remote, tmp_path / "a"))
+    url = closed_url("/state.git")
+    git(tmp_path / "a", "remote", "set-url", "origin", url)
+    with pytest.raises(RemoteUnreachableError) as caught:
+        a.remote_head()
+    text = str(caught.value)
+    assert text.startswith(f"git remote origin ({url}) could not be reached to read {REF}: ")
+    assert "unable to access" in text
+    assert "the repository exists" not in text
 
 
 def test_a_refused_push_is_exit_3_naming_the_remote_and_the_fix(

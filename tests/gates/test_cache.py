@@ -680,3 +680,42 @@ def test_the_test_gate_is_not_cached_when_pytest_reads_its_cache_folder(
 def test_the_test_gate_stays_cached_without_those_flags(demo: Path) -> None:
     (demo / "pytest.ini").write_text("[pytest]\naddopts = -ra --strict-markers\n")
     assert open_cache(demo).resolve("test", "3.12", ["-q", "-k", "lf"]).inputs is not None
+
+
+def test_an_entry_whose_artifact_is_missing_is_a_miss_and_removed(demo: Path) -> None:
+    """It was a hit whose replay failed (exit 2) on every run until the cache was cleared."""
+    junit = demo / "reports" / "junit-3.12.xml"
+    junit.parent.mkdir()
+    junit.write_text("<testsuite tests='3'/>")
+    store = open_cache(demo)
+    assert store.store("m" * 64, passed(("reports/junit-3.12.xml",)), {})
+    (store.entry_dir("m" * 64) / "artifact-0").unlink()
+    assert store.lookup("m" * 64) is None
+    assert not store.entry_dir("m" * 64).exists()  # the rerun stores a whole one in its place
+    assert store.store("m" * 64, passed(("reports/junit-3.12.xml",)), {})
+    junit.unlink()
+    entry = store.lookup("m" * 64)
+    assert entry is not None
+    assert store.replay(entry).status is GateStatus.CACHED
+    assert junit.read_text() == "<testsuite tests='3'/>"
+
+
+def test_the_gate_command_reruns_a_gate_whose_cached_artifact_is_missing(
+    demo: Path, capsys
+) -> None:
+    runner = SessionRunner(base_env())
+    app = App(cwd=demo, runner=runner, clock=FixedClock(), env=runner.env)
+    assert main(["gate", "test"], app) == 0
+    entries = Path(os.environ["CI_STATE_DIR"]) / "cache" / "entries"
+    stored = list(entries.glob("*/*/artifact-*"))
+    assert stored  # the test gate keeps its junit and coverage reports
+    stored[0].unlink()
+    runner.tools.calls.clear()
+    capsys.readouterr()
+    assert main(["gate", "test"], app) == 0
+    assert ": passed (required)" in capsys.readouterr().out
+    assert runner.tools.calls  # run again
+    runner.tools.calls.clear()
+    assert main(["gate", "test"], app) == 0
+    assert ": cached (required)" in capsys.readouterr().out  # and its new entry replays
+    assert runner.tools.calls == []

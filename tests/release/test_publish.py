@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ci.core.errors import DeployError, UsageError
-from ci.core.http import ApiError, Retry, UrllibClient
+from ci.core.http import MAX_BODY, ApiError, Retry, UrllibClient
 from ci.release import package, publish
 from ci.testing.fakes import FakeRunner, FixedClock
 
@@ -187,7 +187,7 @@ def test_pypi_partial_upload_says_to_yank_exact_files(tmp_path):
 
 
 def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
-    url = "https://bot:hunter22@idx.example/legacy/"
+    url = "https://bot:hunter22@idx.example/legacy/?token=qtok-22"
     repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
     runner = FakeRunner(
         script={
@@ -206,6 +206,7 @@ def test_twine_failure_is_one_line_without_url_credentials(tmp_path):
         "HTTPError: 403 Forbidden from https://idx.example/legacy/"
     )
     assert runner.calls[0][3:6] == ("--no-color", "upload", "--non-interactive")
+    assert "22" not in message
 
 
 def test_sums_of_bytes_that_are_not_utf8_fail_the_verification(tmp_path: Path) -> None:
@@ -286,3 +287,70 @@ def test_credentials_go_to_the_index_host_only(httpserver) -> None:
     sent = [req.headers.get("Authorization") for req, _ in httpserver.log]
     assert sent[0] is not None and sent[0].startswith("Basic ")
     assert sent[1] is None
+
+
+def test_recorded_index_urls_carry_no_credentials_of_any_form(httpserver, tmp_path: Path) -> None:
+    """manifest.json is a public release asset: no user:password, query or fragment in it."""
+    dist = tmp_path / "dist"
+    manifest = write_dist(dist)
+    sums = {a.name: a.sha256 for a in manifest.artifacts}
+    base = httpserver.url_for("/").removeprefix("http://")
+    links = "".join(
+        f'<a href="http://cdn:pw-0451@{base}files/{name}?sig=0451#sha256={sums[name]}">{name}</a>'
+        for name in ("d-1.0-py3-none-any.whl", "d-1.0.tar.gz")
+    )
+    httpserver.expect_oneshot_request("/simple/d/").respond_with_data("", status=404)
+    httpserver.expect_request("/simple/d/").respond_with_data(links, content_type="text/html")
+    url = f"http://{base}legacy/?token=qtok-0451#frag-0451"
+    repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
+    twine = FakeRunner(script={(sys.executable, "-m", "twine"): (0, "", "")})
+    clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
+    _, outcome = publish.publish(
+        dist, repo, runner=twine, clock=clock, http=UrllibClient(), retry=NO_WAIT
+    )
+    assert outcome
+    assert twine.calls[0][-2] == url  # twine itself is handed the whole URL
+    assert publish.render(repo, outcome).startswith(f"published to http://{base}legacy/: ")
+    text = (package.assets_dir(dist) / "manifest.json").read_text()
+    doc = json.loads(text)
+    assert doc["publish"]["repository"] == f"http://{base}legacy/"
+    published = {a["name"]: a["published"] for a in doc["artifacts"] if a.get("published")}
+    assert published == {
+        "d-1.0-py3-none-any.whl": [f"http://{base}files/d-1.0-py3-none-any.whl"],
+        "d-1.0.tar.gz": [f"http://{base}files/d-1.0.tar.gz"],
+    }
+    assert "0451" not in text
+
+
+def test_a_failed_attempt_records_the_index_url_without_its_query(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dist = tmp_path / "dist"
+    write_dist(dist)
+    url = f"https://u:p-0451@127.0.0.1:{port}/legacy/?token=qtok-0451"
+    repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
+    clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
+    with pytest.raises(ApiError):
+        publish.publish(
+            dist, repo, runner=FakeRunner(), clock=clock, http=UrllibClient(), retry=NO_WAIT
+        )
+    text = (package.assets_dir(dist) / "manifest.json").read_text()
+    assert json.loads(text)["publish"]["repository"] == f"https://127.0.0.1:{port}/legacy/"
+    assert "0451" not in text
+
+
+def test_a_download_to_verify_is_read_up_to_the_artifact_size(httpserver) -> None:
+    """Index answers are capped at MAX_BODY; a download may be as large as the file we sent."""
+    wheel = b"w" * (MAX_BODY + 10)
+    httpserver.expect_request("/f.whl").respond_with_data(wheel)
+    here = httpserver.url_for("/")
+    repo = publish.resolve_repository(
+        url=f"{here}legacy/", name=None, index_url=None, env={}, config_url=None
+    )
+    entry = publish.IndexFile(filename="f.whl", url=f"{here}f.whl", sha256=None)
+    sha = publish.remote_sha256(UrllibClient(), repo, entry, size=len(wheel))
+    assert sha == hashlib.sha256(wheel).hexdigest()
+    with pytest.raises(ApiError, match="over the limit") as caught:
+        publish.remote_sha256(UrllibClient(), repo, entry, size=len(wheel) - 1)
+    assert caught.value.exit_code == 6

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from ci.core.errors import ToolError, UsageError
+from ci.core.errors import ConfigError, ExitCode, UsageError
 from ci.security import advisories
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "advisories"
@@ -101,12 +101,42 @@ def test_bad_folder_and_bad_record(tmp_path: Path) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "BAD-1.yaml").write_text("id: [unclosed\n")
     broken = advisories.AdvisoryDB(tmp_path)
-    with pytest.raises(ToolError, match=r"BAD-1\.yaml"):
+    # the database is the user's input, as a waiver is: a damaged record is exit 2, named
+    with pytest.raises(ConfigError, match=r"BAD-1\.yaml is not valid YAML \(line 2, column 1"):
         broken.query("pkg", "1.0")
+    assert broken.problem is not None
+    assert broken.problem.exit_code is ExitCode.USAGE
     for text, reason in [("- just a list\n", "no id"), ("id: X-1\n", "no modified")]:
         (tmp_path / "pkg" / "BAD-1.yaml").write_text(text)
-        with pytest.raises(ToolError, match=f"not an OSV record \\({reason}\\)"):
+        with pytest.raises(ConfigError, match=f"not an OSV record \\({reason}\\)"):
             advisories.AdvisoryDB(tmp_path).query("pkg", "1.0")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("A-1.yaml", "id: [unclosed\nmodified: x\n", "not valid YAML (line 2, column 9: did not"),
+        ("A-1.yml", "id: A-1\n\tmodified: x\n", "not valid YAML (line 2, column 1: found"),
+        ("A-1.json", '{"id": "A-1",', "not valid JSON (Expecting property name"),
+        ("A-1.yaml", b"id: \xff\n", "cannot be read ('utf-8' codec can't decode"),
+    ],
+)
+def test_a_damaged_first_record_is_named_with_what_is_wrong(
+    tmp_path: Path, name: str, text: str | bytes, problem: str
+) -> None:
+    """It said the folder "holds no OSV records", which sent the user to the wrong folder."""
+    shutil.copytree(FIXTURES, tmp_path / "db")
+    first = tmp_path / "db" / "a-first" / name  # read first: it decides the folder is right
+    first.parent.mkdir()
+    first.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(ConfigError) as caught:
+        advisories.AdvisoryDB(tmp_path / "db")
+    message = str(caught.value)
+    assert message.startswith(f"advisory {first} ")
+    assert problem in message
+    assert message.endswith("; fix or remove the file")
+    assert "holds no OSV records" not in message
+    assert "\n" not in message
 
 
 def test_a_folder_without_records_is_refused_with_the_fix(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import http.server
 import json
+import shutil
 import socket
 import sys
 import threading
@@ -551,3 +552,25 @@ def test_an_osv_api_answering_a_list_is_exit_6_not_no_vulnerabilities(
     assert "error: the OSV API at http://127.0.0.1 answered the query for requests 2.19.0 " in (
         captured.err
     )
+
+
+@pytest.mark.parametrize("where", ["first", "queried"])
+def test_a_damaged_record_in_the_advisory_folder_is_exit_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """First: it said "holds no OSV records"; met by pip-audit's query: "ServiceError", exit 6."""
+    db = tmp_path / "db"
+    shutil.copytree(FIXTURES, db)
+    folder = db / ("a-first" if where == "first" else "requests")
+    folder.mkdir(exist_ok=True)
+    bad = folder / "PYSEC-2099-1.yaml"
+    bad.write_text("id: PYSEC-2099-1\nmodified: [unclosed\n")
+    root = project(tmp_path)
+    (root / "r.txt").write_text("requests==2.19.0\n")
+    code = cli.main(["audit", "--requirements", "r.txt", "--advisory-db", str(db)], App(cwd=root))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        f"error: advisory {bad} is not valid YAML (line 3, column 1: did not find expected ',' "
+        "or ']'); fix or remove the file"
+    ]

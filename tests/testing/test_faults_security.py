@@ -87,6 +87,13 @@ def test_audit_fault_with_a_folder_of_no_advisories_is_exit_2_never_a_pass(
     assert "0 vulnerabilities" not in captured.out
     error = captured.err.strip()
     assert error.count("\n") == 0
+    if layout == "unparseable":  # a damaged database, not the wrong folder: the file, and why
+        record = folder / "requests" / "PYSEC-2018-28.yaml"
+        assert error == (
+            f"error: advisory {record} is not valid YAML (line 2, column 1: did not find "
+            "expected ',' or ']'); fix or remove the file"
+        )
+        return
     assert f"advisory database {folder} holds no OSV records" in error
     assert "*.json/*.yaml OSV records" in error
     hint = folder / "vulns" if layout == "database-root" else ".../vulns"
