@@ -821,7 +821,7 @@ sys.exit(1 if tags.stdout.strip() else 0)
 def test_a_new_tag_reruns_the_gate(make_repo, tmp_path: Path) -> None:
     root = make_repo({"app.txt": "fine\n"})
     probe_project(root, [PY, "-c", GIT_TAGS])
-    env = {**real_env(tmp_path / "home"), "GIT_CONFIG_GLOBAL": os.environ["GIT_CONFIG_GLOBAL"]}
+    env = real_env(tmp_path / "home")
     assert probe(root, env) == 0
     git(root, "tag", "v1.0")
     assert probe(root, env) == 1  # git state is keyed: a fresh run sees the tag
