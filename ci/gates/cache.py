@@ -24,7 +24,7 @@ from typing import Any
 import ci
 from ci.core.clock import Clock
 from ci.core.config import Config, env_flag, state_dir
-from ci.core.errors import CIError
+from ci.core.errors import CIError, ToolError
 from ci.core.files import atomic_write_bytes, write_json
 from ci.core.gate import GateInputs, GateResult, GateStatus, Lister
 from ci.core.runner import Runner, confined
@@ -153,6 +153,9 @@ USER_CONFIG_FILES = (
     "{home}/.hadolint.yaml",
     "{home}/.hadolint.yml",
 )
+# Keyed, never copied into a gate's private home: upload credentials no gate needs (a gate
+# then sees the file missing on every run, whatever its content: the key only over-covers).
+NOT_COPIED = frozenset({"{home}/.pypirc"})
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
 GIT_CONFIG_VARIABLES = ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM")  # keyed by the file they name
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
@@ -563,7 +566,14 @@ class GateCache:
         Only the user files its key covers (the tools' user configs, the ``~/`` files the
         gate declares) are copied in; tool caches (ruff, mypy, pytest) start empty there.
         """
-        folder = Path(tempfile.mkdtemp(prefix=f"noxgate-{gate}-home-"))
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=f"noxgate-{gate}-home-"))  # mode 0700
+        except OSError as exc:
+            msg = (
+                f"cannot make a private home for gate {gate} in {tempfile.gettempdir()} "
+                f"({exc.strerror}); point TMPDIR at a writable folder"
+            )
+            raise ToolError(msg) from None
         try:
             yield self._private_environment(gate, environ, folder)
         finally:
@@ -597,7 +607,8 @@ class GateCache:
                 private[name] = where
         mine = {"home": str(folder), "config": str(folder / ".config")}
         for pattern in USER_CONFIG_FILES:
-            _copy_file(Path(pattern.format(**real)), Path(pattern.format(**mine)))
+            if pattern not in NOT_COPIED:
+                _copy_file(Path(pattern.format(**real)), Path(pattern.format(**mine)))
         spec = registry.get(self.config, gate).inputs
         for name in spec.extra_files if spec is not None else ():
             if name.startswith("~/"):
@@ -778,11 +789,16 @@ class GateCache:
 
 
 def _copy_file(source: Path, target: Path) -> None:
-    """Copy a regular file (its content and mode) if there is one; anything else is skipped."""
-    if source.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        shutil.copymode(source, target)
+    """Copy a regular file (content and mode) if there is one; anything else is skipped.
+
+    A file that cannot be read is not there for the gate (its key says ``missing`` or holds
+    what it was: the run re-computes the key before anything is stored).
+    """
+    with contextlib.suppress(OSError):
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            shutil.copymode(source, target)
 
 
 def remove_entry(folder: Path) -> None:

@@ -793,6 +793,7 @@ def test_a_cached_gate_runs_in_a_private_home_removed_after(tmp_path: Path) -> N
     (home / ".config" / "ruff").mkdir(parents=True)
     (home / ".config" / "ruff" / "ruff.toml").write_text("line-length = 90\n")
     (home / ".netrc").write_text("machine example.invalid password hidden\n")
+    (home / ".pypirc").write_text("[pypi]\npassword = hidden\n")  # keyed, never copied
     (home / ".cache" / "uv").mkdir(parents=True)
     seen_file = tmp_path / "seen.json"
     root = probe_project(tmp_path / "demo", [PY, "-c", RECORDS_ENV, str(seen_file)])
@@ -808,7 +809,7 @@ def test_a_cached_gate_runs_in_a_private_home_removed_after(tmp_path: Path) -> N
     assert f"-o cache_dir={private}/" in seen["PYTEST_ADDOPTS"]
     assert seen["UV_CACHE_DIR"] == str(home / ".cache" / "uv")  # the machine's download cache
     assert seen["ruff.toml"] == "line-length = 90\n"  # a user config the key covers: copied
-    assert seen["listing"] == [".config/ruff/ruff.toml"]  # and nothing else (.netrc stays out)
+    assert seen["listing"] == [".config/ruff/ruff.toml"]  # nothing else: no .netrc, no .pypirc
 
 
 GIT_TAGS = """\
