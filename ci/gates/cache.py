@@ -9,12 +9,14 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import sys
+import tempfile
 import time
 import tomllib
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from typing import Any
 import ci
 from ci.core.clock import Clock
 from ci.core.config import Config, env_flag, state_dir
-from ci.core.errors import CIError
+from ci.core.errors import CIError, ToolError
 from ci.core.files import atomic_write_bytes, write_json
 from ci.core.gate import GateInputs, GateResult, GateStatus, Lister
 from ci.core.runner import Runner, confined
@@ -30,7 +32,7 @@ from ci.gates import registry
 from ci.gates.filehash import MISSING, HashIndex, walk_tree
 from ci.release import package
 
-KEY_SCHEMA = 2
+KEY_SCHEMA = 3
 ENTRY_SCHEMA = 1
 
 # A lister gate's key also covers these (a whole-tree key covers them anyway).
@@ -55,7 +57,11 @@ PASS_THROUGH = (
     "XDG_DATA_HOME",
     "XDG_RUNTIME_DIR",
     "UV_CACHE_DIR",
+    "UV_PYTHON_INSTALL_DIR",
     "PIP_CACHE_DIR",
+    "PYENV_ROOT",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
     "TERM",
     "COLORTERM",
     "NO_COLOR",
@@ -147,9 +153,42 @@ USER_CONFIG_FILES = (
     "{home}/.hadolint.yaml",
     "{home}/.hadolint.yml",
 )
+# Keyed, never copied into a gate's private home: upload credentials no gate needs (a gate
+# then sees the file missing on every run, whatever its content: the key only over-covers).
+NOT_COPIED = frozenset({"{home}/.pypirc"})
 # Inside the project's .git folder, what tools other than git read: ruff's ignore rules.
 GIT_CONFIG_VARIABLES = ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM")  # keyed by the file they name
 GIT_READ_BY_TOOLS = (".git/info/exclude", ".git/pyvenv.cfg", ".git/conda-meta/history")
+# What a gate may learn from git beyond the files (``git tag``, ``git log``, ``git status``):
+# every cached gate's key names the answers to these (HEAD, refs and tags, index, config).
+GIT_STATE = {
+    "head": ("rev-parse", "HEAD", "--symbolic-full-name", "HEAD"),
+    "refs": ("for-each-ref", "--format=%(objectname) %(refname)"),
+    "index": ("ls-files", "--stage", "-z"),
+    "config": ("config", "--local", "--list", "-z"),
+}
+
+# A cacheable gate runs in a private home, fresh per run and removed after: HOME and the
+# XDG folders point into it, and only the user files its key covers are copied in.
+PRIVATE_XDG = (
+    ("XDG_CONFIG_HOME", ".config"),
+    ("XDG_CACHE_HOME", ".cache"),
+    ("XDG_DATA_HOME", ".local/share"),
+    ("XDG_STATE_HOME", ".local/state"),
+)
+# Tool caches that would answer from earlier runs (even of other content): they start empty
+# in the private home's cache folder. pytest's goes there through PYTEST_ADDOPTS.
+TOOL_CACHE_ENV = (("RUFF_CACHE_DIR", "ruff"), ("MYPY_CACHE_DIR", "mypy"))
+PYTEST_CACHE = "pytest"
+# Where the machine's programs and content-addressed download caches live by default under
+# the user's real home: kept there (they locate programs, like PATH; not project input).
+MACHINE_DIRS = (
+    ("UV_CACHE_DIR", "{cache}/uv"),
+    ("UV_PYTHON_INSTALL_DIR", "{data}/uv/python"),
+    ("PYENV_ROOT", "{home}/.pyenv"),
+    ("CARGO_HOME", "{home}/.cargo"),
+    ("RUSTUP_HOME", "{home}/.rustup"),
+)
 
 
 def enabled(env: Mapping[str, str], no_cache: bool = False) -> bool:
@@ -322,6 +361,7 @@ class GateCache:
         self._tree: tuple[dict[str, Any], str] | None = None
         self._listed: dict[Lister, tuple[dict[str, str], str]] = {}
         self._git: dict[str, Any] | None = None
+        self._git_state: dict[str, str | None] | None = None
         self._outside: dict[str, str] | None = None
         self._bundle: dict[str, str] | None = None
         self._lock_versions: dict[str, str] | None = None
@@ -372,6 +412,7 @@ class GateCache:
             "tools": {t: versions.get(t) for t in spec.tools},
             "config": gate_config(self.config, gate, spec.config),
             "env": keyed_env(self.env, patterns),
+            "git_state": self.git_state(runner),
         }
         if spec.daily:
             inputs["date"] = self.clock.today().isoformat()
@@ -441,9 +482,19 @@ class GateCache:
 
     def _extra(self, names: Sequence[str]) -> dict[str, str]:
         """Content hashes of files outside the tree the gate reads (by their declared name)."""
+        return {n: content_hash(self.extra_path(n)) for n in names}
+
+    def extra_path(self, name: str) -> Path:
+        """Where a declared file outside the tree is (``{reports}/``, ``{state}/``, ``~/``, ...)."""
+        if name == "~" or name.startswith("~/"):
+            return Path(self.home(), name[2:])
         state = state_dir(self.config.root, self.env)
         places = {"reports": str(self.config.reports_path()), "state": str(state)}
-        return {n: content_hash(self.config.root / n.format(**places)) for n in names}
+        return self.config.root / name.format(**places)
+
+    def home(self) -> str:
+        """The user's real home folder."""
+        return self.env.get("HOME") or os.path.expanduser("~")
 
     def outside(self) -> dict[str, str]:
         """Config files tools read from outside the project: in folders above it, and user ones."""
@@ -456,7 +507,7 @@ class GateCache:
                 path = folder / name
                 if os.path.lexists(path):
                     found[str(path)] = content_hash(path)
-        home = self.env.get("HOME") or os.path.expanduser("~")
+        home = self.home()
         config = self.env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
         for pattern in USER_CONFIG_FILES:
             path = Path(pattern.format(home=home, config=config))
@@ -484,6 +535,85 @@ class GateCache:
             facts["describe"] = described.stdout.strip() if described else None
             self._git = facts
         return self._git
+
+    def git_state(self, runner: Runner) -> dict[str, str | None]:
+        """Hashes of what git answers a gate besides the files: HEAD, refs and tags, index, config.
+
+        None for a question git cannot answer (no repository, no commit yet).
+        """
+        if self._git_state is None:
+            state: dict[str, str | None] = {}
+            for name, args in GIT_STATE.items():
+                try:
+                    done = runner.run(["git", *args], cwd=self.config.root)
+                except CIError:
+                    state[name] = None  # no git on PATH: nothing for a gate to ask either
+                    continue
+                state[name] = hashlib.sha256(done.stdout.encode()).hexdigest() if done else None
+            self._git_state = state
+        return self._git_state
+
+    def again(self) -> GateCache:
+        """The same cache computing every key afresh (file hashes still memoized by stamp)."""
+        fresh = GateCache(self.config, self.runner, self.clock, self.env)
+        fresh.index = self.index
+        return fresh
+
+    @contextlib.contextmanager
+    def private_home(self, gate: str, environ: Mapping[str, str]) -> Iterator[dict[str, str]]:
+        """``environ`` with a private HOME and XDG folders for one run of ``gate``, removed after.
+
+        Only the user files its key covers (the tools' user configs, the ``~/`` files the
+        gate declares) are copied in; tool caches (ruff, mypy, pytest) start empty there.
+        """
+        try:
+            folder = Path(tempfile.mkdtemp(prefix=f"noxgate-{gate}-home-"))  # mode 0700
+        except OSError as exc:
+            msg = (
+                f"cannot make a private home for gate {gate} in {tempfile.gettempdir()} "
+                f"({exc.strerror}); point TMPDIR at a writable folder"
+            )
+            raise ToolError(msg) from None
+        try:
+            yield self._private_environment(gate, environ, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _private_environment(
+        self, gate: str, environ: Mapping[str, str], folder: Path
+    ) -> dict[str, str]:
+        home = self.home()
+        real = {
+            "home": home,
+            "config": self.env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config"),
+            "cache": self.env.get("XDG_CACHE_HOME") or os.path.join(home, ".cache"),
+            "data": self.env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"),
+        }
+        private = {**environ, "HOME": str(folder)}
+        for name, rel in PRIVATE_XDG:
+            (folder / rel).mkdir(parents=True, exist_ok=True)
+            private[name] = str(folder / rel)
+        caches = folder / ".cache"
+        for name, rel in TOOL_CACHE_ENV:
+            private[name] = str(caches / rel)
+        # later -o options win: the project's addopts or a declared PYTEST_ADDOPTS cannot
+        # point pytest back at a cache folder of earlier runs
+        addopts = environ.get("PYTEST_ADDOPTS", "")
+        pytest_cache = f"-o cache_dir={shlex.quote(str(caches / PYTEST_CACHE))}"
+        private["PYTEST_ADDOPTS"] = f"{addopts} {pytest_cache}".strip()
+        for name, default in MACHINE_DIRS:
+            where = default.format(**real)
+            if name not in environ and os.path.isdir(where):
+                private[name] = where
+        mine = {"home": str(folder), "config": str(folder / ".config")}
+        for pattern in USER_CONFIG_FILES:
+            if pattern not in NOT_COPIED:
+                _copy_file(Path(pattern.format(**real)), Path(pattern.format(**mine)))
+        spec = registry.get(self.config, gate).inputs
+        for name in spec.extra_files if spec is not None else ():
+            if name.startswith("~/"):
+                _copy_file(self.extra_path(name), folder / name[2:])
+        return private
 
     def key(
         self, gate: str, python: str, args: Sequence[str] = (), venv: Path | None = None
@@ -661,6 +791,19 @@ class GateCache:
         """Write the file-hash index back if it learned anything (best effort)."""
         with contextlib.suppress(OSError):  # a read-only state folder costs only re-hashing
             self.index.save()
+
+
+def _copy_file(source: Path, target: Path) -> None:
+    """Copy a regular file (content and mode) if there is one; anything else is skipped.
+
+    A file that cannot be read is not there for the gate (its key says ``missing`` or holds
+    what it was: the run re-computes the key before anything is stored).
+    """
+    with contextlib.suppress(OSError):
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            shutil.copymode(source, target)
 
 
 def remove_entry(folder: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -21,6 +22,9 @@ from ci.gates import cache, registry
 from ci.gates.cache import GateCache
 from ci.run import report
 
+# what a gate's key is computed from: its name, Python, arguments and venv
+_Run = tuple[str, str, Sequence[str], Path | None]
+
 
 def default_sessions(config: Config) -> list[str]:
     """The nox sessions the main job runs, in order."""
@@ -39,6 +43,8 @@ def run_gate(
 
     A gate with cache inputs runs with the filtered environment its key covers (cache or
     not), and a gate that scans a list of files is handed exactly the list its key covers.
+    A run that could be cached has a private home (GateCache.private_home), and its pass is
+    stored only when the key computed again after the run is the one it started from.
     ``venv`` is the virtualenv the gate runs in (default: this interpreter's).
     """
     gate = registry.get(ctx.config, name)
@@ -55,32 +61,45 @@ def run_gate(
         store.save()
         report.record(result, ctx)
         return result
-    inner = ctx
     environ = cache.gate_env(name, ctx.config, ctx.env)
-    if environ is not None:
-        runner = confined(ctx.runner, environ)
-        inner = dataclasses.replace(ctx, env=environ, runner=runner, scan=resolved.scan)
-    try:
-        result = gate.run(inner, args)
-    except CIError as exc:
-        if exc.exit_code is not ExitCode.TOOL_CRASHED:
-            raise
-        result = GateResult(
-            gate=name,
-            variant=gate.variant(ctx.python),
-            status=GateStatus.ERROR,
-            duration_s=time.monotonic() - start,
-            summary=str(exc),
-        )
+    with contextlib.ExitStack() as stack:
+        inner = ctx
+        if environ is not None:
+            if key is not None:  # a run that could be cached sees no home but its own
+                environ = stack.enter_context(store.private_home(name, environ))
+            runner = confined(ctx.runner, environ)
+            inner = dataclasses.replace(ctx, env=environ, runner=runner, scan=resolved.scan)
+        try:
+            result = gate.run(inner, args)
+        except CIError as exc:
+            if exc.exit_code is not ExitCode.TOOL_CRASHED:
+                raise
+            result = GateResult(
+                gate=name,
+                variant=gate.variant(ctx.python),
+                status=GateStatus.ERROR,
+                duration_s=time.monotonic() - start,
+                summary=str(exc),
+            )
     result = apply_policy(result, ctx.config.gate(name))
     report.record(result, ctx)
     if key is not None and inputs is not None:
-        _remember(store, key, result, inputs)
+        _remember(store, key, result, inputs, (name, ctx.python, args, venv))
     return result
 
 
-def _remember(store: GateCache, key: str, result: GateResult, inputs: dict[str, Any]) -> None:
-    """Store a passing result; a cache that cannot be written only costs a re-run next time."""
+def _remember(
+    store: GateCache, key: str, result: GateResult, inputs: dict[str, Any], run: _Run
+) -> None:
+    """Store a pass whose inputs did not move under the run (a failed write costs a re-run)."""
+    if result.status is not GateStatus.PASSED:
+        return
+    if store.again().key(*run) != key:
+        # the pass may belong to content that was there only for part of the run
+        print(
+            f"{result.id}: the inputs changed during the run; verdict not cached", file=sys.stderr
+        )
+        return
     try:
         store.store(key, result, inputs)
         store.save()

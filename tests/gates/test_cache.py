@@ -24,6 +24,7 @@ from ci.gates import test as testgate
 from ci.gates.cache import GateCache
 from ci.run import pipeline
 from ci.testing.fakes import FakeRunner, FixedClock
+from tests.conftest import git
 from tests.support import pytest_tools
 
 PY = sys.executable
@@ -719,3 +720,187 @@ def test_the_gate_command_reruns_a_gate_whose_cached_artifact_is_missing(
     assert main(["gate", "test"], app) == 0
     assert ": cached (required)" in capsys.readouterr().out  # and its new entry replays
     assert runner.tools.calls == []
+
+
+# -- a cached verdict is a fresh run's: inputs moving under the run, private home, git ------
+
+
+def probe_project(root: Path, command: Sequence[str], inputs: Sequence[str] = ("*.txt",)) -> Path:
+    """A project declaring gate ``probe`` (cached: it has inputs) that runs ``command``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "pyproject.toml").write_text(
+        f"{PYPROJECT}\n[tool.ci.gates.probe]\ncommand = {json.dumps(list(command))}\n"
+        f"inputs = {json.dumps(list(inputs))}\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def probe(root: Path, env: Mapping[str, str], *flags: str) -> int:
+    """``python -m ci gate [flags] probe`` in ``root``, with real processes."""
+    app = App(cwd=root, runner=ProcessRunner(), clock=FixedClock(), env=dict(env))
+    return main(["gate", *flags, "probe"], app)
+
+
+def real_env(home: Path) -> dict[str, str]:
+    return {**base_env(), "HOME": str(home)}
+
+
+# Fixes app.txt the first time only (as someone fixing, then reverting, a file mid-run would),
+# then passes when app.txt holds the fix.
+FIX_ONCE = """\
+import pathlib, sys
+once, app = pathlib.Path(sys.argv[1]), pathlib.Path("app.txt")
+if not once.exists():
+    once.touch()
+    app.write_text("fixed\\n")
+sys.exit(0 if app.read_text() == "fixed\\n" else 1)
+"""
+
+
+def test_a_pass_for_inputs_edited_during_the_run_is_not_cached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = probe_project(tmp_path / "demo", [PY, "-c", FIX_ONCE, str(tmp_path / "once")])
+    (root / "app.txt").write_text("broken\n")
+    env = real_env(tmp_path / "home")
+    assert probe(root, env) == 0  # the content it passed on was there only mid-run
+    err = capsys.readouterr().err
+    assert "probe: the inputs changed during the run; verdict not cached" in err
+    (root / "app.txt").write_text("broken\n")  # back to what the run started from
+    assert probe(root, env) == 1  # a fresh run's verdict, not the pass stored for "broken"
+    assert "cached" not in capsys.readouterr().out
+    assert probe(root, env) == 1
+
+
+def test_a_pass_whose_inputs_stayed_is_cached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = probe_project(tmp_path / "demo", [PY, "-c", "pass"])
+    (root / "app.txt").write_text("fine\n")
+    env = real_env(tmp_path / "home")
+    assert probe(root, env) == 0
+    assert "verdict not cached" not in capsys.readouterr().err
+    assert probe(root, env) == 0
+    assert "probe: cached" in capsys.readouterr().out
+
+
+# Passes when ~/.probe.cfg says ok (a test reading the user's home).
+READS_HOME = """\
+import pathlib, sys
+cfg = pathlib.Path.home() / ".probe.cfg"
+sys.exit(0 if cfg.is_file() and cfg.read_text() == "ok\\n" else 1)
+"""
+
+
+def test_a_cached_gate_cannot_read_the_users_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".probe.cfg").write_text("ok\n")
+    root = probe_project(tmp_path / "demo", [PY, "-c", READS_HOME])
+    assert probe(root, real_env(home)) == 1  # not named in inputs: not there for the gate
+
+
+def test_home_files_named_in_inputs_are_keyed_and_copied_in(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".probe.cfg").write_text("ok\n")
+    root = probe_project(tmp_path / "demo", [PY, "-c", READS_HOME], ["*.txt", "~/.probe.cfg"])
+    env = real_env(home)
+    assert probe(root, env) == 0
+    (home / ".probe.cfg").write_text("changed\n")
+    assert probe(root, env) == 1  # a new key, and the gate reads the new content
+    (home / ".probe.cfg").write_text("ok\n")
+    assert probe(root, env) == 0
+
+
+# Records the environment the gate runs with, and the user config files it can read.
+RECORDS_ENV = """\
+import json, os, pathlib, sys
+env = dict(os.environ)
+config = pathlib.Path(env["XDG_CONFIG_HOME"])
+env["ruff.toml"] = (config / "ruff" / "ruff.toml").read_text()
+env["listing"] = sorted(
+    str(p.relative_to(env["HOME"])) for p in pathlib.Path(env["HOME"]).rglob("*") if p.is_file()
+)
+pathlib.Path(sys.argv[1]).write_text(json.dumps(env))
+"""
+
+
+def test_a_cached_gate_runs_in_a_private_home_removed_after(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".config" / "ruff").mkdir(parents=True)
+    (home / ".config" / "ruff" / "ruff.toml").write_text("line-length = 90\n")
+    (home / ".netrc").write_text("machine example.invalid password hidden\n")
+    (home / ".pypirc").write_text("[pypi]\npassword = hidden\n")  # keyed, never copied
+    (home / ".cache" / "uv").mkdir(parents=True)
+    seen_file = tmp_path / "seen.json"
+    root = probe_project(tmp_path / "demo", [PY, "-c", RECORDS_ENV, str(seen_file)])
+    assert probe(root, real_env(home), "--no-cache") == 0  # --no-cache: the same confinement
+    seen = json.loads(seen_file.read_text())
+    private = Path(seen["HOME"])
+    assert private != home
+    assert not private.exists()  # removed after the run
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+        assert Path(seen[name]).is_relative_to(private)
+    for name in ("RUFF_CACHE_DIR", "MYPY_CACHE_DIR"):
+        assert Path(seen[name]).is_relative_to(private)
+    assert f"-o cache_dir={private}/" in seen["PYTEST_ADDOPTS"]
+    assert seen["UV_CACHE_DIR"] == str(home / ".cache" / "uv")  # the machine's download cache
+    assert seen["ruff.toml"] == "line-length = 90\n"  # a user config the key covers: copied
+    assert seen["listing"] == [".config/ruff/ruff.toml"]  # nothing else: no .netrc, no .pypirc
+
+
+GIT_TAGS = """\
+import subprocess, sys
+tags = subprocess.run(["git", "tag", "--list"], capture_output=True, text=True, check=True)
+sys.exit(1 if tags.stdout.strip() else 0)
+"""
+
+
+def test_a_new_tag_reruns_the_gate(make_repo, tmp_path: Path) -> None:
+    root = make_repo({"app.txt": "fine\n"})
+    probe_project(root, [PY, "-c", GIT_TAGS])
+    env = real_env(tmp_path / "home")
+    assert probe(root, env) == 0
+    git(root, "tag", "v1.0")
+    assert probe(root, env) == 1  # git state is keyed: a fresh run sees the tag
+
+
+def test_the_key_names_head_refs_index_and_git_config(make_repo) -> None:
+    root = make_repo({"app.txt": "fine\n", "pyproject.toml": PYPROJECT})
+    state = open_cache(root).inputs("lint", "3.12")["git_state"]
+    assert set(state) == {"head", "refs", "index", "config"}
+    assert all(state.values())
+    git(root, "branch", "other")  # a ref nothing in the tree shows
+    assert open_cache(root).inputs("lint", "3.12")["git_state"]["refs"] != state["refs"]
+    git(root, "config", "remote.origin.url", "https://example.invalid/demo.git")
+    assert open_cache(root).inputs("lint", "3.12")["git_state"]["config"] != state["config"]
+
+
+# A test that trusts what pytest's cache folder holds from an earlier run.
+CACHE_TEST = """\
+def test_first_run(cache):
+    assert cache.get("probe/seen", None) is None
+    cache.set("probe/seen", True)
+"""
+
+
+def test_pytest_answers_from_no_cache_folder_of_earlier_runs(tmp_path: Path) -> None:
+    root = probe_project(tmp_path / "demo", [PY, "-m", "pytest", "-q", "tests"], ["tests/**"])
+    (root / "tests").mkdir()
+    (root / "tests" / "test_probe.py").write_text(CACHE_TEST)
+    env = real_env(tmp_path / "home")
+    assert probe(root, env, "--no-cache") == 0
+    assert probe(root, env, "--no-cache") == 0  # the first run's cache is gone with its home
+    assert not (root / ".pytest_cache").exists()
+
+
+def test_the_lint_gate_keeps_no_ruff_cache_in_the_project(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    (root / "demo").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(PYPROJECT)
+    (root / "demo" / "__init__.py").write_text('"""Demo."""\n')
+    app = App(cwd=root, runner=ProcessRunner(), clock=FixedClock(), env=real_env(tmp_path / "h"))
+    assert main(["gate", "--no-cache", "lint"], app) == 0
+    assert not (root / ".ruff_cache").exists()  # ruff's cache went with the private home

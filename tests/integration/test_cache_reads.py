@@ -7,12 +7,13 @@ path is in the gate's key, or falls under the short rule below; anything else fa
 The rule (what a key leaves out on purpose):
 - the machine: system folders, the programs found on PATH, interpreters (the running one,
   pyenv's, uv's), the gate's virtualenv and the folders its ``.pth`` files name (their
-  content is keyed), and tool caches under ``~/.cache`` (content-addressed by their tools);
+  content is keyed), and uv's download cache ``~/.cache/uv`` (content-addressed); nothing
+  else under the user's home but the configs the key names: the gate runs in a private home
+  (made by the run) holding copies of those, and ruff, mypy and pytest keep their caches there;
 - folders above the project, for listing only (their config files are keyed by name);
-- the project's tool and output folders: ``__pycache__``, ``.pytest_cache``,
-  ``.mypy_cache``, ``.ruff_cache``, the reports and state folders, ``dist/``, ``build/``,
-  ``*.egg-info``; ``.git`` only when git itself reads it (the git facts a gate uses are keyed
-  from git's answers);
+- the project's output folders: ``__pycache__``, the reports and state folders, ``dist/``,
+  ``build/``, ``*.egg-info``; ``.git`` only when git itself reads it (HEAD, refs and tags,
+  index and config are keyed from git's answers);
 - anything the run itself created first (scratch folders, build trees);
 - Python's pseudo file names (``<string>``, ``<frozen site>``) that ``inspect`` and
   ``traceback`` look up relative to the working folder when they walk the stack.
@@ -20,6 +21,7 @@ The rule (what a key leaves out on purpose):
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterable
@@ -42,7 +44,9 @@ pytestmark = pytest.mark.integration
 
 GATES = ("lint", "test", "secrets", "audit", "package", "workflows")
 SYSTEM = ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev", "/run")
-TOOL_FOLDERS = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+# ruff's, mypy's and pytest's caches are not here: the gate keeps them in its private home, so
+# a read of the project's .ruff_cache (an answer from an earlier run) is outside the key
+TOOL_FOLDERS = frozenset({"__pycache__"})
 ADVISORIES = Path(__file__).resolve().parents[1] / "fixtures" / "advisories"
 
 
@@ -133,7 +137,10 @@ def coverage_of(root: Path, gate: str, env: dict[str, str]) -> Coverage:
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     allowed = [*SYSTEM, *prefixes, *_pth_folders(Path(sys.prefix))]
     allowed += [os.path.dirname(os.path.realpath(sys.executable))]
-    allowed += [f"{home}/.cache", f"{home}/.pyenv", f"{home}/.local/share/uv"]
+    allowed += [f"{home}/.cache/uv", f"{home}/.pyenv", f"{home}/.local/share/uv"]
+    # where the machine's programs live (rustup, cargo, pyenv, uv): the private home keeps them
+    homes = {"home": home, "cache": f"{home}/.cache", "data": f"{home}/.local/share"}
+    allowed += [default.format(**homes) for _, default in cache.MACHINE_DIRS]
     # the interpreter's user site folders (a venv never imports from them) and line editing
     allowed += [f"{home}/.local/lib", f"{home}/.local/Python", f"{home}/.local/bin"]
     allowed += [f"{home}/.inputrc", f"{home}/.terminfo"]
@@ -205,4 +212,34 @@ def test_every_read_is_in_the_key(sample: Path, gate: str, tmp_path: Path) -> No
     assert any(a.path.startswith(str(sample)) for a in found)  # the trace saw the project
     coverage = coverage_of(sample, gate, env)
     bad = outside_the_key(found, coverage)
+    assert not bad, "reads outside the key:\n" + "\n".join(bad)
+
+
+# A declared gate's command that looks in the user's home and asks git for its tags.
+PROBE = """\
+import pathlib, subprocess
+(pathlib.Path.home() / ".probe.cfg").exists()
+subprocess.run(["git", "tag", "--list"], check=True)
+"""
+
+
+def test_a_declared_gate_reads_no_home_but_its_own(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    command = [sys.executable, "-c", PROBE]
+    (root / "pyproject.toml").write_text(
+        '[project]\nname = "probe"\nversion = "1.0"\n\n'
+        f'[tool.ci.gates.probe]\ncommand = {json.dumps(command)}\ninputs = ["**"]\n',
+        encoding="utf-8",
+    )
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "probe")
+    env = dict(os.environ)
+    out = tmp_path / "trace.txt"
+    code = traced(
+        [sys.executable, "-m", "ci", "gate", "--no-cache", "probe"], cwd=root, env=env, out=out
+    )
+    assert code == 0, out.read_text(errors="replace")[-3000:]
+    bad = outside_the_key(accesses(out), coverage_of(root, "probe", env))
     assert not bad, "reads outside the key:\n" + "\n".join(bad)
