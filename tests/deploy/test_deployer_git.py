@@ -141,9 +141,15 @@ def test_an_expired_lease_of_another_host_is_taken_over_and_recorded(
 ) -> None:
     a = clone(remote, tmp_path / "a")
     other = lock.new_info(env="staging", operation="deploy", version="0.9.0", created="then")
-    lapsed = replace(other, host="build-box-7", expires=time.time() - 1)
-    plant(GitStore(runner=ProcessRunner(), repo=a), lapsed)
+    # expired, but inside the grace in which its watchdog ends its command: not yet
+    grace = replace(other, host="build-box-7", expires=time.time() - 1)
+    store = GitStore(runner=ProcessRunner(), repo=a)
+    plant(store, grace)
     capsys.readouterr()
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 4
+    assert "taken over from" in capsys.readouterr().err
+    lapsed = replace(grace, expires=time.time() - 1 - lock.TAKEOVER_GRACE_S)
+    plant(store, lapsed)
     assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 0
     assert "recovered the lock" in capsys.readouterr().out
     entries = remote_entries(remote)
