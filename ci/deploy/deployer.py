@@ -62,6 +62,15 @@ ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 Ask = Callable[[str], str]
 
 
+class UnrecordedError(CIError):
+    """An outcome the state store could not take: journaled, with the store's exit code."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        """``message`` names the journal; ``exit_code`` is the store error's."""
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approval:
     """Who approved a deploy, and why."""
@@ -447,7 +456,7 @@ class Deployer:
                 f"deploy, rollback or `python -m ci state --env {state.env}` on this machine "
                 "records it: until then what runs there is unknown"
             )
-            raise type(exc)(msg) from None
+            raise UnrecordedError(msg, exc.exit_code) from None
         journal.remove(self.state, item)
         return after
 
