@@ -270,7 +270,21 @@ def _run_piped(
                 watcher.wait()
         if expired.is_set():
             raise subprocess.TimeoutExpired(list(argv), timeout or 0)
+        if watch is not None and code != 0 and _lease_over(watch):
+            msg = (
+                f"{' '.join(argv[:3])} was ended by its watchdog (exit status {code}): the "
+                "lease it ran under expired unrenewed"
+            )
+            raise ToolError(msg)
     return code, "".join(lines), ""
+
+
+def _lease_over(expiry_file: Path) -> bool:
+    """True when the lease expiry in ``expiry_file`` has passed (or cannot be read)."""
+    try:
+        return time.time() >= float(expiry_file.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return True
 
 
 def _no_op(pgid: int) -> None:
