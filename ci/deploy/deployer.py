@@ -674,6 +674,12 @@ class Deployer:
         self.out("deploy plan (dry run: nothing is locked, run or recorded):")
         self.out(f"  environment  {environment.name}")
         self.out(f"  version      {version} (current: {state.current_version or 'none'})")
+        pending = journal.pending(self.state, environment.name)
+        if pending:
+            self.out(
+                f"  journal      {len(pending)} outcome(s) journaled here are not recorded yet "
+                "(the current version above may be stale): the deploy records them first"
+            )
         if problem:
             self.out(f"  blocked      {problem}")
         plan = Result(

@@ -243,6 +243,8 @@ def test_an_outcome_the_lost_remote_never_took_is_journaled_and_reconciled(
     assert remote_entries(remote) == [("deploy", "staging", "1.0.0", "started")]
 
     git(a, "remote", "set-url", "origin", str(remote))  # the network is back
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0", "--dry-run") == 0
+    assert "1 outcome(s) journaled here are not recorded yet" in capsys.readouterr().out
     assert run(a, "state", "--env", "staging", "--json") == 0
     out = capsys.readouterr().out
     assert "recorded the journaled outcome deploy 1.0.0 succeeded" in out
