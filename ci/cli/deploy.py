@@ -218,14 +218,16 @@ def _state(args: argparse.Namespace, app: App) -> int:
         return ExitCode.OK
     current = doc["current"]
     print(f"environment {doc['env']}: {doc['status']}")
-    print(
-        "  current  "
-        + (
-            f"{current['version']} since {current['since']} by {current['actor']}"
-            if current
-            else "none"
-        )
+    recorded = (
+        f"{current['version']} since {current['since']} by {current['actor']}"
+        if current
+        else "none"
     )
+    if doc.get("unknown"):
+        print(f"  current  unknown (last recorded: {recorded})")
+        print(f"  why      {doc['unknown']}")
+    else:
+        print(f"  current  {recorded}")
     print(f"  good     {', '.join(doc['good']) or '-'}")
     held = doc["lock"]
     print(f"  lock     {_lock_line(held)}")

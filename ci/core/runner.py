@@ -21,6 +21,8 @@ from ci.core.redact import RedactingStream, redact
 
 OnStart = Callable[[int], None]
 GRACE_S = 5.0  # how long an ended process group gets between SIGTERM and SIGKILL
+WATCHDOG_KILL_S = 2.0  # a watchdog's SIGTERM to SIGKILL, once the lease has expired
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # where ``ci`` imports from
 # A command run in its own group first waits for one line on stdin, so the caller can
 # record the group (on_start) before any of the command runs; EOF means "do not start".
 START_GATE = ("/bin/sh", "-c", 'read -r _ || exit 125; exec "$@"', "sh")
@@ -58,11 +60,15 @@ class Runner(Protocol):
         timeout: float | None = None,
         stream: bool = False,
         on_start: OnStart | None = None,
+        watch: Path | None = None,
     ) -> Completed:
         """Run ``argv``; ToolError when it cannot start or times out.
 
         With ``on_start`` the command runs in its own process group, ``on_start(pgid)``
-        returns before it starts, and the whole group ends on timeout or interrupt.
+        returns before it starts, and the whole group ends on timeout or interrupt. With
+        ``watch`` too (a file holding a lease's expiry, epoch seconds), a watchdog process
+        apart from this one ends the group once that time passes, even when this process
+        is paused or gone (``ci.core.watchdog``).
         """
         ...
 
@@ -101,15 +107,18 @@ class ProcessRunner:
         timeout: float | None = None,
         stream: bool = False,
         on_start: OnStart | None = None,
+        watch: Path | None = None,
     ) -> Completed:
         """Run ``argv``; with ``stream`` its output is printed (masked) as it comes."""
         _check_timeout(argv, timeout)
         merged = self._merged(env)
         start = time.monotonic()
+        if watch is not None and on_start is None:
+            on_start = _no_op
         try:
             if stream or on_start is not None:
                 code, out, err = _run_piped(
-                    argv, cwd, merged, timeout, echo=stream, on_start=on_start
+                    argv, cwd, merged, timeout, echo=stream, on_start=on_start, watch=watch
                 )
             else:
                 done = subprocess.run(
@@ -214,6 +223,7 @@ def _run_piped(
     *,
     echo: bool,
     on_start: OnStart | None,
+    watch: Path | None = None,
 ) -> tuple[int, str, str]:
     group = on_start is not None
     if group:
@@ -239,9 +249,17 @@ def _run_piped(
             _signal(proc, signal.SIGKILL, group=group)
 
         timer = threading.Timer(timeout, expire) if timeout is not None else None
+        watchers: list[subprocess.Popen[bytes]] = []
+
+        def starting(pgid: int) -> None:
+            assert on_start is not None
+            on_start(pgid)
+            if watch is not None:  # before the gate opens: no moment runs unwatched
+                watchers.append(start_watchdog(pgid, watch))
+
         try:
             if on_start is not None:
-                _open_gate(proc, on_start)
+                _open_gate(proc, starting)
             if timer is not None:
                 timer.daemon = True
                 timer.start()
@@ -259,9 +277,55 @@ def _run_piped(
         finally:
             if timer is not None:
                 timer.cancel()
+            for watcher in watchers:  # the command is over: nothing left to watch
+                watcher.kill()
+                watcher.wait()
         if expired.is_set():
             raise subprocess.TimeoutExpired(list(argv), timeout or 0)
+        if watch is not None and code != 0 and _lease_over(watch):
+            msg = (
+                f"{' '.join(argv[:3])} was ended by its watchdog (exit status {code}): the "
+                "lease it ran under expired unrenewed"
+            )
+            raise ToolError(msg)
     return code, "".join(lines), ""
+
+
+def _lease_over(expiry_file: Path) -> bool:
+    """True when the lease expiry in ``expiry_file`` has passed (or cannot be read)."""
+    try:
+        return time.time() >= float(expiry_file.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return True
+
+
+def _no_op(pgid: int) -> None:
+    del pgid
+
+
+def start_watchdog(
+    pgid: int, expiry_file: Path, kill_after_s: float = WATCHDOG_KILL_S
+) -> subprocess.Popen[bytes]:
+    """Start ``ci.core.watchdog`` over group ``pgid``, in a session of its own.
+
+    Its own session: no signal meant for this process or its terminal reaches it, and it
+    outlives this process. It gets no secrets (only PATH and where ``ci`` imports from).
+    """
+    if not expiry_file.is_file():
+        msg = f"the lease expiry file {expiry_file} is missing: not starting the command"
+        raise ToolError(msg)
+    path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {"PATH": os.environ.get("PATH", os.defpath), "PYTHONPATH": path}
+    argv = [sys.executable, "-m", "ci.core.watchdog", str(pgid), str(expiry_file)]
+    return subprocess.Popen(
+        [*argv, f"{kill_after_s:g}"],
+        env=env,
+        cwd=PACKAGE_ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # a pipe it held open would keep our readers waiting
+        start_new_session=True,
+    )
 
 
 def _check_executable(argv: Sequence[str], cwd: Path | None, env: Mapping[str, str]) -> None:

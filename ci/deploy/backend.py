@@ -4,6 +4,10 @@
 its store is the local folder or the git remote (``open_backend`` picks one from
 ``[tool.ci.state]``). Every write is one atomic update of the store: a ledger entry and the
 state file it changes land together, or neither does.
+
+A write made under a lock carries its fence (the lock's epoch): when the environment's lock
+has moved on to a newer epoch since, the write is refused and a ``fence refused`` entry
+names the stale holder and what it tried to write, instead (``lock.FencedError``, exit 5).
 """
 
 from __future__ import annotations
@@ -96,26 +100,63 @@ class StateBackend:
                 return str(exc)
         return None
 
-    def record(self, state: EnvState, new: NewEntry) -> tuple[Entry, EnvState]:
+    def record(
+        self, state: EnvState, new: NewEntry, *, fence: lock.Fence | None = None
+    ) -> tuple[Entry, EnvState]:
         """Append ``new`` and write its environment's state file, in one atomic update.
 
         ``state`` is the environment's state before the entry (``new.env`` must be its
-        environment); when its state file disagrees with ``state`` the entry is still
-        appended (the ledger is the truth) and the file is left for ``state rebuild``.
+        environment). When its state file disagrees with ``state`` but agrees with the
+        ledger (another writer's entry came in between), the entry is applied to the
+        ledger's state; when it agrees with neither, the entry is still appended (the
+        ledger is the truth) and the file is left for ``state rebuild``.
+
+        With ``fence``, a writer whose epoch is older than the environment's gets
+        ``lock.FencedError`` (exit 5): its entry is not written, a ``fence refused`` entry
+        naming it is.
         """
 
-        def change(folder: Path) -> Change[tuple[Entry, EnvState, bool]]:
-            entry = _append(folder, new, self.store.shown(LEDGER_NAME))
-            after = deploystate.apply(state, entry)
-            try:
-                deploystate.check_file(folder, state)
-            except CIError:
-                return Change(result=(entry, after, False), changed=True, message=_msg(entry))
-            deploystate.write(folder, after)
-            return Change(result=(entry, after, True), changed=True, message=_msg(entry))
+        def change(folder: Path) -> Change[tuple[Entry, EnvState, int | None]]:
+            current = lock.read_epoch(folder, new.env)
+            stale = fence is not None and fence.epoch < current
+            written = _refusal(new, fence, current) if stale else new
+            before = self._base(folder, state)
+            entry = _append(folder, written, self.store.shown(LEDGER_NAME))
+            after = deploystate.apply(before or state, entry)
+            if before is not None:
+                deploystate.write(folder, after)
+            epoch = current if stale else None
+            return Change(result=(entry, after, epoch), changed=True, message=_msg(entry))
 
-        entry, after, _ = self.store.update(change)
+        entry, after, refused_by = self.store.update(change)
+        if refused_by is not None:
+            assert fence is not None
+            msg = (
+                f"the lock of {new.env} moved on to epoch {refused_by} (taken over after this "
+                f"holder's lease ran out, or removed with `unlock`) while this {new.action} of "
+                f"{new.version} held epoch {fence.epoch}: its '{new.action} {new.outcome}' "
+                f"entry was refused and the stale holder recorded instead (ledger #{entry.seq}); "
+                f"see `python -m ci state --env {new.env}`"
+            )
+            raise lock.FencedError(msg)
         return entry, after
+
+    def _base(self, folder: Path, state: EnvState) -> EnvState | None:
+        """The state an entry applies to: ``state``, or the ledger's when the file holds that."""
+        try:
+            deploystate.check_file(folder, state)
+        except CIError:
+            pass
+        else:
+            return state
+        try:
+            projected = deploystate.project(self.verified_in(folder)).get(
+                state.env, deploystate.empty(state.env)
+            )
+            deploystate.check_file(folder, projected)
+        except CIError:
+            return None
+        return projected
 
     def rebuild(self) -> tuple[list[Entry], list[str]]:
         """Verify the ledger and recreate every state file from it; (entries, files written)."""
@@ -140,6 +181,10 @@ class StateBackend:
         """Give our lock back (a no-op when it is no longer ours)."""
         lock.release(self.store, acquired)
 
+    def release_id(self, env: str, lock_id: str) -> bool:
+        """Remove ``env``'s lock if it still holds ``lock_id`` (a journaled holder's)."""
+        return lock.release_id(self.store, env, lock_id)
+
     def command_started(self, acquired: lock.Acquired, pgid: int, deadline: float) -> None:
         """Record the process group of the command about to run in our lock."""
         lock.set_group(self.store, acquired, pgid, deadline)
@@ -158,13 +203,15 @@ class StateBackend:
         acquired: lock.Acquired,
         on_lost: Callable[[str], None],
         *,
+        on_renewed: Callable[[float], None] | None = None,
         now: Callable[[], float] = time.time,
     ) -> Iterator[None]:
         """Keep our lease alive while the block runs; ``on_lost(why)`` if it cannot be kept.
 
         A lock without a lease (the local folder) needs nothing. A lease is renewed every
-        third of its length; when it was taken over or removed, or could not be renewed
-        before it ran out, ``on_lost`` is called once (it stops the running command).
+        third of its length, and ``on_renewed(expires)`` told each new expiry once it has
+        landed; when it was taken over or removed, or could not be renewed before it ran
+        out, ``on_lost`` is called once (it stops the running command).
         """
         lease_s = self.store.lease_s
         if lease_s is None:
@@ -176,8 +223,9 @@ class StateBackend:
         def renew_until_stopped() -> None:
             good_until = now() + lease_s
             while not stop.wait(interval):
+                expires = now() + lease_s
                 try:
-                    lock.renew(self.store, acquired, now() + lease_s)
+                    lock.renew(self.store, acquired, expires)
                 except lock.LockLostError as exc:
                     on_lost(str(exc))
                     return
@@ -186,7 +234,9 @@ class StateBackend:
                         on_lost(f"the lease could not be renewed before it ran out ({exc})")
                         return
                 else:
-                    good_until = now() + lease_s
+                    good_until = expires
+                    if on_renewed is not None:
+                        on_renewed(expires)
 
         keeper = threading.Thread(target=renew_until_stopped, name="lease", daemon=True)
         keeper.start()
@@ -272,6 +322,34 @@ def _append(folder: Path, new: NewEntry, shown: str) -> Entry:
         )
     except LedgerCorruptError as exc:
         raise exc.at(shown) from None
+
+
+def _refusal(new: NewEntry, fence: lock.Fence | None, current: int) -> NewEntry:
+    """The ``fence refused`` entry written instead of a stale holder's ``new``."""
+    assert fence is not None
+    refused = {
+        "action": new.action,
+        "outcome": new.outcome,
+        "time": new.time,
+        "details": dict(new.details or {}),
+    }
+    return NewEntry(
+        time=new.time,
+        actor=new.actor,
+        action="fence",
+        env=new.env,
+        version=new.version,
+        outcome="refused",
+        details={
+            "holder": {"lock": fence.lock_id, "who": fence.who, "epoch": fence.epoch},
+            "epoch": current,
+            "refused": refused,
+            "reason": (
+                f"a stale holder (epoch {fence.epoch}, lock id {fence.lock_id}) tried to write "
+                f"'{new.action} {new.outcome}' after the lock moved on to epoch {current}"
+            ),
+        },
+    )
 
 
 def _msg(entry: Entry) -> str:

@@ -5,14 +5,24 @@ lock, records every step in the ledger and keeps ``state/<env>.json`` equal to t
 projection, all through a ``StateBackend`` (the local folder or the git remote: the
 deployer does not know which). A failed deploy or healthcheck rolls back to the checkpoint
 (exit 5).
+
+On a store with leases (the git remote) each command runs under a watchdog that ends it
+when the lease expires unrenewed (``ci.core.watchdog``, told every renewal through
+``leases/<env>.<lock id>`` in the local state folder), gets the lease's epoch as
+``CI_DEPLOY_FENCE``, and every entry is written with that fence. An outcome is journaled
+locally first (``ci.deploy.journal``) and reconciled by the next command when the store
+could not take it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import os
 import re
+import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,9 +46,10 @@ from ci.core.errors import (
     TerminatedError,
     UsageError,
 )
+from ci.core.files import atomic_write_text
 from ci.core.runner import GRACE_S, Runner, end_group
 from ci.core.signals import held_off
-from ci.deploy import lock
+from ci.deploy import journal, lock
 from ci.deploy import state as deploystate
 from ci.deploy import steps as deploysteps
 from ci.deploy.backend import NewEntry, StateBackend, open_backend
@@ -49,6 +60,15 @@ from ci.testing import faults
 
 ENV_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 Ask = Callable[[str], str]
+
+
+class UnrecordedError(CIError):
+    """An outcome the state store could not take: journaled, with the store's exit code."""
+
+    def __init__(self, message: str, exit_code: ExitCode) -> None:
+        """``message`` names the journal; ``exit_code`` is the store error's."""
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +124,12 @@ class Holding:
     acquired: lock.Acquired
     pgid: int | None = None
     lost: str | None = None
+    lease_file: Path | None = None  # the expiry the watchdog of each command reads
+
+    def renewed(self, expires: float) -> None:
+        """The lease now runs until ``expires``: tell the watchdog."""
+        if self.lease_file is not None:
+            write_expiry(self.lease_file, expires)
 
     def lose(self, why: str) -> None:
         """The lock is no longer ours: remember why and stop the running command."""
@@ -121,6 +147,11 @@ class Facts:
     refs: tuple[str, ...]
     env: Mapping[str, str]
     global_secrets: tuple[str, ...] = ()
+
+
+def write_expiry(path: Path, expires: float) -> None:
+    """Write a lease's expiry where a watchdog reads it (atomically: never half a number)."""
+    atomic_write_text(path, f"{expires!r}\n")
 
 
 def normalize_version(raw: str) -> str:
@@ -195,6 +226,7 @@ class Deployer:
     state_backend: StateBackend | None = None  # default: the one [tool.ci.state] names
     mirror: Mirror | None = None  # e.g. GitHub Deployments, when running on GitHub
     _actor: str | None = field(default=None, init=False)
+    _fence: lock.Fence | None = field(default=None, init=False)  # the lock held now
 
     @property
     def state(self) -> Path:
@@ -334,6 +366,9 @@ class Deployer:
         LockLostError (exit 5) when the lock was lost meanwhile: the command was stopped.
         """
         extra = {"CI_DEPLOY_ENV": environment.name, "CI_DEPLOY_VERSION": version}
+        epoch = holding.acquired.lock.epoch
+        if epoch is not None:  # the fencing token, for targets that can refuse older ones
+            extra["CI_DEPLOY_FENCE"] = str(epoch)
 
         def started(pgid: int) -> None:
             if holding.lost is not None:
@@ -356,6 +391,7 @@ class Deployer:
                     timeout=environment.timeout_s,
                     stream=True,  # long deploys show their (masked) output as it comes
                     on_start=started,  # its own process group, ended with us
+                    watch=holding.lease_file,  # and ended when the lease runs out unrenewed
                 )
             except (LockHeldError, lock.LockLostError):
                 raise
@@ -387,7 +423,12 @@ class Deployer:
         outcome: str,
         details: Mapping[str, Any] | None = None,
     ) -> EnvState:
-        """Append one entry for ``state``'s environment and write its new state file."""
+        """Append one entry for ``state``'s environment and write its new state file.
+
+        Under a lock the entry carries the lock's fence, and an outcome is journaled
+        locally until the store has it: when the store cannot take it, the error says so
+        and the next command on this machine records it.
+        """
         new = NewEntry(
             time=self.now(),
             actor=self.actor(),
@@ -397,7 +438,72 @@ class Deployer:
             outcome=outcome,
             details=details,
         )
-        return self.backend.record(state, new)[1]
+        fence = self._fence
+        if fence is None or outcome == "started":
+            return self.backend.record(state, new, fence=fence)[1]
+        item = journal.Pending(entry=_entry_fields(new), fence=fence)
+        journal.add(self.state, item)
+        try:
+            after = self.backend.record(state, new, fence=fence)[1]
+        except lock.FencedError:
+            journal.remove(self.state, item)  # the refusal is recorded in its place
+            raise
+        except CIError as exc:
+            path = journal.journal_path(self.state, state.env)
+            msg = (
+                f"{action} {version} on {state.env} {outcome}, but this could not be recorded "
+                f"in {self.backend.label} ({exc}); it is journaled in {path}, and the next "
+                f"deploy, rollback or `python -m ci state --env {state.env}` on this machine "
+                "records it: until then what runs there is unknown"
+            )
+            raise UnrecordedError(msg, exc.exit_code) from None
+        journal.remove(self.state, item)
+        return after
+
+    def reconcile(self, env: str) -> None:
+        """Record the outcomes journaled on this machine that the store did not take yet."""
+        items = journal.pending(self.state, env)
+        if not items:
+            return
+        held = self.backend.holder(env)
+        host = socket.gethostname()
+        for item in items:
+            if (
+                held is not None
+                and held.id == item.fence.lock_id
+                and lock.judge(held, host, time.time()) is lock.Holder.RUNNING
+                and held.host == host
+                and held.pid != os.getpid()  # this process holds no lock while it reconciles
+            ):
+                continue  # its deploy still runs here: it records the outcome itself
+            entries = self.verified()
+            if journal.is_recorded(item, [e.body() for e in entries]):
+                journal.remove(self.state, item)
+                continue
+            state = deploystate.project(entries).get(env, deploystate.empty(env))
+            fields = item.entry
+            new = NewEntry(
+                time=str(fields["time"]),
+                actor=str(fields["actor"]),
+                action=str(fields["action"]),
+                env=env,
+                version=str(fields["version"]),
+                outcome=str(fields["outcome"]),
+                details=fields.get("details") or None,
+            )
+            what = f"{new.action} {new.version} {new.outcome} (journaled at {new.time})"
+            try:
+                self.backend.record(state, new, fence=item.fence)
+            except lock.FencedError:
+                self.out(
+                    f"journaled outcome {what} came after the lock of {env} moved on: "
+                    "recorded as a stale holder's, not as the environment's state"
+                )
+            else:
+                self.out(f"recorded the journaled outcome {what}")
+            journal.remove(self.state, item)
+            if self.backend.release_id(env, item.fence.lock_id):
+                self.out(f"released the lock {item.fence.lock_id} the journaled outcome held")
 
     def load(self, env: str) -> tuple[dict[str, EnvState], EnvState]:
         """All projected states and ``env``'s; exit 3 if the ledger or ``env``'s file is bad."""
@@ -512,14 +618,29 @@ class Deployer:
         if dry_run:
             return self._deploy_plan(environment, version)
         approval = self.approval(environment, version, approve, reason)
+        self.reconcile(env_name)
         acquired = self.take_lock(env_name, "deploy", version, wait_s)
+        with self.holding(acquired) as holding:
+            return self._deploy_held(environment, version, approval, holding)
+
+    @contextlib.contextmanager
+    def holding(self, acquired: lock.Acquired) -> Iterator[Holding]:
+        """Hold ``acquired`` while the block runs: renew it, fence writes, release it after."""
         holding = Holding(acquired)
+        expires = acquired.lock.expires
+        if expires is not None:  # a lease: each command runs under a watchdog that reads it
+            holding.lease_file = self.state / "leases" / f"{acquired.lock.env}.{acquired.lock.id}"
+            write_expiry(holding.lease_file, expires)
+        self._fence = acquired.lock.fence
         try:
-            with self.backend.keep(acquired, holding.lose):
-                return self._deploy_held(environment, version, approval, holding)
+            with self.backend.keep(acquired, holding.lose, on_renewed=holding.renewed):
+                yield holding
         finally:
+            self._fence = None
             with held_off():
                 self.release(acquired)
+                if holding.lease_file is not None:
+                    holding.lease_file.unlink(missing_ok=True)
 
     def _deploy_held(
         self,
@@ -553,6 +674,12 @@ class Deployer:
         self.out("deploy plan (dry run: nothing is locked, run or recorded):")
         self.out(f"  environment  {environment.name}")
         self.out(f"  version      {version} (current: {state.current_version or 'none'})")
+        pending = journal.pending(self.state, environment.name)
+        if pending:
+            self.out(
+                f"  journal      {len(pending)} outcome(s) journaled here are not recorded yet "
+                "(the current version above may be stale): the deploy records them first"
+            )
         if problem:
             self.out(f"  blocked      {problem}")
         plan = Result(
@@ -697,23 +824,19 @@ class Deployer:
             return Result(
                 action="rollback", env=env_name, version=target, changed=False, dry_run=True
             )
+        self.reconcile(env_name)
         acquired = self.take_lock(env_name, "rollback", wanted or "", wait_s)
-        holding = Holding(acquired)
-        try:
-            with self.backend.keep(acquired, holding.lose):
-                _, state = self.load(env_name)
-                state = self.record_recoveries(state, acquired)
-                target = rollback_target(state, wanted)
-                if is_current(state, target):
-                    self.out(f"{env_name} already runs {target}: nothing to do")
-                    return Result(action="rollback", env=env_name, version=target, changed=False)
-                current = state.current_version
-                failure = self._rollback_steps(
-                    environment, state, target, current, holding=holding, automatic=False
-                )
-        finally:
-            with held_off():
-                self.release(acquired)
+        with self.holding(acquired) as holding:
+            _, state = self.load(env_name)
+            state = self.record_recoveries(state, acquired)
+            target = rollback_target(state, wanted)
+            if is_current(state, target):
+                self.out(f"{env_name} already runs {target}: nothing to do")
+                return Result(action="rollback", env=env_name, version=target, changed=False)
+            current = state.current_version
+            failure = self._rollback_steps(
+                environment, state, target, current, holding=holding, automatic=False
+            )
         if failure is not None:
             msg = (
                 f"rollback of {env_name} to {target} failed ({failure}): {env_name} is in an "
@@ -741,14 +864,22 @@ class Deployer:
     def show(self, env_name: str) -> dict[str, Any]:
         """``env_name``'s state as the ledger has it, plus the lock (for ``state``)."""
         self.environment(env_name)
-        state = deploystate.project(self.verified()).get(env_name, deploystate.empty(env_name))
+        self.reconcile(env_name)
+        entries = self.verified()
+        state = deploystate.project(entries).get(env_name, deploystate.empty(env_name))
+        held: lock.LockInfo | None = None
         try:
             held = self.backend.holder(env_name)
             lock_doc: dict[str, Any] | None = held.to_dict() if held else None
         except CIError as exc:
             lock_doc = {"error": str(exc)}
         file_status = self.backend.state_file_problem(state) or "ok"
-        return {**deploystate.document(state), "lock": lock_doc, "state_file": file_status}
+        doc = {**deploystate.document(state), "lock": lock_doc, "state_file": file_status}
+        unknown = unrecorded(state, entries, held, time.time())
+        if unknown is not None:
+            doc["status"] = deploystate.STATUS_UNKNOWN
+            doc["unknown"] = unknown
+        return doc
 
     def rebuild(self) -> tuple[list[Entry], list[str]]:
         """Recreate every environment's state file from the verified ledger."""
@@ -774,6 +905,46 @@ def rollback_target(state: EnvState, wanted: str | None) -> str:
         )
         raise PreflightError(msg)
     return target
+
+
+def unrecorded(
+    state: EnvState, entries: list[Entry], held: lock.LockInfo | None, now: float
+) -> str | None:
+    """Why ``state``'s current version cannot be trusted: an operation with no outcome (pure).
+
+    An operation that started and whose lock is gone or past its lease (plus the grace)
+    never recorded how it ended: its command may have changed what runs.
+    """
+    started = state.in_progress
+    if started is None:
+        return None
+    entry = next((e for e in entries if e.seq == started.get("seq")), None)
+    lock_id = entry.details.get("lock") if entry is not None else None
+    live = (
+        held is not None
+        and (lock_id is None or held.id == lock_id)
+        and (held.takeover_at is None or now < held.takeover_at)
+    )
+    if live:
+        return None
+    return (
+        f"{started.get('action')} {started.get('version')} started at {started.get('time')} "
+        f"by {started.get('actor')} and its outcome was never recorded: what runs in "
+        f"{state.env} is unknown (the machine that ran it records a journaled outcome with "
+        "its next command; else deploy a known-good version)"
+    )
+
+
+def _entry_fields(new: NewEntry) -> dict[str, Any]:
+    return {
+        "time": new.time,
+        "actor": new.actor,
+        "action": new.action,
+        "env": new.env,
+        "version": new.version,
+        "outcome": new.outcome,
+        "details": dict(new.details or {}),
+    }
 
 
 def _without_refs(environment: Environment) -> Environment:

@@ -10,7 +10,13 @@ died is recovered only once that group is gone too, or once the group has outrun
 deadline (the environment's ``timeout_s``), when the recovery ends it and says so. A
 holder on another host is never judged by its processes: in a local folder its lock is
 never broken automatically (use ``unlock``); on a git remote the lock is a lease the holder
-renews while it runs, and it may be taken over once it has expired.
+renews while it runs, and it may be taken over once it has expired and a grace
+(``TAKEOVER_GRACE_S``) has passed: meanwhile the holder's watchdog (``ci.core.watchdog``,
+a process apart from the holder) has ended the command of a lease that ran out unrenewed.
+
+Every take is a new epoch of the environment (``locks/<env>.epoch`` counts them; ``unlock``
+counts one too): a fencing token handed to the deploy command as ``CI_DEPLOY_FENCE``, and
+checked by the state backend, which refuses the writes of an older epoch.
 """
 
 from __future__ import annotations
@@ -31,16 +37,53 @@ from typing import Any
 
 from ci.core.errors import DeployError, LockHeldError, UsageError
 from ci.core.files import atomic_write_text
-from ci.core.runner import end_group, group_alive
+from ci.core.runner import WATCHDOG_KILL_S, end_group, group_alive
 from ci.deploy.store import Change, Store
 
 SCHEMA = 1
 MAX_BACKOFF_S = 1.0
+# After a lease's expiry, how long a takeover waits: the holder's watchdog sends SIGTERM at
+# the expiry and SIGKILL WATCHDOG_KILL_S later, so the old command has ended by then.
+TAKEOVER_GRACE_S = WATCHDOG_KILL_S + 3.0  # 5 s: the SIGKILL and a margin for clock skew
 Clock = Callable[[], float]  # epoch seconds
 
 
 class LockLostError(DeployError):
     """The lock this process held was taken over or removed while it worked (exit 5)."""
+
+
+class FencedError(DeployError):
+    """A write of a lease holder whose epoch is no longer the environment's (exit 5)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fence:
+    """The epoch a writer holds an environment's lock at (a fencing token), and its lock."""
+
+    env: str
+    epoch: int
+    lock_id: str
+    who: str = ""
+
+
+def epoch_file(env: str) -> str:
+    """Where the last epoch of ``env``'s lock is counted, relative to the store."""
+    return f"locks/{env}.epoch"
+
+
+def read_epoch(folder: Path, env: str) -> int:
+    """The last epoch of ``env``'s lock in ``folder`` (0: never taken, or unreadable)."""
+    try:
+        return int((folder / epoch_file(env)).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def next_epoch(folder: Path, env: str) -> int:
+    """Count a new epoch of ``env``'s lock in ``folder`` and return it."""
+    epoch = read_epoch(folder, env) + 1
+    atomic_write_text(folder / epoch_file(env), f"{epoch}\n")
+    return epoch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +103,7 @@ class LockInfo:
     pgid: int | None = None  # the process group of the command the holder runs now
     deadline: float | None = None  # epoch seconds by which that command must have ended
     expires: float | None = None  # epoch seconds: a lease the holder renews (git remote)
+    epoch: int | None = None  # the fencing token of this take (None: an older lock file)
 
     @property
     def who(self) -> str:
@@ -84,6 +128,7 @@ class LockInfo:
             "pgid": self.pgid,
             "deadline": self.deadline,
             "expires": self.expires,
+            "epoch": self.epoch,
         }
 
     @classmethod
@@ -91,6 +136,7 @@ class LockInfo:
         """Rebuild a LockInfo from ``to_dict`` output (KeyError/TypeError when malformed)."""
         start, pgid = data["start_time"], data.get("pgid")
         deadline, expires = data.get("deadline"), data.get("expires")
+        epoch = data.get("epoch")
         return cls(
             id=str(data["id"]),
             env=str(data["env"]),
@@ -105,7 +151,20 @@ class LockInfo:
             pgid=None if pgid is None else int(pgid),
             deadline=None if deadline is None else float(deadline),
             expires=None if expires is None else float(expires),
+            epoch=None if epoch is None else int(epoch),
         )
+
+    @property
+    def fence(self) -> Fence | None:
+        """The fencing token of this lock (None for a lock file from before epochs)."""
+        if self.epoch is None:
+            return None
+        return Fence(env=self.env, epoch=self.epoch, lock_id=self.id, who=self.who)
+
+    @property
+    def takeover_at(self) -> float | None:
+        """When a lease may be taken over: its expiry plus the grace (None: no lease)."""
+        return None if self.expires is None else self.expires + TAKEOVER_GRACE_S
 
     def describe(self) -> str:
         """One line naming the holder: who, what, since when, and the lock id."""
@@ -251,9 +310,10 @@ def holder_dead(info: LockInfo, host: str) -> bool:
 
 def judge(info: LockInfo, host: str, now: float) -> Holder:
     """What became of ``info``'s holder and of the command it ran (``now``: epoch seconds)."""
-    leased = info.expires is not None and now < info.expires
+    # A lease counts until its expiry plus the grace in which the watchdog ends its command.
+    leased = info.takeover_at is not None and now < info.takeover_at
     if info.host != host:
-        return Holder.EXPIRED if info.expires is not None and not leased else Holder.RUNNING
+        return Holder.EXPIRED if info.takeover_at is not None and not leased else Holder.RUNNING
     if not holder_dead(info, host):
         return Holder.RUNNING
     if info.pgid is not None and group_alive(info.pgid):
@@ -279,9 +339,14 @@ def held_message(holder: LockInfo, verdict: Holder, *, waited: str = "") -> str:
     if verdict is Holder.LEASED:
         return (
             f"{head}: the holder {holder.who} (pid {holder.pid}) is gone but its lease runs "
-            f"until {stamp(holder.expires)}, lock id {holder.id}; {hint}"
+            f"until {stamp(holder.expires)} (taken over from {stamp(holder.takeover_at)}), "
+            f"lock id {holder.id}; {hint}"
         )
-    lease = f" (lease until {stamp(holder.expires)})" if holder.expires is not None else ""
+    lease = (
+        f" (lease until {stamp(holder.expires)}, taken over from {stamp(holder.takeover_at)})"
+        if holder.expires is not None
+        else ""
+    )
     return f"{head}: {holder.describe()}{lease}; {hint}"
 
 
@@ -347,6 +412,7 @@ class Attempt:
     """One try at the lock: taken (with what was recovered), or the holder that keeps it."""
 
     got: bool
+    lock: LockInfo | None = None  # the lock written, when taken (with its expiry and epoch)
     holder: LockInfo | None = None
     verdict: Holder = Holder.RUNNING
     recovered: Recovered | None = None
@@ -356,11 +422,12 @@ def take(
     folder: Path, info: LockInfo, *, now: float, lease_s: float | None, shown: str
 ) -> Change[Attempt]:
     """The change that takes ``info``'s lock in ``folder`` if it is free or recoverable."""
-    mine = replace(info, expires=None if lease_s is None else now + lease_s)
+    expires = None if lease_s is None else now + lease_s
     holder = read(folder, info.env, shown)
     if holder is None:
+        mine = replace(info, expires=expires, epoch=next_epoch(folder, info.env))
         write(folder, mine)
-        return Change(result=Attempt(got=True), changed=True, message=_msg("take", mine))
+        return Change(result=Attempt(got=True, lock=mine), changed=True, message=_msg("take", mine))
     verdict = judge(holder, info.host, now)
     if not verdict.recoverable:
         return Change(result=Attempt(got=False, holder=holder, verdict=verdict), changed=False)
@@ -371,9 +438,10 @@ def take(
             result = Attempt(got=False, holder=holder, verdict=Holder.ORPHANED)
             return Change(result=result, changed=False)
         ended = holder.pgid
+    mine = replace(info, expires=expires, epoch=next_epoch(folder, info.env))
     write(folder, mine)
     recovered = Recovered(holder=holder, verdict=verdict, ended_group=ended)
-    result = Attempt(got=True, recovered=recovered)
+    result = Attempt(got=True, lock=mine, recovered=recovered)
     return Change(result=result, changed=True, message=_msg("take over", mine))
 
 
@@ -400,7 +468,8 @@ def acquire(
         if attempt.recovered is not None:
             recovered.append(attempt.recovered)
         if attempt.got:
-            return Acquired(lock=info, recovered=tuple(recovered), tries=tries)
+            taken = attempt.lock or info
+            return Acquired(lock=taken, recovered=tuple(recovered), tries=tries)
         left = deadline - monotonic()
         if attempt.holder is not None and left <= 0:
             waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
@@ -465,6 +534,23 @@ def release(store: Store, acquired: Acquired) -> None:
     store.update(change)
 
 
+def release_id(store: Store, env: str, lock_id: str) -> bool:
+    """Remove ``env``'s lock if it still holds ``lock_id``; True when it did."""
+    shown = store.shown(lock_file(env))
+
+    def change(folder: Path) -> Change[bool]:
+        try:
+            holder = read(folder, env, shown)
+        except LockHeldError:
+            return Change(result=False, changed=False)
+        if holder is None or holder.id != lock_id:
+            return Change(result=False, changed=False)
+        (folder / lock_file(env)).unlink()
+        return Change(result=True, changed=True, message=_msg("release", holder))
+
+    return store.update(change)
+
+
 def holder_of(store: Store, env: str) -> LockInfo | None:
     """Who holds ``env``'s lock now (None when free); LockHeldError when unreadable."""
     with store.view() as folder:
@@ -504,6 +590,7 @@ def unlock(store: Store, env: str, lock_id: str) -> Recovered:
                 raise LockHeldError(msg)
             ended = holder.pgid
         (folder / lock_file(env)).unlink()
+        next_epoch(folder, env)  # the removed holder is fenced off: its writes are refused
         removed = Recovered(holder=holder, ended_group=ended)
         return Change(result=removed, changed=True, message=_msg("unlock", holder))
 

@@ -22,6 +22,7 @@ SCHEMA = 1
 STATUS_NEW = "new"
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"  # the last operation left the environment in an unknown state
+STATUS_UNKNOWN = "unknown"  # shown only: an operation started and its outcome is not recorded
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

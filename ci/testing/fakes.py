@@ -28,9 +28,10 @@ class FakeRunner:
         timeout: float | None = None,
         stream: bool = False,
         on_start: OnStart | None = None,
+        watch: Path | None = None,
     ) -> Completed:
         """Answer ``argv`` with the longest scripted prefix; ToolError when none matches."""
-        del cwd, env, timeout, stream, on_start  # nothing runs: there is no process group
+        del cwd, env, timeout, stream, on_start, watch  # nothing runs: no process group
         key = tuple(argv)
         self.calls.append(key)
         for size in range(len(key), 0, -1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -141,9 +142,15 @@ def test_an_expired_lease_of_another_host_is_taken_over_and_recorded(
 ) -> None:
     a = clone(remote, tmp_path / "a")
     other = lock.new_info(env="staging", operation="deploy", version="0.9.0", created="then")
-    lapsed = replace(other, host="build-box-7", expires=time.time() - 1)
-    plant(GitStore(runner=ProcessRunner(), repo=a), lapsed)
+    # expired, but inside the grace in which its watchdog ends its command: not yet
+    grace = replace(other, host="build-box-7", expires=time.time() - 1)
+    store = GitStore(runner=ProcessRunner(), repo=a)
+    plant(store, grace)
     capsys.readouterr()
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 4
+    assert "taken over from" in capsys.readouterr().err
+    lapsed = replace(grace, expires=time.time() - 1 - lock.TAKEOVER_GRACE_S)
+    plant(store, lapsed)
     assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 0
     assert "recovered the lock" in capsys.readouterr().out
     entries = remote_entries(remote)
@@ -213,3 +220,98 @@ def test_a_remote_lost_mid_deploy_is_exit_6_and_the_lease_is_left_to_expire(
     assert str(gone) in err
     assert remote_entries(remote) == [("deploy", "staging", "1.0.0", "started")]
     assert json.loads(state_file(remote, "locks/staging.lock"))["version"] == "1.0.0"
+
+
+def test_an_outcome_the_lost_remote_never_took_is_journaled_and_reconciled(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone.git"
+    # the command succeeds, and the network drops on its way out
+    command = toml_list(["git", "remote", "set-url", "origin", str(gone)])
+    remote = project_remote(
+        tmp_path, f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
+    )
+    a = clone(remote, tmp_path / "a")
+    state_a = tmp_path / "state-a"
+    monkeypatch.setenv("CI_STATE_DIR", str(state_a))
+    capsys.readouterr()
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 6
+    err = capsys.readouterr().err
+    assert "deploy 1.0.0 on staging succeeded, but this could not be recorded" in err
+    assert str(state_a / "journal" / "staging.jsonl") in err
+    assert (state_a / "journal" / "staging.jsonl").is_file()
+    assert remote_entries(remote) == [("deploy", "staging", "1.0.0", "started")]
+
+    git(a, "remote", "set-url", "origin", str(remote))  # the network is back
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0", "--dry-run") == 0
+    assert "1 outcome(s) journaled here are not recorded yet" in capsys.readouterr().out
+    assert run(a, "state", "--env", "staging", "--json") == 0
+    out = capsys.readouterr().out
+    assert "recorded the journaled outcome deploy 1.0.0 succeeded" in out
+    doc = json.loads(out[out.index("{") :])
+    assert (doc["status"], doc["current"]["version"], doc["state_file"]) == ("ok", "1.0.0", "ok")
+    assert remote_entries(remote) == [
+        ("deploy", "staging", "1.0.0", "started"),
+        ("deploy", "staging", "1.0.0", "succeeded"),
+    ]
+    assert not state_file(remote, "locks/staging.lock")  # its lock went with it
+    assert not (state_a / "journal" / "staging.jsonl").exists()
+    assert run(a, "state", "--env", "staging") == 0  # reconciled once: nothing left to add
+    assert len(remote_entries(remote)) == 2
+
+
+def test_a_journaled_outcome_after_a_takeover_is_a_stale_holders_not_the_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone.git"
+    command = toml_list(["git", "remote", "set-url", "origin", str(gone)])
+    remote = project_remote(
+        tmp_path, f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
+    )
+    a, b = clone(remote, tmp_path / "a"), clone(remote, tmp_path / "b")
+    monkeypatch.setenv("CI_STATE_DIR", str(tmp_path / "state-a"))
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 6
+    git(a, "remote", "set-url", "origin", str(remote))
+    # meanwhile the lease ran out and b took over (its lock removed by id: a new epoch)
+    monkeypatch.setenv("CI_STATE_DIR", str(tmp_path / "state-b"))
+    held = lock.LockInfo.from_dict(json.loads(state_file(remote, "locks/staging.lock")))
+    plant(GitStore(runner=ProcessRunner(), repo=b), replace(held, host="build-box-7"))
+    capsys.readouterr()
+    assert run(b, "state", "--env", "staging", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] != "unknown"  # its lease still runs: in progress, not unknown yet
+    assert shown["in_progress"]["version"] == "1.0.0"
+    lapsed = replace(held, host="build-box-7", expires=time.time() - 1 - lock.TAKEOVER_GRACE_S)
+    plant(GitStore(runner=ProcessRunner(), repo=b), lapsed)
+    assert run(b, "state", "--env", "staging", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["status"] == "unknown"  # its lease is over, its outcome never came
+    assert "outcome was never recorded" in shown["unknown"]
+    assert run(b, "state", "--env", "staging") == 0
+    assert "current  unknown (last recorded: none)" in capsys.readouterr().out
+    assert run(b, "unlock", "--env", "staging", "--lock-id", held.id) == 0  # a new epoch
+
+    monkeypatch.setenv("CI_STATE_DIR", str(tmp_path / "state-a"))
+    assert run(a, "state", "--env", "staging") == 0
+    assert "recorded as a stale holder's" in capsys.readouterr().out
+    entries = remote_entries(remote)
+    assert entries[-1] == ("fence", "staging", "1.0.0", "refused")
+    assert ("deploy", "staging", "1.0.0", "succeeded") not in entries
+
+
+def test_the_deploy_command_gets_the_leases_epoch_as_its_fence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = tmp_path / "fences"
+    code = (
+        f"import os, sys; open({str(seen)!r}, 'a').write(os.environ['CI_DEPLOY_FENCE'] + chr(10))"
+    )
+    command = toml_list([sys.executable, "-c", code])
+    remote = project_remote(
+        tmp_path, f"[tool.ci.environments.staging]\ndeploy_command = {command}\n"
+    )
+    a = clone(remote, tmp_path / "a")
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.0") == 0
+    assert run(a, "deploy", "--env", "staging", "--version", "1.0.1") == 0
+    assert seen.read_text().split() == ["1", "2"]
+    assert state_file(remote, "locks/staging.epoch").strip() == "2"

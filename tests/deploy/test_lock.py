@@ -210,3 +210,27 @@ def test_set_group_refuses_a_lock_that_is_no_longer_ours(tmp_path: Path) -> None
     path.unlink()
     with pytest.raises(lock.LockLostError, match="no longer ours"):
         lock.set_group(store, held, 4243, time.time() + 60)
+
+
+def test_each_take_is_a_new_epoch_and_unlock_counts_one_too(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    first = lock.acquire(store, info())
+    assert first.lock.epoch == 1
+    assert json.loads(lock.lock_path(tmp_path, "staging").read_text())["epoch"] == 1
+    lock.release(store, first)
+    second = lock.acquire(store, info())
+    assert second.lock.epoch == 2
+    assert lock.acquire(store, info(env="production")).lock.epoch == 1  # per environment
+    lock.write(tmp_path, replace(second.lock, pid=dead_pid()))  # its holder died
+    lock.unlock(store, "staging", second.lock.id)
+    assert lock.read_epoch(tmp_path, "staging") == 3  # the unlocked holder is fenced off
+    assert lock.acquire(store, info()).lock.epoch == 4
+
+
+def test_an_expired_lease_is_taken_over_only_after_the_grace() -> None:
+    lease = info(host="build-box-7", expires=1000.0)
+    assert lock.judge(lease, "here", 999.0) is lock.Holder.RUNNING
+    # expired, but its watchdog may still be ending its command
+    assert lock.judge(lease, "here", 1000.0 + lock.TAKEOVER_GRACE_S - 0.1) is lock.Holder.RUNNING
+    assert lock.judge(lease, "here", 1000.0 + lock.TAKEOVER_GRACE_S) is lock.Holder.EXPIRED
+    assert lock.TAKEOVER_GRACE_S > lock.WATCHDOG_KILL_S + 1
