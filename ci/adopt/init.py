@@ -300,9 +300,12 @@ def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner)
     notes = list(project.notes)
     files: list[FileChange] = []
     recorded: dict[str, str] = dict(state.files) if state else {}
+    script = thin.script_requirement(
+        bundle.version, source.kind, location=source.location, tag=source.tag
+    )
     outcomes = [
         _thin_file(rel, render, target=target, state=state, options=options, runner=runner)
-        for rel, render in _thin_targets(target, bundle).items()
+        for rel, render in _thin_targets(target, bundle, script).items()
     ]
     for outcome in outcomes:
         if outcome.change is not None:
@@ -332,6 +335,7 @@ def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner)
     )
     files += _project_edits(target, project, notes, dependency=dependency)
     notes += _dependabot_notes(target, recorded)
+    notes += _script_notes(target, recorded, source)
     return Plan(
         project=project,
         adopted=state.version if state else None,
@@ -396,12 +400,31 @@ def _dependabot_notes(target: Target, recorded: Mapping[str, str]) -> list[str]:
     ]
 
 
+def _script_notes(
+    target: Target, recorded: Mapping[str, str], source: pyproject_edit.Source
+) -> list[str]:
+    """What a plain ``nox`` (not ``uv run nox``) needs that the noxfile cannot say itself."""
+    text = recorded.get("noxfile.py") or target.existing.get("noxfile.py") or ""
+    notes = []
+    if not thin.with_script(text, "noxgate")[1]:
+        notes.append(
+            "noxfile.py has its own script block without noxgate: add "
+            f'"noxgate=={__version__}" to its dependencies so a plain `nox` finds the gates'
+        )
+    if source.kind == "url":
+        notes.append(
+            f"noxgate comes from the index {source.location}: a plain `nox` installs it from "
+            f"there with UV_INDEX={source.location} set (its script block names the version)"
+        )
+    return notes
+
+
 # how to render a thin file from its origin: what init last wrote (recorded=True) or, the
 # first time, the project's file (None when it has none)
 Render = Callable[[str | None, bool], str]
 
 
-def _thin_targets(target: Target, bundle: Bundle) -> dict[str, Render]:
+def _thin_targets(target: Target, bundle: Bundle, script: str) -> dict[str, Render]:
     """Each thin file by path, with how to render it."""
 
     def wholly(text: str) -> Render:
@@ -417,7 +440,11 @@ def _thin_targets(target: Target, bundle: Bundle) -> dict[str, Render]:
 
         return render
 
-    out: dict[str, Render] = {"noxfile.py": own_or_thin(thin.NOXFILE, thin.noxfile)}
+    out: dict[str, Render] = {
+        "noxfile.py": own_or_thin(
+            thin.thin_noxfile(script), lambda text: thin.noxfile(text, script)
+        )
+    }
     if TASKS_INIT in target.existing and "tasks.py" not in target.existing:
         out[TASKS_SUBMODULE] = wholly(thin.TASKS)
         out[TASKS_INIT] = lambda origin, _recorded: thin.tasks_package_init(origin or "")

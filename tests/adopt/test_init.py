@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import nox.project
 import pytest
 from packaging.requirements import Requirement
 
@@ -42,6 +43,15 @@ FILES = {
     "src/demo_pkg/__init__.py": "def add(a, b):\n    return a + b\n",
     "tests/test_add.py": "from demo_pkg import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n",
 }
+
+
+NOXGATE_PIN = f"noxgate=={__version__}"
+THIN_NOXFILE = thin.thin_noxfile(NOXGATE_PIN)
+
+
+def script_dependencies(noxfile: Path) -> object:
+    """The dependencies of a noxfile's PEP 723 block, read as nox reads them."""
+    return nox.project.load_toml(noxfile)["dependencies"]
 
 
 BASELINE = '{"version": "1.5.0", "plugins_used": [], "filters_used": [], "results": {}}\n'
@@ -557,7 +567,7 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
             "uv.lock",
         ]
     )
-    assert (target / "noxfile.py").read_text() == thin.NOXFILE
+    assert (target / "noxfile.py").read_text() == THIN_NOXFILE
     assert (target / "tasks.py").read_text() == thin.TASKS
     workflow = (target / ".github/workflows/ci.yml").read_text()
     assert thin.LOCKED_NOX in workflow
@@ -570,7 +580,7 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
     assert data["tool"]["ruff"]["extend-exclude"] == ["noxfile.py", "tasks.py"]
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["version"] == __version__
-    assert state["files"]["noxfile.py"] == thin.NOXFILE
+    assert state["files"]["noxfile.py"] == THIN_NOXFILE
 
 
 def test_adopting_again_changes_nothing(target: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -587,7 +597,9 @@ def test_upgrade_merges_keeping_a_local_edit(
 ) -> None:
     assert adopt(target) == 0
     # what an older noxgate wrote, and a local edit of it since
-    older = thin.NOXFILE.replace("``nox -l`` lists them all.", "Run ``nox -l``.")
+    older = thin.thin_noxfile("noxgate==0.0.1").replace(
+        "``nox -l`` lists them all.", "Run ``nox -l``."
+    )
     state_path = target / ".noxgate-init.json"
     state = json.loads(state_path.read_text())
     state["files"]["noxfile.py"] = older
@@ -604,9 +616,11 @@ def test_upgrade_merges_keeping_a_local_edit(
     merged = (target / "noxfile.py").read_text()
     assert "``nox -l`` lists them all." in merged  # noxgate's change
     assert 'session.run("mkdocs")' in merged  # the local edit
+    # plain nox's script block follows the noxgate the upgrade brings
+    assert script_dependencies(target / "noxfile.py") == [thin.SCRIPT_NOX, NOXGATE_PIN]
     state = json.loads(state_path.read_text())
     assert state["version"] == __version__
-    assert state["files"]["noxfile.py"] == thin.NOXFILE  # the base for the next upgrade
+    assert state["files"]["noxfile.py"] == THIN_NOXFILE  # the base for the next upgrade
     assert adopt(target, "--upgrade") == 0
     assert (target / "noxfile.py").read_text() == merged
 
@@ -616,7 +630,8 @@ def test_an_own_noxfile_keeps_its_sessions(make_repo: Callable[..., Path]) -> No
     repo = make_repo({**FILES, "noxfile.py": own})
     assert adopt(repo) == 0
     text = (repo / "noxfile.py").read_text()
-    assert text.startswith(own)
+    assert text.startswith(thin.script_block(NOXGATE_PIN) + own)
+    assert script_dependencies(repo / "noxfile.py") == [thin.SCRIPT_NOX, NOXGATE_PIN]
     assert "_noxgate_sessions.declare(" in text
     assert "noqa" not in text
     excluded = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["ruff"]
@@ -651,6 +666,11 @@ def test_a_git_source_is_recorded_for_uv_and_for_later_runs(target: Path) -> Non
     }
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["source"] == "git+file:///srv/noxgate@v9.9.9"
+    # a plain nox installs noxgate from there too
+    assert script_dependencies(target / "noxfile.py") == [
+        thin.SCRIPT_NOX,
+        "noxgate @ git+file:///srv/noxgate@v9.9.9",
+    ]
     before = snapshot(target)
     assert adopt(target) == 0  # no --source: the recorded one
     assert snapshot(target) == before
