@@ -57,7 +57,9 @@ class GateConfig:
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
-    workers: int | str = "auto"  # pytest-xdist workers: "auto" (one per CPU) or a number
+    # pytest-xdist workers: "auto" (one per CPU) or a number; None: the project's own way
+    # (no -n from the bundle: xdist runs only where the project's addopts turn it on)
+    workers: int | str | None = None
     shards: int = 1  # CI matrix jobs the suite is split into (by recorded test durations)
     reruns: int = 0  # reruns of a failed test that may turn the gate green (it is flaky then)
     mypy: bool = False
@@ -632,9 +634,11 @@ class _Validator:
         return float(value)
 
     def count_or_auto(
-        self, table: Mapping[str, Any], where: str, key: str, default: int | str
-    ) -> int | str:
-        value = table.get(key, default)
+        self, table: Mapping[str, Any], where: str, key: str, default: int | str | None
+    ) -> int | str | None:
+        if key not in table:
+            return default
+        value = table[key]
         if value == "auto":
             return "auto"
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
