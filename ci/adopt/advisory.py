@@ -23,6 +23,7 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Table
 
 from ci.adopt import pyproject_edit
+from ci.core import config
 from ci.core.config import LINT_FAMILIES
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
@@ -176,7 +177,8 @@ def scan_history(root: Path, runner: Runner) -> list[dict[str, Any]]:
     """The full-history secret scan's findings the baseline does not know yet (hashes only)."""
     if not (root / ".git").exists():
         return []
-    argv = [*UV_RUN, "--group", "security", "python", "-m", "ci", "secrets", "--history"]
+    group = config.load(cwd=root).group("security") or "security"
+    argv = [*UV_RUN, "--group", group, "python", "-m", "ci", "secrets", "--history"]
     done = runner.run([*argv, "--format", "json"], cwd=root)
     try:
         data = json.loads(done.stdout)

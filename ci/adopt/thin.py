@@ -39,9 +39,9 @@ TASK_NAMES = (
 )
 TASKS_SUBMODULE = "noxgate.py"
 # what the bundle's workflows run nox with (its own noxfile needs no installed noxgate), and
-# what an adopted project's need: nox from the locked dev group, beside the installed noxgate
+# what an adopted project's need: nox from the locked noxgate-dev group, beside noxgate
 UVX_NOX = 'uvx --from "$NOX" nox'
-LOCKED_NOX = "uv run --locked --only-group dev nox"
+LOCKED_NOX = "uv run --locked --only-group noxgate-dev nox"
 # the nox a noxfile's PEP 723 script block asks for (nox builds its own environment from it)
 SCRIPT_NOX = "nox>=2026.10.20"
 SCRIPT_START = "# /// script"
@@ -336,7 +336,7 @@ def tasks_package_init(current: str) -> str:
 
 
 def workflow(text: str) -> str:
-    """A bundle workflow as an adopted project runs it: nox from the locked dev group."""
+    """A bundle workflow as an adopted project runs it: nox from the locked noxgate-dev group."""
     lines = [
         line
         for line in text.splitlines(keepends=True)

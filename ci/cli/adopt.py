@@ -21,10 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "init",
         help="adopt noxgate in another Python project: a locked dependency and thin files",
         description=(
-            "Adds noxgate to TARGET's dependency groups (dev and each group the sessions sync: "
-            "lint, test with the project's own test deps, security, package, workflows), at "
-            "this version or newer, with ruff (and mypy when on) pinned as the project already "
-            "pins them, and locks it (`uv lock`). Writes only the thin files: noxfile.py (the "
+            "Adds noxgate, at this version or newer, and the gates' tools in dependency groups "
+            "of its own (noxgate-dev, which TARGET's dev group includes, and one per group "
+            "the sessions sync: noxgate-lint, noxgate-test including the project's test group, "
+            "noxgate-security, noxgate-package, noxgate-workflows); a package the project "
+            "declares is written as it declares it (never a newer pin), and locks it "
+            "(`uv lock`). Writes only the thin files: noxfile.py (the "
             "gate sessions from ci.gates.sessions; a project's own noxfile keeps its sessions "
             "and gets a block that adds the others), tasks.py (or tasks/noxgate.py in a tasks/ "
             "package), the workflows, .github/dependabot.yml, [tool.ci], .secrets.baseline, "

