@@ -620,8 +620,8 @@ def render(plan_: Plan, *, dry_run: bool, upgrade: bool) -> str:
     return "\n".join(lines)
 
 
-def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
-    """Write the plan, ``uv lock`` and scan; undo writes if locking fails.
+def apply(plan_: Plan, root: Path, runner: Runner, *, uv: str = "uv") -> int | None:
+    """Write the plan, ``uv lock`` (with the bundle's ``uv``) and scan; undo writes if it fails.
 
     Returns how many possible secrets the first scan recorded (None when it did not scan).
     """
@@ -638,7 +638,7 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
                 # verbatim bytes: source and TOML must not pass through the masking filter
                 atomic_write_bytes(path, (change.new or "").encode("utf-8"))
             done.append(change)
-        lock(root, runner)
+        lock(root, runner, uv=uv)
     except BaseException:
         _undo(done, root, new_dirs)
         raise
@@ -685,9 +685,9 @@ def _undo(done: Sequence[FileChange], root: Path, new_dirs: Sequence[Path]) -> N
             folder.rmdir()
 
 
-def lock(root: Path, runner: Runner) -> None:
+def lock(root: Path, runner: Runner, *, uv: str = "uv") -> None:
     """``uv lock`` in the target; ToolError (exit 6) naming uv's complaint when it fails."""
-    done = runner.run(["uv", "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
+    done = runner.run([uv, "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
     if not done:
         lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no output"]
         detail = " ".join(line.strip() for line in lines[-3:])

@@ -15,10 +15,13 @@ from ci.adopt import init as scaffold
 from ci.adopt import pyproject_edit, thin
 from ci.cli import main as cli
 from ci.cli.app import App
+from ci.core import uv as bundle_uv
 from ci.core.errors import UsageError
+from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import Completed, ProcessRunner
 from ci.github import plan as gh_plan
 from ci.github import workflow_files
+from ci.run import report
 from tests.conftest import ROOT, git
 
 PYPROJECT = """# the project's own comment
@@ -77,7 +80,7 @@ class LockingRunner:
         stream: bool = False,
     ) -> Completed:
         self.calls.append(tuple(argv))
-        if tuple(argv[:2]) == ("uv", "lock"):
+        if Path(argv[0]).name == "uv" and tuple(argv[1:2]) == ("lock",):
             assert cwd is not None
             if self.lock_returncode == 0:
                 (cwd / "uv.lock").write_text("version = 1\n", encoding="utf-8")
@@ -358,6 +361,60 @@ def test_a_failing_lock_undoes_every_write(
     assert "No solution found" in err
     assert snapshot(target) == before  # no file and no empty folder (ci/) left behind
     assert init(target) == 0  # so a retry is not refused as "its own ci/"
+
+
+class DayOneRunner(LockingRunner):
+    """Stands in for the first gate run: writes the gate records a real run would."""
+
+    def __init__(self, results: Sequence[GateResult]) -> None:
+        super().__init__()
+        self.results = results
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        if "pipeline" in argv or "--history" in argv:
+            self.calls.append(tuple(argv))
+            assert cwd is not None
+            if "pipeline" in argv:
+                for result in self.results:
+                    report.write_report(result, cwd / "reports")
+            out = '{"findings": []}' if "--history" in argv else ""
+            code = 6 if "pipeline" in argv else 0
+            return Completed(argv=tuple(argv), returncode=code, stdout=out, stderr="", duration_s=0)
+        return super().run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
+
+
+def test_a_gate_that_could_not_run_stays_required_and_init_exits_6(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = DayOneRunner(
+        [
+            GateResult(gate="lint", status=GateStatus.FAILED, summary="3 finding(s)"),
+            GateResult(gate="audit", status=GateStatus.ERROR, summary="OSV unreachable"),
+            GateResult(gate="secrets", status=GateStatus.PASSED),
+        ]
+    )
+    app = App(runner=runner, cwd=target.parent)
+    assert cli.main(["init", str(target)], app) == 6
+    out = capsys.readouterr().out
+    assert "could not run (still required, the main job fails until fixed): audit" in out
+    assert "audit: could not run on the untouched project (OSV unreachable)" in out
+    gates = tomllib.loads((target / "pyproject.toml").read_text())["tool"]["ci"]["gates"]
+    assert gates["lint"]["mode"] == "advisory"  # a finding: advisory first
+    assert "audit" not in gates  # never ran: required, not hidden behind a green job
+    assert (target / "noxfile.py").is_file()  # the files are written all the same
+    assert (target / "uv.lock").is_file()
+    # the bundle's uv ran the gates, by path where it can tell
+    (pipeline_call,) = [c for c in runner.calls if "pipeline" in c]
+    assert Path(pipeline_call[0]).name == "uv"
+    assert pipeline_call[0] == bundle_uv.find(os.environ)
 
 
 def test_a_pytest_pin_is_read_never_raised(make_repo: Callable[..., Path]) -> None:
