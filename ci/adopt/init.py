@@ -273,6 +273,7 @@ def _plan_vendor(target: Target, bundle: Bundle, options: Options) -> Plan:
     if options.upgrade:
         files += _stale_bundle_files(target, set(wanted))
     files += _project_edits(target, project, notes, dependency=None)
+    notes += _release_notes(target)
     if kept:
         notes.append(
             f"{len(kept)} bundle file(s) differ from bundle {bundle.version} "
@@ -336,6 +337,7 @@ def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner)
     files += _project_edits(target, project, notes, dependency=dependency)
     notes += _dependabot_notes(target, recorded)
     notes += _script_notes(target, recorded, source)
+    notes += _release_notes(target)
     return Plan(
         project=project,
         adopted=state.version if state else None,
@@ -503,13 +505,20 @@ def _refuse_foreign_ci(target: Target, adopted: str | None) -> None:
 
 
 def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
-    """Bundle files by target path: workflows get distinct names where the target's collide."""
+    """Bundle files by target path: workflows get distinct names where the target's collide.
+
+    Where the project releases from a tag-triggered workflow of its own, the bundle's
+    release workflow is left out: one tag push must publish once (``_release_notes``).
+    """
     theirs = {rel: text for rel, text in target.workflows.items() if not _ours(text)}
     their_names = {_workflow_name(text) for text in theirs.values()} - {None}
+    own_release = bool(own_release_workflows(target))
     out: dict[str, str] = {}
     for rel, text in bundle.files.items():
         if not rel.startswith(f"{WORKFLOWS}/"):
             out[rel] = text
+            continue
+        if own_release and releases_on_tags(text):
             continue
         name = _workflow_name(text)
         dest, body = rel, workflow_text(text, target.tag_format)
@@ -523,6 +532,65 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
 
 def _ours(text: str) -> bool:
     return text.startswith(WORKFLOW_HEADER)
+
+
+# steps that publish a release: the upload actions and commands, and noxgate's own
+_PUBLISHES = re.compile(
+    r"pypa/gh-action-pypi-publish|\b(?:twine\s+upload|uv\s+publish|flit\s+publish|"
+    r"poetry\s+publish|hatch\s+publish|pdm\s+publish|invoke\s+release|ci\s+release)\b"
+)
+# a job or step that runs only for a tag or a release event
+_TAG_REF = re.compile(r"refs/tags|ref_type\s*==\s*'tag'|github\.event_name\s*==\s*'release'")
+
+
+def releases_on_tags(text: str) -> bool:
+    """True when a workflow publishes a release for a tag (a push of tags, or a release event)."""
+    if not _PUBLISHES.search(text):
+        return False
+    return bool(_TAG_REF.search(text)) or _tag_triggered(_on_block(text))
+
+
+def _on_block(text: str) -> str:
+    """The text of a workflow's top-level ``on:`` key (its inline value and nested lines)."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"""^(?:on|"on"|'on'|true)\s*:(.*)$""", line)
+        if not match:
+            continue
+        block = [match[1]]
+        for nested in lines[index + 1 :]:
+            if nested.strip() and not nested[0].isspace() and not nested.startswith("#"):
+                break
+            block.append(nested)
+        return "\n".join(block)
+    return ""
+
+
+def _tag_triggered(block: str) -> bool:
+    """True when an ``on:`` block has a ``tags:`` filter or the ``release`` event."""
+    inline = block.split("\n", 1)[0].split("#", 1)[0]
+    return bool(re.search(r"(?m)^\s*(?:tags|release)\s*:", block)) or bool(
+        re.search(r"\brelease\b", inline)
+    )
+
+
+def own_release_workflows(target: Target) -> list[str]:
+    """The project's own workflows (not the bundle's) that publish a release for a tag."""
+    return sorted(
+        rel for rel, text in target.workflows.items() if not _ours(text) and releases_on_tags(text)
+    )
+
+
+def _release_notes(target: Target) -> list[str]:
+    """Why the bundle's release workflow was left out, when it was."""
+    own = own_release_workflows(target)
+    if not own:
+        return []
+    return [
+        f"{', '.join(own)} already publishes on tags: noxgate's release workflow is not added "
+        "(one tag push publishes once) and releasing stays with it; to release with noxgate "
+        "instead, delete it and rerun init"
+    ]
 
 
 def _workflow_name(text: str) -> str | None:

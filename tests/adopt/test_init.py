@@ -417,6 +417,63 @@ def test_a_gate_that_could_not_run_stays_required_and_init_exits_6(
     assert pipeline_call[0] == bundle_uv.find(os.environ)
 
 
+OWN_RELEASE = """\
+name: Publish
+on:
+  push:
+    tags: ["*"]
+jobs:
+  pypi:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - run: python -m build
+      - uses: pypa/gh-action-pypi-publish@release/v1
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "releases"),
+    [
+        (OWN_RELEASE, True),
+        # a release event, inline or as a key
+        ("on: [release]\njobs:\n  p:\n    steps:\n      - run: twine upload dist/*\n", True),
+        (
+            "on:\n  release:\n    types: [published]\njobs:\n  p:\n    steps:\n"
+            "      - run: uv publish\n",
+            True,
+        ),
+        # any push, publishing only for a tag ref
+        (
+            "on: push\njobs:\n  p:\n    if: startsWith(github.ref, 'refs/tags/')\n"
+            "    steps:\n      - run: flit publish\n",
+            True,
+        ),
+        # tags, but nothing published; publishing, but never for a tag
+        ("on:\n  push:\n    tags: ['v*']\njobs:\n  t:\n    steps:\n      - run: pytest\n", False),
+        ("on: workflow_dispatch\njobs:\n  p:\n    steps:\n      - run: twine upload x\n", False),
+    ],
+)
+def test_a_release_workflow_is_one_that_publishes_for_a_tag(text: str, releases: bool) -> None:
+    assert scaffold.releases_on_tags(text) is releases
+
+
+def test_a_projects_own_release_workflow_means_no_second_one(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One tag push must publish once: the project's own release workflow keeps the job."""
+    repo = make_repo({**FILES, ".github/workflows/release.yml": OWN_RELEASE})
+    assert adopt(repo) == 0
+    workflows = sorted(p.name for p in (repo / ".github/workflows").iterdir())
+    assert workflows == ["ci.yml", "nightly-security.yml", "release.yml"]
+    assert (repo / ".github/workflows/release.yml").read_text() == OWN_RELEASE  # theirs
+    out = capsys.readouterr().out
+    assert ".github/workflows/release.yml already publishes on tags" in out
+    assert "noxgate's release workflow is not added" in out
+    assert adopt(repo) == 0  # and it stays so
+    assert not (repo / ".github/workflows/noxgate-release.yml").exists()
+
+
 def test_a_pytest_pin_is_read_never_raised(make_repo: Callable[..., Path]) -> None:
     """A project pinning pytest<8 keeps its groups; the bundle's never ask for a newer one."""
     pyproject = PYPROJECT.replace(
