@@ -41,7 +41,8 @@ TASKS_SUBMODULE = "noxgate.py"
 # what the bundle's workflows run nox with (its own noxfile needs no installed noxgate), and
 # what an adopted project's need: nox from the locked noxgate-dev group, beside noxgate
 UVX_NOX = 'uvx --from "$NOX" nox'
-LOCKED_NOX = "uv run --locked --only-group noxgate-dev nox"
+# (the noxfile's script block is for a nox of its own: the locked environment needs none)
+LOCKED_NOX = "uv run --locked --only-group noxgate-dev nox --script-mode none"
 # the nox a noxfile's PEP 723 script block asks for (nox builds its own environment from it)
 SCRIPT_NOX = "nox>=2026.10.20"
 SCRIPT_START = "# /// script"
