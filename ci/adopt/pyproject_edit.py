@@ -181,17 +181,18 @@ def tool_groups(
 
     A tool the project declares itself (ruff and mypy also from its pre-commit revs) is
     written as the project declares it, so the lock never needs a newer one than the
-    project allows; where it pins pytest, the pytest plugins go without a floor (the
-    resolver picks ones that fit its pytest). mypy only when the lint gate runs it; the
-    tools of the lint ``families`` the project has files for; with ``noxgate`` (a
-    dependency) each group gets it, which brings ``packaging`` along.
+    project allows; where its pytest pin rules out the bundle's floor, the pytest plugins
+    go without a floor (the resolver picks ones that fit its pytest). mypy only when the
+    lint gate runs it; the tools of the lint ``families`` the project has files for; with
+    ``noxgate`` (a dependency) each group gets it, which brings ``packaging`` along.
     """
     pins = project.tool_pins
+    loosen = _below_our_floor(pins.get("pytest"))
     out: dict[str, tuple[str, ...]] = {}
     for group, tools in TOOL_GROUPS.items():
         if group == "lint":
             tools = (*tools, *lint_families.requirements(families))  # noqa: PLW2901
-        wanted = [_within_pins(t, pins) for t in tools]
+        wanted = [_within_pins(t, pins, loosen=loosen) for t in tools]
         if not mypy:
             wanted = [t for t in wanted if _entry_key(t) != "mypy"]
         if noxgate is not None:
@@ -200,14 +201,24 @@ def tool_groups(
     return out
 
 
-def _within_pins(tool: str, pins: Mapping[str, str]) -> str:
-    """``tool`` as the project declares it, or ours; a pytest plugin bare under a pytest pin."""
+def _within_pins(tool: str, pins: Mapping[str, str], *, loosen: bool) -> str:
+    """``tool`` as the project declares it, or ours; a pytest plugin bare when ``loosen``."""
     key = _entry_key(tool)
     if key in pins:
         return pins[key]
-    if key.startswith("pytest-") and Requirement(pins.get("pytest", "pytest")).specifier:
+    if key.startswith("pytest-") and loosen:
         return key
     return tool
+
+
+def _below_our_floor(pin: str | None) -> bool:
+    """True when the project's pytest requirement rules out the pytest the bundle asks for."""
+    ours = next((t for g in TOOL_GROUPS.values() for t in g if _entry_key(t) == "pytest"), None)
+    if pin is None or ours is None:
+        return False
+    floors = [s.version for s in Requirement(ours).specifier if s.operator in {">=", "~=", "=="}]
+    spec = Requirement(pin).specifier
+    return bool(floors) and not spec.contains(floors[0], prereleases=True)
 
 
 def bundle_group(group: str) -> str:
