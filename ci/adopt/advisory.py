@@ -1,5 +1,8 @@
 """Green on day one: after ``init``, run the gates once and make the failing ones advisory.
 
+Advisory-first is for findings only: a gate that could not run (its tool crashed, a service
+was unreachable) stays required, and init names what to fix and exits 6.
+
 A gate that fails on the untouched project is recorded as ``mode = "advisory"`` in its
 ``[tool.ci.gates.NAME]`` table with a one-line reason above it (a lint gate that fails only
 on lint families' findings gets those families in ``advisory_families`` instead, so ruff
@@ -23,17 +26,18 @@ from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.items import Table
 
 from ci.adopt import pyproject_edit
+from ci.core import config
 from ci.core.config import LINT_FAMILIES
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import Runner
-from ci.gates import lint_families
+from ci.gates import lint_families, registry
 from ci.run import report
 
 BASELINE = ".secrets.baseline"
 # `uv run` in the target: its own locked environment, whatever environment runs init
-UV_RUN = ("uv", "run", "--locked")
+UV_RUN = ("run", "--locked")
 HOW_TO_FIX: Mapping[str, str] = {
     "lint": "run `uv run nox -s lint`, fix what it lists (`ruff check --fix`, `ruff format`)",
     "test": "run `uv run nox -s test-{python}` and make the tests pass",
@@ -93,13 +97,17 @@ class DayOne:
     results: tuple[GateResult, ...]
     advisories: tuple[Advisory, ...]
     history_secrets: int
+    not_run: tuple[NotRun, ...] = ()  # required gates that could not run: stay required
 
 
-def run_gates(root: Path, runner: Runner) -> tuple[GateResult, ...]:
-    """The main job once in the target (``uv run --locked python -m ci pipeline --no-cache``)."""
+def run_gates(root: Path, runner: Runner, *, uv: str = "uv") -> tuple[GateResult, ...]:
+    """The main job once in the target (``uv run --locked python -m ci pipeline --no-cache``).
+
+    ``uv`` is the bundle's (``ci.core.uv``); ``uv run`` hands it on as ``$UV`` to the gates.
+    """
     started = time.time_ns()
     done = runner.run(
-        [*UV_RUN, "python", "-m", "ci", "pipeline", "--no-cache"], cwd=root, stream=True
+        [uv, *UV_RUN, "python", "-m", "ci", "pipeline", "--no-cache"], cwd=root, stream=True
     )
     results = tuple(report.gate_records(root / "reports", started))
     if not results:
@@ -114,12 +122,17 @@ def run_gates(root: Path, runner: Runner) -> tuple[GateResult, ...]:
 
 
 def advisories(results: Sequence[GateResult]) -> tuple[Advisory, ...]:
-    """One advisory per required gate that failed or could not run, first result per gate."""
+    """One advisory per required gate that failed on its findings, first result per gate.
+
+    A gate that could not run (a crashed or unreachable tool) is not one: advisory-first is
+    for findings, and a gate that never ran must not turn the main job green (``not_run``).
+    """
+    cannot = {n.gate for n in not_run(results)}
     found: dict[str, Advisory] = {}
     for result in results:
-        if not result.blocking or result.gate in found:
+        if not result.blocking or result.gate in found or result.gate in cannot:
             continue
-        what = "could not run" if result.status is GateStatus.ERROR else "failed"
+        what = "failed"
         detail = " ".join(result.summary.split())[:100] or result.status.value
         families = _failing_families(result)
         if families:
@@ -131,6 +144,57 @@ def advisories(results: Sequence[GateResult]) -> tuple[Advisory, ...]:
             families=families,
         )
     return tuple(found.values())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NotRun:
+    """A required gate that could not run on the untouched project: it stays required."""
+
+    gate: str
+    session: str  # the nox session that runs it (``test-3.12``)
+    reason: str
+
+    def how_to_fix(self) -> str:
+        """What to fix before the gate can run (printed by init)."""
+        step = COULD_NOT_RUN.get(self.gate, "")
+        step = f"{step}; " if step else ""
+        return (
+            f"{self.gate}: could not run on the untouched project ({self.reason}); it stays "
+            f"required. {step}see why with `uv run nox -s {self.session}`, then `uv run invoke ci`"
+        )
+
+
+# what a gate that could not run most often lacks
+COULD_NOT_RUN: Mapping[str, str] = {
+    "audit": (
+        "it needs the advisory service (reachable from here) or an offline copy of the PyPA "
+        "advisory database: set [tool.ci] advisory_db or CI_ADVISORY_DB to its vulns folder"
+    ),
+}
+
+
+def not_run(results: Sequence[GateResult]) -> tuple[NotRun, ...]:
+    """The required gates that could not run (status error), first result per gate."""
+    found: dict[str, NotRun] = {}
+    for result in results:
+        if not result.blocking or result.status is not GateStatus.ERROR or result.gate in found:
+            continue
+        found[result.gate] = NotRun(
+            gate=result.gate,
+            session=_session(result),
+            reason=" ".join(result.summary.split())[:160] or "error",
+        )
+    return tuple(found.values())
+
+
+def _session(result: GateResult) -> str:
+    """The nox session that runs ``result``'s gate (``test-3.12``, ``security``)."""
+    gate = next((g for g in registry.BUILTIN if g.name == result.gate), None)
+    if gate is None:
+        return result.gate
+    return (
+        f"{gate.session}-{result.variant}" if gate.parametrized and result.variant else gate.session
+    )
 
 
 def _failing_families(result: GateResult) -> tuple[str, ...]:
@@ -172,11 +236,12 @@ def mark_advisory(text: str, found: Sequence[Advisory]) -> str:
     return pyproject_edit.space_new_tables(text, tomlkit.dumps(doc))
 
 
-def scan_history(root: Path, runner: Runner) -> list[dict[str, Any]]:
+def scan_history(root: Path, runner: Runner, *, uv: str = "uv") -> list[dict[str, Any]]:
     """The full-history secret scan's findings the baseline does not know yet (hashes only)."""
     if not (root / ".git").exists():
         return []
-    argv = [*UV_RUN, "--group", "security", "python", "-m", "ci", "secrets", "--history"]
+    group = config.load(cwd=root).group("security") or "security"
+    argv = [uv, *UV_RUN, "--group", group, "python", "-m", "ci", "secrets", "--history"]
     done = runner.run([*argv, "--format", "json"], cwd=root)
     try:
         data = json.loads(done.stdout)
@@ -219,13 +284,15 @@ def add_to_baseline(root: Path, findings: Sequence[Mapping[str, Any]]) -> int:
     return added
 
 
-def day_one(root: Path, runner: Runner) -> DayOne:
+def day_one(root: Path, runner: Runner, *, uv: str = "uv") -> DayOne:
     """Run the gates and the history scan once; record advisories and the history baseline."""
-    results = run_gates(root, runner)
-    history = add_to_baseline(root, scan_history(root, runner))
+    results = run_gates(root, runner, uv=uv)
+    history = add_to_baseline(root, scan_history(root, runner, uv=uv))
     found = advisories(results)
     if found:
         path = root / "pyproject.toml"
         text = path.read_text(encoding="utf-8")
         atomic_write_bytes(path, mark_advisory(text, found).encode("utf-8"))
-    return DayOne(results=results, advisories=found, history_secrets=history)
+    return DayOne(
+        results=results, advisories=found, history_secrets=history, not_run=not_run(results)
+    )

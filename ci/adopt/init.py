@@ -273,6 +273,7 @@ def _plan_vendor(target: Target, bundle: Bundle, options: Options) -> Plan:
     if options.upgrade:
         files += _stale_bundle_files(target, set(wanted))
     files += _project_edits(target, project, notes, dependency=None)
+    notes += _release_notes(target)
     if kept:
         notes.append(
             f"{len(kept)} bundle file(s) differ from bundle {bundle.version} "
@@ -300,9 +301,12 @@ def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner)
     notes = list(project.notes)
     files: list[FileChange] = []
     recorded: dict[str, str] = dict(state.files) if state else {}
+    script = thin.script_requirement(
+        bundle.version, source.kind, location=source.location, tag=source.tag
+    )
     outcomes = [
         _thin_file(rel, render, target=target, state=state, options=options, runner=runner)
-        for rel, render in _thin_targets(target, bundle).items()
+        for rel, render in _thin_targets(target, bundle, script).items()
     ]
     for outcome in outcomes:
         if outcome.change is not None:
@@ -332,6 +336,8 @@ def _plan_thin(target: Target, bundle: Bundle, options: Options, runner: Runner)
     )
     files += _project_edits(target, project, notes, dependency=dependency)
     notes += _dependabot_notes(target, recorded)
+    notes += _script_notes(target, recorded, source)
+    notes += _release_notes(target)
     return Plan(
         project=project,
         adopted=state.version if state else None,
@@ -396,12 +402,31 @@ def _dependabot_notes(target: Target, recorded: Mapping[str, str]) -> list[str]:
     ]
 
 
+def _script_notes(
+    target: Target, recorded: Mapping[str, str], source: pyproject_edit.Source
+) -> list[str]:
+    """What a plain ``nox`` (not ``uv run nox``) needs that the noxfile cannot say itself."""
+    text = recorded.get("noxfile.py") or target.existing.get("noxfile.py") or ""
+    notes = []
+    if not thin.with_script(text, "noxgate")[1]:
+        notes.append(
+            "noxfile.py has its own script block without noxgate: add "
+            f'"noxgate=={__version__}" to its dependencies so a plain `nox` finds the gates'
+        )
+    if source.kind == "url":
+        notes.append(
+            f"noxgate comes from the index {source.location}: a plain `nox` installs it from "
+            f"there with UV_INDEX={source.location} set (its script block names the version)"
+        )
+    return notes
+
+
 # how to render a thin file from its origin: what init last wrote (recorded=True) or, the
 # first time, the project's file (None when it has none)
 Render = Callable[[str | None, bool], str]
 
 
-def _thin_targets(target: Target, bundle: Bundle) -> dict[str, Render]:
+def _thin_targets(target: Target, bundle: Bundle, script: str) -> dict[str, Render]:
     """Each thin file by path, with how to render it."""
 
     def wholly(text: str) -> Render:
@@ -417,7 +442,11 @@ def _thin_targets(target: Target, bundle: Bundle) -> dict[str, Render]:
 
         return render
 
-    out: dict[str, Render] = {"noxfile.py": own_or_thin(thin.NOXFILE, thin.noxfile)}
+    out: dict[str, Render] = {
+        "noxfile.py": own_or_thin(
+            thin.thin_noxfile(script), lambda text: thin.noxfile(text, script)
+        )
+    }
     if TASKS_INIT in target.existing and "tasks.py" not in target.existing:
         out[TASKS_SUBMODULE] = wholly(thin.TASKS)
         out[TASKS_INIT] = lambda origin, _recorded: thin.tasks_package_init(origin or "")
@@ -476,13 +505,20 @@ def _refuse_foreign_ci(target: Target, adopted: str | None) -> None:
 
 
 def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
-    """Bundle files by target path: workflows get distinct names where the target's collide."""
+    """Bundle files by target path: workflows get distinct names where the target's collide.
+
+    Where the project releases from a tag-triggered workflow of its own, the bundle's
+    release workflow is left out: one tag push must publish once (``_release_notes``).
+    """
     theirs = {rel: text for rel, text in target.workflows.items() if not _ours(text)}
     their_names = {_workflow_name(text) for text in theirs.values()} - {None}
+    own_release = bool(own_release_workflows(target))
     out: dict[str, str] = {}
     for rel, text in bundle.files.items():
         if not rel.startswith(f"{WORKFLOWS}/"):
             out[rel] = text
+            continue
+        if own_release and releases_on_tags(text):
             continue
         name = _workflow_name(text)
         dest, body = rel, workflow_text(text, target.tag_format)
@@ -496,6 +532,65 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
 
 def _ours(text: str) -> bool:
     return text.startswith(WORKFLOW_HEADER)
+
+
+# steps that publish a release: the upload actions and commands, and noxgate's own
+_PUBLISHES = re.compile(
+    r"pypa/gh-action-pypi-publish|\b(?:twine\s+upload|uv\s+publish|flit\s+publish|"
+    r"poetry\s+publish|hatch\s+publish|pdm\s+publish|invoke\s+release|ci\s+release)\b"
+)
+# a job or step that runs only for a tag or a release event
+_TAG_REF = re.compile(r"refs/tags|ref_type\s*==\s*'tag'|github\.event_name\s*==\s*'release'")
+
+
+def releases_on_tags(text: str) -> bool:
+    """True when a workflow publishes a release for a tag (a push of tags, or a release event)."""
+    if not _PUBLISHES.search(text):
+        return False
+    return bool(_TAG_REF.search(text)) or _tag_triggered(_on_block(text))
+
+
+def _on_block(text: str) -> str:
+    """The text of a workflow's top-level ``on:`` key (its inline value and nested lines)."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = re.match(r"""^(?:on|"on"|'on'|true)\s*:(.*)$""", line)
+        if not match:
+            continue
+        block = [match[1]]
+        for nested in lines[index + 1 :]:
+            if nested.strip() and not nested[0].isspace() and not nested.startswith("#"):
+                break
+            block.append(nested)
+        return "\n".join(block)
+    return ""
+
+
+def _tag_triggered(block: str) -> bool:
+    """True when an ``on:`` block has a ``tags:`` filter or the ``release`` event."""
+    inline = block.split("\n", 1)[0].split("#", 1)[0]
+    return bool(re.search(r"(?m)^\s*(?:tags|release)\s*:", block)) or bool(
+        re.search(r"\brelease\b", inline)
+    )
+
+
+def own_release_workflows(target: Target) -> list[str]:
+    """The project's own workflows (not the bundle's) that publish a release for a tag."""
+    return sorted(
+        rel for rel, text in target.workflows.items() if not _ours(text) and releases_on_tags(text)
+    )
+
+
+def _release_notes(target: Target) -> list[str]:
+    """Why the bundle's release workflow was left out, when it was."""
+    own = own_release_workflows(target)
+    if not own:
+        return []
+    return [
+        f"{', '.join(own)} already publishes on tags: noxgate's release workflow is not added "
+        "(one tag push publishes once) and releasing stays with it; to release with noxgate "
+        "instead, delete it and rerun init"
+    ]
 
 
 def _workflow_name(text: str) -> str | None:
@@ -593,8 +688,8 @@ def render(plan_: Plan, *, dry_run: bool, upgrade: bool) -> str:
     return "\n".join(lines)
 
 
-def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
-    """Write the plan, ``uv lock`` and scan; undo writes if locking fails.
+def apply(plan_: Plan, root: Path, runner: Runner, *, uv: str = "uv") -> int | None:
+    """Write the plan, ``uv lock`` (with the bundle's ``uv``) and scan; undo writes if it fails.
 
     Returns how many possible secrets the first scan recorded (None when it did not scan).
     """
@@ -611,7 +706,7 @@ def apply(plan_: Plan, root: Path, runner: Runner) -> int | None:
                 # verbatim bytes: source and TOML must not pass through the masking filter
                 atomic_write_bytes(path, (change.new or "").encode("utf-8"))
             done.append(change)
-        lock(root, runner)
+        lock(root, runner, uv=uv)
     except BaseException:
         _undo(done, root, new_dirs)
         raise
@@ -658,9 +753,9 @@ def _undo(done: Sequence[FileChange], root: Path, new_dirs: Sequence[Path]) -> N
             folder.rmdir()
 
 
-def lock(root: Path, runner: Runner) -> None:
+def lock(root: Path, runner: Runner, *, uv: str = "uv") -> None:
     """``uv lock`` in the target; ToolError (exit 6) naming uv's complaint when it fails."""
-    done = runner.run(["uv", "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
+    done = runner.run([uv, "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
     if not done:
         lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no output"]
         detail = " ".join(line.strip() for line in lines[-3:])

@@ -18,7 +18,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 
-from ci.core.config import DEFAULT_PYTHONS
+from ci.core.config import BUNDLE_GROUP_PREFIX, DEFAULT_PYTHONS
 from ci.core.errors import UsageError
 
 # What setuptools' flat-layout discovery also skips: never the project's own package.
@@ -76,7 +76,7 @@ class Project:
     requires_python: str | None
     test_requirements: tuple[str, ...]
     test_group: str | None  # an existing dependency group holding the project's test deps
-    tool_pins: Mapping[str, str] = field(default_factory=dict)  # ruff/mypy as the project pins
+    tool_pins: Mapping[str, str] = field(default_factory=dict)  # what the project declares, by name
     notes: tuple[str, ...] = ()
 
 
@@ -156,6 +156,7 @@ def detect(facts: ProjectFiles, where: str = "TARGET") -> Project:
     requires_python = str(requires) if isinstance(requires, str) else None
     groups = _table(data, "dependency-groups")
     test_group = next((g for g in TEST_GROUP_NAMES if g in groups), None)
+    test_requirements = tuple(_test_requirements(data, facts, name, test_group))
     return Project(
         name=name,
         backend=backend,
@@ -164,9 +165,9 @@ def detect(facts: ProjectFiles, where: str = "TARGET") -> Project:
         tests=_tests_dir(data, facts),
         pythons=supported_pythons(requires_python, where),
         requires_python=requires_python,
-        test_requirements=tuple(_test_requirements(data, facts, name, test_group)),
+        test_requirements=test_requirements,
         test_group=test_group,
-        tool_pins=tool_pins(data, facts.pre_commit),
+        tool_pins=tool_pins(data, facts.pre_commit, test_requirements),
         notes=tuple(notes),
     )
 
@@ -179,23 +180,31 @@ PRE_COMMIT_REPOS = {
 }
 
 
-def tool_pins(data: Mapping[str, Any], pre_commit: str | None) -> dict[str, str]:
-    """The requirement for ruff and mypy the project already uses, by tool name.
+def tool_pins(
+    data: Mapping[str, Any], pre_commit: str | None, extra: Iterable[str] = ()
+) -> dict[str, str]:
+    """The requirement (name and specifier) of every package the project declares, by name.
 
-    Its dependency groups and optional dependencies first (the requirement as written),
-    else the ``rev`` of the tool's hook in ``.pre-commit-config.yaml`` (``==`` that version).
+    Its dependencies, optional dependencies, dependency groups (not the bundle's
+    ``noxgate-*``) and ``extra`` requirements (test requirements kept elsewhere), as
+    written; ruff and mypy also from the ``rev`` of their ``.pre-commit-config.yaml`` hooks
+    (``==`` that version). The bundle adds none of these at a version of its own.
     """
     found: dict[str, str] = {}
-    lists: list[Any] = [*_table(data, "dependency-groups").values()]
-    lists += [*_table(data, "project", "optional-dependencies").values()]
+    groups = _table(data, "dependency-groups")
+    lists: list[Any] = [_table(data, "project").get("dependencies", [])]
+    lists += [v for k, v in groups.items() if not str(k).startswith(BUNDLE_GROUP_PREFIX)]
+    lists += [*_table(data, "project", "optional-dependencies").values(), list(extra)]
     for entries in lists:
         for entry in entries if isinstance(entries, list) else []:
             try:
                 requirement = Requirement(str(entry)) if isinstance(entry, str) else None
             except InvalidRequirement:
                 continue
-            name = canonicalize_name(requirement.name) if requirement else ""
-            if name in PINNED_TOOLS and name not in found and requirement is not None:
+            if requirement is None or requirement.url:
+                continue
+            name = canonicalize_name(requirement.name)
+            if name not in found:
                 found[name] = f"{name}{requirement.specifier}" if requirement.specifier else name
     for tool, version in pre_commit_revs(pre_commit or "").items():
         found.setdefault(tool, f"{tool}=={version}")

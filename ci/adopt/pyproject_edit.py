@@ -21,6 +21,7 @@ from tomlkit.items import AoT, Array, InlineTable, Table
 from tomlkit.toml_document import TOMLDocument
 
 from ci.adopt import layout
+from ci.core.config import BUNDLE_GROUP_PREFIX
 from ci.core.errors import UsageError
 from ci.gates import lint_families, registry
 
@@ -45,7 +46,6 @@ TOOL_GROUPS: Mapping[str, tuple[str, ...]] = {
     **{group: (*tools, "packaging>=24") for group, tools in registry.groups().items()},
     "dev": ("nox>=2026.10.20", "invoke>=2.2"),
 }
-DEV_INCLUDES = ("lint", "test")
 BUNDLE_MIN_PYTHON = "3.11"  # the copied ci/ uses tomllib and StrEnum
 
 TomlTable = TOMLDocument | Table | OutOfOrderTableProxy
@@ -177,23 +177,53 @@ def _array(items: Iterable[str], *, multiline: bool = False) -> Array:
 def tool_groups(
     project: layout.Project, *, noxgate: str | None, mypy: bool, families: Sequence[str] = ()
 ) -> dict[str, tuple[str, ...]]:
-    """What each group the sessions sync needs, with the project's toolchain winning.
+    """What each group the sessions sync needs (by the gates' group name), never over a pin.
 
-    ruff (and mypy) as the project pins them; mypy only when the lint gate runs it; the
-    tools of the lint ``families`` the project has files for; with ``noxgate`` (a
-    dependency) each group gets it, which brings ``packaging`` along.
+    A tool the project declares itself (ruff and mypy also from its pre-commit revs) is
+    written as the project declares it, so the lock never needs a newer one than the
+    project allows; where its pytest pin rules out the bundle's floor, the pytest plugins
+    go without a floor (the resolver picks ones that fit its pytest). mypy only when the
+    lint gate runs it; the tools of the lint ``families`` the project has files for; with
+    ``noxgate`` (a dependency) each group gets it, which brings ``packaging`` along.
     """
+    pins = project.tool_pins
+    loosen = _below_our_floor(pins.get("pytest"))
     out: dict[str, tuple[str, ...]] = {}
     for group, tools in TOOL_GROUPS.items():
         if group == "lint":
             tools = (*tools, *lint_families.requirements(families))  # noqa: PLW2901
-        wanted = [project.tool_pins.get(_entry_key(t), t) for t in tools]
+        wanted = [_within_pins(t, pins, loosen=loosen) for t in tools]
         if not mypy:
             wanted = [t for t in wanted if _entry_key(t) != "mypy"]
         if noxgate is not None:
             wanted = [noxgate, *(t for t in wanted if _entry_key(t) != "packaging")]
         out[group] = tuple(wanted)
     return out
+
+
+def _within_pins(tool: str, pins: Mapping[str, str], *, loosen: bool) -> str:
+    """``tool`` as the project declares it, or ours; a pytest plugin bare when ``loosen``."""
+    key = _entry_key(tool)
+    if key in pins:
+        return pins[key]
+    if key.startswith("pytest-") and loosen:
+        return key
+    return tool
+
+
+def _below_our_floor(pin: str | None) -> bool:
+    """True when the project's pytest requirement rules out the pytest the bundle asks for."""
+    ours = next((t for g in TOOL_GROUPS.values() for t in g if _entry_key(t) == "pytest"), None)
+    if pin is None or ours is None:
+        return False
+    floors = [s.version for s in Requirement(ours).specifier if s.operator in {">=", "~=", "=="}]
+    spec = Requirement(pin).specifier
+    return bool(floors) and not spec.contains(floors[0], prereleases=True)
+
+
+def bundle_group(group: str) -> str:
+    """The name of the group that holds the bundle's tools for a gates' group (``noxgate-test``)."""
+    return f"{BUNDLE_GROUP_PREFIX}{group}"
 
 
 def mypy_on(doc: TOMLDocument) -> bool:
@@ -209,7 +239,13 @@ def add_groups(
     noxgate: str | None = None,
     families: Sequence[str] = (),
 ) -> None:
-    """Add the dependency groups the sessions sync, keeping every entry already there."""
+    """Add the bundle's groups (``noxgate-lint``, ``noxgate-test``, ...) the sessions sync.
+
+    The project's own groups are read, not changed: ``noxgate-test`` includes its test group
+    (and repeats the test requirements it keeps elsewhere: extras, requirement files, tox);
+    only its ``dev`` group gets one entry, ``{include-group = "noxgate-dev"}``, so
+    ``uv run`` (the default groups) finds ``python -m ci``, nox and invoke.
+    """
     indent = _indent_of(doc.as_string())
     groups = _ensure(doc, "dependency-groups", super_table=False)
     requires = doc.get("project", {}).get("requires-python")  # as add_requires_python left it
@@ -222,12 +258,11 @@ def add_groups(
     for group, tools in groups_wanted.items():
         wanted: list[str | dict[str, str]] = [_with_marker(t, marker) for t in tools]
         if group == "test":
-            if project.test_group and project.test_group != "test":
+            if project.test_group:
                 wanted.insert(0, {"include-group": project.test_group})
             wanted = [*project.test_requirements, *wanted]
-        if group == "dev" and "dev" not in groups:
-            wanted += [{"include-group": g} for g in DEV_INCLUDES]
-        _merge_group(groups, group, wanted, indent)
+        _merge_group(groups, bundle_group(group), wanted, indent)
+    _merge_group(groups, "dev", [{"include-group": bundle_group("dev")}], indent)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

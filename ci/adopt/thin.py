@@ -39,9 +39,19 @@ TASK_NAMES = (
 )
 TASKS_SUBMODULE = "noxgate.py"
 # what the bundle's workflows run nox with (its own noxfile needs no installed noxgate), and
-# what an adopted project's need: nox from the locked dev group, beside the installed noxgate
+# what an adopted project's need: nox from the locked noxgate-dev group, beside noxgate
 UVX_NOX = 'uvx --from "$NOX" nox'
-LOCKED_NOX = "uv run --locked --only-group dev nox"
+# (the noxfile's script block is for a nox of its own: the locked environment needs none)
+LOCKED_NOX = "uv run --locked --only-group noxgate-dev nox --script-mode none"
+# the nox a noxfile's PEP 723 script block asks for (nox builds its own environment from it)
+SCRIPT_NOX = "nox>=2026.10.20"
+SCRIPT_START = "# /// script"
+SCRIPT_END = "# ///"
+# PEP 723's block: "# /// TYPE", lines of "#" or "# ...", then "# ///" (as nox reads it)
+_SCRIPT_BLOCK = re.compile(
+    r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$"
+)
+_NOXGATE_ENTRY = re.compile(r"""(["'])noxgate(?![\w.-])[^"']*\1""")
 _MAX_CONFLICTS = 127
 
 NOXFILE = '''\
@@ -159,11 +169,68 @@ def read_state(text: str | None, where: str) -> State | None:
         raise UsageError(msg) from None
 
 
-def noxfile(current: str | None) -> str:
-    """The noxfile: the thin one, or the project's own with the gate sessions' block."""
+def script_block(requirement: str) -> str:
+    """A PEP 723 script block: plain ``nox`` (pipx, the nox action) installs noxgate from it.
+
+    nox reads it before importing the noxfile and, where its own environment lacks the
+    dependencies, builds one with them (``.nox/_nox_script_mode``) and runs there.
+    """
+    return (
+        f"{SCRIPT_START}\n"
+        f"# dependencies = [{json.dumps(SCRIPT_NOX)}, {json.dumps(requirement)}]\n"
+        f"{SCRIPT_END}\n"
+    )
+
+
+def thin_noxfile(requirement: str) -> str:
+    """The thin noxfile, with the script block that names noxgate as ``requirement``."""
+    return script_block(requirement) + NOXFILE
+
+
+def with_script(text: str, requirement: str) -> tuple[str, bool]:
+    """``text`` whose script block names noxgate as ``requirement``; False when it cannot.
+
+    A noxfile with no script block gets ours on top (after a ``#!`` line); one with its own
+    block gets its noxgate entry replaced, and is left as it is (False) when that block
+    names no noxgate (nox allows one block: the project adds the entry itself).
+    """
+    blocks = [m for m in _SCRIPT_BLOCK.finditer(text) if m["type"] == "script"]
+    if not blocks:
+        head, rest = ("", text)
+        if text.startswith("#!"):
+            first, _, rest = text.partition("\n")
+            head = first + "\n"
+        return head + script_block(requirement) + rest, True
+    block = blocks[0]
+    content = block.group(0)
+    if not _NOXGATE_ENTRY.search(content):
+        return text, False
+    updated = _NOXGATE_ENTRY.sub(lambda m: json.dumps(requirement), content, count=1)
+    return text[: block.start()] + updated + text[block.end() :], True
+
+
+def noxfile(current: str | None, requirement: str) -> str:
+    """The noxfile: the thin one, or the project's own with the gate sessions' block.
+
+    Both carry the script block that lets a plain ``nox`` install noxgate (``requirement``).
+    """
     if current is None:
-        return NOXFILE
-    return with_block(current, NOXFILE_BLOCK)
+        return thin_noxfile(requirement)
+    text, _ = with_script(current, requirement)
+    return with_block(text, NOXFILE_BLOCK)
+
+
+def script_requirement(version: str, kind: str, location: str = "", tag: str = "") -> str:
+    """How a script block names noxgate: the locked version, from where uv gets it.
+
+    An index (the default one or another) by version; git and a folder as direct
+    references (a folder relative to the project root, where nox is started).
+    """
+    if kind == "git":
+        return f"noxgate @ git+{location}@{tag}"
+    if kind == "path":
+        return f"noxgate @ file:{location}"
+    return f"noxgate=={version}"
 
 
 def with_block(text: str, block: str) -> str:
@@ -270,7 +337,7 @@ def tasks_package_init(current: str) -> str:
 
 
 def workflow(text: str) -> str:
-    """A bundle workflow as an adopted project runs it: nox from the locked dev group."""
+    """A bundle workflow as an adopted project runs it: nox from the locked noxgate-dev group."""
     lines = [
         line
         for line in text.splitlines(keepends=True)

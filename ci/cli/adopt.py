@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ci.cli.app import App
+from ci.core import uv as bundle_uv
 from ci.core.errors import ExitCode, ToolError
 from ci.release import version
 
@@ -21,10 +22,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "init",
         help="adopt noxgate in another Python project: a locked dependency and thin files",
         description=(
-            "Adds noxgate to TARGET's dependency groups (dev and each group the sessions sync: "
-            "lint, test with the project's own test deps, security, package, workflows), at "
-            "this version or newer, with ruff (and mypy when on) pinned as the project already "
-            "pins them, and locks it (`uv lock`). Writes only the thin files: noxfile.py (the "
+            "Adds noxgate, at this version or newer, and the gates' tools in dependency groups "
+            "of its own (noxgate-dev, which TARGET's dev group includes, and one per group "
+            "the sessions sync: noxgate-lint, noxgate-test including the project's test group, "
+            "noxgate-security, noxgate-package, noxgate-workflows); a package the project "
+            "declares is written as it declares it (never a newer pin), and locks it "
+            "(`uv lock`). Writes only the thin files: noxfile.py (the "
             "gate sessions from ci.gates.sessions; a project's own noxfile keeps its sessions "
             "and gets a block that adds the others), tasks.py (or tasks/noxgate.py in a tasks/ "
             "package), the workflows, .github/dependabot.yml, [tool.ci], .secrets.baseline, "
@@ -34,7 +37,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "findings go into .secrets.baseline, so `invoke ci` is green on day one; it prints "
             "what to fix to make each gate required. Running it again changes nothing. "
             "--vendor copies the ci/ package instead. Exit 2 for a folder that is not a Python "
-            "project or has its own importable `ci`, 6 when uv lock or the gate run fails."
+            "project or has its own importable `ci`, 6 when uv lock or the gate run fails, or a "
+            "gate could not run (it stays required; the files are written)."
         ),
     )
     p.add_argument("target", type=Path, metavar="TARGET", help="the root of the project")
@@ -102,7 +106,8 @@ def _init(args: argparse.Namespace, app: App) -> int:
     print(scaffold.render(plan, dry_run=args.dry_run, upgrade=args.upgrade), flush=True)
     if args.dry_run:
         return ExitCode.OK
-    secrets = scaffold.apply(plan, root, app.runner)
+    uv = bundle_uv.find(app.env)  # the bundle's uv, not one a project's venv puts first
+    secrets = scaffold.apply(plan, root, app.runner, uv=uv)
     if secrets:
         print(
             f"note: the first secrets scan found {secrets} possible secret(s); "
@@ -114,8 +119,9 @@ def _init(args: argparse.Namespace, app: App) -> int:
     if not plan.changes:
         return ExitCode.OK
     print(f"done: {len(plan.changes)} file(s) changed in {root}")
+    code = ExitCode.OK
     if not args.vendor and not args.no_run and plan.adopted is None:
-        _day_one(root, app, plan.project.pythons[0])
+        code = _day_one(root, app, plan.project.pythons[0], uv=uv)
     print("next: review with `git diff`, commit, then run `uv run invoke ci`")
     if not args.vendor and plan.adopted is None:
         badges = [
@@ -125,7 +131,7 @@ def _init(args: argparse.Namespace, app: App) -> int:
         ]
         if badges:
             print(f"badges for your README: {' '.join(badges)}")
-    return ExitCode.OK
+    return code
 
 
 def _workflow_names(plan: Plan) -> list[str]:
@@ -137,24 +143,34 @@ def _workflow_names(plan: Plan) -> list[str]:
     ]
 
 
-def _day_one(root: Path, app: App, python: str) -> None:
-    """Run the gates once; make the ones that fail on the untouched project advisory."""
+def _day_one(root: Path, app: App, python: str, *, uv: str) -> ExitCode:
+    """Run the gates once; make the ones that fail on the untouched project advisory.
+
+    A gate that could not run stays required: exit 6 (the files are written) with what to fix.
+    """
     from ci.adopt import advisory  # noqa: PLC0415 - with init's imports
 
     print("==> the gates, once, on the untouched project (--no-run skips this)", flush=True)
-    found = advisory.day_one(root, app.runner)
+    found = advisory.day_one(root, app.runner, uv=uv)
     if found.history_secrets:
         print(
             f"note: the full-history secret scan found {found.history_secrets} possible "
             f"secret(s) in old commits; {advisory.BASELINE} records them as known: audit them"
         )
+    if found.advisories:
+        names = ", ".join(
+            f"{a.gate} ({', '.join(a.families)} only)" if a.families else a.gate
+            for a in found.advisories
+        )
+        print(f"advisory (reported, never blocking) in [tool.ci.gates]: {names}")
+        for item in found.advisories:
+            print(f"  {item.how_to_fix(python)}")
+    if found.not_run:
+        names = ", ".join(n.gate for n in found.not_run)
+        print(f"could not run (still required, the main job fails until fixed): {names}")
+        for gone in found.not_run:
+            print(f"  {gone.how_to_fix()}")
+        return ExitCode.TOOL_CRASHED
     if not found.advisories:
         print("every gate passed: all of them are required")
-        return
-    names = ", ".join(
-        f"{a.gate} ({', '.join(a.families)} only)" if a.families else a.gate
-        for a in found.advisories
-    )
-    print(f"advisory (reported, never blocking) in [tool.ci.gates]: {names}")
-    for item in found.advisories:
-        print(f"  {item.how_to_fix(python)}")
+    return ExitCode.OK

@@ -291,7 +291,7 @@ def _release(args: argparse.Namespace, app: App) -> int:
         ci=release.ci_prefix(config_file),
         nox=nox,
         declared=release.declared_sessions(app.runner, nox, app.config),
-        publish_ci=release.ci_prefix(config_file, group="package"),
+        publish_ci=release.ci_prefix(config_file, group=app.config.group("package")),
     )
     if args.dry_run:
         print(release.render(the_plan))

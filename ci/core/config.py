@@ -19,6 +19,8 @@ from typing import Any
 from ci.core.errors import ConfigError
 
 DEFAULT_PYTHONS = ("3.12", "3.11", "3.13")
+# the prefix of the dependency groups that hold the bundle's tools in an adopted project
+BUNDLE_GROUP_PREFIX = "noxgate-"
 DEFAULT_MASK_ENV = ("*_TOKEN", "*_KEY", "*_SECRET", "*PASSWORD*")
 SEVERITIES = ("low", "medium", "high", "critical")
 PYTHON_VERSION = re.compile(r"(?:pypy)?3\.\d{1,2}(?:\.\d{1,2})?t?")  # what nox and uv accept
@@ -57,7 +59,9 @@ class GateConfig:
     coverage_min: float = 85.0
     coverage_drop_max: float = 0.5
     secondary_args: tuple[str, ...] = ()
-    workers: int | str = "auto"  # pytest-xdist workers: "auto" (one per CPU) or a number
+    # pytest-xdist workers: "auto" (one per CPU) or a number; None: the project's own way
+    # (no -n from the bundle: xdist runs only where the project's addopts turn it on)
+    workers: int | str | None = None
     shards: int = 1  # CI matrix jobs the suite is split into (by recorded test durations)
     reruns: int = 0  # reruns of a failed test that may turn the gate green (it is flaky then)
     mypy: bool = False
@@ -169,11 +173,23 @@ class Config:
     notify: NotifyConfig = NotifyConfig()
     state: StateConfig = StateConfig()
     history: HistoryConfig = HistoryConfig()
+    dependency_groups: frozenset[str] = frozenset()  # the names in [dependency-groups]
 
     @property
     def default_python(self) -> str:
         """The first of ``pythons``: the one plain ``nox`` tests on."""
         return self.pythons[0]
+
+    def group(self, name: str | None) -> str | None:
+        """The dependency group that holds the tools of a gate's group ``name``.
+
+        An adopted project keeps the bundle's tools in groups of their own
+        (``noxgate-test`` beside its own ``test``); elsewhere the group is ``name`` itself.
+        """
+        if name is None:
+            return None
+        own = f"{BUNDLE_GROUP_PREFIX}{name}"
+        return own if own in self.dependency_groups else name
 
     def gate(self, name: str) -> GateConfig:
         """The policy of gate ``name`` (defaults when it is not configured)."""
@@ -285,7 +301,12 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         notify=_notify(v, v.table(table, "tool.ci", "notify")),
         state=_state(v, v.table(table, "tool.ci", "state")),
         history=_history(v, v.table(table, "tool.ci", "history")),
+        dependency_groups=_group_names(data.get("dependency-groups")),
     )
+
+
+def _group_names(groups: object) -> frozenset[str]:
+    return frozenset(str(k) for k in groups) if isinstance(groups, Mapping) else frozenset()
 
 
 def _pythons(v: _Validator, pythons: tuple[str, ...]) -> tuple[str, ...]:
@@ -646,9 +667,11 @@ class _Validator:
         return value
 
     def count_or_auto(
-        self, table: Mapping[str, Any], where: str, key: str, default: int | str
-    ) -> int | str:
-        value = table.get(key, default)
+        self, table: Mapping[str, Any], where: str, key: str, default: int | str | None
+    ) -> int | str | None:
+        if key not in table:
+            return default
+        value = table[key]
         if value == "auto":
             return "auto"
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

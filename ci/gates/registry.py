@@ -175,7 +175,7 @@ def sessions(config: Config) -> tuple[Session, ...]:
             Session(
                 name=name,
                 gates=tuple(members),
-                group=first.group,
+                group=config.group(first.group),
                 pythons=first.session_pythons(config),
                 parametrized=first.parametrized,
             )

@@ -24,6 +24,7 @@ raises on purpose its own code (the noxfile is an entry point, like ``python -m 
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any
 import nox
 
 from ci.core import config as config_module
+from ci.core import uv as bundle_uv
 from ci.core.config import Config
 from ci.core.errors import CIError
 from ci.gates import registry
@@ -81,25 +83,29 @@ def body(session: Session) -> Callable[[Any], None]:
     """The function nox runs for ``session``: sync its group, then run each gate."""
 
     def run(nox_session: Any) -> None:  # noqa: ANN401 - nox.Session (nox ships no types)
-        sync(nox_session, session.group)
+        # the bundle's uv, also for the gates: not one the project's venv puts first on PATH
+        uv = bundle_uv.find(os.environ)
+        sync(nox_session, session.group, uv=uv)
+        env = {bundle_uv.UV_ENV: uv} if os.path.isabs(uv) else {}
         for index, gate in enumerate(session.gates):
             args = nox_session.posargs if index == 0 else []
-            nox_session.run("python", "-m", "ci", "gate", gate.name, *args)
+            nox_session.run("python", "-m", "ci", "gate", gate.name, *args, env=env)
 
     run.__doc__ = session.doc
     run.__name__ = run.__qualname__ = session.name.replace("-", "_")
     return run
 
 
-def sync(session: Any, group: str | None) -> None:  # noqa: ANN401 - nox.Session
-    """Install the locked project (and dependency ``group``) into the session's venv."""
+def sync(session: Any, group: str | None, *, uv: str = "uv") -> None:  # noqa: ANN401 - nox.Session
+    """Install the locked project (and dependency ``group``) into the session's venv with ``uv``."""
     location = session.virtualenv.location
     session.run_install(
-        "uv",
+        uv,
         "sync",
         "--locked",
         "--no-default-groups",
         *([f"--group={group}"] if group else []),
         f"--python={location}",
         env={"UV_PROJECT_ENVIRONMENT": location, "UV_PYTHON_DOWNLOADS": "never"},
+        external=True,
     )

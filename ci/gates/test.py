@@ -335,8 +335,15 @@ def merge_junit(parts: Sequence[Path], target: Path) -> None:
     atomic_write_text(target, ET.tostring(merged, encoding="unicode"))
 
 
-def worker_args(workers: int | str, *, xdist: bool) -> tuple[list[str], tuple[str, ...]]:
-    """pytest-xdist arguments for ``[tool.ci.gates.test] workers``, and a note when it cannot."""
+def worker_args(workers: int | str | None, *, xdist: bool) -> tuple[list[str], tuple[str, ...]]:
+    """pytest-xdist arguments for ``[tool.ci.gates.test] workers``, and a note when it cannot.
+
+    Unset (None), the bundle adds nothing: the project's suite runs as its own pytest
+    configuration says (xdist only where its addopts turn it on), since an option the
+    bundle added must not fail a suite that passes the project's own way.
+    """
+    if workers is None:
+        return [], ()
     if not xdist:
         if workers in ("auto", 1):
             note = "pytest-xdist is not installed in the test environment: tests ran in one process"
@@ -660,7 +667,6 @@ GATE = Gate(
     ),
     requires=(
         "pytest>=8.4",
-        "pytest-xdist>=3.8",
         "pytest-rerunfailures>=16",
         "coverage[toml]>=7.10",
     ),

@@ -21,6 +21,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ci import __version__
+from ci.core import uv as bundle_uv
 from ci.core.config import SEVERITIES, Config, Waiver
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_text
@@ -249,6 +250,7 @@ class AuditOptions:
     timeout_s: float = 600.0
     extra_pins: tuple[str, ...] = ()  # audited too (fault injection adds one)
     pythons: tuple[str, ...] = ()  # [tool.ci] pythons: which of them each pin applies to
+    uv: str = "uv"  # the bundle's uv (ci.core.uv), not one a project's venv puts on PATH
 
 
 def resolve_db(cli: str | None, env: Mapping[str, str], config: Config, cwd: Path) -> Path | None:
@@ -270,12 +272,12 @@ def resolve_db(cli: str | None, env: Mapping[str, str], config: Config, cwd: Pat
     return path.resolve()
 
 
-def export_locked(runner: Runner, root: Path, target: Path) -> None:
-    """Write uv.lock's pinned dependencies (with hashes and markers) to ``target``."""
+def export_locked(runner: Runner, root: Path, target: Path, *, uv: str = "uv") -> None:
+    """Write uv.lock's pinned dependencies (with hashes and markers) to ``target`` (with ``uv``)."""
     if not (root / "uv.lock").is_file():
         msg = f"{root / 'uv.lock'} does not exist; run `uv lock` or pass --requirements FILE"
         raise UsageError(msg)
-    argv = ["uv", "export", "--frozen", "--format", "requirements.txt", "--all-groups"]
+    argv = [uv, "export", "--frozen", "--format", "requirements.txt", "--all-groups"]
     argv += ["--all-extras", "--no-emit-project", "--no-emit-workspace", "--no-emit-local"]
     done = runner.run([*argv, "--no-header", "--output-file", str(target)], cwd=root)
     if not done:
@@ -540,7 +542,7 @@ def audit(options: AuditOptions, runner: Runner, http: HttpClient) -> AuditRepor
             requirements, source = options.requirements, str(options.requirements)
         else:
             requirements, source = scratch / "requirements.txt", "uv.lock"
-            export_locked(runner, options.root, requirements)
+            export_locked(runner, options.root, requirements, uv=options.uv)
         # an export of a lock without dependencies may write nothing at all
         text = requirements.read_text(encoding="utf-8") if requirements.is_file() else ""
         if options.extra_pins:  # fault injection: CI_INJECT_FAULT=audit adds a pin
@@ -772,6 +774,7 @@ def options_for(
         waivers=config.waivers,
         today=today,
         pythons=config.pythons,
+        uv=bundle_uv.find(env),
     )
 
 

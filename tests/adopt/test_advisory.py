@@ -36,13 +36,31 @@ def results() -> list[GateResult]:
     ]
 
 
-def test_required_gates_that_fail_or_cannot_run_become_advisory() -> None:
+def test_required_gates_that_fail_become_advisory_those_that_cannot_run_stay_required() -> None:
     found = advisory.advisories(results())
-    assert [a.gate for a in found] == ["lint", "test", "audit"]
+    assert [a.gate for a in found] == ["lint", "test"]  # findings only
     assert found[0].reason == "failed on the untouched project (3 finding(s))"
-    assert found[2].reason.startswith("could not run on the untouched project")
     assert "uv run nox -s test-3.12" in found[1].how_to_fix("3.12")
     assert 'delete `mode = "advisory"` in [tool.ci.gates.lint]' in found[0].how_to_fix("3.12")
+    # the audit never ran (no advisory service): advisory would hide it behind a green job
+    (gone,) = advisory.not_run(results())
+    assert gone.gate == "audit"
+    assert gone.session == "security"
+    fix = gone.how_to_fix()
+    assert "could not run on the untouched project (the service could not be reached)" in fix
+    assert "stays required" in fix
+    assert "advisory_db" in fix
+    assert "uv run nox -s security" in fix
+
+
+def test_a_gate_with_one_variant_that_could_not_run_is_not_made_advisory() -> None:
+    mixed = [
+        GateResult(gate="test", variant="3.12", status=GateStatus.FAILED, summary="1 failed"),
+        GateResult(gate="test", variant="3.11", status=GateStatus.ERROR, summary="no python"),
+    ]
+    assert advisory.advisories(mixed) == ()
+    (gone,) = advisory.not_run(mixed)
+    assert gone.session == "test-3.11"
 
 
 def test_the_mode_and_its_reason_are_written_and_the_config_stays_valid(tmp_path: Path) -> None:

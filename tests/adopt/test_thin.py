@@ -2,30 +2,77 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
+import nox.project
 import pytest
+from packaging.requirements import Requirement
 
 from ci.adopt import thin
 from ci.core.errors import UsageError
 from ci.core.runner import ProcessRunner
 
+REQ = "noxgate==0.1.0"
 
-def test_a_project_without_a_noxfile_gets_the_thin_one() -> None:
-    assert thin.noxfile(None) == thin.NOXFILE
+
+def script_of(text: str, tmp_path: Path) -> dict[str, object]:
+    """The script block as nox itself reads it (nox.project.load_toml)."""
+    path = tmp_path / "noxfile.py"
+    path.write_text(text, encoding="utf-8")
+    return nox.project.load_toml(path)
+
+
+def test_a_project_without_a_noxfile_gets_the_thin_one(tmp_path: Path) -> None:
+    assert thin.noxfile(None, REQ) == thin.thin_noxfile(REQ)
+    assert thin.thin_noxfile(REQ).endswith(thin.NOXFILE)
     assert "sessions.declare(Path(__file__).parent)" in thin.NOXFILE
     assert "noqa" not in thin.NOXFILE + thin.TASKS + thin.NOXFILE_BLOCK
+    # a plain `nox` (pipx, not the project's venv) builds its environment from this block
+    assert script_of(thin.noxfile(None, REQ), tmp_path) == {"dependencies": [thin.SCRIPT_NOX, REQ]}
+    ast.parse(thin.noxfile(None, REQ))
 
 
-def test_an_own_noxfile_keeps_its_sessions_and_gets_the_block_once() -> None:
+def test_an_own_noxfile_keeps_its_sessions_and_gets_the_block_once(tmp_path: Path) -> None:
     own = 'import nox\n\n\n@nox.session\ndef docs(session):\n    session.run("sphinx-build")\n'
-    once = thin.noxfile(own)
-    assert once.startswith(own)
+    once = thin.noxfile(own, REQ)
+    assert once.startswith(thin.script_block(REQ) + own)
     assert once.count(thin.BLOCK_START) == 1
-    assert thin.noxfile(once) == once  # idempotent
+    assert thin.noxfile(once, REQ) == once  # idempotent
+    assert script_of(once, tmp_path)["dependencies"] == [thin.SCRIPT_NOX, REQ]
     newer = thin.with_block(once, thin.NOXFILE_BLOCK.replace("this noxfile", "the noxfile"))
     assert newer.count(thin.BLOCK_START) == 1
-    assert newer.startswith(own)
+    assert newer.startswith(thin.script_block(REQ) + own)
     assert "the noxfile does not" in newer
-    assert thin.without_block(newer) == own + "\n\n"
+    assert thin.without_block(newer) == thin.script_block(REQ) + own + "\n\n"
+
+
+def test_the_script_block_follows_the_version_and_a_shebang_stays_first(tmp_path: Path) -> None:
+    own = "#!/usr/bin/env python\nimport nox\n"
+    text = thin.noxfile(own, REQ)
+    assert text.startswith("#!/usr/bin/env python\n# /// script\n")
+    newer = thin.noxfile(text, "noxgate==0.2.0")
+    assert script_of(newer, tmp_path)["dependencies"] == [thin.SCRIPT_NOX, "noxgate==0.2.0"]
+    assert newer.count("# /// script") == 1
+
+
+def test_an_own_script_block_gets_noxgate_replaced_or_is_left_alone() -> None:
+    theirs = '# /// script\n# dependencies = ["nox", "noxgate>=0.0.1"]\n# ///\nimport nox\n'
+    text, ok = thin.with_script(theirs, REQ)
+    assert ok
+    assert text == theirs.replace('"noxgate>=0.0.1"', f'"{REQ}"')
+    without = '# /// script\n# dependencies = ["nox"]\n# ///\nimport nox\n'
+    assert thin.with_script(without, REQ) == (without, False)  # nox allows one block only
+
+
+def test_the_script_requirement_names_where_noxgate_comes_from() -> None:
+    assert thin.script_requirement("0.3.0", "index") == "noxgate==0.3.0"
+    assert thin.script_requirement("0.3.0", "url", "https://idx/simple") == "noxgate==0.3.0"
+    git = thin.script_requirement("0.3.0", "git", "https://h/noxgate.git", "v0.3.0")
+    assert git == "noxgate @ git+https://h/noxgate.git@v0.3.0"
+    assert thin.script_requirement("0.3.0", "path", "../noxgate") == "noxgate @ file:../noxgate"
+    for requirement in ("noxgate==0.3.0", git, "noxgate @ file:../noxgate"):
+        assert Requirement(requirement).name == "noxgate"  # nox parses each one
 
 
 def test_tasks_module_adds_only_the_tasks_the_project_lacks() -> None:

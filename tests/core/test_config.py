@@ -21,7 +21,7 @@ def test_defaults_when_table_absent(tmp_path: Path) -> None:
     assert cfg.packages == ("demo_pkg",)
     assert cfg.project_version == "1.2.3"
     assert cfg.gate("test").coverage_min == 85
-    assert cfg.gate("test").workers == "auto"
+    assert cfg.gate("test").workers is None  # the project's own way: no -n from the bundle
     assert cfg.gate("audit").fail_on == "high"
     assert cfg.root == tmp_path
 

@@ -206,3 +206,19 @@ def test_readme_sessions_and_tasks_are_the_real_ones() -> None:
     invoked = set(re.findall(r"`uv run invoke (\w+)", section))
     invoked |= set(re.findall(r" / `(\w+) --", section))
     assert invoked == set(tasks.__all__)
+
+
+def test_sessions_sync_the_bundles_own_group_where_the_project_has_one(tmp_path: Path) -> None:
+    """An adopted project keeps the bundle's tools in noxgate-* groups beside its own."""
+    plain = {s.name: s.group for s in registry.sessions(load(tmp_path))}
+    assert plain["test"] == "test"
+    adopted = load(
+        tmp_path,
+        '\n[dependency-groups]\ntest = ["pytest<8"]\n'
+        'noxgate-test = [{include-group = "test"}, "coverage"]\nnoxgate-lint = ["ruff"]\n',
+    )
+    groups = {s.name: s.group for s in registry.sessions(adopted)}
+    assert groups["test"] == "noxgate-test"
+    assert groups["lint"] == "noxgate-lint"
+    assert groups["security"] == "security"  # no noxgate-security: the plain name
+    assert adopted.group(None) is None

@@ -140,9 +140,10 @@ def test_session_body_syncs_the_group_and_runs_each_gate(tmp_path: Path) -> None
     security = FakeSession(["--since", "main"])
     nox.registry.get()["security"].func(security)
     install, *gates = security.calls
+    assert Path(install[1]).name == "uv"  # the bundle's uv, by path where it can tell
     assert install[:6] == (
         "install",
-        "uv",
+        install[1],
         "sync",
         "--locked",
         "--no-default-groups",

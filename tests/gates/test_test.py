@@ -273,6 +273,8 @@ def test_pytest_failing_without_a_failed_test_names_the_error_line(
         (1, True, ["-n", "0"], 0),
         (1, False, [], 0),
         ("auto", False, [], 1),
+        (None, True, [], 0),  # unset: the project's own pytest setup decides
+        (None, False, [], 0),
     ],
 )
 def test_worker_args(workers, xdist, args, notes) -> None:
@@ -284,6 +286,33 @@ def test_worker_args(workers, xdist, args, notes) -> None:
 def test_a_number_of_workers_without_xdist_is_a_config_error() -> None:
     with pytest.raises(testgate.ConfigError, match="workers = 3 needs pytest-xdist"):
         testgate.worker_args(3, xdist=False)
+
+
+# what pytest-benchmark does when xdist is active: a config-time warning, which a project's
+# `filterwarnings = error` turns into an error (pytest exits 3)
+BENCHMARK_LIKE = """
+import pytest
+
+
+def pytest_configure(config):
+    if getattr(config.option, "numprocesses", None):
+        config.issue_config_time_warning(
+            pytest.PytestWarning("benchmarks are disabled because xdist is active"), 2
+        )
+"""
+
+
+def test_the_default_adds_no_xdist_so_a_suite_that_passes_its_own_way_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project(tmp_path, {"test_a.py": PASSING, "conftest.py": BENCHMARK_LIKE}, coverage_min=0)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text() + '[tool.pytest.ini_options]\nfilterwarnings = ["error"]\n'
+    )
+    result = run(config.load(cwd=tmp_path), monkeypatch)
+    assert result.status is GateStatus.PASSED, result.summary
+    assert result.summary.startswith("1 passed")
 
 
 FLAKY = (

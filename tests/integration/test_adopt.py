@@ -12,6 +12,7 @@ Real uv, nox, git and pypiserver; the tools come from PyPI (or uv's cache).
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 import shutil
@@ -508,3 +509,33 @@ def test_noxgate_from_a_local_git_tag(make_repo: Callable[..., Path], tmp_path: 
     assert done.returncode == 0, done.stdout + done.stderr
     assert "lint" in done.stdout
     assert "test-3.12" in done.stdout
+
+
+def test_a_plain_nox_outside_the_project_lists_the_gate_sessions(
+    make_repo: Callable[..., Path],
+) -> None:
+    """A contributor's nox (pipx-style: its own environment, no noxgate in it) reads the
+    thin noxfile's script block, builds an environment with noxgate and lists the gates."""
+    repo = make_repo(
+        {
+            "pyproject.toml": _d("""
+                [project]
+                name = "demo"
+                version = "1.0"
+                requires-python = ">=3.11"
+
+                [tool.ci]
+                packages = ["demo"]
+                """),
+            "demo/__init__.py": "",
+        }
+    )
+    source = os.path.relpath(ROOT, repo)  # noxgate from this checkout, as --source FOLDER
+    noxfile = thin.noxfile(None, thin.script_requirement(__version__, "path", source))
+    (repo / "noxfile.py").write_text(noxfile, encoding="utf-8")
+    nox_version = importlib.metadata.version("nox")
+    done = run(["uv", "tool", "run", "--from", f"nox=={nox_version}", "nox", "-l"], cwd=repo)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-2000:]
+    assert "No module named 'ci'" not in done.stderr
+    for session in ("lint", "test-3.12", "security", "package", "workflows"):
+        assert f" {session} -> " in done.stdout

@@ -222,7 +222,8 @@ def test_hatchling_sample_keeps_its_workflow_and_group(make_repo: Callable[..., 
     assert (repo / ".github/workflows/ci.yml").read_text() == "name: ci\non: push\njobs: {}\n"
     assert (repo / ".github/workflows/noxgate-ci.yml").is_file()
     text = (repo / "pyproject.toml").read_text()
-    assert 'test = [\n    "six",\n    "pytest>=8.4",\n' in text  # theirs first, ours after
-    assert "]  # the project's own test group\n" in text  # their comment kept
+    # theirs read, not changed (comment and all); the bundle's tools in a group of its own
+    assert '\ntest = ["six"]  # the project\'s own test group\n' in text
+    assert 'noxgate-test = [\n    {include-group = "test"},\n' in text
     done = run(["uv", "lock", "--check"], cwd=repo)
     assert done.returncode == 0, done.stderr

@@ -6,8 +6,10 @@ import contextlib
 import datetime as dt
 import http.server
 import json
+import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from pytest_httpserver import HTTPServer
 
 from ci.cli import main as cli
 from ci.cli.app import App
+from ci.core import uv as bundle_uv
 from ci.core.config import Config
 from ci.core.errors import ToolError, UsageError
 from ci.core.http import ApiError, Retry, UrllibClient
@@ -574,3 +577,37 @@ def test_a_damaged_record_in_the_advisory_folder_is_exit_2_naming_it(
         f"error: advisory {bad} is not valid YAML (line 3, column 1: did not find expected ',' "
         "or ']'); fix or remove the file"
     ]
+
+
+def test_the_audit_runs_the_bundles_uv_not_an_older_one_a_venv_puts_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A project depending on an old uv gets it first on PATH in its venv: it is skipped."""
+    venv = tmp_path / "project-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    old_uv = venv / "bin" / "uv"
+    old_uv.write_text(
+        "#!/bin/sh\necho \"error: unexpected argument '--no-emit-local' found\" >&2\nexit 2\n"
+    )
+    old_uv.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("UV", raising=False)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "1.0"\nrequires-python = ">=3.11"\ndependencies = []\n'
+    )
+    subprocess.run(
+        [bundle_uv.find(os.environ), "lock", "--offline", "--quiet"], cwd=project, check=True
+    )
+    options = audit.options_for(
+        Config(root=project, path=None),
+        dict(os.environ),
+        dt.date(2026, 1, 1),
+        cwd=project,
+        advisory_db=str(FIXTURES),
+    )
+    report = audit.audit(options, ProcessRunner(), UrllibClient())  # old uv: exit 6 here
+    assert report.source == "uv.lock"
+    assert options.uv != str(old_uv)
