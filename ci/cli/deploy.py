@@ -292,7 +292,7 @@ def _release(args: argparse.Namespace, app: App) -> int:
         publish_ci=release.ci_prefix(config_file, group="package"),
     )
     if args.dry_run:
-        print(release.render(the_plan))
+        print(release.render(the_plan, release.lock_notes(app.config, app.runner)))
         return ExitCode.OK
     started, since = time.monotonic(), time.time_ns()
     code: int = ExitCode.USAGE

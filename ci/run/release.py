@@ -12,10 +12,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ci.core.config import Config, Environment
-from ci.core.errors import ExitCode, UsageError
+from ci.core.errors import CIError, ExitCode, UsageError
 from ci.core.runner import Runner
 from ci.gates import registry
 from ci.release.version import Release
+from ci.run import lockfile
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
 NO_CACHE = {"CI_NO_CACHE": "1"}
@@ -168,8 +169,36 @@ def plan(
     )
 
 
-def render(release: ReleasePlan) -> str:
-    """The plan as printed by ``--dry-run``."""
+def lock_notes(config: Config, runner: Runner) -> list[str]:
+    """What the release preflight will say of uv.lock, found read-only (``uv lock --check``).
+
+    A dry run never writes: a stale lock (a bumped static version changes the project's own
+    line) is reported here, and a uv.lock that differs from HEAD (``uv run`` without
+    ``--locked`` re-locks before the dry run even starts) is named with how to undo it.
+    """
+    notes = []
+    try:
+        lockfile.read(config.root)
+        lockfile.check_fresh(config.root, runner)
+    except CIError as exc:
+        notes.append(f"preflight will stop the release: {exc}")
+    try:
+        done = runner.run(
+            ["git", "diff", "--quiet", "HEAD", "--", lockfile.LOCK_NAME], cwd=config.root
+        )
+    except CIError:
+        return notes  # no git: the release preflight says so
+    if done.returncode == 1:
+        notes.append(
+            f"{lockfile.LOCK_NAME} differs from HEAD (was it re-locked by `uv run` without "
+            f"--locked?): a release builds the committed lock; `git checkout -- "
+            f"{lockfile.LOCK_NAME}` undoes it, `uv run --locked invoke ...` never re-locks"
+        )
+    return notes
+
+
+def render(release: ReleasePlan, notes: Sequence[str] = ()) -> str:
+    """The plan as printed by ``--dry-run``, with ``notes`` (e.g. ``lock_notes``) at the end."""
     lines = [f"release {release.version} plan (dry run: nothing is run, published or deployed):"]
     what = release.release
     lines.append(f"  version {what.version} from the {what.source}")
@@ -179,7 +208,7 @@ def render(release: ReleasePlan) -> str:
         lines.append(f"       $ {' '.join(step.argv)}")
     if release.deploy_env is None:
         lines.append("  (no [tool.ci.environments]: nothing is deployed)")
-    lines.extend(f"  warning: {w}" for w in warnings(release))
+    lines.extend(f"  warning: {w}" for w in [*warnings(release), *notes])
     return "\n".join(lines)
 
 

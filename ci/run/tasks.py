@@ -1,7 +1,8 @@
 """The maintainer tasks invoke loads: each chains ``python -m ci`` commands.
 
 A project's ``tasks.py`` (or a submodule of its ``tasks/`` package) imports them:
-``from ci.run.tasks import *``; ``uv run invoke --list`` shows them.
+``from ci.run.tasks import *``; ``uv run --locked invoke --list`` shows them (``--locked``:
+a plain ``uv run`` re-locks a stale uv.lock before any task starts, even a dry run).
 """
 
 from __future__ import annotations

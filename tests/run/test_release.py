@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -209,3 +210,49 @@ def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
     )
     assert release.execute(plan, ProcessRunner(), config) == 0
     assert seen.read_text() == "111"
+
+
+def _bumped_static_project(make_repo: Callable[..., Path]) -> Path:
+    """A locked project whose static version was bumped (and tagged) without `uv lock`."""
+    pyproject = '[project]\nname = "bumped"\nversion = "1.0.0"\nrequires-python = ">=3.11"\n'
+    repo = make_repo({"pyproject.toml": pyproject + '\n[tool.ci]\npythons = ["3.12"]\n'})
+    locked = subprocess.run(
+        ["uv", "lock", "--offline"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert locked.returncode == 0, locked.stderr
+    git(repo, "add", "uv.lock")
+    git(repo, "commit", "-q", "-m", "lock")
+    text = (repo / "pyproject.toml").read_text(encoding="utf-8")
+    (repo / "pyproject.toml").write_text(text.replace('"1.0.0"', '"1.1.0"'), encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "feat: 1.1.0")
+    git(repo, "tag", "v1.1.0")
+    return repo
+
+
+def test_a_dry_run_on_a_stale_lock_changes_nothing_and_says_preflight_will_stop(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _bumped_static_project(make_repo)
+    lock = (repo / "uv.lock").read_bytes()
+    assert main(["--config", str(repo / "pyproject.toml"), "release", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: preflight will stop the release" in out
+    assert "has version `1.1.0`, but the lockfile records `1.0.0`" in out
+    assert "run `uv lock`, commit uv.lock" in out
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / "uv.lock").read_bytes() == lock
+    # the release preflight names the same cause
+    assert main(["--config", str(repo / "pyproject.toml"), "preflight", "--release"]) == 3
+    assert "has version `1.1.0`, but the lockfile records `1.0.0`" in capsys.readouterr().out
+
+
+def test_a_dry_run_names_a_lock_that_uv_run_rewrote(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _bumped_static_project(make_repo)
+    # what `uv run invoke release --dry-run` (no --locked) does before the dry run starts
+    subprocess.run(["uv", "lock", "--offline"], cwd=repo, capture_output=True, check=True)
+    assert main(["--config", str(repo / "pyproject.toml"), "release", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "uv.lock differs from HEAD" in out
+    assert "git checkout -- uv.lock" in out
