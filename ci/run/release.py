@@ -8,17 +8,20 @@ nothing is deployed after a failed publish.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ci.core.config import Config, Environment
 from ci.core.errors import CIError, ExitCode, UsageError
+from ci.core.gate import GateStatus
 from ci.core.runner import Runner
 from ci.gates import registry
 from ci.release.version import Release
-from ci.run import lockfile
+from ci.run import lockfile, report
 
 PUBLISH_URL_ENV = "CI_PUBLISH_REPOSITORY_URL"
+PUBLISH_NEEDS = ("package",)  # publish uploads what this gate built: it must have passed
 NO_CACHE = {"CI_NO_CACHE": "1"}
 
 
@@ -29,6 +32,9 @@ class Step:
     name: str
     argv: tuple[str, ...]
     what: str
+    # gates whose output this step uses: each must have passed in this release, advisory or
+    # not (publish uploads what the package gate built), checked before the step runs
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +149,7 @@ def plan(
             name="publish",
             argv=(*(publish_ci or ci), "publish", "--dist", "dist"),
             what=f"upload dist/ (wheel, sdist) of {config.project_name} {version} to {where}",
+            needs=PUBLISH_NEEDS,
         )
     )
     hooks = POST_PUBLISH if post_publish is None else post_publish
@@ -235,10 +242,19 @@ def execute(
 ) -> int:
     """Run the steps in order; the exit code of the first that fails (nothing after it runs)."""
     check_runnable(release)
+    since = time.time_ns()
     for warning in warnings(release):
         out(f"warning: {warning}")
     total = len(release.steps)
     for index, step in enumerate(release.steps, start=1):
+        problem = unmet_needs(step, config, since)
+        if problem is not None:
+            later = ", ".join(s.name for s in release.steps[index - 1 :])
+            out(
+                f"release {release.version} stopped at the preflight of {step.name}: {problem}; "
+                f"not run: {later}"
+            )
+            return ExitCode.PREFLIGHT
         out(f"==> [{index}/{total}] {step.name}: {' '.join(step.argv)}")
         # a release never replays a cached verdict: every gate runs on what is published
         done = runner.run(step.argv, cwd=config.root, env=NO_CACHE, stream=True)
@@ -252,6 +268,21 @@ def execute(
             return code
     out(f"released {release.version}")
     return 0
+
+
+def unmet_needs(step: Step, config: Config, since_ns: int) -> str | None:
+    """Why ``step`` cannot run: a gate it needs failed in this release (advisory or not)."""
+    records = {r.gate: r for r in report.gate_records(config.reports_path(), since_ns)}
+    for gate in step.needs:
+        found = records.get(gate)
+        if found is None or found.status in {GateStatus.PASSED, GateStatus.CACHED}:
+            continue  # not run in this release (the step's own check says what is missing)
+        reason = found.summary or found.status.value
+        return (
+            f"the {gate} gate {found.status.value} ({found.mode.value}, so its session went on): "
+            f"{reason}; {step.name} needs what it makes: fix it (`nox -s {gate}`) and release again"
+        )
+    return None
 
 
 def ci_prefix(config_file: str | None = None, *, group: str | None = None) -> tuple[str, ...]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from ci.cli.main import main
-from ci.core.config import load
+from ci.core.config import Mode, load
+from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import ProcessRunner
 from ci.release.version import STATIC, Release, TagFormat
 from ci.run import release
@@ -256,3 +259,42 @@ def test_a_dry_run_names_a_lock_that_uv_run_rewrote(
     out = capsys.readouterr().out
     assert "uv.lock differs from HEAD" in out
     assert "git checkout -- uv.lock" in out
+
+
+def test_a_failed_advisory_package_gate_stops_the_release_before_publish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load(write_project(tmp_path, "", extra='[tool.ci.gates.package]\nmode = "advisory"\n'))
+    reason = "not reproducible: _ext.so differs between the two builds (/tmp/build-via-sdist-1a2b)"
+    failed = GateResult(
+        gate="package", status=GateStatus.FAILED, mode=Mode.ADVISORY, summary=reason
+    )
+    write = (
+        "import sys, json, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(exist_ok=True); "
+        "p.write_text(sys.argv[2])"
+    )
+    record = json.dumps(failed.to_dict())
+    gate = release.Step(
+        name="gate package",
+        argv=(sys.executable, "-c", write, str(config.reports_path() / "package.json"), record),
+        what="",
+    )
+    marker = tmp_path / "published"
+    full = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, final=[])
+    publish = next(s for s in full.steps if s.name == "publish")
+    publish = dataclasses.replace(
+        publish, argv=(sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    )
+    plan = dataclasses.replace(full, steps=(gate, publish), publish_to="http://127.0.0.1:9/")
+    assert release.execute(plan, ProcessRunner(), config) == 3
+    out = capsys.readouterr().out
+    assert "stopped at the preflight of publish: the package gate failed (advisory" in out
+    assert reason in out
+    assert "manifest.json" not in out
+    assert not marker.exists()
+    # a package gate that passed lets publish run
+    passed = dataclasses.replace(failed, status=GateStatus.PASSED, summary="ok")
+    gate = dataclasses.replace(gate, argv=(*gate.argv[:-1], json.dumps(passed.to_dict())))
+    plan = dataclasses.replace(plan, steps=(gate, publish))
+    assert release.execute(plan, ProcessRunner(), config) == 0
+    assert marker.exists()
