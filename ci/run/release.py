@@ -79,6 +79,35 @@ def record_step(config: Config, release: Release, ci: Sequence[str]) -> Sequence
 FINAL: list[PostPublish] = [record_step]
 
 
+def sign_steps(config: Config, ci: Sequence[str]) -> list[Step]:
+    """Provenance and signatures beside SHA256SUMS, then the offline check a user runs."""
+    signer = config.signing.signer if config.signing else None
+    steps = [
+        Step(
+            name="sign",
+            argv=(*ci, "sign", "--dist", "dist"),
+            what=(
+                "dist-assets/provenance.intoto.json (in-toto, SLSA provenance v1)"
+                + (
+                    f", SHA256SUMS.sig and provenance.intoto.json.sig by {signer}"
+                    if signer
+                    else "; NOT SIGNED (no [tool.ci.release] signer)"
+                )
+            ),
+            needs=PUBLISH_NEEDS,
+        )
+    ]
+    if signer is not None:
+        steps.append(
+            Step(
+                name="verify",
+                argv=(*ci, "verify", "dist"),
+                what="checksums, signatures and provenance subjects, as a user checks them",
+            )
+        )
+    return steps
+
+
 def first_environment(config: Config) -> Environment | None:
     """The environment a release deploys to: the first configured one that has no ``after``."""
     for environment in config.environments.values():
@@ -142,6 +171,7 @@ def plan(
     ]
     for session in (s for s in wanted if s not in missing):
         steps.append(Step(name=f"gate {session}", argv=(*nox, "-s", session), what="nox session"))
+    steps.extend(sign_steps(config, ci))
     target = publish_target(config, env)
     where = target or f"NO INDEX CONFIGURED (set {PUBLISH_URL_ENV} or [tool.ci.publish])"
     steps.append(

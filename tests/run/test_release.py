@@ -42,6 +42,7 @@ def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_pa
         "gate test-3.12",
         "gate security",
         "gate package",
+        "sign",  # provenance always; unsigned here (no [tool.ci.release] signer)
         "publish",
         "deploy staging",  # production comes after staging, so staging is first
     ]
@@ -298,3 +299,25 @@ def test_a_failed_advisory_package_gate_stops_the_release_before_publish(
     plan = dataclasses.replace(plan, steps=(gate, publish))
     assert release.execute(plan, ProcessRunner(), config) == 0
     assert marker.exists()
+
+
+def test_a_signed_release_signs_and_verifies_what_the_package_gate_built_before_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = (
+        '[tool.ci.release]\nsigner = "release@example.org"\nallowed_signers = "signers"\n'
+        'signing_key_env = "RELEASE_SIGNING_KEY"\n'
+    )
+    config = load(write_project(tmp_path, "", extra=table))
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, final=[])
+    names = [s.name for s in plan.steps]
+    assert names[names.index("gate package") :] == ["gate package", "sign", "verify", "publish"]
+    sign = plan.steps[names.index("sign")]
+    assert sign.argv == (*CI, "sign", "--dist", "dist")
+    assert sign.needs == ("package",)
+    assert plan.steps[names.index("verify")].argv == (*CI, "verify", "dist")
+    assert "by release@example.org" in release.render(plan)
+    # the key's variable is a secret the release preflight requires
+    monkeypatch.delenv("RELEASE_SIGNING_KEY", raising=False)
+    assert main(["--config", str(config.path), "preflight", "--release"]) == 3
+    assert "RELEASE_SIGNING_KEY is not set" in capsys.readouterr().out
