@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ci.core.config import Config, Environment
 from ci.core.errors import CIError, ExitCode, UsageError
@@ -257,9 +257,30 @@ def warnings(release: ReleasePlan) -> list[str]:
     ]
 
 
+def select(release: ReleasePlan, *, start: str | None, until: str | None) -> ReleasePlan:
+    """The steps from ``start`` (included) up to ``until`` (excluded): one release in two jobs.
+
+    ``--until publish`` builds, checks and signs without a publishing credential; ``--from
+    publish`` (after an upload by another job, e.g. trusted publishing) checks what the index
+    serves (files already there with the same sha256 are not uploaded again), deploys and
+    records. UsageError (exit 2) for a step the plan does not have.
+    """
+    names = [s.name for s in release.steps]
+    for flag, name in (("--from", start), ("--until", until)):
+        if name is not None and name not in names:
+            msg = f"{flag} {name!r} is not a step of this release (steps: {', '.join(names)})"
+            raise UsageError(msg)
+    first = names.index(start) if start else 0
+    last = names.index(until) if until else len(names)
+    if last <= first:
+        msg = f"--until {until!r} does not come after --from {start!r}: nothing would run"
+        raise UsageError(msg)
+    return replace(release, steps=release.steps[first:last])
+
+
 def check_runnable(release: ReleasePlan) -> None:
     """UsageError (exit 2) when the plan cannot succeed, before anything runs."""
-    if release.publish_to is None:
+    if release.publish_to is None and any(s.name == "publish" for s in release.steps):
         msg = (
             f"no package index to publish to: set {PUBLISH_URL_ENV} or [tool.ci.publish] "
             "repository_url (nothing was run)"

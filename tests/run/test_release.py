@@ -12,6 +12,7 @@ import pytest
 
 from ci.cli.main import main
 from ci.core.config import Mode, load
+from ci.core.errors import UsageError
 from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import ProcessRunner
 from ci.release.version import STATIC, Release, TagFormat
@@ -321,3 +322,25 @@ def test_a_signed_release_signs_and_verifies_what_the_package_gate_built_before_
     monkeypatch.delenv("RELEASE_SIGNING_KEY", raising=False)
     assert main(["--config", str(config.path), "preflight", "--release"]) == 3
     assert "RELEASE_SIGNING_KEY is not set" in capsys.readouterr().out
+
+
+def test_a_release_runs_in_two_jobs_around_a_trusted_publishing_upload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load(write_project(tmp_path, ENVS))
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX)
+    build = release.select(plan, start=None, until="publish")
+    assert [s.name for s in build.steps][-2:] == ["gate package", "sign"]
+    release.check_runnable(build)  # no index needed to build, check and sign
+    after = release.select(plan, start="publish", until=None)
+    assert [s.name for s in after.steps] == ["publish", "deploy staging", "release record"]
+    with pytest.raises(UsageError, match=r"--from 'upload' is not a step of this release"):
+        release.select(plan, start="upload", until=None)
+    with pytest.raises(UsageError, match="nothing would run"):
+        release.select(plan, start="publish", until="sign")
+    cfg = str(config.path)
+    assert main(["--config", cfg, "release", "--dry-run", "--from", "publish"]) == 0
+    out = capsys.readouterr().out
+    assert "  1. publish: " in out
+    assert "preflight --release" not in out
+    assert main(["--config", cfg, "release", "--until", "nope"]) == 2
