@@ -48,6 +48,8 @@ SUMS = "SHA256SUMS"
 ASSETS_SUFFIX = "-assets"  # dist/ -> dist-assets/: everything that is not a distribution
 DISTRIBUTION_KINDS = ("wheel", "sdist")
 BUILDS = "builds"
+# written over a build by `python -m ci sign`: they describe one build, so a new one drops them
+SIGNED = ("SHA256SUMS.sig", "provenance.intoto.json", "provenance.intoto.json.sig")
 BUILD_INFO_NAME = "_build_info.json"
 ZIP_EPOCH = 315532800  # 1980-01-01: the earliest time a zip entry can carry
 BUNDLE_FILES = ("noxfile.py", "tasks.py")
@@ -634,6 +636,8 @@ def _promote(outdir: Path, build_dir: Path, manifest: Manifest) -> None:
             previous = read_manifest(outdir)
         except UsageError:
             previous = None
+    for name in SIGNED:  # the last build's provenance and signatures never outlive it
+        (assets / name).unlink(missing_ok=True)
     for artifact in manifest.artifacts:
         _link_or_copy(build_dir / artifact.name, artifact_path(outdir, artifact))
     _link_or_copy(build_dir / SUMS, assets / SUMS)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ci.cli.main import main
-from ci.release import provenance
+from ci.release import package, provenance
 from tests.support import signed_release
 from tests.support.deploy_project import write_wheel
 from tests.support.signed_release import SIGNER
@@ -282,3 +282,20 @@ def test_verify_without_whom_to_trust_or_a_folder_is_usage(
     args = ["--allowed-signers", str(allowed), "--signer", SIGNER]
     assert ci(root, "verify", str(tmp_path / "nowhere"), *args) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_a_new_build_drops_the_last_builds_provenance_and_signatures(release: Path) -> None:
+    assert ci(release, "sign") == 0
+    assets = release / "dist-assets"
+    signed = {"SHA256SUMS.sig", provenance.PROVENANCE, f"{provenance.PROVENANCE}.sig"}
+    assert set(package.SIGNED) == signed
+    assert all((assets / name).is_file() for name in signed)
+    manifest = package.read_manifest(release / "dist")
+    build_dir = release / "next-build"
+    build_dir.mkdir()
+    for artifact in manifest.artifacts:
+        source = package.artifact_path(release / "dist", artifact)
+        (build_dir / artifact.name).write_bytes(source.read_bytes())
+    (build_dir / package.SUMS).write_bytes((assets / package.SUMS).read_bytes())
+    package._promote(release / "dist", build_dir, manifest)  # the swap a new build makes
+    assert not any((assets / name).exists() for name in signed)
