@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ci.cli.main import main
+from ci.core import redact
 from ci.release import package, provenance
 from tests.support import signed_release
 from tests.support.deploy_project import write_wheel
@@ -192,6 +193,8 @@ def test_the_key_from_an_env_var_signs_and_never_shows(
     secret = key.read_text(encoding="utf-8")
     monkeypatch.setenv("RELEASE_SIGNING", secret)
     assert ci(release, "sign") == 0
+    # masked though its name matches no mask_env pattern: it is the release's signing key
+    assert redact.current()(secret.splitlines()[1]) != secret.splitlines()[1]
     assert ci(release, "verify") == 0
     printed = "".join(capfd.readouterr())
     written = b"".join(p.read_bytes() for p in (release / "dist-assets").iterdir() if p.is_file())
