@@ -13,7 +13,9 @@ PACKAGE_HELP = """\
 Builds the wheel and the sdist with `python -m build` (SOURCE_DATE_EPOCH = the commit's
 time, so the same commit always gives the same bytes; sdists are normalized to sorted,
 root-owned members dated SOURCE_DATE_EPOCH, for backends such as setuptools that stamp
-their own build time), stamps build metadata (commit sha,
+their own build time; the wheel is built from the unpacked sdist with the compilers told to
+write its folder as `.` (-ffile-prefix-map, --remap-path-prefix), so extension modules are
+reproducible too), stamps build metadata (commit sha,
 branch, tag, dirty flag, uv.lock sha256, Python, build time) into the wheel as
 <package>/_build_info.json, writes the asset bundle <name>-<version>-bundle.tar.gz
 (noxfile.py, tasks.py, workflows, README, build-info.json; deterministic tar), runs

@@ -530,23 +530,28 @@ def _build_once(
     packages: Sequence[str],
     env: Mapping[str, str],
 ) -> _Built:
-    """Build, stamp and bundle once into ``out``."""
+    """Build, stamp and bundle once into ``out``.
+
+    The sdist is built first and the wheel from it, as ``python -m build`` does, but from a
+    folder this build names, mapped away in the compilers' flags (``-ffile-prefix-map``,
+    rustc's ``--remap-path-prefix``): a C, C++ or Rust extension then embeds no random
+    ``/tmp/build-via-sdist-*`` path, and two builds of one commit give the same bytes.
+    """
     out.mkdir(parents=True)
     argv = [sys.executable, "-m", "build", "--outdir", str(out)]
     if runner.which("uv"):
         argv += ["--installer", "uv"]  # same result as pip, several times faster
-    done = runner.run(
-        [*argv, str(root)], cwd=root, env={"SOURCE_DATE_EPOCH": str(epoch)}, timeout=900
-    )
-    if not done:
-        text = done.stderr + done.stdout
-        if "No module named build" in text:
-            msg = f"`build` is not installed for {sys.executable}: run `uv sync --group package`"
-            raise ToolError(msg)
-        lines = [line for line in text.splitlines() if line.strip()]
-        detail = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
-        msg = f"python -m build failed (exit {done.returncode}): {detail.strip()}"
+    epoch_env = {"SOURCE_DATE_EPOCH": str(epoch)}
+    _run_build(runner, [*argv, "--sdist", str(root)], root, epoch_env)
+    sdists = sorted(out.glob("*.tar.gz"))
+    if len(sdists) != 1:
+        found = ", ".join(p.name for p in sorted(out.iterdir())) or "nothing"
+        msg = f"python -m build --sdist should make one sdist, but made: {found}"
         raise GateFailedError(msg)
+    source = _unpack_sdist(sdists[0], out.parent / f"{out.name}-src")
+    _run_build(
+        runner, [*argv, "--wheel", str(source)], source, {**epoch_env, **_prefix_map(source, env)}
+    )
     wheels = sorted(out.glob("*.whl"))
     sdists = sorted(out.glob("*.tar.gz"))
     if len(wheels) != 1 or len(sdists) != 1:
@@ -570,6 +575,41 @@ def _build_once(
     bundle = out / f"{stem}-{version}-bundle.tar.gz"
     make_bundle(root, bundle, f"{stem}-{version}", payload, epoch)
     return _Built(wheel=wheels[0], sdist=sdists[0], bundle=bundle, info=info)
+
+
+def _run_build(runner: Runner, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+    """Run ``python -m build``; ToolError without ``build``, GateFailedError when it fails."""
+    done = runner.run(argv, cwd=cwd, env=env, timeout=900)
+    if done:
+        return
+    text = done.stderr + done.stdout
+    if "No module named build" in text:
+        msg = f"`build` is not installed for {sys.executable}: run `uv sync --group package`"
+        raise ToolError(msg)
+    lines = [line for line in text.splitlines() if line.strip()]
+    detail = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
+    msg = f"python -m build failed (exit {done.returncode}): {detail.strip()}"
+    raise GateFailedError(msg)
+
+
+def _unpack_sdist(sdist: Path, into: Path) -> Path:
+    """The sdist's one top folder, unpacked under ``into`` (members checked: data only)."""
+    into.mkdir(parents=True)
+    with tarfile.open(sdist, "r:gz") as archive:
+        archive.extractall(into, filter="data")
+    tops = [p for p in into.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        msg = f"{sdist.name} should hold one top folder, not {len(tops)}"
+        raise GateFailedError(msg)
+    return tops[0]
+
+
+def _prefix_map(source: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Compiler flags that write ``source`` as ``.`` (the project's own flags kept first)."""
+    c_flag = f"-ffile-prefix-map={source}=."
+    rust_flag = f"--remap-path-prefix={source}=."
+    flags = {"CFLAGS": c_flag, "CXXFLAGS": c_flag, "RUSTFLAGS": rust_flag}
+    return {name: f"{env.get(name, '')} {flag}".strip() for name, flag in flags.items()}
 
 
 def twine_check(runner: Runner, files: Sequence[Path]) -> None:
@@ -815,7 +855,15 @@ GATE = Gate(
     group="package",
     inputs=GateInputs(
         tools=("build", "twine"),
-        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
+        # the compilers' flags shape an extension's bytes (the build adds its prefix map)
+        env=(
+            "SOURCE_DATE_EPOCH",
+            "GITHUB_HEAD_REF",
+            "GITHUB_REF_NAME",
+            "CFLAGS",
+            "CXXFLAGS",
+            "RUSTFLAGS",
+        ),
         config=("packages", "publish"),
         daily=True,  # the isolated build installs the build backend from the index
         git_facts=True,  # the build info names commit, branch and tag; replays restore dist/
