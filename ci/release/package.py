@@ -201,6 +201,24 @@ class PackageResult:
         ]
 
 
+def plain_linux_wheels(names: Iterable[str]) -> list[str]:
+    """The wheels among ``names`` tagged ``linux_*`` only: PyPI refuses them (not manylinux)."""
+    found = []
+    for name in names:
+        if not name.endswith(".whl"):
+            continue
+        platforms = name.removesuffix(".whl").split("-")[-1].split(".")
+        if any(p.startswith("linux_") for p in platforms):
+            found.append(name)
+    return found
+
+
+PLAIN_LINUX_FIX = (
+    "repair it to a manylinux tag with auditwheel (`auditwheel repair`) or build the wheels "
+    "with cibuildwheel"
+)
+
+
 def read_manifest(dist: Path) -> Manifest:
     """Read the build's ``<dist>-assets/manifest.json``; UsageError (exit 2) if missing or bad."""
     path = assets_dir(dist) / MANIFEST
@@ -831,7 +849,13 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         )
     print(render(result))
     manifest = result.manifest
+    plain = plain_linux_wheels(a.name for a in manifest.artifacts)
+    warnings = tuple(
+        f"{name} has a plain linux platform tag, which PyPI refuses: {PLAIN_LINUX_FIX}"
+        for name in plain
+    )
     return GateResult(
+        warnings=warnings,
         gate="package",
         status=GateStatus.PASSED,
         duration_s=time.monotonic() - start,
