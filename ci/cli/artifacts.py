@@ -1,4 +1,4 @@
-"""``package`` and ``publish``: build the release artifacts, and put them on a package index."""
+"""``package``, ``sign``, ``verify`` and ``publish``: build, sign, check and upload a release."""
 
 from __future__ import annotations
 
@@ -6,14 +6,16 @@ import argparse
 from pathlib import Path
 
 from ci.cli.app import App
-from ci.core.errors import ExitCode
+from ci.core.errors import ExitCode, UsageError
 from ci.release import package, publish
 
 PACKAGE_HELP = """\
 Builds the wheel and the sdist with `python -m build` (SOURCE_DATE_EPOCH = the commit's
 time, so the same commit always gives the same bytes; sdists are normalized to sorted,
 root-owned members dated SOURCE_DATE_EPOCH, for backends such as setuptools that stamp
-their own build time), stamps build metadata (commit sha,
+their own build time; the wheel is built from the unpacked sdist with the compilers told to
+write its folder as `.` (-ffile-prefix-map, --remap-path-prefix), so extension modules are
+reproducible too), stamps build metadata (commit sha,
 branch, tag, dirty flag, uv.lock sha256, Python, build time) into the wheel as
 <package>/_build_info.json, writes the asset bundle <name>-<version>-bundle.tar.gz
 (noxfile.py, tasks.py, workflows, README, build-info.json; deterministic tar), runs
@@ -61,8 +63,28 @@ $CI_PUBLISH_INDEX_URL says otherwise. Credentials: TWINE_USERNAME / TWINE_PASSWO
 never printed."""
 
 
+SIGN_HELP = """\
+Writes DIR-assets/provenance.intoto.json, an in-toto Statement v1 with a SLSA provenance v1
+predicate: its subjects are the distributions in DIR (name and sha256); it names the
+builder (the GitHub workflow and run, or a local build), the source commit and tag, the
+uv.lock sha256 and the build command. Then, when [tool.ci.release] names a signer, signs
+SHA256SUMS and the provenance with `ssh-keygen -Y sign` (namespace `file`): SHA256SUMS.sig
+and provenance.intoto.json.sig beside them. The key is signing_key (a file) or
+signing_key_env (an environment variable holding it); it is never printed.
+Exit 3 when the key is missing or ssh-keygen refuses it."""
+
+VERIFY_HELP = """\
+Checks a release offline, in DIR (default dist/, with DIR-assets/ beside it, or one flat
+folder of downloaded release assets): every file in SHA256SUMS has its sha256; no wheel or
+sdist is missing from it; SHA256SUMS.sig and provenance.intoto.json.sig are good
+signatures by the signer (ssh-keygen -Y verify with the allowed_signers file); every
+provenance subject is a distribution in DIR with that sha256, and every distribution is a
+subject. Trust comes from --allowed-signers and --signer, else [tool.ci.release].
+Exit 1 naming each check that does not hold, 2 for bad usage (no such folder, no signer)."""
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``package`` and ``publish`` to the parser."""
+    """Add ``package``, ``sign``, ``verify`` and ``publish`` to the parser."""
     p = sub.add_parser(
         "package",
         help="build wheel, sdist and asset bundle: reproducible, stamped, checksummed",
@@ -81,6 +103,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="build twice in separate temp folders and fail (exit 1) naming any file that differs",
     )
     p.set_defaults(handler=_package)
+
+    p = sub.add_parser(
+        "sign",
+        help="write the build provenance (in-toto, SLSA v1) and sign SHA256SUMS and it",
+        description=SIGN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dist", type=Path, metavar="DIR", help="the folder `package` wrote")
+    p.set_defaults(handler=_sign)
+
+    p = sub.add_parser(
+        "verify",
+        help="check a release offline: checksums, signatures, provenance subjects",
+        description=VERIFY_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("dist", nargs="?", type=Path, metavar="DIR", help="default: dist/")
+    p.add_argument("--allowed-signers", type=Path, metavar="FILE", help="ssh allowed_signers")
+    p.add_argument("--signer", metavar="ID", help="the identity that must have signed")
+    p.set_defaults(handler=_verify)
 
     p = sub.add_parser(
         "publish",
@@ -155,3 +197,44 @@ def _publish(args: argparse.Namespace, app: App) -> int:
         return ExitCode.OK
     print(publish.render(repo, outcome))
     return ExitCode.OK
+
+
+def _sign(args: argparse.Namespace, app: App) -> int:
+    from ci.release import signing  # noqa: PLC0415 - loaded only when the command runs
+
+    config = app.config
+    dist = (args.dist if args.dist is not None else config.root / "dist").resolve()
+    signed = signing.sign_release(
+        dist, config.signing, root=config.root, env=app.env, runner=app.runner
+    )
+    print(f"wrote {signed.provenance}")
+    for path in signed.signatures:
+        print(f"wrote {path}")
+    if not signed.signatures:
+        print(
+            "warning: the release is not signed: set [tool.ci.release] signer, allowed_signers "
+            "and signing_key (or signing_key_env)"
+        )
+    return ExitCode.OK
+
+
+def _verify(args: argparse.Namespace, app: App) -> int:
+    from ci.release import signing, verify  # noqa: PLC0415 - loaded only when the command runs
+
+    config = app.config
+    dist = (args.dist if args.dist is not None else config.root / "dist").resolve()
+    signing_config = config.signing
+    allowed = args.allowed_signers or (
+        config.root / signing_config.allowed_signers if signing_config else None
+    )
+    signer = args.signer or (signing_config.signer if signing_config else None)
+    if allowed is None or signer is None:
+        msg = (
+            "verify needs whom to trust: pass --allowed-signers FILE and --signer ID, or set "
+            "[tool.ci.release] signer and allowed_signers"
+        )
+        raise UsageError(msg)
+    trust = signing.Trust(allowed_signers=Path(allowed), signer=signer)
+    verdict = verify.verify(dist, trust, app.runner)
+    print(verify.render(dist, verdict))
+    return ExitCode.OK if verdict else ExitCode.GATE_FAILED

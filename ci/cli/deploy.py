@@ -81,6 +81,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="accepted for symmetry with gate and pipeline: a release never replays a cached "
         "result, every gate runs",
     )
+    p.add_argument(
+        "--until",
+        metavar="STEP",
+        help="stop before this step (e.g. publish: build, check and sign in a job without "
+        "publishing credentials)",
+    )
+    p.add_argument(
+        "--from",
+        dest="start",
+        metavar="STEP",
+        help="start at this step (e.g. publish, after trusted publishing uploaded dist/: "
+        "checks what the index serves, then deploys and records)",
+    )
     p.set_defaults(handler=_release)
 
 
@@ -293,8 +306,9 @@ def _release(args: argparse.Namespace, app: App) -> int:
         declared=release.declared_sessions(app.runner, nox, app.config),
         publish_ci=release.ci_prefix(config_file, group=app.config.group("package")),
     )
+    the_plan = release.select(the_plan, start=args.start, until=args.until)
     if args.dry_run:
-        print(release.render(the_plan))
+        print(release.render(the_plan, release.lock_notes(app.config, app.runner)))
         return ExitCode.OK
     started, since = time.monotonic(), time.time_ns()
     code: int = ExitCode.USAGE

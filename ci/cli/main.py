@@ -145,6 +145,9 @@ def _install_redaction(app: App) -> None:
         patterns = app.config.mask_env
         names = [*app.config.required_secrets]
         names += [s for env in app.config.environments.values() for s in env.required_secrets]
+        signing = app.config.signing
+        if signing is not None and signing.key_env is not None:
+            names.append(signing.key_env)  # the release's signing key, whatever its name
     except ConfigError:
         pass  # the command reports the bad config itself; mask with the defaults meanwhile
     redactor = redact.Redactor.from_env(app.env, patterns, names)

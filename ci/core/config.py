@@ -113,6 +113,22 @@ class PublishConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SigningConfig:
+    """[tool.ci.release] signing: the key that signs SHA256SUMS, and who users trust for it.
+
+    ``signer`` and ``allowed_signers`` (an ssh ``allowed_signers`` file in the project) are
+    what ``verify`` checks against; the private key comes from ``signing_key`` (a file) or
+    ``signing_key_env`` (an environment variable holding it, e.g. a CI secret). Without a
+    key the release still writes provenance but cannot sign.
+    """
+
+    signer: str
+    allowed_signers: str
+    key_file: str | None = None
+    key_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CacheConfig:
     """Bounds of the gate result cache."""
 
@@ -158,6 +174,7 @@ class Config:
     project_version: str = ""
     project_dynamic: tuple[str, ...] = ()  # [project] dynamic ("version": ask the backend)
     tag_format: str | None = None  # [tool.ci.release] tag_format; None: detect from the tags
+    signing: SigningConfig | None = None  # [tool.ci.release] signer etc.; None: not signed
     pythons: tuple[str, ...] = DEFAULT_PYTHONS
     packages: tuple[str, ...] = ("ci",)
     tests: str = "tests"
@@ -286,6 +303,7 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         project_version=str(project.get("version", "")) if isinstance(project, Mapping) else "",
         project_dynamic=_dynamic(project),
         tag_format=_tag_format(v, v.table(table, "tool.ci", "release")),
+        signing=_signing(v, v.table(table, "tool.ci", "release")),
         pythons=pythons,
         packages=_packages(v, v.str_list(table, "tool.ci", "packages", (default_package,))),
         tests=v.folder(table, "tool.ci", "tests", "tests"),
@@ -537,8 +555,42 @@ def _dynamic(project: object) -> tuple[str, ...]:
     return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
 
 
+SIGNING_KEYS = ("signer", "allowed_signers", "signing_key", "signing_key_env")
+_SIGNER = re.compile(r"[^\s,\"*?!]+")  # one principal of an allowed_signers line
+
+
+def _signing(v: _Validator, table: Mapping[str, Any]) -> SigningConfig | None:
+    where = "tool.ci.release"
+    values = {k: v.opt_string(table, where, k) for k in SIGNING_KEYS}
+    if not any(values.values()):
+        return None
+    signer, allowed = values["signer"], values["allowed_signers"]
+    key_file, key_env = values["signing_key"], values["signing_key_env"]
+    for key in ("signer", "allowed_signers"):
+        if not values[key]:
+            msg = (
+                f"{v.file}: {where}.{key} is missing: signing needs signer (an identity such as "
+                'an email) and allowed_signers (a file in the project, "<signer> <public key>" '
+                "lines, what users verify with)"
+            )
+            raise ConfigError(msg)
+    if signer is None or allowed is None:  # checked above; narrows the types
+        return None
+    if not _SIGNER.fullmatch(signer):
+        msg = f"{v.file}: {where}.signer = {signer!r} must be one identity without spaces or commas"
+        raise ConfigError(msg)
+    v.folder(table, where, "allowed_signers", "")  # a path inside the project
+    if key_file and key_env:
+        msg = f"{v.file}: {where}: set signing_key (a file) or signing_key_env, not both"
+        raise ConfigError(msg)
+    if key_env is not None and not ENV_VAR.fullmatch(key_env):
+        msg = f"{v.file}: {where}.signing_key_env = {key_env!r} is not an environment variable name"
+        raise ConfigError(msg)
+    return SigningConfig(signer=signer, allowed_signers=allowed, key_file=key_file, key_env=key_env)
+
+
 def _tag_format(v: _Validator, table: Mapping[str, Any]) -> str | None:
-    v.keys(table, "tool.ci.release", {"tag_format"})
+    v.keys(table, "tool.ci.release", {"tag_format", *SIGNING_KEYS})
     text = v.opt_string(table, "tool.ci.release", "tag_format")
     if text is not None and not _TAG_FORMAT.fullmatch(text):
         msg = (

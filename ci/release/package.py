@@ -48,6 +48,8 @@ SUMS = "SHA256SUMS"
 ASSETS_SUFFIX = "-assets"  # dist/ -> dist-assets/: everything that is not a distribution
 DISTRIBUTION_KINDS = ("wheel", "sdist")
 BUILDS = "builds"
+# written over a build by `python -m ci sign`: they describe one build, so a new one drops them
+SIGNED = ("SHA256SUMS.sig", "provenance.intoto.json", "provenance.intoto.json.sig")
 BUILD_INFO_NAME = "_build_info.json"
 ZIP_EPOCH = 315532800  # 1980-01-01: the earliest time a zip entry can carry
 BUNDLE_FILES = ("noxfile.py", "tasks.py")
@@ -197,6 +199,24 @@ class PackageResult:
             assets / SUMS,
             assets / MANIFEST,
         ]
+
+
+def plain_linux_wheels(names: Iterable[str]) -> list[str]:
+    """The wheels among ``names`` tagged ``linux_*`` only: PyPI refuses them (not manylinux)."""
+    found = []
+    for name in names:
+        if not name.endswith(".whl"):
+            continue
+        platforms = name.removesuffix(".whl").split("-")[-1].split(".")
+        if any(p.startswith("linux_") for p in platforms):
+            found.append(name)
+    return found
+
+
+PLAIN_LINUX_FIX = (
+    "repair it to a manylinux tag with auditwheel (`auditwheel repair`) or build the wheels "
+    "with cibuildwheel"
+)
 
 
 def read_manifest(dist: Path) -> Manifest:
@@ -528,23 +548,28 @@ def _build_once(
     packages: Sequence[str],
     env: Mapping[str, str],
 ) -> _Built:
-    """Build, stamp and bundle once into ``out``."""
+    """Build, stamp and bundle once into ``out``.
+
+    The sdist is built first and the wheel from it, as ``python -m build`` does, but from a
+    folder this build names, mapped away in the compilers' flags (``-ffile-prefix-map``,
+    rustc's ``--remap-path-prefix``): a C, C++ or Rust extension then embeds no random
+    ``/tmp/build-via-sdist-*`` path, and two builds of one commit give the same bytes.
+    """
     out.mkdir(parents=True)
     argv = [sys.executable, "-m", "build", "--outdir", str(out)]
     if runner.which("uv"):
         argv += ["--installer", "uv"]  # same result as pip, several times faster
-    done = runner.run(
-        [*argv, str(root)], cwd=root, env={"SOURCE_DATE_EPOCH": str(epoch)}, timeout=900
-    )
-    if not done:
-        text = done.stderr + done.stdout
-        if "No module named build" in text:
-            msg = f"`build` is not installed for {sys.executable}: run `uv sync --group package`"
-            raise ToolError(msg)
-        lines = [line for line in text.splitlines() if line.strip()]
-        detail = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
-        msg = f"python -m build failed (exit {done.returncode}): {detail.strip()}"
+    epoch_env = {"SOURCE_DATE_EPOCH": str(epoch)}
+    _run_build(runner, [*argv, "--sdist", str(root)], root, epoch_env)
+    sdists = sorted(out.glob("*.tar.gz"))
+    if len(sdists) != 1:
+        found = ", ".join(p.name for p in sorted(out.iterdir())) or "nothing"
+        msg = f"python -m build --sdist should make one sdist, but made: {found}"
         raise GateFailedError(msg)
+    source = _unpack_sdist(sdists[0], out.parent / f"{out.name}-src")
+    _run_build(
+        runner, [*argv, "--wheel", str(source)], source, {**epoch_env, **_prefix_map(source, env)}
+    )
     wheels = sorted(out.glob("*.whl"))
     sdists = sorted(out.glob("*.tar.gz"))
     if len(wheels) != 1 or len(sdists) != 1:
@@ -568,6 +593,41 @@ def _build_once(
     bundle = out / f"{stem}-{version}-bundle.tar.gz"
     make_bundle(root, bundle, f"{stem}-{version}", payload, epoch)
     return _Built(wheel=wheels[0], sdist=sdists[0], bundle=bundle, info=info)
+
+
+def _run_build(runner: Runner, argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> None:
+    """Run ``python -m build``; ToolError without ``build``, GateFailedError when it fails."""
+    done = runner.run(argv, cwd=cwd, env=env, timeout=900)
+    if done:
+        return
+    text = done.stderr + done.stdout
+    if "No module named build" in text:
+        msg = f"`build` is not installed for {sys.executable}: run `uv sync --group package`"
+        raise ToolError(msg)
+    lines = [line for line in text.splitlines() if line.strip()]
+    detail = next((ln for ln in reversed(lines) if "ERROR" in ln), lines[-1] if lines else "")
+    msg = f"python -m build failed (exit {done.returncode}): {detail.strip()}"
+    raise GateFailedError(msg)
+
+
+def _unpack_sdist(sdist: Path, into: Path) -> Path:
+    """The sdist's one top folder, unpacked under ``into`` (members checked: data only)."""
+    into.mkdir(parents=True)
+    with tarfile.open(sdist, "r:gz") as archive:
+        archive.extractall(into, filter="data")
+    tops = [p for p in into.iterdir() if p.is_dir()]
+    if len(tops) != 1:
+        msg = f"{sdist.name} should hold one top folder, not {len(tops)}"
+        raise GateFailedError(msg)
+    return tops[0]
+
+
+def _prefix_map(source: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Compiler flags that write ``source`` as ``.`` (the project's own flags kept first)."""
+    c_flag = f"-ffile-prefix-map={source}=."
+    rust_flag = f"--remap-path-prefix={source}=."
+    flags = {"CFLAGS": c_flag, "CXXFLAGS": c_flag, "RUSTFLAGS": rust_flag}
+    return {name: f"{env.get(name, '')} {flag}".strip() for name, flag in flags.items()}
 
 
 def twine_check(runner: Runner, files: Sequence[Path]) -> None:
@@ -634,6 +694,8 @@ def _promote(outdir: Path, build_dir: Path, manifest: Manifest) -> None:
             previous = read_manifest(outdir)
         except UsageError:
             previous = None
+    for name in SIGNED:  # the last build's provenance and signatures never outlive it
+        (assets / name).unlink(missing_ok=True)
     for artifact in manifest.artifacts:
         _link_or_copy(build_dir / artifact.name, artifact_path(outdir, artifact))
     _link_or_copy(build_dir / SUMS, assets / SUMS)
@@ -787,7 +849,13 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         )
     print(render(result))
     manifest = result.manifest
+    plain = plain_linux_wheels(a.name for a in manifest.artifacts)
+    warnings = tuple(
+        f"{name} has a plain linux platform tag, which PyPI refuses: {PLAIN_LINUX_FIX}"
+        for name in plain
+    )
     return GateResult(
+        warnings=warnings,
         gate="package",
         status=GateStatus.PASSED,
         duration_s=time.monotonic() - start,
@@ -811,7 +879,15 @@ GATE = Gate(
     group="package",
     inputs=GateInputs(
         tools=("build", "twine"),
-        env=("SOURCE_DATE_EPOCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME"),
+        # the compilers' flags shape an extension's bytes (the build adds its prefix map)
+        env=(
+            "SOURCE_DATE_EPOCH",
+            "GITHUB_HEAD_REF",
+            "GITHUB_REF_NAME",
+            "CFLAGS",
+            "CXXFLAGS",
+            "RUSTFLAGS",
+        ),
         config=("packages", "publish"),
         daily=True,  # the isolated build installs the build backend from the index
         git_facts=True,  # the build info names commit, branch and tag; replays restore dist/

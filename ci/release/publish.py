@@ -30,17 +30,19 @@ from packaging.utils import (
 )
 
 from ci.core.clock import Clock
-from ci.core.errors import DeployError, UsageError
+from ci.core.errors import DeployError, PreflightError, UsageError
 from ci.core.http import MAX_BODY, ApiError, HttpClient, Response, Retry, send
 from ci.core.runner import Runner
 from ci.release.package import (
     MANIFEST,
+    PLAIN_LINUX_FIX,
     SUMS,
     Artifact,
     Manifest,
     artifact_path,
     assets_dir,
     parse_sums,
+    plain_linux_wheels,
     read_manifest,
     sha256_file,
     write_manifest,
@@ -511,6 +513,13 @@ def publish(
             "`python -m ci package`"
         )
         raise DeployError(msg)
+    refused = plain_linux_wheels(a.name for a in wanted) if repo.is_pypi else []
+    if refused:
+        msg = (
+            f"{repo.display} refuses wheels tagged plain linux ({', '.join(refused)}): "
+            f"{PLAIN_LINUX_FIX}; nothing was uploaded"
+        )
+        raise PreflightError(msg)
     try:
         before = fetch_index(http, repo, manifest.name, retry)
     except ApiError as exc:

@@ -37,7 +37,15 @@ from ci.release.package import assets_dir
 from ci.release.version import DEFAULT_FORMAT, TagFormat
 
 NOTES_FILE = "RELEASE_NOTES.md"
-META_FILES = ("SHA256SUMS", "manifest.json")
+# what sits beside the distributions on the GitHub release: checksums, manifest, and (when
+# `python -m ci sign` ran) the provenance and the signatures users verify offline
+META_FILES = (
+    "SHA256SUMS",
+    "manifest.json",
+    "SHA256SUMS.sig",
+    "provenance.intoto.json",
+    "provenance.intoto.json.sig",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,14 +47,20 @@ def check_fresh(root: Path, runner: Runner) -> None:
     done = runner.run(["uv", "lock", "--check"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
     if done:
         return
-    detail = _last_line(done.stderr or done.stdout)
+    detail = _cause(done.stderr or done.stdout)
     msg = (
-        f"{root / LOCK_NAME} does not match pyproject.toml ({detail}): "
-        "run `uv lock` and commit uv.lock"
+        f"{root / LOCK_NAME} does not match pyproject.toml ({detail}): the release must "
+        "refresh the lock first: run `uv lock`, commit uv.lock (with the version bump), tag that "
+        "commit"
     )
     raise PreflightError(msg)
 
 
-def _last_line(text: str) -> str:
+def _cause(text: str) -> str:
+    """The ``cause:`` line of uv (what changed, e.g. the own version), else its last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "uv lock --check failed"
+    causes = [ln.removeprefix("cause:").strip() for ln in lines if ln.startswith("cause:")]
+    if causes:
+        return causes[0]
+    useful = [ln for ln in lines if not ln.startswith("hint:")]
+    return (useful or lines or ["uv lock --check failed"])[-1]

@@ -162,6 +162,8 @@ def gather_release(
     if release is not None:
         checks.append(_version_proposal_check(config, runner, env, release))
     names = list(config.required_secrets)
+    if config.signing is not None and config.signing.key_env is not None:
+        names.append(config.signing.key_env)  # the release signs SHA256SUMS with it
     if deploy_env is not None and deploy_env in config.environments:
         names += config.environments[deploy_env].required_secrets
     checks.extend(_secret_checks(names, env))

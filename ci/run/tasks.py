@@ -1,7 +1,8 @@
 """The maintainer tasks invoke loads: each chains ``python -m ci`` commands.
 
 A project's ``tasks.py`` (or a submodule of its ``tasks/`` package) imports them:
-``from ci.run.tasks import *``; ``uv run invoke --list`` shows them.
+``from ci.run.tasks import *``; ``uv run --locked invoke --list`` shows them (``--locked``:
+a plain ``uv run`` re-locks a stale uv.lock before any task starts, even a dry run).
 """
 
 from __future__ import annotations
@@ -60,11 +61,16 @@ def nightly(c: Context) -> None:
 
 
 @task(
-    help={"dry_run": "print the plan (what runs, in which order, published where) and run nothing"}
+    help={
+        "dry_run": "print the plan (what runs, in which order, published where) and run nothing",
+        "until": "stop before this step (e.g. publish)",
+        "from_": "start at this step (e.g. publish, after another job uploaded dist/)",
+    }
 )
-def release(c: Context, dry_run: bool = False) -> None:
-    """Release: preflight --release, gates, package, publish, deploy to the first environment."""
-    run_ci(c, "release", *["--dry-run"] * dry_run)
+def release(c: Context, dry_run: bool = False, until: str = "", from_: str = "") -> None:
+    """Release: preflight --release, gates, package, sign, publish, deploy to the first env."""
+    flags = ["--dry-run"] * dry_run + (["--until", until] if until else [])
+    run_ci(c, "release", *flags, *(["--from", from_] if from_ else []))
 
 
 @task(

@@ -138,6 +138,73 @@ def test_a_setuptools_project_is_reproducible_and_old_builds_are_pruned(tmp_path
     assert not list(package.assets_dir(out).glob(".staging-*"))
 
 
+C_EXTENSION = """\
+#include <Python.h>
+static PyObject *add(PyObject *self, PyObject *args) {
+    long a, b;
+    if (!PyArg_ParseTuple(args, "ll", &a, &b)) return NULL;
+    return PyLong_FromLong(a + b);
+}
+static PyMethodDef methods[] = {{"add", add, METH_VARARGS, "Add."}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&module); }
+"""
+
+C_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "cext"
+version = "1.0.0"
+description = "Adds in C."
+readme = "README.md"
+requires-python = ">=3.11"
+
+[tool.setuptools]
+ext-modules = [{name = "cext._speed", sources = ["src/cext/_speed.c"]}]
+packages = ["cext"]
+package-dir = {"" = "src"}
+
+[tool.ci]
+packages = ["cext"]
+"""
+
+
+def test_a_setuptools_c_extension_builds_byte_identical_twice(tmp_path, capsys):
+    # python -m build alone compiles in a random /tmp/build-via-sdist-* folder that the .so
+    # records (DW_AT_comp_dir, build id): the package gate builds from a folder it maps away
+    repo = tmp_path / "cext"
+    files = {
+        "pyproject.toml": C_PYPROJECT,
+        "README.md": "# cext\n\nAdds in C.\n",
+        ".gitignore": "*.egg-info/\nbuild/\n",
+        "src/cext/__init__.py": '"""Adds in C."""\n',
+        "src/cext/_speed.c": C_EXTENSION,
+    }
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text, encoding="utf-8")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "feat: add in C")
+    out = tmp_path / "out"
+    cfg = str(repo / "pyproject.toml")
+    code, text, err = run_ci(
+        capsys, "--config", cfg, "gate", "package", "--no-cache", "--outdir", str(out)
+    )
+    assert code == 0, err
+    assert "reproducible (built twice, byte-identical)" in text
+    (wheel,) = out.glob("cext-1.0.0-cp3*-linux_*.whl")
+    # what this machine cannot make yet, said rather than published: PyPI refuses linux_*
+    assert f"warning: {wheel.name} has a plain linux platform tag, which PyPI refuses" in text
+    with zipfile.ZipFile(wheel) as archive:
+        (so,) = [n for n in archive.namelist() if n.endswith(".so")]
+        assert b"build-via-sdist" not in archive.read(so)
+        assert str(tmp_path).encode() not in archive.read(so)
+
+
 def test_unreproducible_build_fails_naming_the_file(tmp_path, capsys):
     repo = write_sample_project(tmp_path / "proj", unreproducible=True)
     out = tmp_path / "out"

@@ -17,6 +17,7 @@ from pytest_httpserver import HTTPServer
 from tests.conftest import git, invoke, trim_tests
 from tests.support.fake_github import REPO, TOKEN, FakeGitHub
 from tests.support.pypiserver import PypiServer
+from tests.support.signed_release import SIGNER, keypair
 
 ROOT = Path(__file__).resolve().parents[2]
 KEEP_TESTS = {
@@ -31,11 +32,12 @@ ADVISORY = ROOT / "tests" / "fixtures" / "advisories" / "requests" / "PYSEC-2018
 pytestmark = pytest.mark.integration
 
 
-def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
-    """A clone of this repository with a small test suite, an index and staging, tagged."""
+def clone_for_release(tmp_path: Path, index: PypiServer, public_key: str) -> Path:
+    """A clone of this repository with a small test suite, an index, staging and a signer."""
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", "--no-hardlinks", str(ROOT), str(clone))
     trim_tests(clone / "tests", KEEP_TESTS)
+    (clone / ".github" / "allowed_signers").write_text(f"{SIGNER} {public_key}\n")
     pyproject = clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
     # the trimmed suite covers little of ci/: the floor is for the real suite, not this one
@@ -49,6 +51,10 @@ def clone_for_release(tmp_path: Path, index: PypiServer) -> Path:
         "\n[tool.ci.environments.staging]\n"
         "\n[tool.ci.environments.production]\n"
         'after = "staging"\n'
+        "\n[tool.ci.release]\n"
+        f'signer = "{SIGNER}"\n'
+        'allowed_signers = ".github/allowed_signers"\n'
+        'signing_key_env = "RELEASE_SIGNING_KEY"\n'
     )
     pyproject.write_text(text, encoding="utf-8")
     git(clone, "add", "-A")
@@ -93,10 +99,12 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     tmp_path: Path, pypiserver: PypiServer, github: FakeGitHub
 ) -> None:
-    clone = clone_for_release(tmp_path, pypiserver)
+    key, public = keypair(tmp_path / "keys")
+    clone = clone_for_release(tmp_path, pypiserver, public)
     state = tmp_path / "release-state"
     env = release_env(pypiserver, state, tmp_path / "advisories")
     env |= {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_API_URL": github.api_url}
+    env["RELEASE_SIGNING_KEY"] = key.read_text(encoding="utf-8")
 
     untagged = invoke(clone, "release", env=env)
     assert untagged.returncode == 3, untagged.stdout + untagged.stderr
@@ -145,6 +153,7 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     (gh_release,) = github.releases.values()
     assert gh_release["tag_name"] == "v0.1.0"
     names = [a["name"] for a in manifest["artifacts"]] + ["SHA256SUMS", "manifest.json"]
+    names += ["SHA256SUMS.sig", "provenance.intoto.json", "provenance.intoto.json.sig"]
     assert {name for name, _ in github.uploads()} == set(names)
     for name, body in github.uploads():
         where = (
@@ -156,6 +165,21 @@ def test_invoke_release_dry_run_then_release_from_a_tagged_clone(
     assert f"Ledger head: `{last['hash']}`" in gh_release["body"]
     assert gh_release["body"] == (assets / "RELEASE_NOTES.md").read_text(encoding="utf-8")
     assert TOKEN not in output
+    assert "] sign: " in output and "] verify: " in output
+    assert f"SHA256SUMS: signed by {SIGNER}" in output  # the release's own verify step
+    assert "".join(env["RELEASE_SIGNING_KEY"].splitlines()[1:-1]) not in output
+
+    # what a user runs on the release's files: it holds, and fails on one changed byte
+    verify = [sys.executable, "-m", "ci", "verify", "dist"]
+    checked = subprocess.run(verify, cwd=clone, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    wheel_path = clone / "dist" / wheel["name"]
+    pristine = wheel_path.read_bytes()
+    wheel_path.write_bytes(pristine[:-1] + bytes([pristine[-1] ^ 1]))
+    tampered = subprocess.run(verify, cwd=clone, capture_output=True, text=True, check=False)
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    assert f"FAIL  {wheel['name']} has sha256" in tampered.stdout
+    wheel_path.write_bytes(pristine)
 
     # running the whole release again changes nothing: not on the index, not on GitHub
     github.server.clear_log()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ci.core.errors import DeployError, UsageError
+from ci.core.errors import DeployError, PreflightError, UsageError
 from ci.core.http import MAX_BODY, ApiError, Retry, UrllibClient
 from ci.release import package, publish
 from ci.testing.fakes import FakeRunner, FixedClock
@@ -354,3 +354,30 @@ def test_a_download_to_verify_is_read_up_to_the_artifact_size(httpserver) -> Non
     with pytest.raises(ApiError, match="over the limit") as caught:
         publish.remote_sha256(UrllibClient(), repo, entry, size=len(wheel) - 1)
     assert caught.value.exit_code == 6
+
+
+def test_pypi_refuses_a_plain_linux_wheel_before_anything_is_sent(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    manifest = write_dist(dist)
+    plain = "d-1.0-cp312-cp312-linux_x86_64.whl"
+    (dist / "d-1.0-py3-none-any.whl").rename(dist / plain)
+    wheel = dataclasses.replace(manifest.artifacts[0], name=plain)
+    manifest = dataclasses.replace(manifest, artifacts=(wheel, *manifest.artifacts[1:]))
+    package.write_manifest(package.assets_dir(dist), manifest)
+    sums = package.render_sums(manifest.artifacts)
+    (package.assets_dir(dist) / "SHA256SUMS").write_text(sums, encoding="utf-8")
+    assert package.plain_linux_wheels([plain, "d-1.0-cp312-cp312-manylinux_2_28_x86_64.whl"]) == [
+        plain
+    ]
+
+    class NoHttp:
+        def request(self, *args: object, **kwargs: object) -> None:
+            raise AssertionError("nothing may be sent")
+
+    pypi = publish.resolve_repository(
+        url="https://upload.pypi.org/legacy/", name=None, index_url=None, env={}, config_url=None
+    )
+    with pytest.raises(PreflightError, match=rf"refuses wheels tagged plain linux \({plain}\)"):
+        publish.publish(
+            dist, pypi, runner=FakeRunner(), clock=FixedClock(), http=NoHttp(), retry=NO_WAIT
+        )

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ci.cli.main import main
-from ci.core.config import load
+from ci.core.config import Mode, load
+from ci.core.errors import UsageError
+from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import ProcessRunner
 from ci.release.version import STATIC, Release, TagFormat
 from ci.run import release
@@ -38,6 +43,7 @@ def test_the_plan_runs_preflight_gates_publish_then_the_first_environment(tmp_pa
         "gate test-3.12",
         "gate security",
         "gate package",
+        "sign",  # provenance always; unsigned here (no [tool.ci.release] signer)
         "publish",
         "deploy staging",  # production comes after staging, so staging is first
     ]
@@ -209,3 +215,132 @@ def test_every_release_step_runs_with_the_cache_off(tmp_path: Path) -> None:
     )
     assert release.execute(plan, ProcessRunner(), config) == 0
     assert seen.read_text() == "111"
+
+
+def _bumped_static_project(make_repo: Callable[..., Path]) -> Path:
+    """A locked project whose static version was bumped (and tagged) without `uv lock`."""
+    pyproject = '[project]\nname = "bumped"\nversion = "1.0.0"\nrequires-python = ">=3.11"\n'
+    repo = make_repo({"pyproject.toml": pyproject + '\n[tool.ci]\npythons = ["3.12"]\n'})
+    locked = subprocess.run(
+        ["uv", "lock", "--offline"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert locked.returncode == 0, locked.stderr
+    git(repo, "add", "uv.lock")
+    git(repo, "commit", "-q", "-m", "lock")
+    text = (repo / "pyproject.toml").read_text(encoding="utf-8")
+    (repo / "pyproject.toml").write_text(text.replace('"1.0.0"', '"1.1.0"'), encoding="utf-8")
+    git(repo, "commit", "-q", "-am", "feat: 1.1.0")
+    git(repo, "tag", "v1.1.0")
+    return repo
+
+
+def test_a_dry_run_on_a_stale_lock_changes_nothing_and_says_preflight_will_stop(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _bumped_static_project(make_repo)
+    lock = (repo / "uv.lock").read_bytes()
+    assert main(["--config", str(repo / "pyproject.toml"), "release", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "warning: preflight will stop the release" in out
+    assert "has version `1.1.0`, but the lockfile records `1.0.0`" in out
+    assert "run `uv lock`, commit uv.lock" in out
+    assert git(repo, "status", "--porcelain") == ""
+    assert (repo / "uv.lock").read_bytes() == lock
+    # the release preflight names the same cause
+    assert main(["--config", str(repo / "pyproject.toml"), "preflight", "--release"]) == 3
+    assert "has version `1.1.0`, but the lockfile records `1.0.0`" in capsys.readouterr().out
+
+
+def test_a_dry_run_names_a_lock_that_uv_run_rewrote(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = _bumped_static_project(make_repo)
+    # what `uv run invoke release --dry-run` (no --locked) does before the dry run starts
+    subprocess.run(["uv", "lock", "--offline"], cwd=repo, capture_output=True, check=True)
+    assert main(["--config", str(repo / "pyproject.toml"), "release", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "uv.lock differs from HEAD" in out
+    assert "git checkout -- uv.lock" in out
+
+
+def test_a_failed_advisory_package_gate_stops_the_release_before_publish(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load(write_project(tmp_path, "", extra='[tool.ci.gates.package]\nmode = "advisory"\n'))
+    reason = "not reproducible: _ext.so differs between the two builds (/tmp/build-via-sdist-1a2b)"
+    failed = GateResult(
+        gate="package", status=GateStatus.FAILED, mode=Mode.ADVISORY, summary=reason
+    )
+    write = (
+        "import sys, json, pathlib; p = pathlib.Path(sys.argv[1]); p.parent.mkdir(exist_ok=True); "
+        "p.write_text(sys.argv[2])"
+    )
+    record = json.dumps(failed.to_dict())
+    gate = release.Step(
+        name="gate package",
+        argv=(sys.executable, "-c", write, str(config.reports_path() / "package.json"), record),
+        what="",
+    )
+    marker = tmp_path / "published"
+    full = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, final=[])
+    publish = next(s for s in full.steps if s.name == "publish")
+    publish = dataclasses.replace(
+        publish, argv=(sys.executable, "-c", f"open({str(marker)!r}, 'w')")
+    )
+    plan = dataclasses.replace(full, steps=(gate, publish), publish_to="http://127.0.0.1:9/")
+    assert release.execute(plan, ProcessRunner(), config) == 3
+    out = capsys.readouterr().out
+    assert "stopped at the preflight of publish: the package gate failed (advisory" in out
+    assert reason in out
+    assert "manifest.json" not in out
+    assert not marker.exists()
+    # a package gate that passed lets publish run
+    passed = dataclasses.replace(failed, status=GateStatus.PASSED, summary="ok")
+    gate = dataclasses.replace(gate, argv=(*gate.argv[:-1], json.dumps(passed.to_dict())))
+    plan = dataclasses.replace(plan, steps=(gate, publish))
+    assert release.execute(plan, ProcessRunner(), config) == 0
+    assert marker.exists()
+
+
+def test_a_signed_release_signs_and_verifies_what_the_package_gate_built_before_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = (
+        '[tool.ci.release]\nsigner = "release@example.org"\nallowed_signers = "signers"\n'
+        'signing_key_env = "RELEASE_SIGNING_KEY"\n'
+    )
+    config = load(write_project(tmp_path, "", extra=table))
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX, final=[])
+    names = [s.name for s in plan.steps]
+    assert names[names.index("gate package") :] == ["gate package", "sign", "verify", "publish"]
+    sign = plan.steps[names.index("sign")]
+    assert sign.argv == (*CI, "sign", "--dist", "dist")
+    assert sign.needs == ("package",)
+    assert plan.steps[names.index("verify")].argv == (*CI, "verify", "dist")
+    assert "by release@example.org" in release.render(plan)
+    # the key's variable is a secret the release preflight requires
+    monkeypatch.delenv("RELEASE_SIGNING_KEY", raising=False)
+    assert main(["--config", str(config.path), "preflight", "--release"]) == 3
+    assert "RELEASE_SIGNING_KEY is not set" in capsys.readouterr().out
+
+
+def test_a_release_runs_in_two_jobs_around_a_trusted_publishing_upload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = load(write_project(tmp_path, ENVS))
+    plan = release.plan(config, release=released(), env={}, ci=CI, nox=NOX)
+    build = release.select(plan, start=None, until="publish")
+    assert [s.name for s in build.steps][-2:] == ["gate package", "sign"]
+    release.check_runnable(build)  # no index needed to build, check and sign
+    after = release.select(plan, start="publish", until=None)
+    assert [s.name for s in after.steps] == ["publish", "deploy staging", "release record"]
+    with pytest.raises(UsageError, match=r"--from 'upload' is not a step of this release"):
+        release.select(plan, start="upload", until=None)
+    with pytest.raises(UsageError, match="nothing would run"):
+        release.select(plan, start="publish", until="sign")
+    cfg = str(config.path)
+    assert main(["--config", cfg, "release", "--dry-run", "--from", "publish"]) == 0
+    out = capsys.readouterr().out
+    assert "  1. publish: " in out
+    assert "preflight --release" not in out
+    assert main(["--config", cfg, "release", "--until", "nope"]) == 2
