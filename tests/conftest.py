@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,19 @@ def invoke(repo: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedP
         timeout=900,
         check=False,
     )
+
+
+ORDER_SEED_ENV = "NOXGATE_TEST_ORDER_SEED"  # set it to run the suite in a seeded random order
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Name the order seed in the header, so a failing order can be replayed."""
+    seed = os.environ.get(ORDER_SEED_ENV)
+    return f"test order: shuffled with {ORDER_SEED_ENV}={seed}" if seed else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With ``NOXGATE_TEST_ORDER_SEED`` set, shuffle the tests: no test may lean on another's order."""
+    seed = os.environ.get(ORDER_SEED_ENV)
+    if seed:
+        random.Random(seed).shuffle(items)
