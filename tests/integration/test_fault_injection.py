@@ -47,6 +47,12 @@ def rehearsal_clone(tmp_path: Path) -> Path:
     pythons = 'pythons = ["3.12", "3.11", "3.13"]'
     assert pythons in text
     text = text.replace(pythons, 'pythons = ["3.12"]')
+    # mypy over ci/ is the lint gate's slowest part and each release starts it cold: the lint
+    # fault is a ruff finding, which the gate reports with or without mypy
+    assert "[tool.ci.gates.lint]\nmypy = true\n" in text
+    text = text.replace(
+        "[tool.ci.gates.lint]\nmypy = true\n", "[tool.ci.gates.lint]\nmypy = false\n"
+    )
     text = text.replace("[tool.ci]\n", f'[tool.ci]\nadvisory_db = "{db}"\n', 1)
     text += "\n[tool.ci.environments.staging]\n"
     pyproject.write_text(text, encoding="utf-8")
