@@ -175,6 +175,6 @@ GATE = Gate(
     inputs=GateInputs(
         tools=("ruff", "mypy", "import-linter", *lint_families.PACKAGES),
     ),
-    options=frozenset({"mypy", "families", "advisory_families"}),
+    options=frozenset({"mypy", "families", "advisory_families", "exclude"}),
     requires=("ruff>=0.17", "mypy>=1.18"),
 )
