@@ -12,7 +12,7 @@ from pathlib import Path
 from ci.core.errors import ToolError
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
-from ci.gates import imports, lint_families
+from ci.gates import imports, lint_families, lint_scope
 from ci.testing import faults
 
 _RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
@@ -30,23 +30,28 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     start = time.monotonic()
     python = [sys.executable, "-m"]
     findings: list[Finding] = []
+    # ruff reads its own config over "."; the gate narrows it only to what the project's own
+    # ruff hook checks (a hook older than notebooks, or `types_or: [python]`): never wider
+    scope = lint_scope.read(ctx.root)
+    narrow = _excludes(scope.ruff_excludes())
     # fault injection: CI_INJECT_FAULT=lint adds a planted file with a finding
     with faults.lint_paths(ctx.env) as planted:
         check = ctx.runner.run(
             # --no-fix: a project's `fix = true` would edit the tree and report nothing
-            [*python, "ruff", "check", "--no-fix", "--output-format=json", ".", *planted],
+            [*python, "ruff", "check", "--no-fix", "--output-format=json", *narrow, ".", *planted],
             cwd=ctx.root,
         )
     _expect(check, "ruff check")
     findings += _read(check, "ruff check", ruff_findings(check.stdout, ctx.root))
+    narrow = _excludes(scope.ruff_excludes(format_=True))
     fmt = ctx.runner.run(
-        [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
+        [*python, "ruff", "format", "--check", "--output-format=json", *narrow, "."], cwd=ctx.root
     )
     # a ruff that ignores the flag outside preview mode (0.5 to 0.15) prints its plain report
     plain = _FORMAT_PREVIEW_ONLY in fmt.stderr
     if fmt.returncode == _RUFF_USAGE and "--output-format" in fmt.stderr:
         # the project pins a ruff older than format's JSON output: read its plain report
-        fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
+        fmt = ctx.runner.run([*python, "ruff", "format", "--check", *narrow, "."], cwd=ctx.root)
         plain = True
     _expect(fmt, "ruff format --check")
     read = reformat_findings(fmt.stdout) if plain else ruff_findings(fmt.stdout, ctx.root)
@@ -77,6 +82,10 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         summary=summary,
         findings=tuple(findings),
     )
+
+
+def _excludes(globs: Sequence[str]) -> list[str]:
+    return [f"--extend-exclude={glob}" for glob in globs]
 
 
 def _expect(done: Completed, name: str) -> None:
