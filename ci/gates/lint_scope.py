@@ -6,8 +6,9 @@ fixtures of a test tree), the files the project's pre-commit hooks for that fami
 (their ``files``/``exclude`` regexes and the config's top-level ones), and for TOML the
 ``exclude`` globs of a taplo config. ruff keeps its own configuration; where the
 project's pre-commit ruff hook checks fewer file types than ruff itself would (notebooks
-and stubs), the gate excludes those types too. Whatever is left out is counted in the
-gate's note, never dropped silently.
+and stubs), the gate excludes those types too, and where the hook skips files by name
+(its regexes), ruff is handed the files it would check less those. What the families
+leave out is counted in the gate's note, never dropped silently.
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class Hook:
     types: tuple[str, ...] | None = None  # None: the hook's own default
     types_or: tuple[str, ...] | None = None
 
+    @property
+    def narrows(self) -> bool:
+        """True when the hook (or the config's top level) names files by regex."""
+        return (self.files, self.exclude, self.top_files, self.top_exclude) != ("", "^$", "", "^$")
+
     def skips(self, path: str) -> bool:
         """True when pre-commit would not hand ``path`` to this hook (by name; types aside).
 
@@ -88,14 +94,23 @@ class Scope:
         # every hook of the family skips it: a file one hook still checks stays in
         return bool(hooks) and all(h.skips(path) for h in hooks)
 
+    def ruff_hooks(self, *, format_: bool = False) -> list[Hook]:
+        """The project's pre-commit hooks running ``ruff check`` (or ``ruff format``)."""
+        ids = RUFF_FORMAT_HOOKS if format_ else RUFF_CHECK_HOOKS
+        return [h for h in self.hooks if h.id in ids]
+
+    def ruff_skips(self, path: str, *, format_: bool = False) -> bool:
+        """True when every ruff hook of the project skips ``path`` by its regexes."""
+        hooks = self.ruff_hooks(format_=format_)
+        return bool(hooks) and all(h.skips(path) for h in hooks)
+
     def ruff_excludes(self, *, format_: bool = False) -> tuple[str, ...]:
         """Globs for ruff's ``--extend-exclude``: the file types the project's ruff hook skips.
 
         Nothing when the project has no such hook, or its ruff config names the type in
         ``include``/``extend-include`` (the config then says what ruff checks).
         """
-        ids = RUFF_FORMAT_HOOKS if format_ else RUFF_CHECK_HOOKS
-        hooks = [h for h in self.hooks if h.id in ids]
+        hooks = self.ruff_hooks(format_=format_)
         if not hooks:
             return ()
         out = []

@@ -277,3 +277,33 @@ def test_ruff_keeps_the_project_excludes(tmp_path: Path) -> None:
     (tmp_path / "tests" / "data" / "broken.py").write_text("def f(:\n")
     result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
     assert result.status is GateStatus.PASSED, result.findings
+
+
+@pytest.mark.parametrize(
+    "hook_scope",
+    [
+        pytest.param("        exclude: ^docs/\n", id="hook-exclude"),
+        pytest.param("        files: ^(demo|tests/.*)\\.py$\n", id="hook-files"),
+    ],
+)
+def test_ruff_skips_what_the_project_ruff_hook_skips_by_name(
+    tmp_path: Path, hook_scope: str
+) -> None:
+    cfg = project(tmp_path, "VALUE = 1\n")
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write('[tool.ruff]\nextend-exclude = ["tests/data"]\n')
+    (tmp_path / ".pre-commit-config.yaml").write_text(ruff_hook("v0.9.1", hook_scope))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "conf.py").write_text("import os\n")  # the hooks never see it
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "broken.py").write_text("def f(:\n")  # ruff's own exclude
+    (tmp_path / "tests" / "test_demo.py").write_text("import sys\n")  # in the hooks' scope
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    assert {(f.rule, f.file) for f in result.findings} == {("F401", "tests/test_demo.py")}
+
+
+def test_ruff_is_not_run_over_the_tree_when_its_hook_skips_every_file(tmp_path: Path) -> None:
+    cfg = project(tmp_path, "import os\n")
+    (tmp_path / ".pre-commit-config.yaml").write_text(ruff_hook("v0.9.1", "        files: ^src/\n"))
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    assert result.status is GateStatus.PASSED, result.findings

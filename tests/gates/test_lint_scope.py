@@ -127,3 +127,15 @@ def test_read_finds_taplo_and_ruff_configs(tmp_path: Path) -> None:
     assert not scope.left_out("json", "fixtures/a.json")
     (tmp_path / "ruff.toml").write_text('include = ["src/**/*.py"]\n')  # wins over pyproject
     assert lint_scope.read(tmp_path).ruff_include == ("src/**/*.py",)
+
+
+def test_ruff_skips_only_what_every_ruff_hook_skips() -> None:
+    check = Hook(id="ruff", exclude="^docs/")
+    assert check.narrows and not Hook(id="ruff").narrows
+    assert Hook(id="ruff", top_exclude="^vendor/").narrows
+    scope = Scope(hooks=(check, Hook(id="ruff-format")))
+    assert scope.ruff_skips("docs/conf.py")
+    assert not scope.ruff_skips("docs/conf.py", format_=True)  # the format hook takes it
+    assert not Scope().ruff_skips("docs/conf.py")  # no hook: ruff's config decides
+    both = Scope(hooks=(check, Hook(id="ruff-check", files="^docs/")))
+    assert not both.ruff_skips("docs/conf.py")
