@@ -34,6 +34,14 @@ _TAG_FORMAT = re.compile(r"[A-Za-z0-9._/@-]*\{version\}[A-Za-z0-9._/@-]*")
 # "actions" is on only when listed: no build of its linter installs from PyPI offline.
 LINT_FAMILIES = ("shell", "yaml", "json", "toml", "docker", "actions")
 DEFAULT_LINT_FAMILIES = ("shell", "yaml", "json", "toml", "docker")
+# What the lint families leave out unless [tool.ci.gates.lint] exclude says otherwise:
+# the deliberately invalid fixtures of a test tree (a parser's tests/data/invalid/*.toml).
+# Only folders named for invalid input: a finding there is the fixture's point, not a bug.
+DEFAULT_LINT_EXCLUDE = tuple(
+    f"**/{tests}/**/{bad}/**"
+    for tests in ("tests", "test")
+    for bad in ("invalid", "bad", "broken", "malformed")
+)
 
 
 class Mode(enum.StrEnum):
@@ -67,6 +75,7 @@ class GateConfig:
     mypy: bool = False
     families: tuple[str, ...] = DEFAULT_LINT_FAMILIES  # lint: the families checked ...
     advisory_families: tuple[str, ...] = ()  # ... and those of them reported, never failing
+    exclude: tuple[str, ...] = DEFAULT_LINT_EXCLUDE  # lint: globs the families leave out
     fail_on: str = "high"
     unknown_severity: str = "high"
     ignore_pinned_commits: bool = True  # secrets: commit ids in uses: o/r@SHA, rev: SHA
@@ -367,6 +376,7 @@ GATE_OPTIONS = frozenset(
         "mypy",
         "families",
         "advisory_families",
+        "exclude",
         "fail_on",
         "unknown_severity",
         "ignore_pinned_commits",
@@ -391,6 +401,7 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             mypy=v.boolean(sub, where, "mypy", defaults.mypy),
             families=_families(v, where, sub, "families", defaults.families),
             advisory_families=_advisory_families(v, where, sub),
+            exclude=_globs(v, where, sub, "exclude", defaults.exclude),
             coverage_min=v.percent(sub, where, "coverage_min", defaults.coverage_min),
             coverage_drop_max=v.percent(
                 sub, where, "coverage_drop_max", defaults.coverage_drop_max
@@ -428,6 +439,21 @@ def _families(
             )
             raise ConfigError(msg)
     return tuple(dict.fromkeys(names))
+
+
+def _globs(
+    v: _Validator, where: str, table: Mapping[str, Any], key: str, default: tuple[str, ...]
+) -> tuple[str, ...]:
+    globs = v.str_list(table, where, key, default)
+    for glob in globs:
+        bad = not glob.strip() or glob.startswith("/") or ".." in glob.split("/")
+        if bad:
+            msg = (
+                f"{v.file}: {where}.{key} has {glob!r}; write globs relative to the project "
+                'like "tests/data/invalid/**" or "*.min.json"'
+            )
+            raise ConfigError(msg)
+    return globs
 
 
 def _advisory_families(v: _Validator, where: str, table: Mapping[str, Any]) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from ci.core.errors import ToolError
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
-from ci.gates import imports, lint_families
+from ci.gates import imports, lint_families, lint_scope
 from ci.testing import faults
 
 _RUFF_USAGE = 2  # ruff's exit status for a flag it does not know
@@ -30,27 +30,23 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
     start = time.monotonic()
     python = [sys.executable, "-m"]
     findings: list[Finding] = []
+    # ruff reads its own config over "."; the gate narrows it only to what the project's own
+    # ruff hook checks (its file types, its files:/exclude: regexes): never wider
+    scope = lint_scope.read(ctx.root)
+    narrow = _excludes(scope.ruff_excludes())
+    targets = _ruff_targets(ctx, scope, narrow, format_=False)
     # fault injection: CI_INJECT_FAULT=lint adds a planted file with a finding
     with faults.lint_paths(ctx.env) as planted:
-        check = ctx.runner.run(
+        if targets or planted:
             # --no-fix: a project's `fix = true` would edit the tree and report nothing
-            [*python, "ruff", "check", "--no-fix", "--output-format=json", ".", *planted],
-            cwd=ctx.root,
-        )
-    _expect(check, "ruff check")
-    findings += _read(check, "ruff check", ruff_findings(check.stdout, ctx.root))
-    fmt = ctx.runner.run(
-        [*python, "ruff", "format", "--check", "--output-format=json", "."], cwd=ctx.root
-    )
-    # a ruff that ignores the flag outside preview mode (0.5 to 0.15) prints its plain report
-    plain = _FORMAT_PREVIEW_ONLY in fmt.stderr
-    if fmt.returncode == _RUFF_USAGE and "--output-format" in fmt.stderr:
-        # the project pins a ruff older than format's JSON output: read its plain report
-        fmt = ctx.runner.run([*python, "ruff", "format", "--check", "."], cwd=ctx.root)
-        plain = True
-    _expect(fmt, "ruff format --check")
-    read = reformat_findings(fmt.stdout) if plain else ruff_findings(fmt.stdout, ctx.root)
-    findings += _read(fmt, "ruff format --check", read)
+            argv = [*python, "ruff", "check", "--no-fix", "--output-format=json", *narrow]
+            check = ctx.runner.run([*argv, *targets, *planted], cwd=ctx.root)
+            _expect(check, "ruff check")
+            findings += _read(check, "ruff check", ruff_findings(check.stdout, ctx.root))
+    narrow = _excludes(scope.ruff_excludes(format_=True))
+    targets = _ruff_targets(ctx, scope, narrow, format_=True)
+    if targets:
+        findings += _ruff_format(ctx, [*narrow, *targets])
     if ctx.config.gate("lint").mypy:
         # plain text whatever FORCE_COLOR (passed through to gates) or the config asks for
         mypy = ctx.runner.run([*python, "mypy", "--no-color-output"], cwd=ctx.root)
@@ -77,6 +73,57 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         summary=summary,
         findings=tuple(findings),
     )
+
+
+def _ruff_format(ctx: GateContext, args: Sequence[str]) -> list[Finding]:
+    """The findings of ``ruff format --check`` over ``args`` (its JSON or its plain report)."""
+    python = [sys.executable, "-m"]
+    fmt = ctx.runner.run(
+        [*python, "ruff", "format", "--check", "--output-format=json", *args], cwd=ctx.root
+    )
+    # a ruff that ignores the flag outside preview mode (0.5 to 0.15) prints its plain report
+    plain = _FORMAT_PREVIEW_ONLY in fmt.stderr
+    if fmt.returncode == _RUFF_USAGE and "--output-format" in fmt.stderr:
+        # the project pins a ruff older than format's JSON output: read its plain report
+        fmt = ctx.runner.run([*python, "ruff", "format", "--check", *args], cwd=ctx.root)
+        plain = True
+    _expect(fmt, "ruff format --check")
+    read = reformat_findings(fmt.stdout) if plain else ruff_findings(fmt.stdout, ctx.root)
+    return _read(fmt, "ruff format --check", read)
+
+
+def _excludes(globs: Sequence[str]) -> list[str]:
+    return [f"--extend-exclude={glob}" for glob in globs]
+
+
+def _ruff_targets(
+    ctx: GateContext, scope: lint_scope.Scope, narrow: Sequence[str], *, format_: bool
+) -> list[str]:
+    """What ruff is handed: ``.`` (its config decides), or fewer files, never more.
+
+    Where the project's own ruff hook skips files by regex (pre-commit's ``files:`` and
+    ``exclude:``), ruff gets the files it would check less those (``--force-exclude``
+    keeps its own excludes); an empty list when the hook skips them all.
+    """
+    if not any(hook.narrows for hook in scope.ruff_hooks(format_=format_)):
+        return ["."]
+    listed = ctx.runner.run(
+        [sys.executable, "-m", "ruff", "check", "--show-files", *narrow, "."], cwd=ctx.root
+    )
+    if listed.returncode != 0:
+        msg = f"ruff check --show-files crashed with exit status {listed.returncode}: "
+        raise ToolError(msg + first_error(listed))
+    roots = {ctx.root, ctx.root.resolve()}
+    files = []
+    for line in listed.stdout.splitlines():
+        path = Path(line.strip())
+        base = next((r for r in roots if path.is_relative_to(r)), None)
+        if line.strip():
+            files.append(path.relative_to(base).as_posix() if base else path.as_posix())
+    kept = [p for p in files if not scope.ruff_skips(p, format_=format_)]
+    if len(kept) == len(files):
+        return ["."]
+    return ["--force-exclude", *kept] if kept else []
 
 
 def _expect(done: Completed, name: str) -> None:
@@ -175,6 +222,6 @@ GATE = Gate(
     inputs=GateInputs(
         tools=("ruff", "mypy", "import-linter", *lint_families.PACKAGES),
     ),
-    options=frozenset({"mypy", "families", "advisory_families"}),
+    options=frozenset({"mypy", "families", "advisory_families", "exclude"}),
     requires=("ruff>=0.17", "mypy>=1.18"),
 )

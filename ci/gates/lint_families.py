@@ -2,7 +2,8 @@
 
 Each family is on when ``[tool.ci.gates.lint] families`` names it (default: every family
 but ``actions``) and the project has such files among those git sees (tracked, plus
-untracked ones ``.gitignore`` does not exclude). Its tool runs from the gate's own
+untracked ones ``.gitignore`` does not exclude) and lints itself (``ci.gates.lint_scope``:
+``exclude``, its pre-commit hooks' scopes, its taplo config). Its tool runs from the gate's own
 environment (the ``lint`` dependency group), so the cache keys its version; a family
 whose tool is not installed there is a ToolError (exit 6), never a silent skip. Findings
 carry ``file:line``; a family listed in ``advisory_families`` reports them as advisory.
@@ -24,6 +25,7 @@ from ci.core.config import LINT_FAMILIES
 from ci.core.errors import ToolError
 from ci.core.gate import Finding, GateContext
 from ci.core.runner import Completed
+from ci.gates import lint_scope
 from ci.gates.filehash import excluded_name, tracked_files, walk_tree
 
 # family -> (executable, the PyPI package that ships it); json and toml need no tool
@@ -69,10 +71,14 @@ def check(ctx: GateContext) -> FamilyReport:
     policy = ctx.config.gate("lint")
     files = project_files(ctx)
     picked = pick(ctx.root, files, policy.families)
+    scope = lint_scope.read(ctx.root, policy.exclude)
     findings: list[Finding] = []
     ran: list[str] = []
+    left_out: set[str] = set()
     for family in policy.families:
-        members = picked[family]
+        members, dropped = lint_scope.split(scope, family, picked[family])
+        left_out.update(dropped)
+        picked[family] = members
         if not members:
             continue
         found = CHECKS[family](ctx, members)
@@ -86,6 +92,9 @@ def check(ctx: GateContext) -> FamilyReport:
         parts.append("checked " + ", ".join(ran))
     if off:
         parts.append("off, no files: " + ", ".join(off))
+    if left_out:
+        # named, so a fixture left out by the default or the project's excludes is seen
+        parts.append(f"left out {len(left_out)} file(s) the project excludes")
     return FamilyReport(findings=tuple(findings), note="; ".join(parts))
 
 

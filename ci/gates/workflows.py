@@ -7,6 +7,7 @@ import re
 import sys
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ SCHEMA = "vendor.github-workflows"
 # zizmor's documented exit statuses: 0 no findings, 1 error, 10-14 findings (10 + the highest
 # severity found: unknown, informational, low, medium, high); all others are reserved
 ZIZMOR_FINDING_CODES = {10, 11, 12, 13, 14}
+# the bundle's rules that mean what a zizmor audit means: where both report the same file
+# and line, zizmor's finding stays (it names the bundle's) and the issue is counted once
+SAME_AS_ZIZMOR = {
+    "pin": "zizmor/unpinned-uses",
+    "permissions": "zizmor/excessive-permissions",
+    "injection": "zizmor/template-injection",
+}
 
 
 def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
@@ -77,7 +85,7 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
             [_zizmor(ctx), "--offline", "--format=json", "--no-progress", "--color=never", *valid],
             cwd=ctx.root,
         )
-        findings += zizmor_findings(zizmor)
+        findings = merge(findings, zizmor_findings(zizmor))
     findings.sort(key=lambda f: (f.file or "", f.line or 0, f.rule))
     for finding in findings:
         print(describe(finding))
@@ -89,6 +97,38 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         summary=summary if findings else f"{len(paths)} workflow(s) clean",
         findings=tuple(findings),
     )
+
+
+def merge(own: Sequence[Finding], zizmor: Sequence[Finding]) -> list[Finding]:
+    """``own`` and ``zizmor``'s findings, each issue once: zizmor's where both report it.
+
+    A bundle finding whose rule means what a zizmor audit means (``SAME_AS_ZIZMOR``) at a
+    file and line where zizmor reports that audit is dropped; zizmor's finding there
+    carries its rule and message, so nothing the bundle said is lost.
+    """
+    places: dict[tuple[str | None, int | None, str], list[int]] = {}
+    for index, finding in enumerate(zizmor):
+        places.setdefault((finding.file, finding.line, finding.rule), []).append(index)
+    notes: dict[int, list[str]] = {}
+    kept = []
+    for finding in own:
+        same = SAME_AS_ZIZMOR.get(finding.rule)
+        at = places.get((finding.file, finding.line, same or ""), [])
+        if not at:
+            kept.append(finding)
+            continue
+        # one bundle finding per zizmor finding there; any more join the last one
+        taken = [i for i in at if i in notes]
+        free = [i for i in at if i not in notes]
+        target = free[0] if free else taken[-1]
+        notes.setdefault(target, []).append(f"{finding.rule}: {finding.message}")
+    merged = [
+        replace(f, message=f"{f.message} (also the bundle's {'; '.join(notes[i])})")
+        if i in notes
+        else f
+        for i, f in enumerate(zizmor)
+    ]
+    return [*kept, *merged]
 
 
 def describe(finding: Finding) -> str:

@@ -204,3 +204,106 @@ def test_a_crash_names_the_first_error_line(tmp_path: Path) -> None:
         ToolError, match=r"ruff check crashed with exit status 2: .*TOML parse error"
     ):
         lint.run(context(cfg, ProcessRunner(), SystemClock(), {}))
+
+
+# --- ruff keeps to the project's own scope ------------------------------------------------
+
+NOTEBOOK = json.dumps(
+    {
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "a1",
+                "metadata": {},
+                "outputs": [],
+                "source": ["import os\n"],
+            }
+        ],
+        "metadata": {"language_info": {"name": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    },
+    indent=1,
+)
+
+
+def ruff_hook(rev: str, extra: str = "") -> str:
+    return (
+        "repos:\n  - repo: https://github.com/astral-sh/ruff-pre-commit\n"
+        f"    rev: {rev}\n    hooks:\n      - id: ruff\n{extra}      - id: ruff-format\n{extra}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pre_commit", "ruff_table", "notebook_linted"),
+    [
+        pytest.param(None, "", True, id="no-hook-ruff-decides"),
+        pytest.param(ruff_hook("v0.5.2"), "", False, id="hook-before-notebooks"),
+        pytest.param(
+            ruff_hook("v0.9.1", "        types_or: [python, pyi]\n"), "", False, id="python-only"
+        ),
+        pytest.param(ruff_hook("v0.9.1"), "", True, id="hook-with-notebooks"),
+        pytest.param(
+            ruff_hook("v0.5.2"),
+            '[tool.ruff]\nextend-include = ["*.ipynb"]\n',
+            True,
+            id="config-includes-notebooks",
+        ),
+    ],
+)
+def test_ruff_checks_notebooks_only_where_the_project_does(
+    tmp_path: Path, pre_commit: str | None, ruff_table: str, notebook_linted: bool
+) -> None:
+    cfg = project(tmp_path, "VALUE = 1\n")
+    if ruff_table:
+        with (tmp_path / "pyproject.toml").open("a") as handle:
+            handle.write(ruff_table)
+    if pre_commit:
+        (tmp_path / ".pre-commit-config.yaml").write_text(pre_commit)
+    (tmp_path / "explore.ipynb").write_text(NOTEBOOK)
+    (tmp_path / "stubs.pyi").write_text("import os\n")  # every hook above takes stubs
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    files = {f.file for f in result.findings if f.rule == "F401"}
+    assert ("explore.ipynb" in files) is notebook_linted
+    assert "stubs.pyi" in files
+
+
+def test_ruff_keeps_the_project_excludes(tmp_path: Path) -> None:
+    cfg = project(tmp_path, "VALUE = 1\n")
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write('[tool.ruff]\nextend-exclude = ["tests/data"]\n')
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "broken.py").write_text("def f(:\n")
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    assert result.status is GateStatus.PASSED, result.findings
+
+
+@pytest.mark.parametrize(
+    "hook_scope",
+    [
+        pytest.param("        exclude: ^docs/\n", id="hook-exclude"),
+        pytest.param("        files: ^(demo|tests/.*)\\.py$\n", id="hook-files"),
+    ],
+)
+def test_ruff_skips_what_the_project_ruff_hook_skips_by_name(
+    tmp_path: Path, hook_scope: str
+) -> None:
+    cfg = project(tmp_path, "VALUE = 1\n")
+    with (tmp_path / "pyproject.toml").open("a") as handle:
+        handle.write('[tool.ruff]\nextend-exclude = ["tests/data"]\n')
+    (tmp_path / ".pre-commit-config.yaml").write_text(ruff_hook("v0.9.1", hook_scope))
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "conf.py").write_text("import os\n")  # the hooks never see it
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "broken.py").write_text("def f(:\n")  # ruff's own exclude
+    (tmp_path / "tests" / "test_demo.py").write_text("import sys\n")  # in the hooks' scope
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    assert {(f.rule, f.file) for f in result.findings} == {("F401", "tests/test_demo.py")}
+
+
+def test_ruff_is_not_run_over_the_tree_when_its_hook_skips_every_file(tmp_path: Path) -> None:
+    cfg = project(tmp_path, "import os\n")
+    (tmp_path / ".pre-commit-config.yaml").write_text(ruff_hook("v0.9.1", "        files: ^src/\n"))
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    assert result.status is GateStatus.PASSED, result.findings

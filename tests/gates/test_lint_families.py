@@ -322,6 +322,10 @@ def test_advisory_round_trips_through_the_gate_record() -> None:
             'families = ["shell"]\nadvisory_families = ["yaml"]',
             "advisory_families has 'yaml', which tool.ci.gates.lint.families leaves out",
         ),
+        ('exclude = "tests/**"', "exclude must be a list of strings"),
+        ('exclude = ["/etc/**"]', "exclude has '/etc/**'; write globs relative to the project"),
+        ('exclude = ["../x"]', "exclude has '../x'"),
+        ('exclude = [""]', "exclude has ''"),
     ],
 )
 def test_bad_family_config_is_one_line(tmp_path: Path, table: str, error: str) -> None:
@@ -337,3 +341,130 @@ def test_family_config_defaults(tmp_path: Path) -> None:
     policy = config.load(cwd=tmp_path).gate("lint")
     assert policy.families == ("shell", "yaml", "json", "toml", "docker")
     assert policy.advisory_families == ()
+    assert "**/tests/**/invalid/**" in policy.exclude
+
+
+# --- the project's own scope (what it lints itself) ----------------------------------------
+
+BAD_TOML = 'a = 1\nb = "open\n'
+BAD_JSON = '{"a": }\n'
+
+
+def test_invalid_fixtures_of_a_test_tree_are_left_out_by_default(tmp_path: Path) -> None:
+    cfg = sample(
+        tmp_path,
+        {
+            "tests/data/invalid/string/unclosed.toml": BAD_TOML,
+            "tests/invalid/bad-key.json": BAD_JSON,
+            "tests/data/valid/ok.toml": "a = 1\n",
+        },
+    )
+    result = run_gate(cfg)
+    assert result.status is GateStatus.PASSED, result.findings
+    assert "checked toml (2)" in result.summary  # pyproject.toml and the valid fixture
+    assert "left out 2 file(s) the project excludes" in result.summary
+
+
+def test_an_invalid_file_outside_such_fixtures_still_fails(tmp_path: Path) -> None:
+    cfg = sample(
+        tmp_path,
+        {
+            "tests/data/config.toml": BAD_TOML,  # test data, but not in a folder named invalid
+            "invalid/conf.toml": BAD_TOML,  # an invalid folder outside the test tree
+        },
+    )
+    result = run_gate(cfg)
+    assert sorted(f.file for f in result.findings) == [
+        "invalid/conf.toml",
+        "tests/data/config.toml",
+    ]
+
+
+def test_exclude_option_replaces_the_default(tmp_path: Path) -> None:
+    files = {
+        "tests/data/invalid/a.toml": BAD_TOML,
+        "schemas/broken/b.json": BAD_JSON,
+        "conf/c.json": BAD_JSON,
+    }
+    cfg = sample(tmp_path, files, lint_table='exclude = ["schemas/broken", "*.min.json"]\n')
+    result = run_gate(cfg)
+    # the project's own globs only: the fixture under tests/ is linted again
+    assert sorted(f.file for f in result.findings) == ["conf/c.json", "tests/data/invalid/a.toml"]
+    assert "left out 1 file(s)" in result.summary
+
+
+def test_pre_commit_hook_excludes_and_files_scope_their_family(tmp_path: Path) -> None:
+    pre_commit = r"""
+exclude: ^vendor/
+repos:
+  - repo: https://github.com/pre-commit/pre-commit-hooks
+    rev: v5.0.0
+    hooks:
+      - id: check-toml
+        exclude: ^tests/(toml-test|spec)/
+      - id: check-json
+        files: ^config/
+      - id: trailing-whitespace
+        exclude: ^data/
+"""
+    cfg = sample(
+        tmp_path,
+        {
+            ".pre-commit-config.yaml": pre_commit,
+            "tests/toml-test/x.toml": BAD_TOML,  # check-toml's exclude
+            "vendor/lib.toml": BAD_TOML,  # the config's top-level exclude
+            "notes/y.json": BAD_JSON,  # outside check-json's files
+            "data/z.toml": BAD_TOML,  # excluded only by a hook of no family: still linted
+            "config/w.json": BAD_JSON,
+        },
+    )
+    result = run_gate(cfg)
+    blocking = sorted(f.file for f in result.findings if not f.advisory)
+    assert blocking == ["config/w.json", "data/z.toml"]
+    assert "left out 3 file(s) the project excludes" in result.summary
+
+
+def test_a_file_any_hook_of_its_family_checks_stays_in(tmp_path: Path) -> None:
+    pre_commit = """
+repos:
+  - repo: https://github.com/pre-commit/pre-commit-hooks
+    rev: v5.0.0
+    hooks:
+      - id: check-toml
+        exclude: ^fixtures/
+  - repo: https://github.com/ComPWA/taplo-pre-commit
+    rev: v0.9.3
+    hooks:
+      - id: taplo-lint
+"""
+    cfg = sample(tmp_path, {".pre-commit-config.yaml": pre_commit, "fixtures/x.toml": BAD_TOML})
+    assert [f.file for f in run_gate(cfg).findings if not f.advisory] == ["fixtures/x.toml"]
+
+
+def test_taplo_config_exclude_leaves_toml_out(tmp_path: Path) -> None:
+    cfg = sample(
+        tmp_path,
+        {
+            ".taplo.toml": 'exclude = ["fixtures/**/*.toml"]\n',
+            "fixtures/deep/x.toml": BAD_TOML,
+            "fixtures/x.json": BAD_JSON,  # taplo speaks for TOML only
+        },
+    )
+    assert [f.file for f in run_gate(cfg).findings] == ["fixtures/x.json"]
+
+
+def test_the_cli_names_a_bad_exclude_key_with_exit_2(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        PYPROJECT + '[tool.ci.gates.lint]\nexcludes = ["tests/data/**"]\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ci", "gate", "lint", "--no-cache"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "unknown key 'excludes' in [tool.ci.gates.lint]" in done.stderr
+    assert "exclude" in done.stderr.split("known:", 1)[1]
+    assert "Traceback" not in done.stderr

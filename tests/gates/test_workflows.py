@@ -360,10 +360,13 @@ def test_gate_reports_every_tool_with_file_and_line(tmp_path, capsys, monkeypatc
     assert main(["gate", "workflows"]) == 1
     out = capsys.readouterr().out
     assert ".github/workflows/inject.yml:1: permissions" in out
-    assert ".github/workflows/inject.yml:6: pin actions/checkout@v4" in out
-    assert ".github/workflows/inject.yml:7: injection" in out
+    # the same issue at the same place is one finding, zizmor's, naming the bundle's rule
+    assert ".github/workflows/inject.yml:6: pin " not in out
+    assert ".github/workflows/inject.yml:7: injection " not in out
     assert ".github/workflows/inject.yml:7: zizmor/template-injection" in out
+    assert "(also the bundle's injection: `${{ github.event.issue.title" in out
     assert ".github/workflows/inject.yml:6: zizmor/unpinned-uses" in out
+    assert "(also the bundle's pin: actions/checkout@v4 is not pinned" in out
     assert ".github/workflows/bad.yml:6: schema $.jobs.a: Additional properties" in out
     assert ".github/workflows/broken.yml:3: yaml not valid YAML" in out
 
@@ -486,3 +489,71 @@ def test_zizmor_statuses_it_does_not_document_as_findings_are_tool_errors(code: 
     done = Completed(argv=("zizmor",), returncode=code, stdout="[]", stderr="", duration_s=0)
     with pytest.raises(ToolError, match=f"zizmor crashed with exit status {code}"):
         workflows.zizmor_findings(done)
+
+
+def test_an_issue_both_tools_report_at_one_place_counts_once(tmp_path, capsys, monkeypatch):
+    project = _project(
+        tmp_path,
+        {
+            ".github/workflows/twice.yml": """
+            on: pull_request
+            permissions:
+              contents: read
+            jobs:
+              a:
+                runs-on: ubuntu-24.04
+                permissions: write-all
+                steps:
+                  - uses: actions/checkout@v4
+                    with:
+                      persist-credentials: false
+                  - run: |
+                      echo "${{ github.event.pull_request.title }}"
+            """,
+        },
+    )
+    monkeypatch.chdir(project)
+    assert main(["gate", "workflows"]) == 1
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith(".github/")]
+    places = [tuple(line.split(" ", 2)[:2]) for line in lines]
+    # one finding per issue and place: zizmor's, with the bundle's rule named in it
+    assert places == [
+        (".github/workflows/twice.yml:7:", "zizmor/excessive-permissions"),
+        (".github/workflows/twice.yml:9:", "zizmor/unpinned-uses"),
+        (".github/workflows/twice.yml:13:", "zizmor/template-injection"),
+    ]
+    assert "(also the bundle's permissions: job a has write-all" in lines[0]
+    assert "(also the bundle's pin: actions/checkout@v4" in lines[1]
+    assert "(also the bundle's injection: `${{ github.event.pull_request.title" in lines[2]
+    assert "3 finding(s) in 1 workflow(s)" in out
+    report = json.loads((project / "reports" / "workflows.json").read_text())
+    assert len(report["findings"]) == 3
+
+
+def test_merge_keeps_zizmor_findings_and_names_the_bundle_rule():
+    at = {"file": ".github/workflows/x.yml", "line": 5}
+    own = [
+        Finding(rule="injection", message="first", **at),
+        Finding(rule="injection", message="second", **at),
+        Finding(rule="injection", message="third", **at),
+        Finding(rule="pin", message="elsewhere", file=at["file"], line=6),
+        Finding(rule="needs", message="no zizmor twin", **at),
+    ]
+    zizmor = [
+        Finding(rule="zizmor/template-injection", message="code injection", **at),
+        Finding(rule="zizmor/template-injection", message="code injection", **at),
+        Finding(rule="zizmor/artipacked", message="credentials", file=at["file"], line=6),
+    ]
+    merged = workflows.merge(own, zizmor)
+    assert [(f.rule, f.line, f.message) for f in merged] == [
+        ("pin", 6, "elsewhere"),  # zizmor reports another issue there
+        ("needs", 5, "no zizmor twin"),
+        ("zizmor/template-injection", 5, "code injection (also the bundle's injection: first)"),
+        (
+            "zizmor/template-injection",
+            5,
+            "code injection (also the bundle's injection: second; injection: third)",
+        ),
+        ("zizmor/artipacked", 6, "credentials"),
+    ]
