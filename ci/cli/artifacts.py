@@ -107,8 +107,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help=(
             "build nothing; print `wheels=cibuildwheel` when [tool.ci.release] wheels asks the "
-            "release workflow for cibuildwheel's platform wheels, else `wheels=local` (a line "
-            "for $GITHUB_OUTPUT)"
+            "release workflow for cibuildwheel's platform wheels, else `wheels=local`, and "
+            "`skip=<cibuildwheel identifier>` of the wheel the package gate builds there "
+            "(lines for $GITHUB_OUTPUT)"
         ),
     )
     p.set_defaults(handler=_package)
@@ -165,6 +166,7 @@ def _package(args: argparse.Namespace, app: App) -> int:
     config = app.config
     if args.wheel_matrix:
         print(f"wheels={config.wheels}")
+        print(f"skip={package.cibuildwheel_identifier(config.default_python)}")
         return ExitCode.OK
     outdir = args.outdir if args.outdir is not None else config.root / "dist"
     result = package.package(

@@ -223,6 +223,11 @@ PLAIN_LINUX_FIX = (
 MATRIX_NOTE = "the release workflow builds the other Pythons and platforms with cibuildwheel"
 
 
+def cibuildwheel_identifier(python: str) -> str:
+    """The cibuildwheel identifier of the wheel the release's build job makes (Linux x86_64)."""
+    return f"cp{python.replace('.', '')}-manylinux_x86_64"
+
+
 def wheel_tags(name: str) -> str:
     """The ``python-abi-platform`` part of a wheel file name (``py3-none-any``)."""
     return "-".join(name.removesuffix(".whl").split("-")[-3:])

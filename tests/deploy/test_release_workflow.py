@@ -89,6 +89,8 @@ def test_cibuildwheel_builds_the_platform_wheels_only_when_the_project_asks() ->
     ref = build["uses"].split("@")[1].split()[0]
     assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref)  # SHA-pinned
     assert build["env"]["SOURCE_DATE_EPOCH"] == "${{ steps.epoch.outputs.epoch }}"
+    assert plan["outputs"]["cibw-skip"] == f"${{{{ steps.{step['id']}.outputs.skip }}}}"
+    assert build["env"]["CIBW_SKIP"] == "${{ needs.plan.outputs.cibw-skip }}"
     # publish waits for the matrix, runs without it (skipped), and attests what it publishes
     publish = all_jobs["publish"]
     assert publish["needs"] == ["build", "wheels"]

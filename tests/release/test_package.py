@@ -419,9 +419,11 @@ def test_release_wheels_is_local_or_cibuildwheel(tmp_path):
 
 def test_wheel_matrix_prints_the_workflow_output_line(tmp_path, capsys):
     (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci.release]\nwheels = "cibuildwheel"\n'
+        '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npythons = ["3.13", "3.12"]\n'
+        '\n[tool.ci.release]\nwheels = "cibuildwheel"\n'
     )
     code = main(["--config", str(tmp_path / "pyproject.toml"), "package", "--wheel-matrix"])
     assert code == 0
-    assert capsys.readouterr().out == "wheels=cibuildwheel\n"
+    # the build job makes the default Python's Linux x86_64 wheel: cibuildwheel skips it
+    assert capsys.readouterr().out == "wheels=cibuildwheel\nskip=cp313-manylinux_x86_64\n"
     assert not (tmp_path / "dist").exists()  # builds nothing
