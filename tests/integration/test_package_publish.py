@@ -172,9 +172,12 @@ packages = ["cext"]
 """
 
 
-def test_a_setuptools_c_extension_builds_byte_identical_twice(tmp_path, capsys):
+def test_a_setuptools_c_extension_builds_byte_identical_twice_and_publishes_manylinux(
+    tmp_path, capsys, pypiserver: PypiServer
+):
     # python -m build alone compiles in a random /tmp/build-via-sdist-* folder that the .so
-    # records (DW_AT_comp_dir, build id): the package gate builds from a folder it maps away
+    # records (DW_AT_comp_dir, build id): the package gate builds from a folder it maps away,
+    # then auditwheel repairs the linux_* wheel (which PyPI refuses) to a manylinux tag
     repo = tmp_path / "cext"
     files = {
         "pyproject.toml": C_PYPROJECT,
@@ -196,13 +199,28 @@ def test_a_setuptools_c_extension_builds_byte_identical_twice(tmp_path, capsys):
     )
     assert code == 0, err
     assert "reproducible (built twice, byte-identical)" in text
-    (wheel,) = out.glob("cext-1.0.0-cp3*-linux_*.whl")
-    # what this machine cannot make yet, said rather than published: PyPI refuses linux_*
-    assert f"warning: {wheel.name} has a plain linux platform tag, which PyPI refuses" in text
+    (wheel,) = out.glob("cext-1.0.0-cp3*-*.whl")
+    assert "-manylinux" in wheel.name and "linux_" not in wheel.name.replace("manylinux_", "")
+    assert "plain linux platform tag" not in text
+    tags = package.wheel_tags(wheel.name)
+    # what this machine cannot build, said in the gate's one record line
+    assert f"wheel matrix: {tags} only (this machine's Python); set [tool.ci.release]" in text
     with zipfile.ZipFile(wheel) as archive:
         (so,) = [n for n in archive.namelist() if n.endswith(".so")]
         assert b"build-via-sdist" not in archive.read(so)
         assert str(tmp_path).encode() not in archive.read(so)
+        meta = archive.read("cext-1.0.0.dist-info/WHEEL")
+        assert b"-manylinux_2_" in meta and b"-linux_" not in meta  # the tags inside agree
+        assert "cext/_build_info.json" in archive.namelist()  # stamped after the repair
+
+    code, text, err = run_ci(
+        capsys, "--config", cfg, "publish", "--dist", str(out), "--repository-url", pypiserver.url
+    )
+    assert code == 0, err
+    assert pypiserver.files() == {
+        wheel.name: wheel.read_bytes(),
+        "cext-1.0.0.tar.gz": (out / "cext-1.0.0.tar.gz").read_bytes(),
+    }
 
 
 def test_unreproducible_build_fails_naming_the_file(tmp_path, capsys):

