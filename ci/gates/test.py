@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -203,7 +204,11 @@ def run_unittest(ctx: GateContext, suite: suites.Suite, args: Sequence[str] = ()
         "ci.gates.unittest_runner",
         *unittest_args,
     ]
-    done = ctx.runner.run(argv, cwd=ctx.root, env=env, stream=True)
+    # fault injection: CI_INJECT_FAULT=test adds a planted failing test to unittest's suite
+    with faults.failing_test_paths(ctx.reports / "faults", ctx.env, []) as planted:
+        if planted:
+            env[unittest_runner.EXTRA_ENV] = os.pathsep.join(planted)
+        done = ctx.runner.run(argv, cwd=ctx.root, env=env, stream=True)
     mask_file(junit)  # failure messages and tracebacks: masked before anyone reads them
     if done.returncode not in _UNITTEST_VERDICTS or (done.returncode != 5 and not junit.exists()):
         reason = coverage_module.first_error_line(done.output) or "see its output above"

@@ -13,6 +13,7 @@ Exit status: 0 all passed, 1 a test failed or errored, 5 no tests ran (as pytest
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 import time
@@ -24,6 +25,9 @@ from pathlib import Path
 from types import TracebackType
 
 JUNIT_ENV = "NOXGATE_UNITTEST_JUNIT"
+# test files (os.pathsep-separated) whose test_* functions join the suite: the test gate's
+# planted failing test under fault injection, written for pytest as plain functions
+EXTRA_ENV = "NOXGATE_UNITTEST_EXTRA"
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType]
 _OptExcInfo = _ExcInfo | tuple[None, None, None]
 _NO_TESTS = 5
@@ -184,6 +188,39 @@ def _write(path: str, text: str) -> None:
     os.replace(temp, target)
 
 
+def _extra_tests(paths: str) -> list[unittest.TestCase]:
+    """The ``test_*`` functions of each file in ``paths``, as unittest cases."""
+    found: list[unittest.TestCase] = []
+    for index, path in enumerate(p for p in paths.split(os.pathsep) if p):
+        spec = importlib.util.spec_from_file_location(f"_noxgate_extra_{index}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found += [
+            unittest.FunctionTestCase(value)
+            for name, value in vars(module).items()
+            if name.startswith("test_") and callable(value)
+        ]
+    return found
+
+
+class _Program(unittest.TestProgram):
+    """unittest's own program, plus the tests ``NOXGATE_UNITTEST_EXTRA`` names."""
+
+    def createTests(  # noqa: N802 - unittest's name
+        self,
+        from_discovery: bool = False,
+        Loader: unittest.TestLoader | None = None,  # noqa: N803 - unittest's name
+    ) -> None:
+        """Find the tests as unittest does, then add the extra ones."""
+        super().createTests(from_discovery, Loader)
+        extra = os.environ.get(EXTRA_ENV, "")
+        if extra:
+            found: unittest.TestSuite | unittest.TestCase = self.test  # type: ignore[has-type]
+            self.test = unittest.TestSuite([found, *_extra_tests(extra)])
+
+
 class JunitRunner(unittest.TextTestRunner):
     """unittest's text runner with the junit-keeping result (-v, -b, -f work as ever)."""
 
@@ -194,7 +231,7 @@ def main(argv: list[str]) -> int:
     """Run unittest with ``argv`` (``python -m unittest``'s arguments); 0, 1, 2, 3 or 5."""
     began = time.perf_counter()
     try:
-        program = unittest.main(
+        program = _Program(
             module=None, argv=["python -m unittest", *argv], testRunner=JunitRunner, exit=False
         )
     except SystemExit as exc:  # unittest's own usage error (it printed it)

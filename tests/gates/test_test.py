@@ -521,3 +521,14 @@ def test_shards_with_the_unittest_runner_is_a_config_error(tmp_path: Path) -> No
     root = unittest_project(tmp_path, gate="shards = 2\n")
     with pytest.raises(testgate.ConfigError, match=r"shards = 2 needs the pytest runner"):
         run_plain(root)
+
+
+def test_fault_injection_plants_a_failing_test_in_a_unittest_suite(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path)
+    ctx = context(
+        config.load(cwd=root), ProcessRunner(), SystemClock(), {"CI_INJECT_FAULT": "test"}
+    )
+    result = testgate.run(ctx, ())
+    assert result.status is GateStatus.FAILED
+    assert result.summary.startswith("unittest: 5 passed, 1 failed"), result.summary
+    assert any("test_injected_fault" in f.message for f in result.findings)
