@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import sys
 import time
 import traceback
@@ -51,6 +52,8 @@ class Case:
 def _split_id(test: unittest.TestCase) -> tuple[str, str]:
     """(classname, name) from ``test.id()``: ``pkg.tests.test_x.TestX`` and ``test_y``."""
     ident = test.id()
+    if not re.fullmatch(r"[\w.]+", ident):  # "setUpClass (pkg.tests.TestX)": not a dotted name
+        return "", ident
     head, _, tail = ident.rpartition(".")
     return (head, tail) if head else ("", ident)
 
