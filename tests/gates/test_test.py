@@ -532,3 +532,13 @@ def test_fault_injection_plants_a_failing_test_in_a_unittest_suite(tmp_path: Pat
     assert result.status is GateStatus.FAILED
     assert result.summary.startswith("unittest: 5 passed, 1 failed"), result.summary
     assert any("test_injected_fault" in f.message for f in result.findings)
+
+
+def test_a_setup_cfg_fail_under_is_the_floor_of_a_unittest_suite(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path, makefile="")
+    (root / "setup.cfg").write_text("[coverage:report]\nfail_under = 98\n")
+    with (root / "pkg" / "__init__.py").open("a") as handle:
+        handle.write("\n\ndef unused(x):\n    return x * 2\n")
+    result = run_plain(root)
+    assert result.status is GateStatus.FAILED
+    assert "below the minimum of 98% (fail_under in setup.cfg)" in result.summary
