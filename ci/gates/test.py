@@ -212,8 +212,9 @@ def run_unittest(ctx: GateContext, suite: suites.Suite, args: Sequence[str] = ()
     mask_file(junit)  # failure messages and tracebacks: masked before anyone reads them
     if done.returncode not in _UNITTEST_VERDICTS or (done.returncode != 5 and not junit.exists()):
         reason = coverage_module.first_error_line(done.output) or "see its output above"
+        given = "given on the command line" if args else suite.reason
         msg = (
-            f"python -m unittest {shlex.join(unittest_args)} could not run "
+            f"python -m unittest {shlex.join(unittest_args)} ({given}) could not run "
             f"(exit status {done.returncode}): {reason}"
         )
         raise ToolError(msg)

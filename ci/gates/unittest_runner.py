@@ -241,7 +241,7 @@ def main(argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     except Exception as exc:  # discovery itself failed: say so in one line
         print(
-            f"error: unittest could not load the tests: {type(exc).__name__}: {exc}",
+            f"{type(exc).__name__}: {exc} (unittest could not load the tests)",
             file=sys.stderr,
         )
         return _CANNOT_LOAD

@@ -513,7 +513,11 @@ def test_a_failing_unittest_test_and_subtest_are_findings_with_their_file(tmp_pa
 def test_unittest_arguments_the_project_cannot_run_are_a_tool_error(tmp_path: Path) -> None:
     makefile = "test:\n\tpython -m unittest discover -s no_such_folder\n"
     root = unittest_project(tmp_path, makefile=makefile)
-    with pytest.raises(ToolError, match=r"discover -s no_such_folder could not run"):
+    with pytest.raises(
+        ToolError,
+        match=r"discover -s no_such_folder \(the project's own test command in Makefile runs "
+        r"unittest\) could not run \(exit status 3\): ImportError: Start directory is not",
+    ):
         run_plain(root)
 
 

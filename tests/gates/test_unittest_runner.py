@@ -87,6 +87,7 @@ def test_no_tests_is_5_and_bad_arguments_keep_unittests_own_status(tmp_path: Pat
 def test_a_start_folder_that_cannot_load_is_one_line_and_status_3(tmp_path: Path) -> None:
     code, output, junit = run(tmp_path, "discover", "-s", "missing")
     assert code == 3
-    assert "error: unittest could not load the tests: ImportError" in output
+    assert output.startswith("ImportError: Start directory is not importable: 'missing'")
+    assert "(unittest could not load the tests)" in output
     assert "Traceback" not in output
     assert not junit.exists()
