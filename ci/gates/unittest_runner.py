@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from ci.core.files import atomic_write_text
+
 JUNIT_ENV = "NOXGATE_UNITTEST_JUNIT"
 # test files (os.pathsep-separated) whose test_* functions join the suite: the test gate's
 # planted failing test under fault injection, written for pytest as plain functions
@@ -176,19 +178,14 @@ def junit_xml(cases: list[Case], tests_run: int, seconds: float) -> str:
             element.set("file", case.file)
         if case.outcome != "passed":
             tag = {"failure": "failure", "error": "error", "skipped": "skipped"}[case.outcome]
-            problem = ET.SubElement(element, tag, message=case.message)
+            message = case.message
+            if len(case.subtests_failed) > 1:
+                message += f" (+{len(case.subtests_failed) - 1} more failed subtests)"
+            problem = ET.SubElement(element, tag, message=message)
             problem.text = case.detail or None
     root = ET.Element("testsuites")
     root.append(suite)
     return ET.tostring(root, encoding="unicode")
-
-
-def _write(path: str, text: str) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_name(target.name + ".tmp")
-    temp.write_text(text, encoding="utf-8")
-    os.replace(temp, target)
 
 
 def _extra_tests(paths: str) -> list[unittest.TestCase]:
@@ -249,7 +246,9 @@ def main(argv: list[str]) -> int:
     cases = result.cases if isinstance(result, JunitResult) else []
     junit = os.environ.get(JUNIT_ENV)
     if junit:
-        _write(junit, junit_xml(cases, result.testsRun, time.perf_counter() - began))
+        atomic_write_text(
+            Path(junit), junit_xml(cases, result.testsRun, time.perf_counter() - began)
+        )
     if result.testsRun == 0 and not cases:
         return _NO_TESTS
     return 0 if result.wasSuccessful() else 1

@@ -507,6 +507,7 @@ def test_a_failing_unittest_test_and_subtest_are_findings_with_their_file(tmp_pa
     (finding,) = [f for f in result.findings if f.rule == "test"]
     assert "test_each" in finding.message
     assert "off by some" in finding.message
+    assert "(+2 more failed subtests)" in finding.message  # i = 0, 1 and 3 are off
     assert finding.file == "tests/test_pkg.py"
 
 
