@@ -26,7 +26,7 @@ from ci.core import config
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.runner import Runner
-from ci.gates import lint_families
+from ci.gates import lint_families, suites
 from ci.release.version import DEFAULT_FORMAT, TagFormat, workflow_text
 
 VERSION_FILE = "ci/VERSION"
@@ -620,6 +620,11 @@ def _project_edits(
 ) -> list[FileChange]:
     """pyproject.toml, ruff.toml, .gitignore and a first test: the target's own files."""
     old_pyproject = target.existing.get("pyproject.toml", "")
+    # the test gate detects its runner; only a close call is written down, to be confirmed
+    tests = project.tests or "tests"
+    suite = suites.choose(suites.read_facts(Path(target.where), tests), tests)
+    if suite.note:
+        notes.append(f"{suite.note} (init wrote runner = {suite.runner!r})")
     new_pyproject = pyproject_edit.edit_pyproject(
         old_pyproject,
         project,
@@ -629,6 +634,7 @@ def _project_edits(
         dependency=dependency,
         modules=frozenset(p for p in project.packages if f"{p}.py" in target.facts.files),
         families=target.lint_families,
+        test_runner=suite.runner if suite.note else None,
     )
     where = Path(target.where) / "pyproject.toml"
     config.parse(tomllib.loads(new_pyproject), root=where.parent, path=where)  # exit 2 if bad

@@ -72,6 +72,7 @@ def edit_pyproject(
     dependency: Dependency | None = None,
     modules: frozenset[str] = frozenset(),
     families: Sequence[str] = (),
+    test_runner: str | None = None,
 ) -> str:
     """``text`` with requires-python, ``[tool.ci]``, the groups and the excludes added.
 
@@ -81,7 +82,7 @@ def edit_pyproject(
     """
     doc = tomlkit.parse(text)
     add_requires_python(doc, project, notes)
-    add_tool_ci(doc, project)
+    add_tool_ci(doc, project, test_runner=test_runner)
     add_groups(
         doc, project, noxgate=dependency.requirement if dependency else None, families=families
     )
@@ -148,8 +149,13 @@ def _ensure(container: TomlTable, key: str, *, super_table: bool = True) -> Toml
     return node
 
 
-def add_tool_ci(doc: TOMLDocument, project: layout.Project) -> None:
-    """Add ``[tool.ci]`` with the detected defaults, unless the target already has one."""
+def add_tool_ci(
+    doc: TOMLDocument, project: layout.Project, *, test_runner: str | None = None
+) -> None:
+    """Add ``[tool.ci]`` with the detected defaults, unless the target already has one.
+
+    ``test_runner`` is written only where the test gate's detection was a close call.
+    """
     tool = _ensure(doc, "tool")
     if "ci" in tool:
         return
@@ -162,6 +168,9 @@ def add_tool_ci(doc: TOMLDocument, project: layout.Project) -> None:
     test = tomlkit.table()
     test.add(tomlkit.comment("raise to the coverage `nox -s test` reports once you know it"))
     test.add("coverage_min", 0)
+    if test_runner is not None:
+        test.add(tomlkit.comment("the tests could be meant for either runner: confirm"))
+        test.add("runner", test_runner)
     gates.add("test", test)
     table.add("gates", gates)
     tool["ci"] = table

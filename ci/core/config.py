@@ -43,6 +43,9 @@ DEFAULT_LINT_EXCLUDE = tuple(
     for bad in ("invalid", "bad", "broken", "malformed")
 )
 
+# what the test gate runs the suite with (ci.gates.suites detects it when unset)
+TEST_RUNNERS = ("pytest", "unittest")
+
 
 class Mode(enum.StrEnum):
     """Whether a gate blocks (required) or is only reported (advisory)."""
@@ -72,6 +75,7 @@ class GateConfig:
     workers: int | str | None = None
     shards: int = 1  # CI matrix jobs the suite is split into (by recorded test durations)
     reruns: int = 0  # reruns of a failed test that may turn the gate green (it is flaky then)
+    runner: str | None = None  # test: "pytest" or "unittest"; None: the project's, detected
     mypy: bool = False
     families: tuple[str, ...] = DEFAULT_LINT_FAMILIES  # lint: the families checked ...
     advisory_families: tuple[str, ...] = ()  # ... and those of them reported, never failing
@@ -379,6 +383,7 @@ GATE_OPTIONS = frozenset(
         "workers",
         "reruns",
         "shards",
+        "runner",
         "mypy",
         "families",
         "advisory_families",
@@ -416,6 +421,9 @@ def _gates(v: _Validator, table: Mapping[str, Any]) -> dict[str, GateConfig]:
             workers=v.count_or_auto(sub, where, "workers", defaults.workers),
             reruns=v.whole(sub, where, "reruns", defaults.reruns, minimum=0),
             shards=v.whole(sub, where, "shards", defaults.shards, minimum=1),
+            runner=v.choice(sub, where, "runner", TEST_RUNNERS, "pytest")
+            if "runner" in sub
+            else None,
             env=v.str_list(sub, where, "env", ()),
             fail_on=v.choice(sub, where, "fail_on", SEVERITIES, defaults.fail_on),
             unknown_severity=v.choice(

@@ -188,15 +188,51 @@ class Floor:
     source: str
 
 
-def floor(coverage_min: float, settings: Settings | None) -> Floor:
-    """One rule: the higher of ``[tool.ci.gates.test] coverage_min`` and the project's fail_under.
+def floor(coverage_min: float, settings: Settings | None, declared: Floor | None = None) -> Floor:
+    """One rule: the highest of ``coverage_min``, the project's fail_under, its declared floor.
 
-    A floor the project set for itself is never lowered by adopting the bundle, and the
-    bundle's floor applies to projects that set none.
+    A floor the project set for itself (in its coverage configuration, or on a
+    ``--fail-under`` of its own test command, see ``declared_floor``) is never lowered by
+    adopting the bundle, and the bundle's floor applies to projects that set none.
     """
-    if settings is not None and settings.fail_under > coverage_min:
-        return Floor(value=settings.fail_under, source=f"fail_under in {settings.where()}")
-    return Floor(value=coverage_min, source="coverage_min in [tool.ci.gates.test]")
+    best = Floor(value=coverage_min, source="coverage_min in [tool.ci.gates.test]")
+    if settings is not None and settings.fail_under > best.value:
+        best = Floor(value=settings.fail_under, source=f"fail_under in {settings.where()}")
+    if declared is not None and declared.value > best.value:
+        best = declared
+    return best
+
+
+# where projects run coverage themselves; their --fail-under is a floor they set
+FLOOR_FILES = ("Makefile", "makefile", "GNUmakefile", "tox.ini", "noxfile.py")
+# `coverage report --fail-under=99`, `--fail-under 99`, pytest-cov's `--cov-fail-under=99`,
+# a noxfile's `"--fail-under", "99"` or `"--fail-under=99"`
+_FAIL_UNDER = re.compile(
+    r"""--(?:cov-)?fail-under(?:=|\s+|["']\s*,\s*["'])["']?(?P<value>\d+(?:\.\d+)?)"""
+)
+
+
+def declared_floor(root: Path) -> Floor | None:
+    """The highest ``--fail-under`` on a command line of the project's Makefile, tox.ini or noxfile.
+
+    A plain regular expression over each file's lines that are not comments: what a
+    maintainer typed is read, no make, tox or nox is run.
+    """
+    best: Floor | None = None
+    for name in FLOOR_FILES:
+        path = root / name
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.lstrip().startswith("#"):
+                continue
+            for found in _FAIL_UNDER.finditer(line):
+                value = float(found["value"])
+                if value <= 100 and (best is None or value > best.value):
+                    best = Floor(value=value, source=f"--fail-under={value:g} in {name}")
+    return best
 
 
 def probe(runner: Runner, root: Path, python: str, env: Mapping[str, str]) -> Settings:

@@ -1,4 +1,4 @@
-"""The test gate: headless pytest under coverage, junit and coverage reports, a coverage floor."""
+"""The test gate: headless pytest (or the project's unittest) under coverage, reports, a floor."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import hashlib
 import importlib.util
 import itertools
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -24,7 +25,7 @@ from ci.core.files import atomic_write_text, mask_file
 from ci.core.gate import Finding, Gate, GateContext, GateInputs, GateResult, GateStatus
 from ci.core.runner import Completed
 from ci.gates import coverage as coverage_module
-from ci.gates import shards
+from ci.gates import shards, suites, unittest_runner
 from ci.testing import faults
 
 HEADLESS_ENV = {"CI": "1", "UI_HEADLESS": "1", "MPLBACKEND": "Agg", "QT_QPA_PLATFORM": "offscreen"}
@@ -59,6 +60,11 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
     start = time.monotonic()
     variant = ctx.python
     policy = ctx.config.gate("test")
+    chosen = suites.choose(
+        suites.read_facts(ctx.root, ctx.config.tests), ctx.config.tests, policy.runner
+    )
+    if chosen.runner == "unittest":
+        return run_unittest(ctx, chosen, pytest_args)
     shard = _shard(ctx, policy.shards)
     if variant != ctx.config.default_python:
         pytest_args = [*policy.secondary_args, *pytest_args]  # e.g. slow end-to-end tests once
@@ -140,9 +146,106 @@ def run(ctx: GateContext, pytest_args: Sequence[str] = ()) -> GateResult:
         summary=summary,
         findings=findings,
         artifacts=artifacts,
-        warnings=(*notes, *flaky_notes(flaky, policy.reruns)),
+        warnings=(
+            *notes,
+            *flaky_notes(flaky, policy.reruns),
+            *((chosen.note,) if chosen.note else ()),
+        ),
         flaky=tuple(f.test for f in flaky),
         coverage=None if shard is not None else total.percent,  # shards: judged combined
+    )
+
+
+_UNITTEST_VERDICTS = {0, 1, 5}  # passed, failed, no tests (ci.gates.unittest_runner)
+
+
+def run_unittest(ctx: GateContext, suite: suites.Suite, args: Sequence[str] = ()) -> GateResult:
+    """Run the suite with ``python -m unittest`` under coverage, as the project runs it.
+
+    unittest finds and counts the tests itself (``load_tests`` hooks and all; subtests
+    inside their test), through ``ci.gates.unittest_runner``, which writes the junit
+    report from unittest's result object. ``args`` replace the detected unittest arguments.
+    """
+    start = time.monotonic()
+    variant = ctx.python
+    policy = ctx.config.gate("test")
+    if policy.shards != 1 or ctx.env.get(SHARD_ENV):
+        msg = (
+            f"[tool.ci.gates.test] shards = {policy.shards} needs the pytest runner, and this "
+            f'suite runs with unittest ({suite.reason}): set shards = 1, or runner = "pytest"'
+        )
+        raise ConfigError(msg)
+    notes = [
+        f"{key} applies to pytest only; the suite runs with unittest ({suite.reason})"
+        for key, value in (
+            ("workers", policy.workers),
+            ("reruns", policy.reruns),
+            ("secondary_args", policy.secondary_args),
+        )
+        if value
+    ]
+    reports = ctx.reports
+    scratch = scratch_dir(ctx.root, variant)
+    scratch.mkdir(parents=True, exist_ok=True)
+    junit = reports / f"junit-{variant}.xml"
+    coverage_xml = reports / f"coverage-{variant}.xml"
+    data_file = scratch / ".coverage"
+    coverage_module.clear_data(data_file)
+    record = scratch / "test-record.json"
+    for stale in (junit, coverage_xml, record):
+        stale.unlink(missing_ok=True)
+    env = _pytest_env(scratch, data_file, record) | {unittest_runner.JUNIT_ENV: str(junit)}
+    python = sys.executable
+    settings = coverage_module.probe(ctx.runner, ctx.root, python, env)
+    unittest_args = list(args) or list(suite.args)
+    argv = [
+        *coverage_module.run_prefix(python, settings, ctx.config.packages),
+        "-m",
+        "ci.gates.unittest_runner",
+        *unittest_args,
+    ]
+    # fault injection: CI_INJECT_FAULT=test adds a planted failing test to unittest's suite
+    with faults.failing_test_paths(ctx.reports / "faults", ctx.env, []) as planted:
+        if planted:
+            env[unittest_runner.EXTRA_ENV] = os.pathsep.join(planted)
+        done = ctx.runner.run(argv, cwd=ctx.root, env=env, stream=True)
+    mask_file(junit)  # failure messages and tracebacks: masked before anyone reads them
+    if done.returncode not in _UNITTEST_VERDICTS or (done.returncode != 5 and not junit.exists()):
+        reason = coverage_module.first_error_line(done.output) or "see its output above"
+        given = "given on the command line" if args else suite.reason
+        msg = (
+            f"python -m unittest {shlex.join(unittest_args)} ({given}) could not run "
+            f"(exit status {done.returncode}): {reason}"
+        )
+        raise ToolError(msg)
+    junit_summary = read_junit(junit) if junit.exists() else None
+    total = coverage_module.finish(
+        ctx.runner, ctx.root, python, env, data_file=data_file, xml=coverage_xml
+    )
+    mask_file(coverage_xml)
+    status, summary, findings, variant = _verdict(
+        ctx,
+        done,
+        shard=None,
+        junit_summary=junit_summary,
+        total=total,
+        settings=settings,
+        flaky=(),
+        record=record,
+        data_file=data_file,
+        tool="unittest",
+    )
+    artifacts = tuple(str(p.relative_to(ctx.root)) for p in (junit, coverage_xml) if p.exists())
+    return GateResult(
+        gate="test",
+        variant=variant,
+        status=status,
+        duration_s=time.monotonic() - start,
+        summary=f"unittest: {summary}",
+        findings=findings,
+        artifacts=artifacts,
+        warnings=tuple(notes),
+        coverage=total.percent,
     )
 
 
@@ -215,6 +318,7 @@ def _verdict(
     flaky: Sequence[Flaky],
     record: Path,
     data_file: Path,
+    tool: str = "pytest",
 ) -> tuple[GateStatus, str, tuple[Finding, ...], str]:
     """Judge one run: a shard's tests alone, or a whole run's tests and coverage floor."""
     policy = ctx.config.gate("test")
@@ -231,6 +335,7 @@ def _verdict(
             flaky=flaky,
             reruns=policy.reruns,
             shard=str(shard),
+            tool=tool,
         )
         variant = f"{variant}-shard{shard.index}of{shard.count}"
     else:
@@ -240,13 +345,16 @@ def _verdict(
             done.returncode,
             junit_summary,
             total.percent,
-            coverage_module.floor(policy.coverage_min, settings),
+            coverage_module.floor(
+                policy.coverage_min, settings, coverage_module.declared_floor(ctx.root)
+            ),
             baseline=baseline,
             drop_max=policy.coverage_drop_max,
             output=done.output,
             no_data=total.reason,
             flaky=flaky,
             reruns=policy.reruns,
+            tool=tool,
         )
         if total.percent is not None and status is GateStatus.PASSED:
             _keep_baseline(ctx, state, variant, total.percent)
@@ -298,7 +406,9 @@ def combine(ctx: GateContext, folder: Path) -> GateResult:
         1 if failed else 0,
         junit_summary,
         total.percent,
-        coverage_module.floor(policy.coverage_min, settings),
+        coverage_module.floor(
+            policy.coverage_min, settings, coverage_module.declared_floor(ctx.root)
+        ),
         baseline=coverage_module.load_baseline(reports, state, variant),
         drop_max=policy.coverage_drop_max,
         no_data=total.reason,
@@ -440,16 +550,17 @@ def judge(
     flaky: Sequence[Flaky] = (),
     reruns: int = 0,
     shard: str = "",
+    tool: str = "pytest",
 ) -> tuple[GateStatus, str, tuple[Finding, ...]]:
-    """The verdict from pytest's exit status, its junit counts, coverage and its baseline.
+    """The verdict from the runner's exit status, its junit counts, coverage and its baseline.
 
     A failed verdict's summary always ends with why: the first failing test, the floor
-    that was missed, or the first error line of pytest's output.
+    that was missed, or the first error line of the runner's (``tool``'s) output.
     """
     if not isinstance(floor, coverage_module.Floor):
         floor = coverage_module.Floor(value=floor, source="coverage_min in [tool.ci.gates.test]")
     if returncode == 5 or (junit is not None and junit.tests == 0):
-        return GateStatus.FAILED, "no tests ran (pytest exit 5): check the test paths", ()
+        return GateStatus.FAILED, f"no tests ran ({tool} exit 5): check the test paths", ()
     findings = list(junit.failed if junit else ())
     parts = []
     if junit is not None:
@@ -500,12 +611,12 @@ def judge(
         detail = f": {line}" if line else "; see its output above"
         findings.append(
             Finding(
-                rule="pytest",
-                message=f"pytest exited with status {returncode} although no test failed{detail}",
+                rule=tool,
+                message=f"{tool} exited with status {returncode} although no test failed{detail}",
             )
         )
     status = GateStatus.FAILED if findings else GateStatus.PASSED
-    summary = "; ".join(parts) or f"pytest exit {returncode}"
+    summary = "; ".join(parts) or f"{tool} exit {returncode}"
     if shard:
         summary = f"shard {shard}: {summary}"
     if findings:
@@ -663,7 +774,15 @@ GATE = Gate(
     ),
     every_python=True,
     options=frozenset(
-        {"coverage_min", "coverage_drop_max", "secondary_args", "workers", "reruns", "shards"}
+        {
+            "coverage_min",
+            "coverage_drop_max",
+            "secondary_args",
+            "workers",
+            "reruns",
+            "shards",
+            "runner",
+        }
     ),
     requires=(
         "pytest>=8.4",

@@ -150,6 +150,7 @@ def test_init_edits_pyproject_keeping_its_text_and_comments(target: Path) -> Non
     assert tool_ci["packages"] == ["demo_pkg"]
     assert tool_ci["tests"] == "tests"
     assert tool_ci["pythons"] == ["3.12", "3.11", "3.13"]
+    assert "runner" not in tool_ci["gates"]["test"]  # the test gate detects it: not a close call
     assert data["tool"]["ruff"]["extend-exclude"] == ["ci", "noxfile.py", "tasks.py"]
     groups = data["dependency-groups"]
     names = {g: {Requirement(r).name for r in v if isinstance(r, str)} for g, v in groups.items()}
@@ -869,3 +870,27 @@ def test_init_keeps_the_mode_of_files_it_edits_and_new_files_are_0644(target: Pa
     assert (target / "pyproject.toml").stat().st_mode & 0o777 == 0o664
     for rel in ("noxfile.py", "tasks.py", "ci/VERSION", ".github/workflows/ci.yml", ".gitignore"):
         assert (target / rel).stat().st_mode & 0o777 == 0o644, rel
+
+
+LOAD_TESTS = (
+    "import unittest\n\n\ndef load_tests(loader, tests, pattern):\n    return tests\n\n\n"
+    "class T(unittest.TestCase):\n    def test_x(self):\n        pass\n"
+)
+
+
+def test_a_close_runner_call_is_written_down_with_a_note(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # load_tests (which pytest ignores) in a project that configures pytest: either may be meant
+    files = {
+        **FILES,
+        "pyproject.toml": PYPROJECT + '\n[tool.pytest.ini_options]\naddopts = "-q"\n',
+        "tests/test_loaded.py": LOAD_TESTS,
+    }
+    repo = make_repo(files)
+    assert init(repo) == 0
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert data["tool"]["ci"]["gates"]["test"]["runner"] == "pytest"
+    out = capsys.readouterr().out
+    assert "tests/test_loaded.py defines load_tests" in out
+    assert 'set [tool.ci.gates.test] runner = "unittest"' in out

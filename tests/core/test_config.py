@@ -101,6 +101,11 @@ retain = 3
         ("[tool.ci.gates.test]\nworkers = 2.5\n", 'workers must be "auto" or a whole number'),
         ("[tool.ci.gates.test]\nreruns = -1\n", "reruns must be at least 0"),
         ("[tool.ci.gates.test]\nreruns = true\n", "reruns must be at least 0"),
+        (
+            "[tool.ci.gates.test]\nrunner = 'nose'\n",
+            "tool.ci.gates.test.runner = 'nose' is not one of pytest, unittest",
+        ),
+        ("[tool.ci.gates.test]\nrunner = 1\n", "runner must be a string"),
         ("[[tool.ci.waivers]]\nid = 'X'\nexpires = 2027-01-01\n", "has no 'reason'"),
         ("[[tool.ci.waivers]]\nid = 'X'\nreason = 'r'\n", "has no 'expires'"),
         ("[[tool.ci.waivers]]\nid = 'X'\nreason = ' '\nexpires = 2027-01-01\n", "reason is empty"),

@@ -391,3 +391,159 @@ def test_pytest_collecting_only_is_no_tests_ran(
     assert result.status is GateStatus.FAILED
     assert "no tests ran" in result.summary
     del monkeypatch
+
+
+# --- a unittest suite: the project's own runner, its own count, its own floor ---------------
+
+DOCTESTED = '''def add(a, b):
+    """Add.
+
+    >>> add(1, 2)
+    3
+    """
+    return a + b
+
+
+def mul(a, b):
+    """Multiply.
+
+    >>> mul(2, 3)
+    6
+    """
+    return a * b
+'''
+# three TestCase tests (one with subtests) and, through load_tests, the package's two doctests
+UNITTEST_SUITE = """import doctest
+import unittest
+
+import pkg
+
+
+def load_tests(loader, tests, ignore):
+    tests.addTests(doctest.DocTestSuite(pkg))
+    return tests
+
+
+class TestPkg(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(pkg.add(1, 2), 3)
+
+    def test_mul(self):
+        self.assertEqual(pkg.mul(2, 3), 6)
+
+    def test_each(self):
+        for i in range(4):
+            with self.subTest(i=i):
+                self.assertEqual(pkg.add(i, 0), i)
+"""
+MAKEFILE = (
+    "test:\n\tcoverage run -m unittest discover -s tests -t .\n\tcoverage report --fail-under=99\n"
+)
+
+
+def unittest_project(tmp_path: Path, *, makefile: str = MAKEFILE, gate: str = "") -> Path:
+    (tmp_path / "pyproject.toml").write_text(
+        f'[project]\nname = "pkg"\nversion = "0"\n[tool.ci.gates.test]\ncoverage_min = 50\n{gate}'
+    )
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text(DOCTESTED)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "__init__.py").write_text("")
+    (tmp_path / "tests" / "test_pkg.py").write_text(UNITTEST_SUITE)
+    if makefile:
+        (tmp_path / "Makefile").write_text(makefile)
+    return tmp_path
+
+
+def run_plain(root: Path, args: tuple[str, ...] = ()) -> testgate.GateResult:
+    ctx = context(config.load(cwd=root), ProcessRunner(), SystemClock(), {})
+    return testgate.run(ctx, args)
+
+
+def test_a_load_tests_suite_runs_with_unittest_counting_its_doctests_and_the_makefile_floor(
+    tmp_path: Path,
+) -> None:
+    root = unittest_project(tmp_path)
+    result = run_plain(root)
+    assert result.status is GateStatus.PASSED, result.summary
+    # unittest's own count: 3 TestCase tests + 2 doctests; subtests count inside their test
+    assert result.summary.startswith("unittest: 5 passed, 0 failed, 0 skipped"), result.summary
+    assert "(min 99%)" in result.summary  # the Makefile's --fail-under, above coverage_min 50
+    junit = testgate.read_junit(root / "reports" / f"junit-{result.variant}.xml")
+    assert (junit.tests, junit.failures, junit.errors) == (5, 0, 0)
+    assert result.coverage == 100.0
+
+
+def test_the_same_suite_under_runner_pytest_loses_the_doctests(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path, gate='runner = "pytest"\n')
+    result = run_plain(root, ("-p", "no:cacheprovider", "-q"))
+    # what the gate used to count: no doctests (load_tests is never called), and each
+    # subtest counted as a test by pytest's subtests support (3 + 4 on pytest 9)
+    assert not result.summary.startswith("5 passed"), result.summary
+    junit = (root / "reports" / f"junit-{result.variant}.xml").read_text()
+    assert 'name="test_add"' in junit
+    assert 'classname="pkg"' not in junit  # the doctests of pkg
+
+
+def test_the_makefile_floor_fails_a_suite_below_it(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path)
+    with (root / "pkg" / "__init__.py").open("a") as handle:
+        handle.write("\n\ndef unused(x):\n    return x * 2\n")
+    result = run_plain(root)
+    assert result.status is GateStatus.FAILED
+    (finding,) = [f for f in result.findings if f.rule == "coverage"]
+    assert "below the minimum of 99% (--fail-under=99 in Makefile)" in finding.message
+
+
+def test_a_failing_unittest_test_and_subtest_are_findings_with_their_file(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path)
+    suite = root / "tests" / "test_pkg.py"
+    suite.write_text(
+        suite.read_text().replace("pkg.add(i, 0), i)", "pkg.add(i, 0), 2, 'off by some')")
+    )
+    result = run_plain(root)
+    assert result.status is GateStatus.FAILED
+    assert result.summary.startswith("unittest: 4 passed, 1 failed"), result.summary
+    (finding,) = [f for f in result.findings if f.rule == "test"]
+    assert "test_each" in finding.message
+    assert "off by some" in finding.message
+    assert "(+2 more failed subtests)" in finding.message  # i = 0, 1 and 3 are off
+    assert finding.file == "tests/test_pkg.py"
+
+
+def test_unittest_arguments_the_project_cannot_run_are_a_tool_error(tmp_path: Path) -> None:
+    makefile = "test:\n\tpython -m unittest discover -s no_such_folder\n"
+    root = unittest_project(tmp_path, makefile=makefile)
+    with pytest.raises(
+        ToolError,
+        match=r"discover -s no_such_folder \(the project's own test command in Makefile runs "
+        r"unittest\) could not run \(exit status 3\): ImportError: Start directory is not",
+    ):
+        run_plain(root)
+
+
+def test_shards_with_the_unittest_runner_is_a_config_error(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path, gate="shards = 2\n")
+    with pytest.raises(testgate.ConfigError, match=r"shards = 2 needs the pytest runner"):
+        run_plain(root)
+
+
+def test_fault_injection_plants_a_failing_test_in_a_unittest_suite(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path)
+    ctx = context(
+        config.load(cwd=root), ProcessRunner(), SystemClock(), {"CI_INJECT_FAULT": "test"}
+    )
+    result = testgate.run(ctx, ())
+    assert result.status is GateStatus.FAILED
+    assert result.summary.startswith("unittest: 5 passed, 1 failed"), result.summary
+    assert any("test_injected_fault" in f.message for f in result.findings)
+
+
+def test_a_setup_cfg_fail_under_is_the_floor_of_a_unittest_suite(tmp_path: Path) -> None:
+    root = unittest_project(tmp_path, makefile="")
+    (root / "setup.cfg").write_text("[coverage:report]\nfail_under = 98\n")
+    with (root / "pkg" / "__init__.py").open("a") as handle:
+        handle.write("\n\ndef unused(x):\n    return x * 2\n")
+    result = run_plain(root)
+    assert result.status is GateStatus.FAILED
+    assert "below the minimum of 98% (fail_under in setup.cfg)" in result.summary

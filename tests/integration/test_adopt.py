@@ -181,6 +181,75 @@ HATCHLING = Sample(
 )
 
 
+# a unittest suite whose load_tests adds the package's doctests, and a Makefile floor
+UNITTEST_LOAD_TESTS = Sample(
+    name="unittest-load-tests",
+    files={
+        "pyproject.toml": _d("""
+            [build-system]
+            requires = ["flit_core>=3.4"]
+            build-backend = "flit_core.buildapi"
+
+            [project]
+            name = "iterlib"
+            version = "1.0.0"
+            description = "Iterates."
+            readme = "README.md"
+            requires-python = ">=3.11"
+            """),
+        "README.md": "# iterlib\n\nIterates.\n",
+        "iterlib/__init__.py": _d('''
+            """Iterates."""
+
+
+            def first(items: list[int]) -> int:
+                """The first item.
+
+                >>> first([3, 4])
+                3
+                """
+                return items[0]
+
+
+            def last(items: list[int]) -> int:
+                """The last item.
+
+                >>> last([3, 4])
+                4
+                """
+                return items[-1]
+            '''),
+        "tests/__init__.py": "",
+        "tests/test_iterlib.py": _d("""
+            import doctest
+            import unittest
+
+            import iterlib
+
+
+            def load_tests(loader, tests, pattern):
+                tests.addTests(doctest.DocTestSuite(iterlib))
+                return tests
+
+
+            class FirstTests(unittest.TestCase):
+                def test_first(self):
+                    self.assertEqual(iterlib.first([1, 2]), 1)
+
+                def test_last(self):
+                    self.assertEqual(iterlib.last([1, 2]), 2)
+
+                def test_each(self):
+                    for n in range(5):
+                        with self.subTest(n=n):
+                            self.assertEqual(iterlib.first([n]), n)
+            """),
+        "Makefile": "test:\n\tcoverage run -m unittest\n\tcoverage report --fail-under=99\n",
+    },
+    advisory=frozenset(),
+)
+
+
 def environment(**extra: str) -> dict[str, str]:
     drop = {"VIRTUAL_ENV", "PYTHONPATH", "CI"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("CI_")}
@@ -539,3 +608,17 @@ def test_a_plain_nox_outside_the_project_lists_the_gate_sessions(
     assert "No module named 'ci'" not in done.stderr
     for session in ("lint", "test-3.12", "security", "package", "workflows"):
         assert f" {session} -> " in done.stdout
+
+
+def test_a_unittest_suite_counts_as_its_own_runner_and_keeps_its_makefile_floor(
+    make_repo: Callable[..., Path], index: PypiServer
+) -> None:
+    sample = UNITTEST_LOAD_TESTS
+    repo = make_repo(sample.files, name=sample.name)
+    adopt(sample, repo, index)  # every gate required: the suite passes the project's own way
+    assert "runner" not in (repo / "pyproject.toml").read_text()  # detected, not written
+    done = run(["uv", "run", "nox", "-s", "test-3.12"], cwd=repo)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-6000:]
+    assert "Ran 5 tests" in output  # unittest's own count: 3 tests and 2 doctests
+    assert "unittest: 5 passed, 0 failed, 0 skipped; coverage 100.0% (min 99%)" in output
