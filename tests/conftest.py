@@ -144,3 +144,5 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
         os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
+    # the outer gate's pytest options (a cached run's cache_dir) are not the sample projects'
+    os.environ.pop("PYTEST_ADDOPTS", None)

@@ -411,7 +411,7 @@ def _script_notes(
     if not thin.with_script(text, "noxgate")[1]:
         notes.append(
             "noxfile.py has its own script block without noxgate: add "
-            f'"noxgate=={__version__}" to its dependencies so a plain `nox` finds the gates'
+            f'"noxgate>={__version__}" to its dependencies so a plain `nox` finds the gates'
         )
     if source.kind == "url":
         notes.append(

@@ -348,7 +348,13 @@ def add_source(doc: TOMLDocument, source: Source) -> None:
 
 
 def _with_marker(requirement: str, marker: str | None) -> str:
-    return f"{requirement}; {marker}" if marker else requirement
+    """``requirement`` with ``marker`` added (joined with ``and`` to a marker it has)."""
+    if not marker:
+        return requirement
+    if ";" in requirement:
+        spec, own = requirement.split(";", 1)
+        return f"{spec.rstrip()}; ({own.strip()}) and {marker}"
+    return f"{requirement}; {marker}"
 
 
 def _merge_group(

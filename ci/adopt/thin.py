@@ -221,16 +221,19 @@ def noxfile(current: str | None, requirement: str) -> str:
 
 
 def script_requirement(version: str, kind: str, location: str = "", tag: str = "") -> str:
-    """How a script block names noxgate: the locked version, from where uv gets it.
+    """How a script block names noxgate: as the project's dependency does, from where uv gets it.
 
-    An index (the default one or another) by version; git and a folder as direct
-    references (a folder relative to the project root, where nox is started).
+    An index (the default one or another) by the same lower bound as the project's own
+    ``noxgate>=V`` (its lock may hold a newer release than the one that ran init: an exact
+    pin would send a ``uv run nox`` into nox's script mode to install a version the lock
+    does not have); git and a folder as direct references (a folder relative to the
+    project root, where nox is started).
     """
     if kind == "git":
         return f"noxgate @ git+{location}@{tag}"
     if kind == "path":
         return f"noxgate @ file:{location}"
-    return f"noxgate=={version}"
+    return f"noxgate>={version}"
 
 
 def with_block(text: str, block: str) -> str:

@@ -32,6 +32,18 @@ def _distributed(config: pytest.Config) -> bool:
     return str(config.getoption("dist", "no") or "no") != "no"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Know the ``cache_dir`` setting even where the project turns pytest's cache plugin off.
+
+    A cached gate run points pytest's cache into its own discarded folder with ``-o
+    cache_dir=...``; with ``-p no:cacheprovider`` that setting is unknown to pytest, whose
+    warning about it stops a suite that sets ``filterwarnings = error``. The same name,
+    default and meaning as the cache plugin's own.
+    """
+    if os.environ.get(GATE_RUN) == "1":
+        parser.addini("cache_dir", default=".pytest_cache", help="Cache directory path")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Have xdist workers measured from their first line, as ``coverage run`` measures pytest."""

@@ -48,7 +48,7 @@ FILES = {
 }
 
 
-NOXGATE_PIN = f"noxgate=={__version__}"
+NOXGATE_PIN = f"noxgate>={__version__}"
 THIN_NOXFILE = thin.thin_noxfile(NOXGATE_PIN)
 
 

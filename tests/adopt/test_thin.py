@@ -66,8 +66,8 @@ def test_an_own_script_block_gets_noxgate_replaced_or_is_left_alone() -> None:
 
 
 def test_the_script_requirement_names_where_noxgate_comes_from() -> None:
-    assert thin.script_requirement("0.3.0", "index") == "noxgate==0.3.0"
-    assert thin.script_requirement("0.3.0", "url", "https://idx/simple") == "noxgate==0.3.0"
+    assert thin.script_requirement("0.3.0", "index") == "noxgate>=0.3.0"
+    assert thin.script_requirement("0.3.0", "url", "https://idx/simple") == "noxgate>=0.3.0"
     git = thin.script_requirement("0.3.0", "git", "https://h/noxgate.git", "v0.3.0")
     assert git == "noxgate @ git+https://h/noxgate.git@v0.3.0"
     assert thin.script_requirement("0.3.0", "path", "../noxgate") == "noxgate @ file:../noxgate"

@@ -141,6 +141,9 @@ def coverage_of(root: Path, gate: str, env: dict[str, str]) -> Coverage:
     # where the machine's programs live (rustup, cargo, pyenv, uv): the private home keeps them
     homes = {"home": home, "cache": f"{home}/.cache", "data": f"{home}/.local/share"}
     allowed += [default.format(**homes) for _, default in cache.MACHINE_DIRS]
+    # a suite run by a cached test gate has a private HOME: the machine folders it was given
+    # (uv's cache among them) are named by these variables instead
+    allowed += [env[name] for name, _ in cache.MACHINE_DIRS if env.get(name)]
     # the interpreter's user site folders (a venv never imports from them) and line editing
     allowed += [f"{home}/.local/lib", f"{home}/.local/Python", f"{home}/.local/bin"]
     allowed += [f"{home}/.inputrc", f"{home}/.terminfo"]
