@@ -173,9 +173,18 @@ class StateBackend:
 
     # ---- locks ---------------------------------------------------------------------------
 
-    def acquire(self, info: lock.LockInfo, *, wait_s: float) -> lock.Acquired:
-        """Take ``info.env``'s lock (LockHeldError, exit 4, when someone else holds it)."""
-        return lock.acquire(self.store, info, wait_s=wait_s)
+    def acquire(
+        self,
+        info: lock.LockInfo,
+        *,
+        wait_s: float,
+        on_wait: Callable[[lock.LockInfo], None] | None = None,
+    ) -> lock.Acquired:
+        """Take ``info.env``'s lock (LockHeldError, exit 4, when someone else holds it).
+
+        ``on_wait(holder)`` is told once when the lock is held and the wait for it begins.
+        """
+        return lock.acquire(self.store, info, wait_s=wait_s, on_wait=on_wait)
 
     def release(self, acquired: lock.Acquired) -> None:
         """Give our lock back (a no-op when it is no longer ours)."""

@@ -522,7 +522,14 @@ class Deployer:
         )
         began = time.monotonic()
         try:
-            acquired = self.backend.acquire(info, wait_s=wait_s)
+            acquired = self.backend.acquire(
+                info,
+                wait_s=wait_s,
+                on_wait=lambda holder: self.out(
+                    f"environment {env} is locked: {holder.describe()}; "
+                    f"waiting up to {wait_s:g} s for it"
+                ),
+            )
         except LockHeldError:
             self.contention(env, operation, "refused", time.monotonic() - began)
             raise

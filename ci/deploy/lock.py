@@ -453,8 +453,12 @@ def acquire(
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
     now: Clock = time.time,
+    on_wait: Callable[[LockInfo], None] | None = None,
 ) -> Acquired:
-    """Take the lock, waiting up to ``wait_s`` with backoff; LockHeldError (exit 4) otherwise."""
+    """Take the lock, waiting up to ``wait_s`` with backoff; LockHeldError (exit 4) otherwise.
+
+    ``on_wait(holder)`` is told once, when the lock is found held and the wait begins.
+    """
     deadline = monotonic() + max(wait_s, 0.0)
     delay = 0.05
     recovered: list[Recovered] = []
@@ -474,6 +478,9 @@ def acquire(
         if attempt.holder is not None and left <= 0:
             waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
             raise LockHeldError(held_message(attempt.holder, attempt.verdict, waited=waited))
+        if attempt.holder is not None and on_wait is not None:
+            on_wait(attempt.holder)
+            on_wait = None
         # Jittered exponential backoff so waiters do not retry in lockstep.
         sleep(max(0.0, min(left, delay * (0.5 + random.random()))))  # noqa: S311 - jitter
         delay = min(delay * 2, MAX_BACKOFF_S)

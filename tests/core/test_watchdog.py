@@ -90,10 +90,11 @@ def test_a_paused_holder_cannot_keep_its_command_past_the_lease(
     tmp_path: Path, holder: Callable[[Path], tuple[subprocess.Popen[str], int]]
 ) -> None:
     expiry = tmp_path / "expiry"
-    expire_in(expiry, 1.0)
+    expire_in(expiry, 3600)  # a lease that outlasts the holder's start, however slow
     proc, pgid = holder(expiry)
     os.kill(proc.pid, signal.SIGSTOP)  # the holder is frozen: it renews nothing, ends nothing
     assert poll(lambda: stopped(proc.pid))
+    expire_in(expiry, 0.5)  # its last renewal, landed just before it froze
     assert poll(lambda: not group_alive(pgid)), "the command outlived its lease"
     assert stopped(proc.pid)  # ended by the watchdog, while the holder was still paused
     os.kill(proc.pid, signal.SIGCONT)
@@ -107,14 +108,13 @@ def test_renewals_keep_the_command_running_and_their_end_stops_it(
     tmp_path: Path, holder: Callable[[Path], tuple[subprocess.Popen[str], int]]
 ) -> None:
     expiry = tmp_path / "expiry"
-    first = expire_in(expiry, 1.0)
+    expire_in(expiry, 3600)  # a lease that outlasts the holder's start, however slow
     proc, pgid = holder(expiry)
-    # renew (as the holder's keeper does) until well past the first expiry
-    while time.time() < first + 1.0:
-        expire_in(expiry, 1.0)
-        assert group_alive(pgid)
-        time.sleep(0.05)
+    first = expire_in(expiry, 2.0)
+    expire_in(expiry, 600)  # renewed (as the holder's keeper does)
+    assert poll(lambda: time.time() > first + 0.5)  # the first expiry has passed
     assert group_alive(pgid)
+    expire_in(expiry, 0.5)  # the last renewal: none after it
     assert poll(lambda: not group_alive(pgid)), "no renewals, yet the command runs on"
     out, _ = proc.communicate(timeout=30)
     assert "the lease it ran under expired unrenewed" in out

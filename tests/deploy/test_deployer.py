@@ -398,11 +398,32 @@ def test_interactive_approval_is_asked_and_recorded(
 def test_wait_gets_the_lock_once_the_holder_releases_it(
     tmp_path: Path, state: Path, log: Path
 ) -> None:
-    import threading
+    from ci.core.clock import SystemClock
+    from ci.core.config import load
+    from ci.core.runner import ProcessRunner
+    from ci.deploy.deployer import Deployer
 
     cfg = write_project(tmp_path / "app", two_envs(log))
     info = lock.new_info(env="staging", operation="deploy", version="0.0.1", created="now")
     held = lock.acquire(LocalStore(state), info)
-    threading.Timer(0.5, lock.release, args=(LocalStore(state), held)).start()
-    assert run(cfg, "deploy", "--env", "staging", "--version", "1.0.0", "--wait", "10") == 0
+    said: list[str] = []
+
+    def out(line: str) -> None:
+        said.append(line)
+        if "waiting up to" in line:  # the holder finishes once the deploy waits for it
+            lock.release(LocalStore(state), held)
+
+    deployer = Deployer(
+        config=load(cfg),
+        runner=ProcessRunner(),
+        clock=SystemClock(),
+        env=dict(os.environ),
+        ask=lambda _prompt: "n",
+        out=out,
+    )
+    deployer.deploy("staging", "1.0.0", wait_s=60)
+    assert said[0].startswith("environment staging is locked: ")
+    assert f"lock id {held.lock.id}; waiting up to 60 s for it" in said[0]
     assert log.read_text() == "staging 1.0.0\n"
+    waits = (state / "logs" / "locks.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(w)["outcome"] for w in waits] == ["waited"]

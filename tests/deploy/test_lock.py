@@ -53,10 +53,11 @@ def test_acquire_writes_the_holder_and_release_removes_it(tmp_path: Path) -> Non
 def test_a_live_holder_blocks_at_once_naming_it(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     first = lock.acquire(store, info())
-    start = time.monotonic()
+    slept: list[float] = []
+    told: list[lock.LockInfo] = []
     with pytest.raises(LockHeldError) as caught:
-        lock.acquire(store, info())
-    assert time.monotonic() - start < 0.5
+        lock.acquire(store, info(), sleep=slept.append, on_wait=told.append)
+    assert (slept, told) == ([], [])  # no wait at all, not even a short one
     assert first.lock.id in str(caught.value)
     assert "unlock --env staging" in str(caught.value)
 
@@ -64,12 +65,16 @@ def test_a_live_holder_blocks_at_once_naming_it(tmp_path: Path) -> None:
 def test_wait_retries_with_backoff_until_released(tmp_path: Path) -> None:
     store, path = LocalStore(tmp_path), tmp_path / "locks" / "staging.lock"
     first = lock.acquire(store, info())
-    timer = threading.Timer(0.3, lock.release, args=(store, first))
-    timer.start()
-    second = lock.acquire(store, info(), wait_s=5)
-    timer.join()
+    told: list[str] = []
+
+    def on_wait(holder: lock.LockInfo) -> None:  # the holder finishes once the wait begins
+        told.append(holder.id)
+        lock.release(store, first)
+
+    second = lock.acquire(store, info(), wait_s=60, on_wait=on_wait)
+    assert told == [first.lock.id]
     assert json.loads(path.read_text(encoding="utf-8"))["id"] == second.lock.id
-    assert (first.tries, second.tries > 1) == (1, True)  # the run history counts the wait
+    assert (first.tries, second.tries) == (1, 2)  # the run history counts the wait
 
 
 def test_wait_is_bounded(tmp_path: Path) -> None:
@@ -82,8 +87,12 @@ def test_wait_is_bounded(tmp_path: Path) -> None:
         sleeps.append(seconds)
         clock[0] += seconds
 
+    told: list[lock.LockInfo] = []
     with pytest.raises(LockHeldError, match="after waiting 3 s"):
-        lock.acquire(store, info(), wait_s=3, sleep=sleep, monotonic=lambda: clock[0])
+        lock.acquire(
+            store, info(), wait_s=3, sleep=sleep, monotonic=lambda: clock[0], on_wait=told.append
+        )
+    assert len(told) == 1  # said once, however many tries
     assert sum(sleeps) == pytest.approx(3, abs=1e-6)
     assert max(sleeps) <= lock.MAX_BACKOFF_S * 1.5
     assert sleeps[1] > sleeps[0] * 0.6  # grows (with jitter), not a busy loop

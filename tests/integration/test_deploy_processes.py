@@ -114,7 +114,14 @@ def test_a_sigkilled_holder_keeps_the_lock_while_its_command_runs(tmp_path: Path
     assert f"still runs (process group {orphan}" in err
 
     queued = spawn(cfg, "1.0.2", "--wait", "60")
-    time.sleep(1.5)
+    assert queued.stdout is not None
+    # it says when it starts waiting (or ends, if it never does: the wait is bounded)
+    said = ""
+    while "waiting up to" not in said and (line := queued.stdout.readline()):
+        said = line
+    assert "waiting up to 60 s for it" in said, said + queued.communicate()[1]
+    assert "environment staging is locked" in said
+    assert "is running deploy 1.0.0" in said
     assert queued.poll() is None  # waiting, not deploying
     assert "start 1.0.2" not in log.read_text(encoding="utf-8")
     open_gates(gate, "1.0.0", "1.0.2")
