@@ -339,7 +339,13 @@ def add_source(doc: TOMLDocument, source: Source) -> None:
 
 
 def _with_marker(requirement: str, marker: str | None) -> str:
-    return f"{requirement}; {marker}" if marker else requirement
+    """``requirement`` with ``marker`` added (joined by ``and`` to a marker it already has)."""
+    if not marker:
+        return requirement
+    head, sep, own = requirement.partition(";")
+    if sep and own.strip():
+        return f"{head.rstrip()}; ({own.strip()}) and {marker}"
+    return f"{head.rstrip()}; {marker}"
 
 
 def _merge_group(

@@ -245,3 +245,21 @@ def test_a_flat_setuptools_project_names_its_packages_so_reports_is_not_one() ->
             )
         )["tool"]
     )
+
+
+def test_a_tool_with_its_own_marker_keeps_it_beside_the_python_marker() -> None:
+    """uv refuses ``x; sys_platform == 'linux'; python_version >= '3.11'``: the markers join."""
+    groups = tomllib.loads(edit(TEXT))["dependency-groups"]
+    entries = [e for group in groups.values() for e in group if isinstance(e, str)]
+    requirements = [Requirement(e) for e in entries]  # each one parses
+    joined = [r for r in requirements if "sys_platform" in str(r.marker)]
+    assert joined  # the package group's auditwheel (Linux only)
+    for requirement in joined:
+        marker = requirement.marker
+        assert marker is not None
+        linux = {"sys_platform": "linux"}
+        assert marker.evaluate({**linux, "python_version": "3.12", "python_full_version": "3.12.1"})
+        assert not marker.evaluate(
+            {**linux, "python_version": "3.9", "python_full_version": "3.9.1"}
+        )
+        assert not marker.evaluate({"sys_platform": "darwin", "python_version": "3.12"})
