@@ -338,6 +338,25 @@ def add_source(doc: TOMLDocument, source: Source) -> None:
         sources["noxgate"] = entry
 
 
+def group_requires_python(text: str, group: str, floor: str) -> str:
+    """``text`` with ``[tool.uv.dependency-groups] GROUP = {requires-python = ">=FLOOR"}``.
+
+    uv's setting for a dependency group that needs a newer Python than the project: uv
+    then locks (and installs) that group for those Pythons only (``ci.adopt.lockhint``).
+    """
+    doc = tomlkit.parse(text)
+    groups = _ensure(_ensure(_ensure(doc, "tool"), "uv"), "dependency-groups", super_table=False)
+    entry = groups.get(group)
+    if entry is None:
+        entry = tomlkit.inline_table()
+        groups[group] = entry
+    if not isinstance(entry, InlineTable | Table):
+        msg = f"pyproject.toml: [tool.uv.dependency-groups] {group} is not a table; fix it by hand"
+        raise UsageError(msg)
+    entry["requires-python"] = f">={floor}"
+    return space_new_tables(text, tomlkit.dumps(doc))
+
+
 def _with_marker(requirement: str, marker: str | None) -> str:
     """``requirement`` with ``marker`` added (joined by ``and`` to a marker it already has)."""
     if not marker:

@@ -263,3 +263,19 @@ def test_a_tool_with_its_own_marker_keeps_it_beside_the_python_marker() -> None:
             {**linux, "python_version": "3.9", "python_full_version": "3.9.1"}
         )
         assert not marker.evaluate({"sys_platform": "darwin", "python_version": "3.12"})
+
+
+def test_a_group_floor_is_uvs_dependency_groups_setting() -> None:
+    text = TEXT + '\n[tool.uv.sources]\nnoxgate = { path = "../noxgate" }\n'
+    edited = pyproject_edit.group_requires_python(text, "docs", "3.11")
+    assert edited.startswith(text)  # the project's text stays as it is
+    uv = tomllib.loads(edited)["tool"]["uv"]
+    assert uv["dependency-groups"] == {"docs": {"requires-python": ">=3.11"}}
+    assert uv["sources"] == {"noxgate": {"path": "../noxgate"}}
+    raised = pyproject_edit.group_requires_python(edited, "docs", "3.12")
+    assert tomllib.loads(raised)["tool"]["uv"]["dependency-groups"]["docs"] == {
+        "requires-python": ">=3.12"
+    }
+    assert "\n\n[tool.uv.dependency-groups]\n" in pyproject_edit.group_requires_python(
+        TEXT, "docs", "3.11"
+    )
