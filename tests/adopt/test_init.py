@@ -574,6 +574,46 @@ def test_setup_py_only_project_is_refused_with_what_to_add(
     assert snapshot(repo) == before
 
 
+POETRY = """[tool.poetry]
+name = "poet"
+version = "0.1.0"
+description = ""
+authors = ["Someone <someone@example.invalid>"]
+packages = [{include = "poet", from = "src"}]
+
+[tool.poetry.dependencies]
+python = "^3.9"
+requests = "^2.31"
+
+[tool.poetry.group.test.dependencies]
+pytest = "^8"
+
+[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+@pytest.mark.parametrize("flags", [(), ("--vendor",)])
+def test_a_poetry_only_project_gets_one_line_and_a_way_forward(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str], flags: tuple[str, ...]
+) -> None:
+    repo = make_repo(
+        {"pyproject.toml": POETRY, "src/poet/__init__.py": "", "tests/test_poet.py": ""}
+    )
+    before = snapshot(repo)
+    app = App(runner=LockingRunner(), cwd=repo.parent)
+    assert cli.main(["init", str(repo), "--no-run", *flags], app) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "[tool.poetry] only" in lines[0]
+    assert "run `uvx migrate-to-uv` in it" in lines[0]
+    assert "then run init again" in lines[0]
+    assert "Traceback" not in out + err
+    assert snapshot(repo) == before  # nothing half-written
+
+
 class RealLockRunner(LockingRunner):
     """Real subprocesses, ``uv lock`` too (the index is PyPI); ``fail_after`` locks, the index
     becomes unreachable (a real uv that cannot fetch)."""
