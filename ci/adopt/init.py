@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ci import __version__
-from ci.adopt import layout, pyproject_edit, thin
+from ci.adopt import layout, lockhint, pyproject_edit, thin
 from ci.core import config
+from ci.core import uv as bundle_uv
 from ci.core.errors import ToolError, UsageError
 from ci.core.files import atomic_write_bytes
 from ci.core.runner import Runner
@@ -694,11 +695,16 @@ def render(plan_: Plan, *, dry_run: bool, upgrade: bool) -> str:
     return "\n".join(lines)
 
 
-def apply(plan_: Plan, root: Path, runner: Runner, *, uv: str = "uv") -> int | None:
-    """Write the plan, ``uv lock`` (with the bundle's ``uv``) and scan; undo writes if it fails.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Applied:
+    """What ``apply`` did beyond the plan."""
 
-    Returns how many possible secrets the first scan recorded (None when it did not scan).
-    """
+    secrets: int | None  # possible secrets the first scan recorded (None: it did not scan)
+    notes: tuple[str, ...] = ()  # settings written so that uv could lock, and why
+
+
+def apply(plan_: Plan, root: Path, runner: Runner, *, uv: str = "uv") -> Applied:
+    """Write the plan, ``uv lock`` (with the bundle's ``uv``) and scan; undo writes if it fails."""
     refuse_links_out(root, [change.path for change in plan_.changes])
     done: list[FileChange] = []
     new_dirs: list[Path] = []
@@ -712,11 +718,12 @@ def apply(plan_: Plan, root: Path, runner: Runner, *, uv: str = "uv") -> int | N
                 # verbatim bytes: source and TOML must not pass through the masking filter
                 atomic_write_bytes(path, (change.new or "").encode("utf-8"))
             done.append(change)
-        lock(root, runner, uv=uv)
+        fixes = lock(root, runner, uv=uv, project=plan_.project)
     except BaseException:
         _undo(done, root, new_dirs)
         raise
-    return write_baseline(root, runner) if plan_.scan_baseline else None
+    secrets = write_baseline(root, runner) if plan_.scan_baseline else None
+    return Applied(secrets=secrets, notes=tuple(fix.note() for fix in fixes))
 
 
 def refuse_links_out(root: Path, rels: Iterable[str]) -> None:
@@ -759,14 +766,56 @@ def _undo(done: Sequence[FileChange], root: Path, new_dirs: Sequence[Path]) -> N
             folder.rmdir()
 
 
-def lock(root: Path, runner: Runner, *, uv: str = "uv") -> None:
-    """``uv lock`` in the target; ToolError (exit 6) naming uv's complaint when it fails."""
-    done = runner.run([uv, "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
-    if not done:
-        lines = [line for line in done.stderr.splitlines() if line.strip()] or ["no output"]
-        detail = " ".join(line.strip() for line in lines[-3:])
-        msg = f"`uv lock` failed in {root}, nothing was changed: {detail}"
-        raise ToolError(msg)
+MAX_LOCK_HINTS = 4  # settings init may write, one per retry of `uv lock`
+
+
+def lock(
+    root: Path, runner: Runner, *, uv: str = "uv", project: layout.Project | None = None
+) -> tuple[lockhint.GroupFloor, ...]:
+    """``uv lock`` in the target; ToolError (exit 6) naming uv's cause when it fails.
+
+    With ``project``, where one of its dependency groups needs a newer Python than its
+    ``requires-python``, the ``[tool.uv.dependency-groups]`` setting that says so is written
+    to pyproject.toml and uv locks again (``ci.adopt.lockhint``); returns the settings
+    written. When uv still cannot lock, pyproject.toml is put back as it was.
+    """
+    pyproject = root / "pyproject.toml"
+    before = pyproject.read_bytes() if project is not None and pyproject.is_file() else None
+    fixes: list[lockhint.GroupFloor] = []
+    try:
+        while True:
+            done = runner.run([uv, "lock"], cwd=root, env={"UV_PYTHON_DOWNLOADS": "never"})
+            if done:
+                return tuple(fixes)
+            failure = bundle_uv.read_lock_failure(done.stderr, project.name if project else "")
+            found = None
+            if project is not None and before is not None and len(fixes) < MAX_LOCK_HINTS:
+                text = pyproject.read_text(encoding="utf-8")
+                written = {fix.group: fix.floor for fix in fixes}
+                found = lockhint.hint(
+                    failure, tomllib.loads(text), pythons=project.pythons, written=written
+                )
+            if not isinstance(found, lockhint.GroupFloor):
+                raise ToolError(_lock_failed(root, failure, fixes, found))
+            new = pyproject_edit.group_requires_python(text, found.group, found.floor)
+            atomic_write_bytes(pyproject, new.encode("utf-8"))
+            fixes = [*(fix for fix in fixes if fix.group != found.group), found]
+    except BaseException:
+        if fixes and before is not None:
+            atomic_write_bytes(pyproject, before)
+        raise
+
+
+def _lock_failed(
+    root: Path,
+    failure: bundle_uv.LockFailure,
+    fixes: Sequence[lockhint.GroupFloor],
+    refusal: lockhint.Refusal | None,
+) -> str:
+    """The one line for a ``uv lock`` init could not make pass: uv's cause, what init tried."""
+    tried = f" (also with {'; '.join(fix.setting for fix in fixes)})" if fixes else ""
+    why = f"; {refusal.reason}" if refusal else ""
+    return f"`uv lock` failed in {root}, nothing was changed: {failure.cause}{tried}{why}"
 
 
 def write_baseline(root: Path, runner: Runner) -> int:

@@ -283,10 +283,11 @@ def _no_project_table(data: Mapping[str, Any], facts: ProjectFiles, where: str) 
         "uv, which every session uses, needs a [project] table with name, version (or dynamic) "
         "and requires-python"
     )
-    if _table(data, "tool", "poetry").get("name"):
+    if "poetry" in _table(data, "tool"):
         return (
-            f"{where} keeps its metadata in [tool.poetry]; {need}: move it to [project] "
-            "(poetry-core >= 2 reads it) and rerun"
+            f"{where} keeps its metadata in [tool.poetry] only; uv, which every session uses, "
+            "needs a [project] table: run `uvx migrate-to-uv` in it (or add [project] with "
+            "name, version and requires-python; poetry-core >= 2 reads it), then run init again"
         )
     has = "setup.py" if facts.setup_py is not None else "pyproject.toml"
     return f"{where} has {has} but no [project] table; {need}: add one and rerun"

@@ -347,14 +347,33 @@ def add_source(doc: TOMLDocument, source: Source) -> None:
         sources["noxgate"] = entry
 
 
+def group_requires_python(text: str, group: str, floor: str) -> str:
+    """``text`` with ``[tool.uv.dependency-groups] GROUP = {requires-python = ">=FLOOR"}``.
+
+    uv's setting for a dependency group that needs a newer Python than the project: uv
+    then locks (and installs) that group for those Pythons only (``ci.adopt.lockhint``).
+    """
+    doc = tomlkit.parse(text)
+    groups = _ensure(_ensure(_ensure(doc, "tool"), "uv"), "dependency-groups", super_table=False)
+    entry = groups.get(group)
+    if entry is None:
+        entry = tomlkit.inline_table()
+        groups[group] = entry
+    if not isinstance(entry, InlineTable | Table):
+        msg = f"pyproject.toml: [tool.uv.dependency-groups] {group} is not a table; fix it by hand"
+        raise UsageError(msg)
+    entry["requires-python"] = f">={floor}"
+    return space_new_tables(text, tomlkit.dumps(doc))
+
+
 def _with_marker(requirement: str, marker: str | None) -> str:
-    """``requirement`` with ``marker`` added (joined with ``and`` to a marker it has)."""
+    """``requirement`` with ``marker`` added (joined by ``and`` to a marker it already has)."""
     if not marker:
         return requirement
-    if ";" in requirement:
-        spec, own = requirement.split(";", 1)
-        return f"{spec.rstrip()}; ({own.strip()}) and {marker}"
-    return f"{requirement}; {marker}"
+    head, sep, own = requirement.partition(";")
+    if sep and own.strip():
+        return f"{head.rstrip()}; ({own.strip()}) and {marker}"
+    return f"{head.rstrip()}; {marker}"
 
 
 def _merge_group(

@@ -107,7 +107,10 @@ def _init(args: argparse.Namespace, app: App) -> int:
     if args.dry_run:
         return ExitCode.OK
     uv = bundle_uv.find(app.env)  # the bundle's uv, not one a project's venv puts first
-    secrets = scaffold.apply(plan, root, app.runner, uv=uv)
+    applied = scaffold.apply(plan, root, app.runner, uv=uv)
+    for note in applied.notes:
+        print(f"note: {note}")
+    secrets = applied.secrets
     if secrets:
         print(
             f"note: the first secrets scan found {secrets} possible secret(s); "

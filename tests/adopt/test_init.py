@@ -23,6 +23,7 @@ from ci.github import plan as gh_plan
 from ci.github import workflow_files
 from ci.run import report
 from tests.conftest import ROOT, git
+from tests.support.pypiserver import free_port
 
 PYPROJECT = """# the project's own comment
 [build-system]
@@ -571,6 +572,137 @@ def test_setup_py_only_project_is_refused_with_what_to_add(
     before = snapshot(repo)
     assert init(repo) == 2
     assert "needs a [project] table" in capsys.readouterr().err
+    assert snapshot(repo) == before
+
+
+POETRY = """[tool.poetry]
+name = "poet"
+version = "0.1.0"
+description = ""
+authors = ["Someone <someone@example.invalid>"]
+packages = [{include = "poet", from = "src"}]
+
+[tool.poetry.dependencies]
+python = "^3.9"
+requests = "^2.31"
+
+[tool.poetry.group.test.dependencies]
+pytest = "^8"
+
+[build-system]
+requires = ["poetry-core>=1.0.0"]
+build-backend = "poetry.core.masonry.api"
+"""
+
+
+@pytest.mark.parametrize("flags", [(), ("--vendor",)])
+def test_a_poetry_only_project_gets_one_line_and_a_way_forward(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str], flags: tuple[str, ...]
+) -> None:
+    repo = make_repo(
+        {"pyproject.toml": POETRY, "src/poet/__init__.py": "", "tests/test_poet.py": ""}
+    )
+    before = snapshot(repo)
+    app = App(runner=LockingRunner(), cwd=repo.parent)
+    assert cli.main(["init", str(repo), "--no-run", *flags], app) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "[tool.poetry] only" in lines[0]
+    assert "run `uvx migrate-to-uv` in it" in lines[0]
+    assert "then run init again" in lines[0]
+    assert "Traceback" not in out + err
+    assert snapshot(repo) == before  # nothing half-written
+
+
+class RealLockRunner(LockingRunner):
+    """Real subprocesses, ``uv lock`` too (the index is PyPI); ``fail_after`` locks, the index
+    becomes unreachable (a real uv that cannot fetch)."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.fail_after = fail_after
+        self.locks = 0
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> Completed:
+        if Path(argv[0]).name == "uv" and tuple(argv[1:2]) == ("lock",):
+            self.calls.append(tuple(argv))
+            self.locks += 1
+            if self.fail_after is not None and self.locks > self.fail_after:
+                gone = f"http://127.0.0.1:{free_port()}/simple"
+                env = {**(env or {}), "UV_INDEX_URL": gone, "UV_HTTP_RETRIES": "0"}
+                env["UV_NO_CACHE"] = "1"
+            return self.real.run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
+        return super().run(argv, cwd=cwd, env=env, timeout=timeout, stream=stream)
+
+
+DOCS_FOR_311 = PYPROJECT.replace('">=3.11"', '">=3.9"') + (
+    '\n[dependency-groups]\ndocs = ["sphinx==8.2.3"]  # Sphinx 8.2 needs Python 3.11\n'
+)
+
+
+def test_a_group_that_needs_a_newer_python_gets_uvs_setting_and_locks(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, "pyproject.toml": DOCS_FOR_311})
+    assert not (repo / "uv.lock").exists()
+    runner = RealLockRunner()
+    assert adopt(repo, "--source", str(ROOT), runner=runner) == 0
+    out = capsys.readouterr().out
+    setting = '[tool.uv.dependency-groups] docs = {requires-python = ">=3.11"}'
+    notes = [line for line in out.splitlines() if setting in line]
+    assert len(notes) == 1, out
+    assert notes[0].startswith("note: uv cannot lock the docs group for requires-python >=3.9")
+    assert "(sphinx==8.2.3 needs a newer Python)" in notes[0]
+    data = tomllib.loads((repo / "pyproject.toml").read_text())
+    assert data["tool"]["uv"]["dependency-groups"] == {"docs": {"requires-python": ">=3.11"}}
+    assert data["dependency-groups"]["docs"] == ["sphinx==8.2.3"]  # the group itself unchanged
+    assert data["project"]["requires-python"] == ">=3.9"  # and so is the project's
+    assert runner.locks == 2
+    check = ProcessRunner().run(
+        [bundle_uv.find(os.environ), "lock", "--check"],
+        cwd=repo,
+        env={"UV_PYTHON_DOWNLOADS": "never"},
+    )
+    assert check, check.stderr  # the lock init wrote is the project's lock
+
+
+def test_when_the_setting_does_not_get_uv_through_everything_is_undone(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = make_repo({**FILES, "pyproject.toml": DOCS_FOR_311})
+    before = snapshot(repo)
+    assert adopt(repo, "--source", str(ROOT), runner=RealLockRunner(fail_after=1)) == 6
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "`uv lock` failed" in err
+    assert "Connection refused" in err  # uv's cause
+    assert '(also with [tool.uv.dependency-groups] docs = {requires-python = ">=3.11"})' in err
+    assert snapshot(repo) == before
+
+
+def test_another_lock_failure_is_exit_6_naming_uvs_cause_not_its_hints(
+    make_repo: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = PYPROJECT.replace('">=3.11"', '">=3.9"\ndependencies = ["sphinx==8.2.3"]')
+    repo = make_repo({**FILES, "pyproject.toml": own})
+    before = snapshot(repo)
+    runner = RealLockRunner()
+    assert adopt(repo, "--source", str(ROOT), runner=runner) == 6
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "No solution found when resolving dependencies" in err
+    assert "your project depends on sphinx==8.2.3" in err  # the cause: the project's own pin
+    assert "hint:" not in err
+    assert runner.locks == 1  # no setting for the project's own dependencies
     assert snapshot(repo) == before
 
 

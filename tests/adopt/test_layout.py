@@ -159,7 +159,8 @@ def test_not_a_python_project_is_exit_2(tmp_path: Path) -> None:
     ("files", "needle"),
     [
         ({"setup.py": "from setuptools import setup\nsetup(name='x')\n"}, "has setup.py but no"),
-        ({"pyproject.toml": '[tool.poetry]\nname = "p"\n'}, "[tool.poetry]; uv"),
+        ({"pyproject.toml": '[tool.poetry]\nname = "p"\n'}, "[tool.poetry] only; uv"),
+        ({"pyproject.toml": "[tool.poetry]\npackage-mode = false\n"}, "`uvx migrate-to-uv`"),
         ({"pyproject.toml": "[tool.black]\nx = 1\n"}, "has pyproject.toml but no [project]"),
         ({"pyproject.toml": '[project]\nversion = "1"\n'}, "[project] has no name"),
     ],

@@ -245,3 +245,37 @@ def test_a_flat_setuptools_project_names_its_packages_so_reports_is_not_one() ->
             )
         )["tool"]
     )
+
+
+def test_a_tool_with_its_own_marker_keeps_it_beside_the_python_marker() -> None:
+    """uv refuses ``x; sys_platform == 'linux'; python_version >= '3.11'``: the markers join."""
+    groups = tomllib.loads(edit(TEXT))["dependency-groups"]
+    entries = [e for group in groups.values() for e in group if isinstance(e, str)]
+    requirements = [Requirement(e) for e in entries]  # each one parses
+    joined = [r for r in requirements if "sys_platform" in str(r.marker)]
+    assert joined  # the package group's auditwheel (Linux only)
+    for requirement in joined:
+        marker = requirement.marker
+        assert marker is not None
+        linux = {"sys_platform": "linux"}
+        assert marker.evaluate({**linux, "python_version": "3.12", "python_full_version": "3.12.1"})
+        assert not marker.evaluate(
+            {**linux, "python_version": "3.9", "python_full_version": "3.9.1"}
+        )
+        assert not marker.evaluate({"sys_platform": "darwin", "python_version": "3.12"})
+
+
+def test_a_group_floor_is_uvs_dependency_groups_setting() -> None:
+    text = TEXT + '\n[tool.uv.sources]\nnoxgate = { path = "../noxgate" }\n'
+    edited = pyproject_edit.group_requires_python(text, "docs", "3.11")
+    assert edited.startswith(text)  # the project's text stays as it is
+    uv = tomllib.loads(edited)["tool"]["uv"]
+    assert uv["dependency-groups"] == {"docs": {"requires-python": ">=3.11"}}
+    assert uv["sources"] == {"noxgate": {"path": "../noxgate"}}
+    raised = pyproject_edit.group_requires_python(edited, "docs", "3.12")
+    assert tomllib.loads(raised)["tool"]["uv"]["dependency-groups"]["docs"] == {
+        "requires-python": ">=3.12"
+    }
+    assert "\n\n[tool.uv.dependency-groups]\n" in pyproject_edit.group_requires_python(
+        TEXT, "docs", "3.11"
+    )
