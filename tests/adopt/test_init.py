@@ -138,6 +138,12 @@ def test_init_copies_the_bundle_and_records_its_version(target: Path) -> None:
     assert (target / "ci" / "VERSION").read_text() == f"{__version__}\n"
     workflow = (target / ".github/workflows/ci.yml").read_text()
     assert workflow.startswith(scaffold.WORKFLOW_HEADER + "\n")
+    # the plan job runs the copied ci/ with the group that carries its runtime dependency
+    assert f"{thin.VENDORED_CI} plan --matrix" in workflow
+    group = tomllib.loads((target / "pyproject.toml").read_text())["dependency-groups"][
+        thin.VENDORED_CI.split("--only-group ")[1].split()[0]
+    ]
+    assert any(Requirement(r).name == "packaging" for r in group)
     assert not list((target / "ci").rglob("__pycache__"))
     assert (target / "uv.lock").is_file()
 

@@ -104,9 +104,10 @@ def test_workflows_run_nox_from_the_locked_dev_group() -> None:
 
 
 def test_the_plan_job_runs_the_noxgate_of_the_noxgate_dev_group() -> None:
-    bundle = "  run: uv run --locked --no-default-groups python -m ci plan --matrix\n"
+    bundle = f"  run: {thin.BUNDLE_CI} plan --matrix\n"
     written = thin.workflow(bundle)
     assert written == "  run: uv run --locked --only-group noxgate-dev python -m ci plan --matrix\n"
+    assert thin.workflow(f"  run: {thin.VENDORED_CI} plan --matrix\n") == written
     ci_yml = (Path(__file__).resolve().parents[2] / ".github/workflows/ci.yml").read_text()
     assert thin.BUNDLE_CI in ci_yml  # what the rewrite looks for is what the bundle runs
 
