@@ -522,7 +522,13 @@ def _bundle_targets(target: Target, bundle: Bundle) -> dict[str, str]:
         if own_release and releases_on_tags(text):
             continue
         name = _workflow_name(text)
-        dest, body = rel, workflow_text(text, target.tag_format)
+        dest, body = (
+            rel,
+            workflow_text(text, target.tag_format).replace(
+                thin.BUNDLE_CI,
+                thin.VENDORED_CI,  # the project's groups, not the bundle's
+            ),
+        )
         if rel in theirs or name in their_names:
             dest = f"{WORKFLOWS}/noxgate-{rel.rsplit('/', 1)[-1]}"
             if name:

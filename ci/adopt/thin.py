@@ -43,6 +43,11 @@ TASKS_SUBMODULE = "noxgate.py"
 UVX_NOX = 'uvx --from "$NOX" nox'
 # (the noxfile's script block is for a nox of its own: the locked environment needs none)
 LOCKED_NOX = "uv run --locked --only-group noxgate-dev nox --script-mode none"
+# the plan job's noxgate: the bundle's own project; a vendored ci/ beside a group that carries
+# its one runtime dependency (packaging); an adopted project's noxgate-dev group
+BUNDLE_CI = "uv run --locked --no-default-groups --group workflows python -m ci"
+VENDORED_CI = "uv run --locked --only-group noxgate-workflows python -m ci"
+LOCKED_CI = "uv run --locked --only-group noxgate-dev python -m ci"
 # the nox a noxfile's PEP 723 script block asks for (nox builds its own environment from it)
 SCRIPT_NOX = "nox>=2026.10.20"
 SCRIPT_START = "# /// script"
@@ -340,13 +345,14 @@ def tasks_package_init(current: str) -> str:
 
 
 def workflow(text: str) -> str:
-    """A bundle workflow as an adopted project runs it: nox from the locked noxgate-dev group."""
+    """A bundle workflow as an adopted project runs it: nox and noxgate from noxgate-dev."""
     lines = [
         line
         for line in text.splitlines(keepends=True)
         if not re.match(r"^\s*NOX:\s*nox", line)  # the pin of the bundle's own nox
     ]
-    return "".join(lines).replace(UVX_NOX, LOCKED_NOX)
+    text = "".join(lines).replace(UVX_NOX, LOCKED_NOX)
+    return text.replace(BUNDLE_CI, LOCKED_CI).replace(VENDORED_CI, LOCKED_CI)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

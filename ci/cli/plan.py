@@ -47,16 +47,33 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument(
+        "--matrix",
+        action="store_true",
+        help=(
+            "print the ci workflow's gate jobs as step outputs for $GITHUB_OUTPUT: gates (the "
+            "matrix: one job per gate session, Python and test shard of [tool.ci]), combine "
+            "and combine-dir (the sharded session the package job combines; empty: none)"
+        ),
+    )
     p.set_defaults(handler=_plan)
 
 
 def _plan(args: argparse.Namespace, app: App) -> int:
+    from ci.gates import matrix  # noqa: PLC0415 - the registry, only when this command runs
+
     config = app.config
+    jobs = matrix.jobs(config)
+    if args.matrix:
+        print(jobs.render(), end="")
+        return ExitCode.OK
     tag = ""
     if args.event == "tag" and not args.ref and config.project_version:
         tag = version.tag_format(config, app.runner).tag(config.project_version)
     event = plan.event_for(args.event, args.ref or tag or None, version=config.project_version)
-    result = plan.plan(workflow_files.load_all(config.root), event)
+    # the gate jobs' matrix a plan job would write: what `--matrix` prints
+    matrices = {"gates": json.loads(jobs.outputs()["gates"])}
+    result = plan.plan(workflow_files.load_all(config.root), event, matrices)
     if args.json:
         print(json.dumps({"schema": 1, **result.to_dict()}, indent=2))
     else:

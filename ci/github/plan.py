@@ -19,6 +19,10 @@ from ci.github.workflow_files import WorkflowFile, find_cycle, needs_of
 EVENTS = ("push", "pull_request", "tag", "schedule", "workflow_dispatch")
 PYTHON_KEYS = ("python", "python-version", "python_version", "py")
 _MATRIX_REF = re.compile(r"^\$\{\{\s*matrix\.([\w-]+)\s*\}\}$")
+# a matrix a job output holds: `matrix: ${{ fromJSON(needs.plan.outputs.gates) }}`
+_MATRIX_OUTPUT = re.compile(
+    r"^\$\{\{\s*fromJSON\(\s*needs\.[\w-]+\.outputs\.([\w-]+)\s*\)\s*\}\}$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -234,10 +238,23 @@ def triggered(workflow: WorkflowFile, event: Event) -> tuple[bool, str]:
     return ok, f"{trigger}: {why}"
 
 
-def pythons_of(job: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
-    """The Python versions a job runs on (from its matrix or its setup steps), and matrix size."""
+def matrix_of(job: Mapping[str, Any], matrices: Mapping[str, Any] | None = None) -> object:
+    """A job's matrix, with one that a job output holds looked up in ``matrices``.
+
+    ``matrix: ${{ fromJSON(needs.J.outputs.NAME) }}`` is ``matrices[NAME]`` (what
+    ``python -m ci plan --matrix`` would write), unknown (None) when it is not there.
+    """
     strategy = job.get("strategy")
     matrix = strategy.get("matrix") if isinstance(strategy, Mapping) else None
+    found = _MATRIX_OUTPUT.match(matrix) if isinstance(matrix, str) else None
+    return (matrices or {}).get(found.group(1)) if found else matrix
+
+
+def pythons_of(
+    job: Mapping[str, Any], matrices: Mapping[str, Any] | None = None
+) -> tuple[tuple[str, ...], int]:
+    """The Python versions a job runs on (from its matrix or its setup steps), and matrix size."""
+    matrix = matrix_of(job, matrices)
     axes: dict[str, list[str]] = {}
     size = 1
     if isinstance(matrix, Mapping):
@@ -252,6 +269,10 @@ def pythons_of(job: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
                     if key in PYTHON_KEYS and _version(value) not in axes.setdefault(key, []):
                         axes[key].append(_version(value))
                         size += 1
+        if not any(
+            isinstance(v, list) for k, v in matrix.items() if k not in {"include", "exclude"}
+        ):
+            size = max(len(matrix.get("include") or []), 1)  # only `include`: a job per entry
     found: list[str] = []
     steps = job.get("steps")
     for step in steps if isinstance(steps, list) else []:
@@ -266,10 +287,9 @@ def pythons_of(job: Mapping[str, Any]) -> tuple[tuple[str, ...], int]:
     return tuple(dict.fromkeys(found)), size
 
 
-def shards_of(job: Mapping[str, Any]) -> tuple[str, ...]:
+def shards_of(job: Mapping[str, Any], matrices: Mapping[str, Any] | None = None) -> tuple[str, ...]:
     """The test shards a job's matrix runs: ``include`` entries with a ``shard``, as "3.12 1/2"."""
-    strategy = job.get("strategy")
-    matrix = strategy.get("matrix") if isinstance(strategy, Mapping) else None
+    matrix = matrix_of(job, matrices)
     include = matrix.get("include") if isinstance(matrix, Mapping) else None
     found = []
     for entry in include if isinstance(include, list) else []:
@@ -284,8 +304,10 @@ def _version(value: object) -> str:
     return f"{value}" if not isinstance(value, float) else f"{value:g}"
 
 
-def plan_workflow(workflow: WorkflowFile, event: Event) -> WorkflowPlan:
-    """The plan of one workflow for ``event``."""
+def plan_workflow(
+    workflow: WorkflowFile, event: Event, matrices: Mapping[str, Any] | None = None
+) -> WorkflowPlan:
+    """The plan of one workflow for ``event`` (``matrices``: see ``matrix_of``)."""
     name = str(workflow.data.get("name") or workflow.name)
     ok, reason = triggered(workflow, event)
     if not ok:
@@ -320,7 +342,7 @@ def plan_workflow(workflow: WorkflowFile, event: Event) -> WorkflowPlan:
                 runs, note = False, f"skipped: if: {expressions.strip_braces(str(condition))}"
             elif verdict is expressions.UNKNOWN:
                 note = f"if: {expressions.strip_braces(str(condition))} (known only at run time)"
-        pythons, size = pythons_of(job)
+        pythons, size = pythons_of(job, matrices)
         environment = job.get("environment")
         if isinstance(environment, Mapping):
             environment = environment.get("name")
@@ -332,7 +354,7 @@ def plan_workflow(workflow: WorkflowFile, event: Event) -> WorkflowPlan:
             needs=needs,
             pythons=pythons,
             matrix_size=size,
-            shards=shards_of(job),
+            shards=shards_of(job, matrices),
             environment=str(environment) if environment else None,
             note=note,
         )
@@ -360,9 +382,11 @@ def _topological(graph: Mapping[str, Sequence[str]]) -> list[str]:
     return done
 
 
-def plan(workflows: Sequence[WorkflowFile], event: Event) -> Plan:
-    """The plan of every workflow for ``event``."""
-    return Plan(event=event, workflows=tuple(plan_workflow(w, event) for w in workflows))
+def plan(
+    workflows: Sequence[WorkflowFile], event: Event, matrices: Mapping[str, Any] | None = None
+) -> Plan:
+    """The plan of every workflow for ``event`` (``matrices``: see ``matrix_of``)."""
+    return Plan(event=event, workflows=tuple(plan_workflow(w, event, matrices) for w in workflows))
 
 
 def render(result: Plan) -> str:

@@ -19,6 +19,7 @@ from ci.core import uv as bundle_uv
 from ci.core.errors import UsageError
 from ci.core.gate import GateResult, GateStatus
 from ci.core.runner import Completed, ProcessRunner
+from ci.gates import workflows as workflows_gate
 from ci.github import plan as gh_plan
 from ci.github import workflow_files
 from ci.run import report
@@ -138,6 +139,12 @@ def test_init_copies_the_bundle_and_records_its_version(target: Path) -> None:
     assert (target / "ci" / "VERSION").read_text() == f"{__version__}\n"
     workflow = (target / ".github/workflows/ci.yml").read_text()
     assert workflow.startswith(scaffold.WORKFLOW_HEADER + "\n")
+    # the plan job runs the copied ci/ with the group that carries its runtime dependency
+    assert f"{thin.VENDORED_CI} plan --matrix" in workflow
+    group = tomllib.loads((target / "pyproject.toml").read_text())["dependency-groups"][
+        thin.VENDORED_CI.split("--only-group ")[1].split()[0]
+    ]
+    assert any(Requirement(r).name == "packaging" for r in group)
     assert not list((target / "ci").rglob("__pycache__"))
     assert (target / "uv.lock").is_file()
 
@@ -859,6 +866,29 @@ def test_adopting_writes_only_the_thin_files(target: Path) -> None:
     state = json.loads((target / ".noxgate-init.json").read_text())
     assert state["version"] == __version__
     assert state["files"]["noxfile.py"] == THIN_NOXFILE
+
+
+WORKFLOW_LINES = 300  # every workflow init writes, together (543 before the plan matrix)
+
+
+def test_the_adopted_workflows_are_thin_and_take_their_matrix_from_the_plan(
+    target: Path,
+) -> None:
+    assert adopt(target) == 0
+    found = workflow_files.load_all(target)
+    assert sum(len(w.text.splitlines()) for w in found) <= WORKFLOW_LINES
+    ci_yml = next(w for w in found if w.name == "ci.yml")
+    (plan_step,) = [s for s in ci_yml.jobs["plan"]["steps"] if "plan --matrix" in s.get("run", "")]
+    assert plan_step["run"].startswith(f"{thin.LOCKED_CI} plan --matrix")  # the locked noxgate
+    # the Pythons, gates and shards come from [tool.ci] through the plan, not this repository's
+    assert "3.11" not in ci_yml.text
+    assert "shard" not in json.dumps(ci_yml.jobs["gate"]["strategy"])
+    for workflow in found:  # what the workflows gate checks, and no credentials kept
+        assert workflows_gate.check(workflow) == [], workflow.rel
+        for job in workflow.jobs.values():
+            for step in job["steps"]:
+                if step.get("uses", "").startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False, workflow.rel
 
 
 def test_adopting_again_changes_nothing(target: Path, capsys: pytest.CaptureFixture[str]) -> None:

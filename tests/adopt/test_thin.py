@@ -103,6 +103,15 @@ def test_workflows_run_nox_from_the_locked_dev_group() -> None:
     assert thin.workflow(bundle) == f"env:\njobs:\n  run: {thin.LOCKED_NOX} -s lint\n"
 
 
+def test_the_plan_job_runs_the_noxgate_of_the_noxgate_dev_group() -> None:
+    bundle = f"  run: {thin.BUNDLE_CI} plan --matrix\n"
+    written = thin.workflow(bundle)
+    assert written == "  run: uv run --locked --only-group noxgate-dev python -m ci plan --matrix\n"
+    assert thin.workflow(f"  run: {thin.VENDORED_CI} plan --matrix\n") == written
+    ci_yml = (Path(__file__).resolve().parents[2] / ".github/workflows/ci.yml").read_text()
+    assert thin.BUNDLE_CI in ci_yml  # what the rewrite looks for is what the bundle runs
+
+
 def test_state_round_trips_and_a_broken_one_is_exit_2() -> None:
     state = thin.State(version="0.1.0", source="git+x@v1", files={"b": "2\n", "a": "1\n"})
     text = state.to_json()

@@ -261,8 +261,8 @@ def test_cli_plan_of_this_repository_workflows(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "plan for push of refs/tags/v2.1.0" in out
     assert ".github/workflows/release.yml (release): runs" in out
-    assert "python 3.12, 3.11, 3.13 (matrix of 4)  test shards 3.12 1/2, 3.12 2/2" in out
-    assert "test-combine  python 3.12  needs test" in out
+    # the gate job's matrix is the plan job's output: what `plan --matrix` writes for [tool.ci]
+    assert "gate       python 3.12, 3.11, 3.13 (matrix of 6)  needs plan" in out
     assert "environment production" in out
 
     assert main(["plan", "--event", "push", "--ref", "feature/x", "--json"]) == 0
@@ -276,7 +276,8 @@ def test_cli_plan_of_this_repository_workflows(tmp_path, monkeypatch, capsys):
     ci = next(w for w in data["workflows"] if w["file"].endswith("ci.yml"))
     assert ci["triggered"]
     order = [(j["stage"], j["id"]) for j in ci["jobs"]]
-    assert (3, "package") in order  # after the shards are combined
+    assert order[:2] == [(1, "plan"), (2, "gate")]
+    assert (3, "package") in order  # after the gates (and their shards combined)
     assert order[-1] == (4, "dashboard")  # the run history of every job, drawn last
     release = next(w for w in data["workflows"] if w["file"].endswith("release.yml"))
     assert not release["triggered"]
@@ -306,3 +307,25 @@ def test_plan_shows_the_test_shards_of_a_matrix() -> None:
     }
     assert plan.shards_of(job) == ("3.12 1/2", "3.12 2/2")
     assert plan.shards_of({"strategy": {"matrix": {"python": ["3.12"]}}}) == ()
+
+
+def test_a_matrix_from_a_job_output_is_read_from_what_the_plan_job_writes() -> None:
+    job = {
+        "strategy": {"matrix": "${{ fromJSON(needs.plan.outputs.gates) }}"},
+        "steps": [{"with": {"python-version": "${{ matrix.python }}"}}],
+    }
+    assert plan.pythons_of(job) == ((), 1)  # unknown before the run
+    gates = {
+        "include": [
+            {"python": "3.12", "shard": "1/2"},
+            {"python": "3.12", "shard": "2/2"},
+            {"python": "3.11", "shard": ""},
+            {"python": "3.12", "shard": ""},
+        ]
+    }
+    assert plan.pythons_of(job, {"gates": gates}) == (("3.12", "3.11"), 4)
+    assert plan.shards_of(job, {"gates": gates}) == ("3.12 1/2", "3.12 2/2")
+    assert plan.pythons_of(job, {"other": gates}) == ((), 1)
+    # an axis with include entries still multiplies, as before
+    axis = {"strategy": {"matrix": {"python": ["3.12", "3.11"], "include": [{"python": "3.13"}]}}}
+    assert plan.pythons_of(axis) == (("3.12", "3.11", "3.13"), 3)
