@@ -43,10 +43,12 @@ def run(ctx: GateContext, args: Sequence[str] = ()) -> GateResult:
             check = ctx.runner.run([*argv, *targets, *planted], cwd=ctx.root)
             _expect(check, "ruff check")
             findings += _read(check, "ruff check", ruff_findings(check.stdout, ctx.root))
+    # `ruff format` takes no --extend-exclude: where file types are left out, it gets the
+    # files `ruff check --show-files` lists with them left out
     narrow = _excludes(scope.ruff_excludes(format_=True))
     targets = _ruff_targets(ctx, scope, narrow, format_=True)
     if targets:
-        findings += _ruff_format(ctx, [*narrow, *targets])
+        findings += _ruff_format(ctx, targets)
     if ctx.config.gate("lint").mypy:
         # plain text whatever FORCE_COLOR (passed through to gates) or the config asks for
         mypy = ctx.runner.run([*python, "mypy", "--no-color-output"], cwd=ctx.root)
@@ -105,7 +107,8 @@ def _ruff_targets(
     ``exclude:``), ruff gets the files it would check less those (``--force-exclude``
     keeps its own excludes); an empty list when the hook skips them all.
     """
-    if not any(hook.narrows for hook in scope.ruff_hooks(format_=format_)):
+    explicit = format_ and bool(narrow)  # format cannot take the excludes as flags
+    if not explicit and not any(hook.narrows for hook in scope.ruff_hooks(format_=format_)):
         return ["."]
     listed = ctx.runner.run(
         [sys.executable, "-m", "ruff", "check", "--show-files", *narrow, "."], cwd=ctx.root
@@ -121,7 +124,7 @@ def _ruff_targets(
         if line.strip():
             files.append(path.relative_to(base).as_posix() if base else path.as_posix())
     kept = [p for p in files if not scope.ruff_skips(p, format_=format_)]
-    if len(kept) == len(files):
+    if len(kept) == len(files) and not explicit:
         return ["."]
     return ["--force-exclude", *kept] if kept else []
 

@@ -307,3 +307,17 @@ def test_ruff_is_not_run_over_the_tree_when_its_hook_skips_every_file(tmp_path: 
     (tmp_path / ".pre-commit-config.yaml").write_text(ruff_hook("v0.9.1", "        files: ^src/\n"))
     result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
     assert result.status is GateStatus.PASSED, result.findings
+
+
+def test_ruff_format_leaves_out_what_the_hook_skips_without_flags_it_lacks(tmp_path: Path) -> None:
+    # `ruff format` has no --extend-exclude: an old hook (no notebooks) must not crash it
+    cfg = project(tmp_path, "VALUE = 1\n")
+    (tmp_path / ".pre-commit-config.yaml").write_text(ruff_hook("v0.5.2"))
+    unformatted = json.loads(NOTEBOOK)
+    unformatted["cells"][0]["source"] = ["x  =  1\n"]
+    (tmp_path / "explore.ipynb").write_text(json.dumps(unformatted, indent=1))
+    (tmp_path / "bad.py").write_text("y  =  2\n")
+    result = lint.run(context(config.load(cwd=cfg.root), ProcessRunner(), SystemClock(), {}))
+    formatted = {f.file for f in result.findings if f.rule != "F401"}
+    assert "bad.py" in formatted  # format still checks the project's Python files
+    assert "explore.ipynb" not in formatted
