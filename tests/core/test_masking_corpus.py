@@ -282,7 +282,7 @@ def test_no_secret_from_a_parametrized_test_id_in_anything_the_test_gate_wrote(
 ) -> None:
     """pytest's test id escapes a value (``\\xf6``); that form is masked wherever ids land."""
     assert callable(make_repo)
-    secret = "Ab\u00f6-param-" + "\u20acsecret\x1b-\U0001f600-9f8e"
+    secret = "Ab\u00f6-param-" + "\u20acsecret\x1b-\U0001f600-9f8e"  # pragma: allowlist secret
     escaped = secret.encode("unicode_escape").decode("ascii")  # pytest's id of the value
     repo = make_repo(
         {

@@ -39,7 +39,7 @@ def test_every_form_is_masked(encoded: str) -> None:
     assert core not in masked
 
 
-UNICODE_SECRET = "Ab\u00f6-\u20ac\x1b\t-\U0001f600\\-tail"
+UNICODE_SECRET = "Ab\u00f6-\u20ac\x1b\t-\U0001f600\\-tail"  # pragma: allowlist secret
 
 
 @pytest.mark.parametrize(

@@ -296,7 +296,7 @@ def test_recorded_index_urls_carry_no_credentials_of_any_form(httpserver, tmp_pa
     sums = {a.name: a.sha256 for a in manifest.artifacts}
     base = httpserver.url_for("/").removeprefix("http://")
     links = "".join(
-        f'<a href="http://cdn:pw-0451@{base}files/{name}?sig=0451#sha256={sums[name]}">{name}</a>'
+        f'<a href="http://cdn:pw-0451@{base}files/{name}?sig=0451#sha256={sums[name]}">{name}</a>'  # pragma: allowlist secret
         for name in ("d-1.0-py3-none-any.whl", "d-1.0.tar.gz")
     )
     httpserver.expect_oneshot_request("/simple/d/").respond_with_data("", status=404)
@@ -328,7 +328,7 @@ def test_a_failed_attempt_records_the_index_url_without_its_query(tmp_path: Path
         port = probe.getsockname()[1]
     dist = tmp_path / "dist"
     write_dist(dist)
-    url = f"https://u:p-0451@127.0.0.1:{port}/legacy/?token=qtok-0451"
+    url = f"https://u:p-0451@127.0.0.1:{port}/legacy/?token=qtok-0451"  # pragma: allowlist secret
     repo = publish.resolve_repository(url=url, name=None, index_url=None, env={}, config_url=None)
     clock = FixedClock(now_=dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC))
     with pytest.raises(ApiError):
