@@ -462,9 +462,12 @@ def test_hatchling_project_with_workflows_pre_commit_release_and_quickstart(
     install, first, second = quickstart_commands()
     assert install.startswith("pipx install uv"), install
     assert first == "uv run invoke ci", first
-    installed = run(["bash", "-c", install], cwd=repo, **shims)
+    # a fresh account: pipx's bin folder is not on PATH until ensurepath adds it to the
+    # shell's profile (the commands after run as a new shell would, with it on PATH)
+    bin_dir = shims["PIPX_BIN_DIR"]
+    before = os.pathsep.join(d for d in shims["PATH"].split(os.pathsep) if d != bin_dir)
+    installed = run(["bash", "-c", install], cwd=repo, **{**shims, "PATH": before})
     assert installed.returncode == 0, installed.stdout + installed.stderr
-    # ensurepath put pipx's bin folder on the new shell's PATH (the shims hold it already)
     profiles = [p for p in Path(shims["HOME"]).glob(".*") if p.is_file()]
     assert any(shims["PIPX_BIN_DIR"] in p.read_text() for p in profiles), profiles
     invoke_ci(HATCHLING, repo, "bash", "-c", first, **shims)
@@ -547,7 +550,7 @@ def release_to_a_real_index(repo: Path, tmp_path: Path) -> None:
         env = {**target.twine_env(), "CI_PUBLISH_REPOSITORY_URL": target.url}
         dry = run(["uv", "run", "invoke", "release", "--dry-run"], cwd=repo, **env)
         assert dry.returncode == 0, dry.stdout + dry.stderr
-        assert "uv run --locked --group package python -m ci" in dry.stdout
+        assert "uv run --locked --group noxgate-package python -m ci" in dry.stdout
         done = run(["uv", "run", "invoke", "release"], cwd=repo, **env)
         output = done.stdout + done.stderr
         assert done.returncode == 0, output[-8000:]
