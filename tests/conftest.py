@@ -130,7 +130,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     seed = os.environ.get(ORDER_SEED_ENV)
     if seed:
-        random.Random(seed).shuffle(items)
+        # modules in a random order, and each module's tests in a random order: a module's
+        # fixtures are still set up once (as pytest-randomly shuffles)
+        shuffle = random.Random(seed).shuffle
+        modules: dict[str, list[pytest.Item]] = {}
+        for item in items:
+            modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+        groups = list(modules.values())
+        shuffle(groups)
+        for group in groups:
+            shuffle(group)
+        items[:] = [item for group in groups for item in group]
     else:
         items.sort(key=lambda item: item.get_closest_marker("integration") is None)
 
