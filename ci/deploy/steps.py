@@ -73,8 +73,12 @@ def plan_steps(
         if not python.exists():
             create = (uv, "venv", "--quiet", str(venv), "--python", sys.executable)
             steps.append(Step(stage="deploy", argv=create))
+        # from uv's cache where it has what the wheel needs, from the index where it does not:
+        # `uv sync` fills the cache with wheels but not with the index pages an install of a
+        # wheel's dependencies reads, so --offline failed on a fresh machine (a release's
+        # deploy follows its publish, which needs the network anyway)
         install = (
-            *(uv, "pip", "install", "--quiet", "--offline", "--python", str(python)),
+            *(uv, "pip", "install", "--quiet", "--python", str(python)),
             *("--reinstall-package", project, str(artifact or "MISSING")),
         )
         steps.append(Step(stage="deploy", argv=install))

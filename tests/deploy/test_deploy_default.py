@@ -23,7 +23,7 @@ def installed(venv: Path) -> str:
     return done.stdout.strip()
 
 
-def test_default_deploy_installs_the_wheel_offline_and_smoke_tests_it(
+def test_default_deploy_installs_the_wheel_and_smoke_tests_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = Path(os.environ["CI_STATE_DIR"])
@@ -79,3 +79,20 @@ def test_state_text_view(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["--config", cfg, "state", "--env", "staging", "--json"]) == 0
     assert set(json.loads(capsys.readouterr().out)) >= {"env", "current", "history", "lock"}
     assert main(["--config", cfg, "state"]) == 2
+
+
+def test_default_deploy_installs_a_wheel_with_dependencies_from_a_fresh_uv_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fresh machine: uv's cache holds no index page of the wheel's dependency (an offline
+    # install failed there after a real release, whose sessions fill the cache with wheels only)
+    monkeypatch.setenv("UV_CACHE_DIR", str(tmp_path / "empty-uv-cache"))
+    state = Path(os.environ["CI_STATE_DIR"])
+    root = tmp_path / "app"
+    cfg = str(
+        write_project(root, "[tool.ci.environments.staging]\n", extra='packages = ["demo_pkg"]\n')
+    )
+    body = 'import six\n\n__version__ = "1.0.0"\n'
+    write_wheel(root / "dist", "demo-app", "1.0.0", "demo_pkg", body=body, requires="six")
+    assert main(["--config", cfg, "deploy", "--env", "staging", "--version", "1.0.0"]) == 0
+    assert installed(state / "envs" / "staging") == "1.0.0"

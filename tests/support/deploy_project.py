@@ -59,7 +59,9 @@ def ledger_of(state: Path) -> Ledger:
     return Ledger.in_state_dir(state)
 
 
-def write_wheel(dist: Path, name: str, version: str, package: str, body: str = "") -> Path:
+def write_wheel(
+    dist: Path, name: str, version: str, package: str, body: str = "", *, requires: str = ""
+) -> Path:
     """A minimal valid pure-Python wheel of ``name`` ``version`` holding ``package``."""
     dist.mkdir(parents=True, exist_ok=True)
     stem = f"{name.replace('-', '_')}-{version}"
@@ -68,6 +70,7 @@ def write_wheel(dist: Path, name: str, version: str, package: str, body: str = "
         f"{package}/__init__.py": body or f'__version__ = "{version}"\n',
         f"{stem}.dist-info/METADATA": (
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + (f"Requires-Dist: {requires}\n" if requires else "")
         ),
         f"{stem}.dist-info/WHEEL": (
             "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
