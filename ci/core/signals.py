@@ -24,10 +24,16 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def terminate_raises() -> Iterator[None]:
-    """Within the block SIGTERM raises TerminatedError in the main thread (a no-op elsewhere)."""
+    """Within the block SIGTERM raises TerminatedError in the main thread (a no-op elsewhere).
+
+    SIGINT and SIGTERM are unblocked first: a process inherits its parent's blocked signals,
+    and a command started with them blocked could never be interrupted (its deploy command
+    would run on, unrecorded). A SIGINT its parent set to be ignored stays ignored.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_OFF)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield

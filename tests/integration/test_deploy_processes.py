@@ -197,3 +197,23 @@ def test_an_interrupted_deploy_ends_its_command_records_it_and_frees_the_lock(
     _, err = after.communicate(timeout=60)
     assert after.returncode == 0, err
     assert_no_overlap(log)
+
+
+def test_a_deploy_started_with_signals_blocked_is_still_interruptible(tmp_path: Path) -> None:
+    # a parent that has SIGINT and SIGTERM blocked hands that mask to its children
+    state = Path(os.environ["CI_STATE_DIR"])
+    cfg, _log, _gate, started = timed_project(tmp_path)
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        proc = spawn(cfg, "1.0.0")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+    wait_for(Path(f"{started}1.0.0"))
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    entries = ledger_of(state).verify()
+    assert [(e.action, e.outcome) for e in entries] == [
+        ("deploy", "started"),
+        ("deploy", "interrupted"),
+    ]
